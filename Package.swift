@@ -1,0 +1,40 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// LLVM 19 lives here on Debian (`llvm-19-dev`, installed by tools/setup). Keep the path in this one place.
+let llvmPrefix = "/usr/lib/llvm-19"
+let llvmSwift: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-I\(llvmPrefix)/include"])]
+let llvmLink: [LinkerSetting] = [.unsafeFlags(["-L\(llvmPrefix)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(llvmPrefix)/lib"])]
+
+let package = Package(
+    name: "mlxc",
+    products: [
+        .executable(name: "mlxc", targets: ["mlxc"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLLVM", path: "Sources/CLLVM"),
+        .target(name: "LLVMKit", dependencies: ["CLLVM"], path: "Sources/LLVMKit",
+                swiftSettings: llvmSwift, linkerSettings: llvmLink),
+        .target(name: "MLXCIR", path: "Sources/MLXCIR"),
+        .target(name: "MLXCFrontend", dependencies: ["MLXCIR"], path: "Sources/MLXCFrontend"),
+        .target(name: "MLXCPasses", dependencies: ["MLXCIR"], path: "Passes"),
+        .target(name: "MLXCRuntime", dependencies: ["MLXCIR", "MLXCFrontend"], path: "Runtime"),
+        .executableTarget(
+            name: "mlxc",
+            dependencies: [
+                "MLXCIR", "MLXCFrontend", "MLXCPasses", "MLXCRuntime", "LLVMKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/mlxc",
+            swiftSettings: llvmSwift, linkerSettings: llvmLink),
+        .testTarget(name: "MLXCFrontendTests", dependencies: ["MLXCFrontend", "MLXCIR"],
+                    path: "Tests/MLXCFrontendTests", resources: []),
+        .testTarget(name: "MLXCIRTests", dependencies: ["MLXCIR"], path: "Tests/MLXCIRTests"),
+        .testTarget(name: "LLVMKitTests", dependencies: ["LLVMKit"], path: "Tests/LLVMKitTests",
+                    swiftSettings: llvmSwift, linkerSettings: llvmLink),
+        .testTarget(name: "CLITests", dependencies: ["mlxc"], path: "Tests/CLITests"),
+    ]
+)
