@@ -37,20 +37,26 @@ public enum Verifier {
                 problems.append("graph input \(position) (\(v)) is not an input value"); continue
             }
         }
-        func check(_ v: ValueID, _ what: String) {
+        func check(_ v: ValueID, _ what: String, _ defined: Set<ValueID>) {
             if !graph.values.indices.contains(v.index) { problems.append("\(what) refers to \(v), which does not exist") }
             else if !defined.contains(v) { problems.append("\(what) reads \(v) before it is defined") }
         }
-        // The init block runs first, then main; other blocks are bodies and see everything defined so far.
-        var order = [Int]()
-        if let i = graph.initBlock {
-            if graph.blocks.indices.contains(i) { order.append(i) } else { problems.append("init block \(i) does not exist") }
-        }
-        order += graph.blocks.indices.filter { $0 != graph.initBlock }
-        for b in order {
+        // The init block runs first, then main. Control-flow bodies are checked where their op
+        // stands: an `if` defines what either branch defines.
+        var visited = Set<Int>()
+        func walk(_ b: Int, _ defined: inout Set<ValueID>) {
+            guard graph.blocks.indices.contains(b) else { problems.append("block \(b) does not exist"); return }
+            guard visited.insert(b).inserted else { problems.append("block \(graph.blocks[b].name) is entered twice"); return }
             for (n, node) in graph.blocks[b].nodes.enumerated() {
                 let what = "block \(graph.blocks[b].name) node \(n) (\(node.op.name))"
-                for v in node.op.operands { check(v, what) }
+                for v in node.op.operands { check(v, what, defined) }
+                var afterBodies = defined
+                for body in node.op.referencedBlocks {
+                    var inner = defined
+                    walk(body, &inner)
+                    afterBodies.formUnion(inner)
+                }
+                defined = afterBodies
                 for r in node.op.results {
                     guard graph.values.indices.contains(r.index) else { problems.append("\(what) writes \(r), which does not exist"); continue }
                     if defined.contains(r) && !isState.contains(r) {
@@ -60,12 +66,14 @@ public enum Verifier {
                     if case .input = graph.values[r.index].kind { problems.append("\(what) writes input \(r)") }
                     defined.insert(r)
                 }
-                for chain in node.op.referencedBlocks where !graph.blocks.indices.contains(chain) {
-                    problems.append("\(what) refers to block \(chain), which does not exist")
-                }
             }
         }
-        for (j, v) in graph.outputs.enumerated() { check(v, "graph output \(j)") }
+        if let i = graph.initBlock { walk(i, &defined) }
+        walk(0, &defined)
+        for b in graph.blocks.indices where !visited.contains(b) {
+            problems.append("block \(graph.blocks[b].name) is never run (no init, main or control-flow reference)")
+        }
+        for (j, v) in graph.outputs.enumerated() { check(v, "graph output \(j)", defined) }
         if !problems.isEmpty { throw Failure(problems: problems) }
     }
 }

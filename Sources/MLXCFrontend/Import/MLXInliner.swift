@@ -101,7 +101,20 @@ final class MLXInliner: MLXSlotResolver {
     /// Chains other than main and init are bodies of `if`/`scan` nodes: decoded into blocks on demand.
     var chainBlocks: [Int: Int] = [:]
 
+    /// Chains being decoded, to reject a body that (directly or not) contains itself.
+    var chainStack: [Int] = []
+    /// Per enclosing `if`: slot → value written by an earlier branch, so both branches define the same value.
+    var branchWrites: [[String: ValueID]] = []
+
     func decodeChain(_ index: Int) throws {
+        guard index >= 0, index < table.instructionChains.count else {
+            throw fail("chain index \(index) is out of range (\(table.instructionChains.count) chains)")
+        }
+        guard !chainStack.contains(index) else {
+            throw fail("chain \(index) contains itself through \(chainStack.map(String.init).joined(separator: " -> "))")
+        }
+        chainStack.append(index)
+        defer { chainStack.removeLast() }
         let chain = table.instructionChains[index]
         for (i, instruction) in chain.instructions.enumerated() {
             let origin = "\(context) chain \(index) instruction \(i)"
@@ -119,6 +132,12 @@ final class MLXInliner: MLXSlotResolver {
                 }
                 op = op.mapValues { assigned[$0] ?? $0 }
             }
+            if case .if(var branch) = op {
+                try inlineBranches(&branch, origin: origin)
+                op = .if(branch)
+            } else if case .scan = op {
+                throw fail("\(origin): scan (a loop over a body chain) is not supported by the importer yet")
+            }
             importer.graph.append(op, origin: origin, block: block)
             if case .metalKernel(let k) = op {
                 importer.remarks.append("\(origin): metal_kernel \"\(k.name)\" carries Metal source and cannot run on a CPU yet")
@@ -128,7 +147,45 @@ final class MLXInliner: MLXSlotResolver {
 
     var pendingResults: [(ValueID, Bool, Int)] = []
 
+    /// Decodes both branches of an `if` into blocks of their own. A slot written in either branch
+    /// gets one value, defined by whichever branch runs; later nodes read that value.
+    func inlineBranches(_ branch: inout IfOp, origin: String) throws {
+        let outer = block
+        let before = (tensors, scalars)
+        branchWrites.append([:])
+        func decodeInto(_ chain: Int) throws -> Int {
+            importer.graph.blocks.append(Block(name: "mlx\(delegateIndex).chain\(chain)"))
+            let index = importer.graph.blocks.count - 1
+            block = index
+            try decodeChain(chain)
+            return index
+        }
+        let thenBlock = try decodeInto(branch.thenChainIdx)
+        (tensors, scalars) = before
+        let elseBlock = try decodeInto(branch.elseChainIdx)
+        (tensors, scalars) = before
+        for (key, value) in branchWrites.removeLast() {
+            let idx = Int(key.dropFirst())!
+            if key.hasPrefix("t") { tensors[idx] = value } else { scalars[idx] = value }
+            if !branchWrites.isEmpty { branchWrites[branchWrites.count - 1][key] = value }
+        }
+        block = outer
+        branch.thenChainIdx = thenBlock
+        branch.elseChainIdx = elseBlock
+    }
+
     func writeSlot(_ idx: Int, tensor: Bool) throws -> ValueID {
+        let key = (tensor ? "t" : "s") + String(idx)
+        if let shared = branchWrites.last?[key] {
+            if tensor { tensors[idx] = shared } else { scalars[idx] = shared }
+            return shared
+        }
+        let v = try newSlotValue(idx, tensor: tensor)
+        if !branchWrites.isEmpty { branchWrites[branchWrites.count - 1][key] = v }
+        return v
+    }
+
+    func newSlotValue(_ idx: Int, tensor: Bool) throws -> ValueID {
         if tensor {
             if idx >= outputEnd && idx < mutableEnd, let state = tensors[idx] { return state } // in-place state update
             // Constants without named data are computed by the init chain (e.g. affine biases).
