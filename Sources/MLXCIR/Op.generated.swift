@@ -1181,7 +1181,7 @@ extension Array where Element == ValueID {
 
 extension Attribute {
     /// The attribute's kind as IR text would describe it, for error messages.
-    var kindName: String {
+    fileprivate var kindName: String {
         switch self {
         case .int: return "int"
         case .float: return "float"
@@ -1411,8 +1411,7 @@ public struct IdCopyOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -1422,30 +1421,25 @@ public struct IdCopyOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `addmm`: AddmmNode from the MLX delegate schema (union tag 3).
 public struct AddmmOp: Hashable, Sendable {
+    /// First matrix
     public var mat1: ValueID
+    /// Second matrix
     public var mat2: ValueID
     public var out: ValueID
+    /// optional - added to result
     public var bias: ValueID?
+    /// Scalar multiplier for mat1 @ mat2
     public var alpha: Double
+    /// Scalar multiplier for bias
     public var beta: Double
 
     public init(mat1: ValueID, mat2: ValueID, out: ValueID, bias: ValueID? = nil, alpha: Double = 1.0, beta: Double = 1.0) {
-        self.mat1 = mat1
-        self.mat2 = mat2
-        self.out = out
-        self.bias = bias
-        self.alpha = alpha
-        self.beta = beta
+        self.mat1 = mat1; self.mat2 = mat2; self.out = out; self.bias = bias; self.alpha = alpha; self.beta = beta
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("mat1", .value(mat1)), ("mat2", .value(mat2)), ("out", .value(out)), ("bias", optValueAttr(bias)), ("alpha", .float(alpha)), ("beta", .float(beta))] }
@@ -1459,14 +1453,7 @@ public struct AddmmOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [mat1, mat2]; ids.opt(bias); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.mat1 = f(o.mat1)
-        o.mat2 = f(o.mat2)
-        o.out = f(o.out)
-        o.bias = o.bias.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.mat1 = f(o.mat1); o.mat2 = f(o.mat2); o.out = f(o.out); o.bias = o.bias.map(f); return o }
 }
 
 /// `item_int`: ItemIntNode from the MLX delegate schema (union tag 4).
@@ -1475,8 +1462,7 @@ public struct ItemIntOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -1486,12 +1472,7 @@ public struct ItemIntOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `expand_dims`: ExpandDimsNode from the MLX delegate schema (union tag 5).
@@ -1501,9 +1482,7 @@ public struct ExpandDimsOp: Hashable, Sendable {
     public var axis: Int
 
     public init(x: ValueID, out: ValueID, axis: Int = 0) {
-        self.x = x
-        self.out = out
-        self.axis = axis
+        self.x = x; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -1514,12 +1493,7 @@ public struct ExpandDimsOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `tile`: TileNode from the MLX delegate schema (union tag 6).
@@ -1529,9 +1503,7 @@ public struct TileOp: Hashable, Sendable {
     public var reps: [IntOrValue]
 
     public init(x: ValueID, out: ValueID, reps: [IntOrValue]) {
-        self.x = x
-        self.out = out
-        self.reps = reps
+        self.x = x; self.out = out; self.reps = reps
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("reps", .intOrValues(reps))] }
@@ -1542,13 +1514,7 @@ public struct TileOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValues(reps); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.reps = o.reps.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.reps = o.reps.map { $0.mapped(f) }; return o }
 }
 
 /// `take_along_axis`: TakeAlongAxisNode from the MLX delegate schema (union tag 7).
@@ -1559,10 +1525,7 @@ public struct TakeAlongAxisOp: Hashable, Sendable {
     public var axis: Int
 
     public init(x: ValueID, indices: ValueID, out: ValueID, axis: Int = 0) {
-        self.x = x
-        self.indices = indices
-        self.out = out
-        self.axis = axis
+        self.x = x; self.indices = indices; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("indices", .value(indices)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -1574,27 +1537,20 @@ public struct TakeAlongAxisOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, indices] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.indices = f(o.indices)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.indices = f(o.indices); o.out = f(o.out); return o }
 }
 
 /// `take`: TakeNode from the MLX delegate schema (union tag 8).
 public struct TakeOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Scalar int, dynamic Vid, or tensor of indices
     public var index: IntOrValue
+    /// Axis along which to select
     public var axis: Int
 
     public init(x: ValueID, out: ValueID, index: IntOrValue, axis: Int = 0) {
-        self.x = x
-        self.out = out
-        self.index = index
-        self.axis = axis
+        self.x = x; self.out = out; self.index = index; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("index", .intOrValue(index)), ("axis", intAttr(axis))] }
@@ -1606,27 +1562,19 @@ public struct TakeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValue(index); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.index = o.index.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.index = o.index.mapped(f); return o }
 }
 
 /// `rms_norm`: RMSNormNode from the MLX delegate schema (union tag 9).
 public struct RMSNormOp: Hashable, Sendable {
     public var x: ValueID
+    /// optional (None = no per-element scaling, same as ones)
     public var weight: ValueID?
     public var out: ValueID
     public var eps: Double
 
     public init(x: ValueID, weight: ValueID? = nil, out: ValueID, eps: Double = 0.0) {
-        self.x = x
-        self.weight = weight
-        self.out = out
-        self.eps = eps
+        self.x = x; self.weight = weight; self.out = out; self.eps = eps
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("weight", optValueAttr(weight)), ("out", .value(out)), ("eps", .float(eps))] }
@@ -1638,29 +1586,21 @@ public struct RMSNormOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.opt(weight); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.weight = o.weight.map(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.weight = o.weight.map(f); o.out = f(o.out); return o }
 }
 
 /// `layer_norm`: LayerNormNode from the MLX delegate schema (union tag 10).
 public struct LayerNormOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// optional
     public var weight: ValueID?
+    /// optional
     public var bias: ValueID?
     public var eps: Double
 
     public init(x: ValueID, out: ValueID, weight: ValueID? = nil, bias: ValueID? = nil, eps: Double = 0.0) {
-        self.x = x
-        self.out = out
-        self.weight = weight
-        self.bias = bias
-        self.eps = eps
+        self.x = x; self.out = out; self.weight = weight; self.bias = bias; self.eps = eps
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("weight", optValueAttr(weight)), ("bias", optValueAttr(bias)), ("eps", .float(eps))] }
@@ -1673,14 +1613,7 @@ public struct LayerNormOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.opt(weight); ids.opt(bias); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.weight = o.weight.map(f)
-        o.bias = o.bias.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.weight = o.weight.map(f); o.bias = o.bias.map(f); return o }
 }
 
 /// `rope`: RopeNode from the MLX delegate schema (union tag 11).
@@ -1688,21 +1621,17 @@ public struct RopeOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
     public var dims: Int
+    /// Position offset: scalar (Vid) or tensor of positions (Tid)
     public var offset: ValueID
+    /// optional
     public var freqs: ValueID?
     public var traditional: Bool
+    /// Llama 3 default
     public var base: Double
     public var scale: Double
 
     public init(x: ValueID, out: ValueID, dims: Int = 0, offset: ValueID, freqs: ValueID? = nil, traditional: Bool = false, base: Double = 500000.0, scale: Double = 1.0) {
-        self.x = x
-        self.out = out
-        self.dims = dims
-        self.offset = offset
-        self.freqs = freqs
-        self.traditional = traditional
-        self.base = base
-        self.scale = scale
+        self.x = x; self.out = out; self.dims = dims; self.offset = offset; self.freqs = freqs; self.traditional = traditional; self.base = base; self.scale = scale
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("dims", intAttr(dims)), ("offset", .value(offset)), ("freqs", optValueAttr(freqs)), ("traditional", .bool(traditional)), ("base", .float(base)), ("scale", .float(scale))] }
@@ -1718,14 +1647,7 @@ public struct RopeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x, offset]; ids.opt(freqs); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.offset = f(o.offset)
-        o.freqs = o.freqs.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.offset = f(o.offset); o.freqs = o.freqs.map(f); return o }
 }
 
 /// `sdpa`: SdpaNode from the MLX delegate schema (union tag 12).
@@ -1735,17 +1657,12 @@ public struct SdpaOp: Hashable, Sendable {
     public var v: ValueID
     public var out: ValueID
     public var scale: Double
+    /// optional
     public var mask: ValueID?
     public var causal: Bool
 
     public init(q: ValueID, k: ValueID, v: ValueID, out: ValueID, scale: Double = 0.0, mask: ValueID? = nil, causal: Bool = false) {
-        self.q = q
-        self.k = k
-        self.v = v
-        self.out = out
-        self.scale = scale
-        self.mask = mask
-        self.causal = causal
+        self.q = q; self.k = k; self.v = v; self.out = out; self.scale = scale; self.mask = mask; self.causal = causal
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("out", .value(out)), ("scale", .float(scale)), ("mask", optValueAttr(mask)), ("causal", .bool(causal))] }
@@ -1760,15 +1677,7 @@ public struct SdpaOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, k, v]; ids.opt(mask); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.q = f(o.q)
-        o.k = f(o.k)
-        o.v = f(o.v)
-        o.out = f(o.out)
-        o.mask = o.mask.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.out = f(o.out); o.mask = o.mask.map(f); return o }
 }
 
 /// `add`: AddNode from the MLX delegate schema (union tag 13).
@@ -1778,9 +1687,7 @@ public struct AddOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -1791,13 +1698,7 @@ public struct AddOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `add_int`: AddIntNode from the MLX delegate schema (union tag 14).
@@ -1807,9 +1708,7 @@ public struct AddIntOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: IntOrValue, b: IntOrValue, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .intOrValue(a)), ("b", .intOrValue(b)), ("out", .value(out))] }
@@ -1820,13 +1719,7 @@ public struct AddIntOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(a); ids.intOrValue(b); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = o.a.mapped(f)
-        o.b = o.b.mapped(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = o.a.mapped(f); o.b = o.b.mapped(f); o.out = f(o.out); return o }
 }
 
 /// `subtract_int`: SubtractIntNode from the MLX delegate schema (union tag 15).
@@ -1836,9 +1729,7 @@ public struct SubtractIntOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: IntOrValue, b: IntOrValue, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .intOrValue(a)), ("b", .intOrValue(b)), ("out", .value(out))] }
@@ -1849,13 +1740,7 @@ public struct SubtractIntOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(a); ids.intOrValue(b); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = o.a.mapped(f)
-        o.b = o.b.mapped(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = o.a.mapped(f); o.b = o.b.mapped(f); o.out = f(o.out); return o }
 }
 
 /// `multiply_int`: MultiplyIntNode from the MLX delegate schema (union tag 16).
@@ -1865,9 +1750,7 @@ public struct MultiplyIntOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: IntOrValue, b: IntOrValue, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .intOrValue(a)), ("b", .intOrValue(b)), ("out", .value(out))] }
@@ -1878,13 +1761,7 @@ public struct MultiplyIntOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(a); ids.intOrValue(b); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = o.a.mapped(f)
-        o.b = o.b.mapped(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = o.a.mapped(f); o.b = o.b.mapped(f); o.out = f(o.out); return o }
 }
 
 /// `floor_divide_int`: FloorDivideIntNode from the MLX delegate schema (union tag 17).
@@ -1894,9 +1771,7 @@ public struct FloorDivideIntOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: IntOrValue, b: IntOrValue, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .intOrValue(a)), ("b", .intOrValue(b)), ("out", .value(out))] }
@@ -1907,13 +1782,7 @@ public struct FloorDivideIntOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(a); ids.intOrValue(b); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = o.a.mapped(f)
-        o.b = o.b.mapped(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = o.a.mapped(f); o.b = o.b.mapped(f); o.out = f(o.out); return o }
 }
 
 /// `sym_size`: SymSizeNode from the MLX delegate schema (union tag 18).
@@ -1923,9 +1792,7 @@ public struct SymSizeOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, dim: Int = 0, out: ValueID) {
-        self.a = a
-        self.dim = dim
-        self.out = out
+        self.a = a; self.dim = dim; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("dim", intAttr(dim)), ("out", .value(out))] }
@@ -1936,12 +1803,7 @@ public struct SymSizeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.out = f(o.out); return o }
 }
 
 /// `multiply`: MultiplyNode from the MLX delegate schema (union tag 19).
@@ -1951,9 +1813,7 @@ public struct MultiplyOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -1964,13 +1824,7 @@ public struct MultiplyOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `divide`: DivideNode from the MLX delegate schema (union tag 20).
@@ -1980,9 +1834,7 @@ public struct DivideOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -1993,13 +1845,7 @@ public struct DivideOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `subtract`: SubtractNode from the MLX delegate schema (union tag 21).
@@ -2009,9 +1855,7 @@ public struct SubtractOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -2022,13 +1866,7 @@ public struct SubtractOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `conv1d`: Conv1DNode from the MLX delegate schema (union tag 22).
@@ -2042,13 +1880,7 @@ public struct Conv1DOp: Hashable, Sendable {
     public var groups: Int
 
     public init(x: ValueID, w: ValueID, out: ValueID, stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
-        self.x = x
-        self.w = w
-        self.out = out
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
-        self.groups = groups
+        self.x = x; self.w = w; self.out = out; self.stride = stride; self.padding = padding; self.dilation = dilation; self.groups = groups
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("out", .value(out)), ("stride", intAttr(stride)), ("padding", intAttr(padding)), ("dilation", intAttr(dilation)), ("groups", intAttr(groups))] }
@@ -2063,13 +1895,7 @@ public struct Conv1DOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, w] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.out = f(o.out); return o }
 }
 
 /// `conv2d`: Conv2DNode from the MLX delegate schema (union tag 23).
@@ -2086,16 +1912,7 @@ public struct Conv2DOp: Hashable, Sendable {
     public var groups: Int
 
     public init(x: ValueID, w: ValueID, out: ValueID, strideH: Int = 1, strideW: Int = 1, paddingH: Int = 0, paddingW: Int = 0, dilationH: Int = 1, dilationW: Int = 1, groups: Int = 1) {
-        self.x = x
-        self.w = w
-        self.out = out
-        self.strideH = strideH
-        self.strideW = strideW
-        self.paddingH = paddingH
-        self.paddingW = paddingW
-        self.dilationH = dilationH
-        self.dilationW = dilationW
-        self.groups = groups
+        self.x = x; self.w = w; self.out = out; self.strideH = strideH; self.strideW = strideW; self.paddingH = paddingH; self.paddingW = paddingW; self.dilationH = dilationH; self.dilationW = dilationW; self.groups = groups
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("out", .value(out)), ("stride_h", intAttr(strideH)), ("stride_w", intAttr(strideW)), ("padding_h", intAttr(paddingH)), ("padding_w", intAttr(paddingW)), ("dilation_h", intAttr(dilationH)), ("dilation_w", intAttr(dilationW)), ("groups", intAttr(groups))] }
@@ -2113,13 +1930,7 @@ public struct Conv2DOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, w] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.out = f(o.out); return o }
 }
 
 /// `conv3d`: Conv3DNode from the MLX delegate schema (union tag 24).
@@ -2139,19 +1950,7 @@ public struct Conv3DOp: Hashable, Sendable {
     public var groups: Int
 
     public init(x: ValueID, w: ValueID, out: ValueID, strideD: Int = 1, strideH: Int = 1, strideW: Int = 1, paddingD: Int = 0, paddingH: Int = 0, paddingW: Int = 0, dilationD: Int = 1, dilationH: Int = 1, dilationW: Int = 1, groups: Int = 1) {
-        self.x = x
-        self.w = w
-        self.out = out
-        self.strideD = strideD
-        self.strideH = strideH
-        self.strideW = strideW
-        self.paddingD = paddingD
-        self.paddingH = paddingH
-        self.paddingW = paddingW
-        self.dilationD = dilationD
-        self.dilationH = dilationH
-        self.dilationW = dilationW
-        self.groups = groups
+        self.x = x; self.w = w; self.out = out; self.strideD = strideD; self.strideH = strideH; self.strideW = strideW; self.paddingD = paddingD; self.paddingH = paddingH; self.paddingW = paddingW; self.dilationD = dilationD; self.dilationH = dilationH; self.dilationW = dilationW; self.groups = groups
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("out", .value(out)), ("stride_d", intAttr(strideD)), ("stride_h", intAttr(strideH)), ("stride_w", intAttr(strideW)), ("padding_d", intAttr(paddingD)), ("padding_h", intAttr(paddingH)), ("padding_w", intAttr(paddingW)), ("dilation_d", intAttr(dilationD)), ("dilation_h", intAttr(dilationH)), ("dilation_w", intAttr(dilationW)), ("groups", intAttr(groups))] }
@@ -2172,25 +1971,18 @@ public struct Conv3DOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, w] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.out = f(o.out); return o }
 }
 
 /// `gelu`: GeluNode from the MLX delegate schema (union tag 25).
 public struct GeluOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// "none" or "tanh"
     public var approximate: String
 
     public init(x: ValueID, out: ValueID, approximate: String) {
-        self.x = x
-        self.out = out
-        self.approximate = approximate
+        self.x = x; self.out = out; self.approximate = approximate
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("approximate", .string(approximate))] }
@@ -2201,28 +1993,23 @@ public struct GeluOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `arange`: ARangeNode from the MLX delegate schema (union tag 26).
 public struct ARangeOp: Hashable, Sendable {
     public var out: ValueID
+    /// Can be literal or dynamic (from item())
     public var start: IntOrValue
+    /// Can be literal or dynamic (from item())
     public var stop: IntOrValue
+    /// Can be literal or dynamic
     public var step: IntOrValue
+    /// ET ScalarType (optional - None means infer from context)
     public var scalarType: DType?
 
     public init(out: ValueID, start: IntOrValue, stop: IntOrValue, step: IntOrValue, scalarType: DType? = nil) {
-        self.out = out
-        self.start = start
-        self.stop = stop
-        self.step = step
-        self.scalarType = scalarType
+        self.out = out; self.start = start; self.stop = stop; self.step = step; self.scalarType = scalarType
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("out", .value(out)), ("start", .intOrValue(start)), ("stop", .intOrValue(stop)), ("step", .intOrValue(step)), ("scalar_type", optDTypeAttr(scalarType))] }
@@ -2235,14 +2022,7 @@ public struct ARangeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(start); ids.intOrValue(stop); ids.intOrValue(step); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.out = f(o.out)
-        o.start = o.start.mapped(f)
-        o.stop = o.stop.mapped(f)
-        o.step = o.step.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.out = f(o.out); o.start = o.start.mapped(f); o.stop = o.stop.mapped(f); o.step = o.step.mapped(f); return o }
 }
 
 /// `silu`: SiluNode from the MLX delegate schema (union tag 27).
@@ -2251,8 +2031,7 @@ public struct SiluOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -2262,12 +2041,7 @@ public struct SiluOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `sigmoid`: SigmoidNode from the MLX delegate schema (union tag 28).
@@ -2276,8 +2050,7 @@ public struct SigmoidOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -2287,12 +2060,7 @@ public struct SigmoidOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `tanh`: TanhNode from the MLX delegate schema (union tag 29).
@@ -2301,8 +2069,7 @@ public struct TanhOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -2312,24 +2079,18 @@ public struct TanhOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `squeeze`: SqueezeNode from the MLX delegate schema (union tag 30).
 public struct SqueezeOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Optional list of dimensions to squeeze. If empty, squeeze all dims of size 1
     public var dims: [Int]
 
     public init(x: ValueID, out: ValueID, dims: [Int] = []) {
-        self.x = x
-        self.out = out
-        self.dims = dims
+        self.x = x; self.out = out; self.dims = dims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("dims", intsAttr(dims))] }
@@ -2340,26 +2101,20 @@ public struct SqueezeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `split`: SplitNode from the MLX delegate schema (union tag 31).
 public struct SplitOp: Hashable, Sendable {
     public var x: ValueID
+    /// Multiple output tensor IDs (one for each split chunk)
     public var outs: [ValueID]
+    /// Split sizes (can be dynamic)
     public var sizes: [IntOrValue]
     public var axis: Int
 
     public init(x: ValueID, outs: [ValueID], sizes: [IntOrValue], axis: Int = 0) {
-        self.x = x
-        self.outs = outs
-        self.sizes = sizes
-        self.axis = axis
+        self.x = x; self.outs = outs; self.sizes = sizes; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("outs", .values(outs)), ("sizes", .intOrValues(sizes)), ("axis", intAttr(axis))] }
@@ -2371,13 +2126,7 @@ public struct SplitOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { outs }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValues(sizes); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.outs = o.outs.map(f)
-        o.sizes = o.sizes.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.outs = o.outs.map(f); o.sizes = o.sizes.map { $0.mapped(f) }; return o }
 }
 
 /// `rsqrt`: RsqrtNode from the MLX delegate schema (union tag 32).
@@ -2386,8 +2135,7 @@ public struct RsqrtOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -2397,12 +2145,7 @@ public struct RsqrtOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `maximum`: MaximumNode from the MLX delegate schema (union tag 33).
@@ -2412,9 +2155,7 @@ public struct MaximumOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -2425,13 +2166,7 @@ public struct MaximumOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `minimum`: MinimumNode from the MLX delegate schema (union tag 34).
@@ -2441,9 +2176,7 @@ public struct MinimumOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -2454,13 +2187,7 @@ public struct MinimumOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `log`: LogNode from the MLX delegate schema (union tag 35).
@@ -2469,8 +2196,7 @@ public struct LogOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -2480,26 +2206,20 @@ public struct LogOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `softmax`: SoftmaxNode from the MLX delegate schema (union tag 36).
 public struct SoftmaxOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Dimension to compute softmax over
     public var axis: Int
+    /// Use precise (slow) implementation
     public var precise: Bool
 
     public init(x: ValueID, out: ValueID, axis: Int = 0, precise: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axis = axis
-        self.precise = precise
+        self.x = x; self.out = out; self.axis = axis; self.precise = precise
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", intAttr(axis)), ("precise", .bool(precise))] }
@@ -2511,24 +2231,18 @@ public struct SoftmaxOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `broadcast_to`: BroadcastToNode from the MLX delegate schema (union tag 37).
 public struct BroadcastToOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Target shape to broadcast to
     public var shape: [IntOrValue]
 
     public init(x: ValueID, out: ValueID, shape: [IntOrValue]) {
-        self.x = x
-        self.out = out
-        self.shape = shape
+        self.x = x; self.out = out; self.shape = shape
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("shape", .intOrValues(shape))] }
@@ -2539,29 +2253,22 @@ public struct BroadcastToOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValues(shape); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.shape = o.shape.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.shape = o.shape.map { $0.mapped(f) }; return o }
 }
 
 /// `pad`: PadNode from the MLX delegate schema (union tag 38).
 public struct PadOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Padding pairs: [(before_0, after_0), (before_1, after_1), ...]
     public var padWidth: [IntOrValue]
+    /// "constant" or "edge"
     public var mode: String
+    /// Value to pad with (for constant mode)
     public var constantValue: Double
 
     public init(x: ValueID, out: ValueID, padWidth: [IntOrValue], mode: String, constantValue: Double = 0.0) {
-        self.x = x
-        self.out = out
-        self.padWidth = padWidth
-        self.mode = mode
-        self.constantValue = constantValue
+        self.x = x; self.out = out; self.padWidth = padWidth; self.mode = mode; self.constantValue = constantValue
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("pad_width", .intOrValues(padWidth)), ("mode", .string(mode)), ("constant_value", .float(constantValue))] }
@@ -2574,13 +2281,7 @@ public struct PadOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValues(padWidth); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.padWidth = o.padWidth.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.padWidth = o.padWidth.map { $0.mapped(f) }; return o }
 }
 
 /// `where`: WhereNode from the MLX delegate schema (union tag 39).
@@ -2591,10 +2292,7 @@ public struct WhereOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(condition: ValueID, x: ValueID, y: ValueID, out: ValueID) {
-        self.condition = condition
-        self.x = x
-        self.y = y
-        self.out = out
+        self.condition = condition; self.x = x; self.y = y; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("condition", .value(condition)), ("x", .value(x)), ("y", .value(y)), ("out", .value(out))] }
@@ -2606,14 +2304,7 @@ public struct WhereOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [condition, x, y] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.condition = f(o.condition)
-        o.x = f(o.x)
-        o.y = f(o.y)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.condition = f(o.condition); o.x = f(o.x); o.y = f(o.y); o.out = f(o.out); return o }
 }
 
 /// `reshape`: ReshapeNode from the MLX delegate schema (union tag 40).
@@ -2623,9 +2314,7 @@ public struct ReshapeOp: Hashable, Sendable {
     public var shape: [IntOrValue]
 
     public init(x: ValueID, out: ValueID, shape: [IntOrValue]) {
-        self.x = x
-        self.out = out
-        self.shape = shape
+        self.x = x; self.out = out; self.shape = shape
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("shape", .intOrValues(shape))] }
@@ -2636,13 +2325,7 @@ public struct ReshapeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValues(shape); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.shape = o.shape.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.shape = o.shape.map { $0.mapped(f) }; return o }
 }
 
 /// `transpose`: TransposeNode from the MLX delegate schema (union tag 41).
@@ -2652,9 +2335,7 @@ public struct TransposeOp: Hashable, Sendable {
     public var perm: [Int]
 
     public init(x: ValueID, out: ValueID, perm: [Int]) {
-        self.x = x
-        self.out = out
-        self.perm = perm
+        self.x = x; self.out = out; self.perm = perm
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("perm", intsAttr(perm))] }
@@ -2665,28 +2346,22 @@ public struct TransposeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `as_strided`: AsStridedNode from the MLX delegate schema (union tag 42).
 public struct AsStridedOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Output view shape (can be dynamic)
     public var shape: [IntOrValue]
+    /// Element strides per dimension (can be dynamic)
     public var strides: [IntOrValue]
+    /// Element offset into source
     public var offset: Int
 
     public init(x: ValueID, out: ValueID, shape: [IntOrValue], strides: [IntOrValue], offset: Int = 0) {
-        self.x = x
-        self.out = out
-        self.shape = shape
-        self.strides = strides
-        self.offset = offset
+        self.x = x; self.out = out; self.shape = shape; self.strides = strides; self.offset = offset
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("shape", .intOrValues(shape)), ("strides", .intOrValues(strides)), ("offset", intAttr(offset))] }
@@ -2699,14 +2374,7 @@ public struct AsStridedOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValues(shape); ids.intOrValues(strides); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.shape = o.shape.map { $0.mapped(f) }
-        o.strides = o.strides.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.shape = o.shape.map { $0.mapped(f) }; o.strides = o.strides.map { $0.mapped(f) }; return o }
 }
 
 /// `contiguous`: ContiguousNode from the MLX delegate schema (union tag 43).
@@ -2715,8 +2383,7 @@ public struct ContiguousOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -2726,28 +2393,22 @@ public struct ContiguousOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `gather`: GatherNode from the MLX delegate schema (union tag 44).
 public struct GatherOp: Hashable, Sendable {
     public var x: ValueID
+    /// Index tensors (one per indexed axis)
     public var indices: [ValueID]
     public var out: ValueID
+    /// Which axes to gather along
     public var axes: [Int]
+    /// Size of slice per dimension of x
     public var sliceSizes: [Int]
 
     public init(x: ValueID, indices: [ValueID], out: ValueID, axes: [Int], sliceSizes: [Int]) {
-        self.x = x
-        self.indices = indices
-        self.out = out
-        self.axes = axes
-        self.sliceSizes = sliceSizes
+        self.x = x; self.indices = indices; self.out = out; self.axes = axes; self.sliceSizes = sliceSizes
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("indices", .values(indices)), ("out", .value(out)), ("axes", intsAttr(axes)), ("slice_sizes", intsAttr(sliceSizes))] }
@@ -2760,13 +2421,7 @@ public struct GatherOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.all(indices); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.indices = o.indices.map(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.indices = o.indices.map(f); o.out = f(o.out); return o }
 }
 
 /// `slice`: SliceNode from the MLX delegate schema (union tag 45).
@@ -2779,12 +2434,7 @@ public struct SliceOp: Hashable, Sendable {
     public var step: Int
 
     public init(x: ValueID, out: ValueID, axis: IntOrValue, start: IntOrValue, stop: IntOrValue, step: Int = 1) {
-        self.x = x
-        self.out = out
-        self.axis = axis
-        self.start = start
-        self.stop = stop
-        self.step = step
+        self.x = x; self.out = out; self.axis = axis; self.start = start; self.stop = stop; self.step = step
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", .intOrValue(axis)), ("start", .intOrValue(start)), ("stop", .intOrValue(stop)), ("step", intAttr(step))] }
@@ -2798,27 +2448,18 @@ public struct SliceOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValue(axis); ids.intOrValue(start); ids.intOrValue(stop); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.axis = o.axis.mapped(f)
-        o.start = o.start.mapped(f)
-        o.stop = o.stop.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.axis = o.axis.mapped(f); o.start = o.start.mapped(f); o.stop = o.stop.mapped(f); return o }
 }
 
 /// `as_type`: AsTypeNode from the MLX delegate schema (union tag 46).
 public struct AsTypeOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// ET ScalarType
     public var scalarType: DType
 
     public init(x: ValueID, out: ValueID, scalarType: DType) {
-        self.x = x
-        self.out = out
-        self.scalarType = scalarType
+        self.x = x; self.out = out; self.scalarType = scalarType
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("scalar_type", .dtype(scalarType))] }
@@ -2829,24 +2470,18 @@ public struct AsTypeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `concatenate`: ConcatenateNode from the MLX delegate schema (union tag 47).
 public struct ConcatenateOp: Hashable, Sendable {
+    /// List of tensors to concatenate
     public var tensors: [ValueID]
     public var out: ValueID
     public var axis: Int
 
     public init(tensors: [ValueID], out: ValueID, axis: Int = 0) {
-        self.tensors = tensors
-        self.out = out
-        self.axis = axis
+        self.tensors = tensors; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("tensors", .values(tensors)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -2857,26 +2492,20 @@ public struct ConcatenateOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { tensors }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.tensors = o.tensors.map(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.tensors = o.tensors.map(f); o.out = f(o.out); return o }
 }
 
 /// `full`: FullNode from the MLX delegate schema (union tag 48).
 public struct FullOp: Hashable, Sendable {
     public var out: ValueID
     public var shape: [IntOrValue]
+    /// Fill value (can be dynamic from item())
     public var v: FloatOrValue
+    /// ET ScalarType
     public var scalarType: DType
 
     public init(out: ValueID, shape: [IntOrValue], v: FloatOrValue, scalarType: DType) {
-        self.out = out
-        self.shape = shape
-        self.v = v
-        self.scalarType = scalarType
+        self.out = out; self.shape = shape; self.v = v; self.scalarType = scalarType
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("out", .value(out)), ("shape", .intOrValues(shape)), ("v", .floatOrValue(v)), ("scalar_type", .dtype(scalarType))] }
@@ -2888,27 +2517,21 @@ public struct FullOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValues(shape); ids.floatOrValue(v); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.out = f(o.out)
-        o.shape = o.shape.map { $0.mapped(f) }
-        o.v = o.v.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.out = f(o.out); o.shape = o.shape.map { $0.mapped(f) }; o.v = o.v.mapped(f); return o }
 }
 
 /// `full_like`: FullLikeNode from the MLX delegate schema (union tag 49).
 public struct FullLikeOp: Hashable, Sendable {
+    /// Input tensor to copy shape from
     public var x: ValueID
     public var out: ValueID
+    /// Fill value (can be dynamic from item())
     public var v: FloatOrValue
+    /// ET ScalarType (optional - if null, use x's dtype)
     public var scalarType: DType?
 
     public init(x: ValueID, out: ValueID, v: FloatOrValue, scalarType: DType? = nil) {
-        self.x = x
-        self.out = out
-        self.v = v
-        self.scalarType = scalarType
+        self.x = x; self.out = out; self.v = v; self.scalarType = scalarType
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("v", .floatOrValue(v)), ("scalar_type", optDTypeAttr(scalarType))] }
@@ -2920,13 +2543,7 @@ public struct FullLikeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.floatOrValue(v); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.v = o.v.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.v = o.v.mapped(f); return o }
 }
 
 /// `argmax`: ArgmaxNode from the MLX delegate schema (union tag 50).
@@ -2937,10 +2554,7 @@ public struct ArgmaxOp: Hashable, Sendable {
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axis: Int = 0, keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axis = axis
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axis = axis; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", intAttr(axis)), ("keepdims", .bool(keepdims))] }
@@ -2952,18 +2566,14 @@ public struct ArgmaxOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `slice_update`: SliceUpdateNode from the MLX delegate schema (union tag 51).
 public struct SliceUpdateOp: Hashable, Sendable {
     public var dst: ValueID
     public var update: ValueID
+    /// Can be same as dst
     public var out: ValueID
     public var axis: IntOrValue
     public var start: IntOrValue
@@ -2971,13 +2581,7 @@ public struct SliceUpdateOp: Hashable, Sendable {
     public var step: Int
 
     public init(dst: ValueID, update: ValueID, out: ValueID, axis: IntOrValue, start: IntOrValue, stop: IntOrValue, step: Int = 1) {
-        self.dst = dst
-        self.update = update
-        self.out = out
-        self.axis = axis
-        self.start = start
-        self.stop = stop
-        self.step = step
+        self.dst = dst; self.update = update; self.out = out; self.axis = axis; self.start = start; self.stop = stop; self.step = step
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("dst", .value(dst)), ("update", .value(update)), ("out", .value(out)), ("axis", .intOrValue(axis)), ("start", .intOrValue(start)), ("stop", .intOrValue(stop)), ("step", intAttr(step))] }
@@ -2992,32 +2596,26 @@ public struct SliceUpdateOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [dst, update]; ids.intOrValue(axis); ids.intOrValue(start); ids.intOrValue(stop); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.dst = f(o.dst)
-        o.update = f(o.update)
-        o.out = f(o.out)
-        o.axis = o.axis.mapped(f)
-        o.start = o.start.mapped(f)
-        o.stop = o.stop.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.dst = f(o.dst); o.update = f(o.update); o.out = f(o.out); o.axis = o.axis.mapped(f); o.start = o.start.mapped(f); o.stop = o.stop.mapped(f); return o }
 }
 
 /// `index_copy`: IndexCopyNode from the MLX delegate schema (union tag 52).
+/// Index-based update: copies update tensor into dst at positions specified by 1D indices
+/// Runtime optimizes these into slice_update calls for contiguous runs
 public struct IndexCopyOp: Hashable, Sendable {
+    /// destination tensor to update
     public var dst: ValueID
+    /// source tensor to copy from
     public var update: ValueID
+    /// 1D tensor of indices along axis
     public var indices: ValueID
+    /// output tensor (can be same as dst)
     public var out: ValueID
+    /// dimension to index along
     public var axis: Int
 
     public init(dst: ValueID, update: ValueID, indices: ValueID, out: ValueID, axis: Int = 0) {
-        self.dst = dst
-        self.update = update
-        self.indices = indices
-        self.out = out
-        self.axis = axis
+        self.dst = dst; self.update = update; self.indices = indices; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("dst", .value(dst)), ("update", .value(update)), ("indices", .value(indices)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -3030,38 +2628,29 @@ public struct IndexCopyOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [dst, update, indices] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.dst = f(o.dst)
-        o.update = f(o.update)
-        o.indices = f(o.indices)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.dst = f(o.dst); o.update = f(o.update); o.indices = f(o.indices); o.out = f(o.out); return o }
 }
 
 /// `dequantize`: DequantizeNode from the MLX delegate schema (union tag 53).
 public struct DequantizeOp: Hashable, Sendable {
+    /// Quantized matrix to dequantize
     public var w: ValueID
+    /// Scales per group_size elements
     public var scales: ValueID
     public var out: ValueID
+    /// optional - biases per group_size elements
     public var biases: ValueID?
     public var groupSize: Int
     public var bits: Int
+    /// Quantization mode (e.g. "affine")
     public var mode: String
+    /// optional - global scale for nvfp4
     public var globalScale: ValueID?
+    /// ET ScalarType for output dtype
     public var dtype: DType?
 
     public init(w: ValueID, scales: ValueID, out: ValueID, biases: ValueID? = nil, groupSize: Int = 0, bits: Int = 0, mode: String, globalScale: ValueID? = nil, dtype: DType? = nil) {
-        self.w = w
-        self.scales = scales
-        self.out = out
-        self.biases = biases
-        self.groupSize = groupSize
-        self.bits = bits
-        self.mode = mode
-        self.globalScale = globalScale
-        self.dtype = dtype
+        self.w = w; self.scales = scales; self.out = out; self.biases = biases; self.groupSize = groupSize; self.bits = bits; self.mode = mode; self.globalScale = globalScale; self.dtype = dtype
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("w", .value(w)), ("scales", .value(scales)), ("out", .value(out)), ("biases", optValueAttr(biases)), ("group_size", intAttr(groupSize)), ("bits", intAttr(bits)), ("mode", .string(mode)), ("global_scale", optValueAttr(globalScale)), ("dtype", optDTypeAttr(dtype))] }
@@ -3078,27 +2667,18 @@ public struct DequantizeOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [w, scales]; ids.opt(biases); ids.opt(globalScale); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.w = f(o.w)
-        o.scales = f(o.scales)
-        o.out = f(o.out)
-        o.biases = o.biases.map(f)
-        o.globalScale = o.globalScale.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.w = f(o.w); o.scales = f(o.scales); o.out = f(o.out); o.biases = o.biases.map(f); o.globalScale = o.globalScale.map(f); return o }
 }
 
 /// `less`: LessNode from the MLX delegate schema (union tag 54).
+/// Comparison ops (return bool arrays)
 public struct LessOp: Hashable, Sendable {
     public var a: ValueID
     public var b: ValueID
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3109,13 +2689,7 @@ public struct LessOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `less_equal`: LessEqualNode from the MLX delegate schema (union tag 55).
@@ -3125,9 +2699,7 @@ public struct LessEqualOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3138,13 +2710,7 @@ public struct LessEqualOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `greater`: GreaterNode from the MLX delegate schema (union tag 56).
@@ -3154,9 +2720,7 @@ public struct GreaterOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3167,13 +2731,7 @@ public struct GreaterOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `greater_equal`: GreaterEqualNode from the MLX delegate schema (union tag 57).
@@ -3183,9 +2741,7 @@ public struct GreaterEqualOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3196,13 +2752,7 @@ public struct GreaterEqualOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `equal`: EqualNode from the MLX delegate schema (union tag 58).
@@ -3212,9 +2762,7 @@ public struct EqualOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3225,13 +2773,7 @@ public struct EqualOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `not_equal`: NotEqualNode from the MLX delegate schema (union tag 59).
@@ -3241,9 +2783,7 @@ public struct NotEqualOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3254,23 +2794,17 @@ public struct NotEqualOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `logical_not`: LogicalNotNode from the MLX delegate schema (union tag 60).
+/// Logical ops
 public struct LogicalNotOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3280,12 +2814,7 @@ public struct LogicalNotOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `logical_and`: LogicalAndNode from the MLX delegate schema (union tag 61).
@@ -3295,9 +2824,7 @@ public struct LogicalAndOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3308,13 +2835,7 @@ public struct LogicalAndOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `logical_or`: LogicalOrNode from the MLX delegate schema (union tag 62).
@@ -3324,9 +2845,7 @@ public struct LogicalOrOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -3337,29 +2856,24 @@ public struct LogicalOrOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `tri`: TriNode from the MLX delegate schema (union tag 63).
+/// Triangular matrix ops
 public struct TriOp: Hashable, Sendable {
     public var out: ValueID
+    /// Number of rows
     public var n: IntOrValue
+    /// Number of columns
     public var m: IntOrValue
+    /// Diagonal offset: 0=main, +above, -below
     public var k: Int
+    /// ET ScalarType
     public var scalarType: DType
 
     public init(out: ValueID, n: IntOrValue, m: IntOrValue, k: Int = 0, scalarType: DType) {
-        self.out = out
-        self.n = n
-        self.m = m
-        self.k = k
-        self.scalarType = scalarType
+        self.out = out; self.n = n; self.m = m; self.k = k; self.scalarType = scalarType
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("out", .value(out)), ("n", .intOrValue(n)), ("m", .intOrValue(m)), ("k", intAttr(k)), ("scalar_type", .dtype(scalarType))] }
@@ -3372,25 +2886,18 @@ public struct TriOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(n); ids.intOrValue(m); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.out = f(o.out)
-        o.n = o.n.mapped(f)
-        o.m = o.m.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.out = f(o.out); o.n = o.n.mapped(f); o.m = o.m.mapped(f); return o }
 }
 
 /// `tril`: TrilNode from the MLX delegate schema (union tag 64).
 public struct TrilOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Diagonal offset: 0=main, +above, -below
     public var k: Int
 
     public init(x: ValueID, out: ValueID, k: Int = 0) {
-        self.x = x
-        self.out = out
-        self.k = k
+        self.x = x; self.out = out; self.k = k
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("k", intAttr(k))] }
@@ -3401,24 +2908,18 @@ public struct TrilOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `triu`: TriuNode from the MLX delegate schema (union tag 65).
 public struct TriuOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Diagonal offset: 0=main, +above, -below
     public var k: Int
 
     public init(x: ValueID, out: ValueID, k: Int = 0) {
-        self.x = x
-        self.out = out
-        self.k = k
+        self.x = x; self.out = out; self.k = k
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("k", intAttr(k))] }
@@ -3429,12 +2930,7 @@ public struct TriuOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `floor`: FloorNode from the MLX delegate schema (union tag 66).
@@ -3443,8 +2939,7 @@ public struct FloorOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3454,12 +2949,7 @@ public struct FloorOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `ceil`: CeilNode from the MLX delegate schema (union tag 67).
@@ -3468,8 +2958,7 @@ public struct CeilOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3479,12 +2968,7 @@ public struct CeilOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `square`: SquareNode from the MLX delegate schema (union tag 68).
@@ -3493,8 +2977,7 @@ public struct SquareOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3504,12 +2987,7 @@ public struct SquareOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `exp`: ExpNode from the MLX delegate schema (union tag 69).
@@ -3518,8 +2996,7 @@ public struct ExpOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3529,12 +3006,7 @@ public struct ExpOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `sin`: SinNode from the MLX delegate schema (union tag 70).
@@ -3543,8 +3015,7 @@ public struct SinOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3554,12 +3025,7 @@ public struct SinOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `cos`: CosNode from the MLX delegate schema (union tag 71).
@@ -3568,8 +3034,7 @@ public struct CosOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3579,12 +3044,7 @@ public struct CosOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `tan`: TanNode from the MLX delegate schema (union tag 72).
@@ -3593,8 +3053,7 @@ public struct TanOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3604,12 +3063,7 @@ public struct TanOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `arcsin`: ArcsinNode from the MLX delegate schema (union tag 73).
@@ -3618,8 +3072,7 @@ public struct ArcsinOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3629,12 +3082,7 @@ public struct ArcsinOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `arccos`: ArccosNode from the MLX delegate schema (union tag 74).
@@ -3643,8 +3091,7 @@ public struct ArccosOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3654,12 +3101,7 @@ public struct ArccosOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `arctan`: ArctanNode from the MLX delegate schema (union tag 75).
@@ -3668,8 +3110,7 @@ public struct ArctanOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3679,12 +3120,7 @@ public struct ArctanOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `sinh`: SinhNode from the MLX delegate schema (union tag 76).
@@ -3693,8 +3129,7 @@ public struct SinhOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3704,12 +3139,7 @@ public struct SinhOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `cosh`: CoshNode from the MLX delegate schema (union tag 77).
@@ -3718,8 +3148,7 @@ public struct CoshOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3729,12 +3158,7 @@ public struct CoshOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `arcsinh`: ArcsinhNode from the MLX delegate schema (union tag 78).
@@ -3743,8 +3167,7 @@ public struct ArcsinhOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3754,12 +3177,7 @@ public struct ArcsinhOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `arccosh`: ArccoshNode from the MLX delegate schema (union tag 79).
@@ -3768,8 +3186,7 @@ public struct ArccoshOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3779,12 +3196,7 @@ public struct ArccoshOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `arctanh`: ArctanhNode from the MLX delegate schema (union tag 80).
@@ -3793,8 +3205,7 @@ public struct ArctanhOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3804,12 +3215,7 @@ public struct ArctanhOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `log2`: Log2Node from the MLX delegate schema (union tag 81).
@@ -3818,8 +3224,7 @@ public struct Log2Op: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3829,12 +3234,7 @@ public struct Log2Op: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `log10`: Log10Node from the MLX delegate schema (union tag 82).
@@ -3843,8 +3243,7 @@ public struct Log10Op: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3854,12 +3253,7 @@ public struct Log10Op: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `log1p`: Log1pNode from the MLX delegate schema (union tag 83).
@@ -3868,8 +3262,7 @@ public struct Log1pOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3879,12 +3272,7 @@ public struct Log1pOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `erf`: ErfNode from the MLX delegate schema (union tag 84).
@@ -3893,8 +3281,7 @@ public struct ErfOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3904,12 +3291,7 @@ public struct ErfOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `expm1`: Expm1Node from the MLX delegate schema (union tag 85).
@@ -3918,8 +3300,7 @@ public struct Expm1Op: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3929,12 +3310,7 @@ public struct Expm1Op: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `round`: RoundNode from the MLX delegate schema (union tag 86).
@@ -3944,9 +3320,7 @@ public struct RoundOp: Hashable, Sendable {
     public var decimals: Int
 
     public init(x: ValueID, out: ValueID, decimals: Int = 0) {
-        self.x = x
-        self.out = out
-        self.decimals = decimals
+        self.x = x; self.out = out; self.decimals = decimals
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("decimals", intAttr(decimals))] }
@@ -3957,12 +3331,7 @@ public struct RoundOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `reciprocal`: ReciprocalNode from the MLX delegate schema (union tag 87).
@@ -3971,8 +3340,7 @@ public struct ReciprocalOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -3982,12 +3350,7 @@ public struct ReciprocalOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `sqrt`: SqrtNode from the MLX delegate schema (union tag 88).
@@ -3996,8 +3359,7 @@ public struct SqrtOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -4007,12 +3369,7 @@ public struct SqrtOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `abs`: AbsNode from the MLX delegate schema (union tag 89).
@@ -4021,8 +3378,7 @@ public struct AbsOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -4032,12 +3388,7 @@ public struct AbsOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `neg`: NegNode from the MLX delegate schema (union tag 90).
@@ -4046,8 +3397,7 @@ public struct NegOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -4057,12 +3407,7 @@ public struct NegOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `atan2`: Atan2Node from the MLX delegate schema (union tag 91).
@@ -4072,9 +3417,7 @@ public struct Atan2Op: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -4085,13 +3428,7 @@ public struct Atan2Op: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `log_add_exp`: LogAddExpNode from the MLX delegate schema (union tag 92).
@@ -4101,9 +3438,7 @@ public struct LogAddExpOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -4114,13 +3449,7 @@ public struct LogAddExpOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `floor_divide`: FloorDivideNode from the MLX delegate schema (union tag 93).
@@ -4130,9 +3459,7 @@ public struct FloorDivideOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -4143,13 +3470,7 @@ public struct FloorDivideOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `power`: PowerNode from the MLX delegate schema (union tag 94).
@@ -4159,9 +3480,7 @@ public struct PowerOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -4172,13 +3491,7 @@ public struct PowerOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `log_sum_exp`: LogSumExpNode from the MLX delegate schema (union tag 95).
@@ -4189,10 +3502,7 @@ public struct LogSumExpOp: Hashable, Sendable {
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4204,26 +3514,19 @@ public struct LogSumExpOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `sum`: SumNode from the MLX delegate schema (union tag 96).
 public struct SumOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4235,26 +3538,19 @@ public struct SumOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `mean`: MeanNode from the MLX delegate schema (union tag 97).
 public struct MeanOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4266,28 +3562,21 @@ public struct MeanOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `var`: VarNode from the MLX delegate schema (union tag 98).
 public struct VarOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
+    /// Delta degrees of freedom (0=population var, 1=sample var)
     public var ddof: Int
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false, ddof: Int = 0) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
-        self.ddof = ddof
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims; self.ddof = ddof
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims)), ("ddof", intAttr(ddof))] }
@@ -4300,28 +3589,21 @@ public struct VarOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `std`: StdNode from the MLX delegate schema (union tag 99).
 public struct StdOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
+    /// Delta degrees of freedom
     public var ddof: Int
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false, ddof: Int = 0) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
-        self.ddof = ddof
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims; self.ddof = ddof
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims)), ("ddof", intAttr(ddof))] }
@@ -4334,26 +3616,19 @@ public struct StdOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `prod`: ProdNode from the MLX delegate schema (union tag 100).
 public struct ProdOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4365,26 +3640,19 @@ public struct ProdOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `max`: MaxNode from the MLX delegate schema (union tag 101).
 public struct MaxOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4396,26 +3664,19 @@ public struct MaxOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `min`: MinNode from the MLX delegate schema (union tag 102).
 public struct MinOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4427,12 +3688,7 @@ public struct MinOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `argmin`: ArgminNode from the MLX delegate schema (union tag 103).
@@ -4443,10 +3699,7 @@ public struct ArgminOp: Hashable, Sendable {
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axis: Int = 0, keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axis = axis
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axis = axis; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", intAttr(axis)), ("keepdims", .bool(keepdims))] }
@@ -4458,26 +3711,19 @@ public struct ArgminOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `median`: MedianNode from the MLX delegate schema (union tag 104).
 public struct MedianOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4489,12 +3735,7 @@ public struct MedianOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `mod_int`: ModIntNode from the MLX delegate schema (union tag 105).
@@ -4504,9 +3745,7 @@ public struct ModIntOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: IntOrValue, b: IntOrValue, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .intOrValue(a)), ("b", .intOrValue(b)), ("out", .value(out))] }
@@ -4517,13 +3756,7 @@ public struct ModIntOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(a); ids.intOrValue(b); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = o.a.mapped(f)
-        o.b = o.b.mapped(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = o.a.mapped(f); o.b = o.b.mapped(f); o.out = f(o.out); return o }
 }
 
 /// `remainder`: RemainderNode from the MLX delegate schema (union tag 106).
@@ -4533,9 +3766,7 @@ public struct RemainderOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -4546,13 +3777,7 @@ public struct RemainderOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `conv_transpose1d`: ConvTranspose1DNode from the MLX delegate schema (union tag 107).
@@ -4567,14 +3792,7 @@ public struct ConvTranspose1DOp: Hashable, Sendable {
     public var groups: Int
 
     public init(x: ValueID, w: ValueID, out: ValueID, stride: Int = 1, padding: Int = 0, dilation: Int = 1, outputPadding: Int = 0, groups: Int = 1) {
-        self.x = x
-        self.w = w
-        self.out = out
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
-        self.outputPadding = outputPadding
-        self.groups = groups
+        self.x = x; self.w = w; self.out = out; self.stride = stride; self.padding = padding; self.dilation = dilation; self.outputPadding = outputPadding; self.groups = groups
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("out", .value(out)), ("stride", intAttr(stride)), ("padding", intAttr(padding)), ("dilation", intAttr(dilation)), ("output_padding", intAttr(outputPadding)), ("groups", intAttr(groups))] }
@@ -4590,13 +3808,7 @@ public struct ConvTranspose1DOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, w] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.out = f(o.out); return o }
 }
 
 /// `conv_transpose2d`: ConvTranspose2DNode from the MLX delegate schema (union tag 108).
@@ -4615,18 +3827,7 @@ public struct ConvTranspose2DOp: Hashable, Sendable {
     public var groups: Int
 
     public init(x: ValueID, w: ValueID, out: ValueID, strideH: Int = 1, strideW: Int = 1, paddingH: Int = 0, paddingW: Int = 0, dilationH: Int = 1, dilationW: Int = 1, outputPaddingH: Int = 0, outputPaddingW: Int = 0, groups: Int = 1) {
-        self.x = x
-        self.w = w
-        self.out = out
-        self.strideH = strideH
-        self.strideW = strideW
-        self.paddingH = paddingH
-        self.paddingW = paddingW
-        self.dilationH = dilationH
-        self.dilationW = dilationW
-        self.outputPaddingH = outputPaddingH
-        self.outputPaddingW = outputPaddingW
-        self.groups = groups
+        self.x = x; self.w = w; self.out = out; self.strideH = strideH; self.strideW = strideW; self.paddingH = paddingH; self.paddingW = paddingW; self.dilationH = dilationH; self.dilationW = dilationW; self.outputPaddingH = outputPaddingH; self.outputPaddingW = outputPaddingW; self.groups = groups
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("out", .value(out)), ("stride_h", intAttr(strideH)), ("stride_w", intAttr(strideW)), ("padding_h", intAttr(paddingH)), ("padding_w", intAttr(paddingW)), ("dilation_h", intAttr(dilationH)), ("dilation_w", intAttr(dilationW)), ("output_padding_h", intAttr(outputPaddingH)), ("output_padding_w", intAttr(outputPaddingW)), ("groups", intAttr(groups))] }
@@ -4646,13 +3847,7 @@ public struct ConvTranspose2DOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, w] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.out = f(o.out); return o }
 }
 
 /// `conv_transpose3d`: ConvTranspose3DNode from the MLX delegate schema (union tag 109).
@@ -4675,22 +3870,7 @@ public struct ConvTranspose3DOp: Hashable, Sendable {
     public var groups: Int
 
     public init(x: ValueID, w: ValueID, out: ValueID, strideD: Int = 1, strideH: Int = 1, strideW: Int = 1, paddingD: Int = 0, paddingH: Int = 0, paddingW: Int = 0, dilationD: Int = 1, dilationH: Int = 1, dilationW: Int = 1, outputPaddingD: Int = 0, outputPaddingH: Int = 0, outputPaddingW: Int = 0, groups: Int = 1) {
-        self.x = x
-        self.w = w
-        self.out = out
-        self.strideD = strideD
-        self.strideH = strideH
-        self.strideW = strideW
-        self.paddingD = paddingD
-        self.paddingH = paddingH
-        self.paddingW = paddingW
-        self.dilationD = dilationD
-        self.dilationH = dilationH
-        self.dilationW = dilationW
-        self.outputPaddingD = outputPaddingD
-        self.outputPaddingH = outputPaddingH
-        self.outputPaddingW = outputPaddingW
-        self.groups = groups
+        self.x = x; self.w = w; self.out = out; self.strideD = strideD; self.strideH = strideH; self.strideW = strideW; self.paddingD = paddingD; self.paddingH = paddingH; self.paddingW = paddingW; self.dilationD = dilationD; self.dilationH = dilationH; self.dilationW = dilationW; self.outputPaddingD = outputPaddingD; self.outputPaddingH = outputPaddingH; self.outputPaddingW = outputPaddingW; self.groups = groups
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("out", .value(out)), ("stride_d", intAttr(strideD)), ("stride_h", intAttr(strideH)), ("stride_w", intAttr(strideW)), ("padding_d", intAttr(paddingD)), ("padding_h", intAttr(paddingH)), ("padding_w", intAttr(paddingW)), ("dilation_d", intAttr(dilationD)), ("dilation_h", intAttr(dilationH)), ("dilation_w", intAttr(dilationW)), ("output_padding_d", intAttr(outputPaddingD)), ("output_padding_h", intAttr(outputPaddingH)), ("output_padding_w", intAttr(outputPaddingW)), ("groups", intAttr(groups))] }
@@ -4714,27 +3894,20 @@ public struct ConvTranspose3DOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, w] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.out = f(o.out); return o }
 }
 
 /// `clip`: ClipNode from the MLX delegate schema (union tag 110).
 public struct ClipOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// optional lower bound
     public var aMin: ValueID?
+    /// optional upper bound
     public var aMax: ValueID?
 
     public init(x: ValueID, out: ValueID, aMin: ValueID? = nil, aMax: ValueID? = nil) {
-        self.x = x
-        self.out = out
-        self.aMin = aMin
-        self.aMax = aMax
+        self.x = x; self.out = out; self.aMin = aMin; self.aMax = aMax
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("a_min", optValueAttr(aMin)), ("a_max", optValueAttr(aMax))] }
@@ -4746,14 +3919,7 @@ public struct ClipOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.opt(aMin); ids.opt(aMax); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.aMin = o.aMin.map(f)
-        o.aMax = o.aMax.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.aMin = o.aMin.map(f); o.aMax = o.aMax.map(f); return o }
 }
 
 /// `cumsum`: CumsumNode from the MLX delegate schema (union tag 111).
@@ -4765,11 +3931,7 @@ public struct CumsumOp: Hashable, Sendable {
     public var inclusive: Bool
 
     public init(x: ValueID, out: ValueID, axis: Int = 0, reverse: Bool = false, inclusive: Bool = true) {
-        self.x = x
-        self.out = out
-        self.axis = axis
-        self.reverse = reverse
-        self.inclusive = inclusive
+        self.x = x; self.out = out; self.axis = axis; self.reverse = reverse; self.inclusive = inclusive
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", intAttr(axis)), ("reverse", .bool(reverse)), ("inclusive", .bool(inclusive))] }
@@ -4782,12 +3944,7 @@ public struct CumsumOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `stack`: StackNode from the MLX delegate schema (union tag 112).
@@ -4797,9 +3954,7 @@ public struct StackOp: Hashable, Sendable {
     public var axis: Int
 
     public init(tensors: [ValueID], out: ValueID, axis: Int = 0) {
-        self.tensors = tensors
-        self.out = out
-        self.axis = axis
+        self.tensors = tensors; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("tensors", .values(tensors)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -4810,12 +3965,7 @@ public struct StackOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { tensors }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.tensors = o.tensors.map(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.tensors = o.tensors.map(f); o.out = f(o.out); return o }
 }
 
 /// `sign`: SignNode from the MLX delegate schema (union tag 113).
@@ -4824,8 +3974,7 @@ public struct SignOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -4835,26 +3984,19 @@ public struct SignOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `any`: AnyNode from the MLX delegate schema (union tag 114).
 public struct AnyOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4866,26 +4008,19 @@ public struct AnyOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `all`: AllNode from the MLX delegate schema (union tag 115).
 public struct AllOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Empty = reduce all
     public var axes: [Int]
     public var keepdims: Bool
 
     public init(x: ValueID, out: ValueID, axes: [Int] = [], keepdims: Bool = false) {
-        self.x = x
-        self.out = out
-        self.axes = axes
-        self.keepdims = keepdims
+        self.x = x; self.out = out; self.axes = axes; self.keepdims = keepdims
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes)), ("keepdims", .bool(keepdims))] }
@@ -4897,26 +4032,20 @@ public struct AllOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `repeat`: RepeatNode from the MLX delegate schema (union tag 116).
 public struct RepeatOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Number of times to repeat each element (can be dynamic)
     public var repeats: IntOrValue
+    /// Axis along which to repeat
     public var axis: Int
 
     public init(x: ValueID, out: ValueID, repeats: IntOrValue, axis: Int = 0) {
-        self.x = x
-        self.out = out
-        self.repeats = repeats
-        self.axis = axis
+        self.x = x; self.out = out; self.repeats = repeats; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("repeats", .intOrValue(repeats)), ("axis", intAttr(axis))] }
@@ -4928,13 +4057,7 @@ public struct RepeatOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValue(repeats); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.repeats = o.repeats.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.repeats = o.repeats.mapped(f); return o }
 }
 
 /// `sort`: SortNode from the MLX delegate schema (union tag 117).
@@ -4944,9 +4067,7 @@ public struct SortOp: Hashable, Sendable {
     public var axis: Int
 
     public init(x: ValueID, out: ValueID, axis: Int = 0) {
-        self.x = x
-        self.out = out
-        self.axis = axis
+        self.x = x; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -4957,12 +4078,7 @@ public struct SortOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `argsort`: ArgsortNode from the MLX delegate schema (union tag 118).
@@ -4972,9 +4088,7 @@ public struct ArgsortOp: Hashable, Sendable {
     public var axis: Int
 
     public init(x: ValueID, out: ValueID, axis: Int = 0) {
-        self.x = x
-        self.out = out
-        self.axis = axis
+        self.x = x; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -4985,26 +4099,19 @@ public struct ArgsortOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `partition`: PartitionNode from the MLX delegate schema (union tag 119).
 public struct PartitionOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Partition index
     public var kth: IntOrValue
     public var axis: Int
 
     public init(x: ValueID, out: ValueID, kth: IntOrValue, axis: Int = 0) {
-        self.x = x
-        self.out = out
-        self.kth = kth
-        self.axis = axis
+        self.x = x; self.out = out; self.kth = kth; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("kth", .intOrValue(kth)), ("axis", intAttr(axis))] }
@@ -5016,27 +4123,19 @@ public struct PartitionOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValue(kth); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.kth = o.kth.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.kth = o.kth.mapped(f); return o }
 }
 
 /// `arg_partition`: ArgPartitionNode from the MLX delegate schema (union tag 120).
 public struct ArgPartitionOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Partition index
     public var kth: IntOrValue
     public var axis: Int
 
     public init(x: ValueID, out: ValueID, kth: IntOrValue, axis: Int = 0) {
-        self.x = x
-        self.out = out
-        self.kth = kth
-        self.axis = axis
+        self.x = x; self.out = out; self.kth = kth; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("kth", .intOrValue(kth)), ("axis", intAttr(axis))] }
@@ -5048,13 +4147,7 @@ public struct ArgPartitionOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValue(kth); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.kth = o.kth.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.kth = o.kth.mapped(f); return o }
 }
 
 /// `quantized_matmul`: QuantizedMatmulNode from the MLX delegate schema (union tag 121).
@@ -5063,6 +4156,7 @@ public struct QuantizedMatmulOp: Hashable, Sendable {
     public var w: ValueID
     public var scales: ValueID
     public var out: ValueID
+    /// optional - required for affine mode, null for nvfp4
     public var biases: ValueID?
     public var groupSize: Int
     public var bits: Int
@@ -5070,15 +4164,7 @@ public struct QuantizedMatmulOp: Hashable, Sendable {
     public var transpose: Bool
 
     public init(x: ValueID, w: ValueID, scales: ValueID, out: ValueID, biases: ValueID? = nil, groupSize: Int = 0, bits: Int = 0, mode: String, transpose: Bool = true) {
-        self.x = x
-        self.w = w
-        self.scales = scales
-        self.out = out
-        self.biases = biases
-        self.groupSize = groupSize
-        self.bits = bits
-        self.mode = mode
-        self.transpose = transpose
+        self.x = x; self.w = w; self.scales = scales; self.out = out; self.biases = biases; self.groupSize = groupSize; self.bits = bits; self.mode = mode; self.transpose = transpose
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("scales", .value(scales)), ("out", .value(out)), ("biases", optValueAttr(biases)), ("group_size", intAttr(groupSize)), ("bits", intAttr(bits)), ("mode", .string(mode)), ("transpose", .bool(transpose))] }
@@ -5095,31 +4181,25 @@ public struct QuantizedMatmulOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x, w, scales]; ids.opt(biases); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.scales = f(o.scales)
-        o.out = f(o.out)
-        o.biases = o.biases.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.scales = f(o.scales); o.out = f(o.out); o.biases = o.biases.map(f); return o }
 }
 
 /// `scatter_add`: ScatterAddNode from the MLX delegate schema (union tag 122).
+/// Scatter-add: accumulate updates into input at index positions along an axis
+/// Maps to mlx::scatter_add(a, indices, updates, axis)
 public struct ScatterAddOp: Hashable, Sendable {
+    /// Input tensor to scatter into
     public var x: ValueID
+    /// Index tensor
     public var indices: ValueID
+    /// Values to accumulate
     public var updates: ValueID
     public var out: ValueID
+    /// Dimension to scatter along
     public var axis: Int
 
     public init(x: ValueID, indices: ValueID, updates: ValueID, out: ValueID, axis: Int = 0) {
-        self.x = x
-        self.indices = indices
-        self.updates = updates
-        self.out = out
-        self.axis = axis
+        self.x = x; self.indices = indices; self.updates = updates; self.out = out; self.axis = axis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("indices", .value(indices)), ("updates", .value(updates)), ("out", .value(out)), ("axis", intAttr(axis))] }
@@ -5132,34 +4212,29 @@ public struct ScatterAddOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, indices, updates] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.indices = f(o.indices)
-        o.updates = f(o.updates)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.indices = f(o.indices); o.updates = f(o.updates); o.out = f(o.out); return o }
 }
 
 /// `gather_mm`: GatherMmNode from the MLX delegate schema (union tag 123).
 public struct GatherMmOp: Hashable, Sendable {
+    /// Input activations
     public var a: ValueID
+    /// Weight matrix [E, out, in] or similar
     public var b: ValueID
     public var out: ValueID
+    /// optional - LHS gather indices
     public var lhsIndices: ValueID?
+    /// optional - RHS gather indices (expert selection)
     public var rhsIndices: ValueID?
     public var sortedIndices: Bool
+    /// Runtime (possibly data-dependent) override of `sorted_indices` above.
+    /// Appended last to preserve wire compatibility with existing .pte files:
+    /// when absent, deserializers fall back to the static `sorted_indices`
+    /// bool. When present, it takes precedence.
     public var sortedIndicesFlag: IntOrValue?
 
     public init(a: ValueID, b: ValueID, out: ValueID, lhsIndices: ValueID? = nil, rhsIndices: ValueID? = nil, sortedIndices: Bool = false, sortedIndicesFlag: IntOrValue? = nil) {
-        self.a = a
-        self.b = b
-        self.out = out
-        self.lhsIndices = lhsIndices
-        self.rhsIndices = rhsIndices
-        self.sortedIndices = sortedIndices
-        self.sortedIndicesFlag = sortedIndicesFlag
+        self.a = a; self.b = b; self.out = out; self.lhsIndices = lhsIndices; self.rhsIndices = rhsIndices; self.sortedIndices = sortedIndices; self.sortedIndicesFlag = sortedIndicesFlag
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out)), ("lhs_indices", optValueAttr(lhsIndices)), ("rhs_indices", optValueAttr(rhsIndices)), ("sorted_indices", .bool(sortedIndices)), ("sorted_indices_flag", optIntOrValueAttr(sortedIndicesFlag))] }
@@ -5174,48 +4249,35 @@ public struct GatherMmOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [a, b]; ids.opt(lhsIndices); ids.opt(rhsIndices); ids.optIntOrValue(sortedIndicesFlag); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        o.lhsIndices = o.lhsIndices.map(f)
-        o.rhsIndices = o.rhsIndices.map(f)
-        o.sortedIndicesFlag = o.sortedIndicesFlag.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); o.lhsIndices = o.lhsIndices.map(f); o.rhsIndices = o.rhsIndices.map(f); o.sortedIndicesFlag = o.sortedIndicesFlag.map { $0.mapped(f) }; return o }
 }
 
 /// `gather_qmm`: GatherQmmNode from the MLX delegate schema (union tag 124).
 public struct GatherQmmOp: Hashable, Sendable {
+    /// Input activations
     public var x: ValueID
+    /// Quantized weight matrix [E, out, in_packed]
     public var w: ValueID
+    /// Quantization scales [E, out, in//gs]
     public var scales: ValueID
     public var out: ValueID
+    /// "affine", "fp", etc.
     public var mode: String
+    /// optional - for affine mode
     public var biases: ValueID?
+    /// optional - LHS gather indices
     public var lhsIndices: ValueID?
+    /// optional - RHS gather indices (expert selection)
     public var rhsIndices: ValueID?
     public var transpose: Bool
     public var groupSize: Int
     public var bits: Int
     public var sortedIndices: Bool
+    /// See GatherMmNode.sorted_indices_flag.
     public var sortedIndicesFlag: IntOrValue?
 
     public init(x: ValueID, w: ValueID, scales: ValueID, out: ValueID, mode: String, biases: ValueID? = nil, lhsIndices: ValueID? = nil, rhsIndices: ValueID? = nil, transpose: Bool = true, groupSize: Int = 0, bits: Int = 0, sortedIndices: Bool = false, sortedIndicesFlag: IntOrValue? = nil) {
-        self.x = x
-        self.w = w
-        self.scales = scales
-        self.out = out
-        self.mode = mode
-        self.biases = biases
-        self.lhsIndices = lhsIndices
-        self.rhsIndices = rhsIndices
-        self.transpose = transpose
-        self.groupSize = groupSize
-        self.bits = bits
-        self.sortedIndices = sortedIndices
-        self.sortedIndicesFlag = sortedIndicesFlag
+        self.x = x; self.w = w; self.scales = scales; self.out = out; self.mode = mode; self.biases = biases; self.lhsIndices = lhsIndices; self.rhsIndices = rhsIndices; self.transpose = transpose; self.groupSize = groupSize; self.bits = bits; self.sortedIndices = sortedIndices; self.sortedIndicesFlag = sortedIndicesFlag
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("scales", .value(scales)), ("out", .value(out)), ("mode", .string(mode)), ("biases", optValueAttr(biases)), ("lhs_indices", optValueAttr(lhsIndices)), ("rhs_indices", optValueAttr(rhsIndices)), ("transpose", .bool(transpose)), ("group_size", intAttr(groupSize)), ("bits", intAttr(bits)), ("sorted_indices", .bool(sortedIndices)), ("sorted_indices_flag", optIntOrValueAttr(sortedIndicesFlag))] }
@@ -5236,36 +4298,26 @@ public struct GatherQmmOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x, w, scales]; ids.opt(biases); ids.opt(lhsIndices); ids.opt(rhsIndices); ids.optIntOrValue(sortedIndicesFlag); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.w = f(o.w)
-        o.scales = f(o.scales)
-        o.out = f(o.out)
-        o.biases = o.biases.map(f)
-        o.lhsIndices = o.lhsIndices.map(f)
-        o.rhsIndices = o.rhsIndices.map(f)
-        o.sortedIndicesFlag = o.sortedIndicesFlag.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.scales = f(o.scales); o.out = f(o.out); o.biases = o.biases.map(f); o.lhsIndices = o.lhsIndices.map(f); o.rhsIndices = o.rhsIndices.map(f); o.sortedIndicesFlag = o.sortedIndicesFlag.map { $0.mapped(f) }; return o }
 }
 
 /// `scan`: ScanNode from the MLX delegate schema (union tag 125).
 public struct ScanOp: Hashable, Sendable {
+    /// [B, T, ...] — read-only, not modified
     public var originals: [ValueID]
+    /// runtime writes per-step slices here (same length as originals)
     public var sliced: [ValueID]
+    /// body writes [B, ...] per step, runtime stacks to [B, T, ...]
     public var outputs: [ValueID]
+    /// body reads/writes in place, persists across steps
     public var carry: [ValueID]
+    /// index into MLXGraph.instruction_chains
     public var bodyChainIdx: Int
+    /// dimension to iterate over
     public var scanAxis: Int
 
     public init(originals: [ValueID], sliced: [ValueID], outputs: [ValueID], carry: [ValueID], bodyChainIdx: Int = 0, scanAxis: Int = 1) {
-        self.originals = originals
-        self.sliced = sliced
-        self.outputs = outputs
-        self.carry = carry
-        self.bodyChainIdx = bodyChainIdx
-        self.scanAxis = scanAxis
+        self.originals = originals; self.sliced = sliced; self.outputs = outputs; self.carry = carry; self.bodyChainIdx = bodyChainIdx; self.scanAxis = scanAxis
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("originals", .values(originals)), ("sliced", .values(sliced)), ("outputs", .values(outputs)), ("carry", .values(carry)), ("body_chain_idx", intAttr(bodyChainIdx)), ("scan_axis", intAttr(scanAxis))] }
@@ -5279,24 +4331,33 @@ public struct ScanOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { outputs }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.all(originals); ids.all(sliced); ids.all(carry); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.originals = o.originals.map(f)
-        o.sliced = o.sliced.map(f)
-        o.outputs = o.outputs.map(f)
-        o.carry = o.carry.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.originals = o.originals.map(f); o.sliced = o.sliced.map(f); o.outputs = o.outputs.map(f); o.carry = o.carry.map(f); return o }
 }
 
 /// `metal_kernel`: MetalKernelNode from the MLX delegate schema (union tag 126).
+/// Custom Metal kernel execution via mlx::core::fast::metal_kernel().
+/// Two-phase API:
+/// 1. Factory: metal_kernel(name, input_names, output_names, source, header,
+/// ensure_row_contiguous, atomic_outputs) -> kernel_fn
+/// 2. Invocation: kernel_fn(inputs, output_shapes, output_dtypes, grid,
+/// threadgroup, template_args, init_value)
+///
+/// Output shapes are flattened: output_shapes_flat contains all shape dims
+/// concatenated, output_shape_lengths gives the rank of each output.
+/// E.g. shapes [[B,T,H,D], [B,H,D,K]] -> flat=[B,T,H,D,B,H,D,K], lengths=[4,4]
+///
+/// Template args are parallel arrays: template_arg_names[i] paired with
+/// template_arg_kinds[i] (0=int, 1=bool, 2=dtype/ScalarType) and
+/// template_arg_values[i] (int value, bool as 0/1, or ScalarType enum).
 public struct MetalKernelOp: Hashable, Sendable {
+    /// Required fields (no defaults) — must come first for Python dataclass ordering
     public var name: String
     public var source: String
     public var inputs: [ValueID]
     public var outputs: [ValueID]
     public var grid: [IntOrValue]
     public var threadgroup: [IntOrValue]
+    /// Optional / defaulted fields
     public var header: String?
     public var inputNames: [String]
     public var outputNames: [String]
@@ -5306,29 +4367,14 @@ public struct MetalKernelOp: Hashable, Sendable {
     public var outputShapeLengths: [Int]
     public var outputDtypes: [DType]
     public var templateArgNames: [String]
+    /// 0=int, 1=bool, 2=dtype (ScalarType)
     public var templateArgKinds: [Int]
+    /// int value, bool as 0/1, or ScalarType enum
     public var templateArgValues: [Int]
     public var initValue: Double?
 
     public init(name: String, source: String, inputs: [ValueID], outputs: [ValueID], grid: [IntOrValue], threadgroup: [IntOrValue], header: String? = nil, inputNames: [String] = [], outputNames: [String] = [], ensureRowContiguous: Bool = true, atomicOutputs: Bool = false, outputShapesFlat: [IntOrValue] = [], outputShapeLengths: [Int] = [], outputDtypes: [DType] = [], templateArgNames: [String] = [], templateArgKinds: [Int] = [], templateArgValues: [Int] = [], initValue: Double? = nil) {
-        self.name = name
-        self.source = source
-        self.inputs = inputs
-        self.outputs = outputs
-        self.grid = grid
-        self.threadgroup = threadgroup
-        self.header = header
-        self.inputNames = inputNames
-        self.outputNames = outputNames
-        self.ensureRowContiguous = ensureRowContiguous
-        self.atomicOutputs = atomicOutputs
-        self.outputShapesFlat = outputShapesFlat
-        self.outputShapeLengths = outputShapeLengths
-        self.outputDtypes = outputDtypes
-        self.templateArgNames = templateArgNames
-        self.templateArgKinds = templateArgKinds
-        self.templateArgValues = templateArgValues
-        self.initValue = initValue
+        self.name = name; self.source = source; self.inputs = inputs; self.outputs = outputs; self.grid = grid; self.threadgroup = threadgroup; self.header = header; self.inputNames = inputNames; self.outputNames = outputNames; self.ensureRowContiguous = ensureRowContiguous; self.atomicOutputs = atomicOutputs; self.outputShapesFlat = outputShapesFlat; self.outputShapeLengths = outputShapeLengths; self.outputDtypes = outputDtypes; self.templateArgNames = templateArgNames; self.templateArgKinds = templateArgKinds; self.templateArgValues = templateArgValues; self.initValue = initValue
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("name", .string(name)), ("source", .string(source)), ("inputs", .values(inputs)), ("outputs", .values(outputs)), ("grid", .intOrValues(grid)), ("threadgroup", .intOrValues(threadgroup)), ("header", optStringAttr(header)), ("input_names", .strings(inputNames)), ("output_names", .strings(outputNames)), ("ensure_row_contiguous", .bool(ensureRowContiguous)), ("atomic_outputs", .bool(atomicOutputs)), ("output_shapes_flat", .intOrValues(outputShapesFlat)), ("output_shape_lengths", intsAttr(outputShapeLengths)), ("output_dtypes", .dtypes(outputDtypes)), ("template_arg_names", .strings(templateArgNames)), ("template_arg_kinds", intsAttr(templateArgKinds)), ("template_arg_values", intsAttr(templateArgValues)), ("init_value", optFloatAttr(initValue))] }
@@ -5354,15 +4400,7 @@ public struct MetalKernelOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { outputs }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.all(inputs); ids.intOrValues(grid); ids.intOrValues(threadgroup); ids.intOrValues(outputShapesFlat); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.inputs = o.inputs.map(f)
-        o.outputs = o.outputs.map(f)
-        o.grid = o.grid.map { $0.mapped(f) }
-        o.threadgroup = o.threadgroup.map { $0.mapped(f) }
-        o.outputShapesFlat = o.outputShapesFlat.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.inputs = o.inputs.map(f); o.outputs = o.outputs.map(f); o.grid = o.grid.map { $0.mapped(f) }; o.threadgroup = o.threadgroup.map { $0.mapped(f) }; o.outputShapesFlat = o.outputShapesFlat.map { $0.mapped(f) }; return o }
 }
 
 /// `bitwise_invert`: BitwiseInvertNode from the MLX delegate schema (union tag 127).
@@ -5371,8 +4409,7 @@ public struct BitwiseInvertOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -5382,26 +4419,23 @@ public struct BitwiseInvertOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `roll`: RollNode from the MLX delegate schema (union tag 128).
+/// Shift tensor elements along specified axes with wrap-around.
+/// Maps to mlx::core::roll(a, shifts, axes).
+/// Flat roll (torch.roll with dims=None) is not yet supported.
 public struct RollOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
+    /// Shift amount per axis (can be dynamic)
     public var shift: [IntOrValue]
+    /// Axes to roll along; len(shift) == len(axes)
     public var axes: [Int]
 
     public init(x: ValueID, out: ValueID, shift: [IntOrValue], axes: [Int]) {
-        self.x = x
-        self.out = out
-        self.shift = shift
-        self.axes = axes
+        self.x = x; self.out = out; self.shift = shift; self.axes = axes
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("shift", .intOrValues(shift)), ("axes", intsAttr(axes))] }
@@ -5413,13 +4447,7 @@ public struct RollOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.intOrValues(shift); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        o.shift = o.shift.map { $0.mapped(f) }
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); o.shift = o.shift.map { $0.mapped(f) }; return o }
 }
 
 /// `bitwise_and`: BitwiseAndNode from the MLX delegate schema (union tag 129).
@@ -5429,9 +4457,7 @@ public struct BitwiseAndOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -5442,13 +4468,7 @@ public struct BitwiseAndOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `bitwise_or`: BitwiseOrNode from the MLX delegate schema (union tag 130).
@@ -5458,9 +4478,7 @@ public struct BitwiseOrOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -5471,13 +4489,7 @@ public struct BitwiseOrOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `bitwise_xor`: BitwiseXorNode from the MLX delegate schema (union tag 131).
@@ -5487,9 +4499,7 @@ public struct BitwiseXorOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -5500,25 +4510,23 @@ public struct BitwiseXorOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `if`: IfNode from the MLX delegate schema (union tag 132).
+/// Runtime conditional: select one of two instruction chains based on a runtime
+/// integer condition. The selected branch writes its output slot(s) directly, so
+/// no `outputs` field is needed (unlike ScanNode, which post-processes/stacks).
 public struct IfOp: Hashable, Sendable {
+    /// nonzero -> then_chain, zero -> else_chain
     public var cond: IntOrValue
+    /// index into MLXGraph.instruction_chains
     public var thenChainIdx: Int
+    /// index into MLXGraph.instruction_chains
     public var elseChainIdx: Int
 
     public init(cond: IntOrValue, thenChainIdx: Int = 0, elseChainIdx: Int = 0) {
-        self.cond = cond
-        self.thenChainIdx = thenChainIdx
-        self.elseChainIdx = elseChainIdx
+        self.cond = cond; self.thenChainIdx = thenChainIdx; self.elseChainIdx = elseChainIdx
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("cond", .intOrValue(cond)), ("then_chain_idx", intAttr(thenChainIdx)), ("else_chain_idx", intAttr(elseChainIdx))] }
@@ -5529,25 +4537,21 @@ public struct IfOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValue(cond); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.cond = o.cond.mapped(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.cond = o.cond.mapped(f); return o }
 }
 
 /// `random_bits`: RandomBitsNode from the MLX delegate schema (union tag 133).
 public struct RandomBitsOp: Hashable, Sendable {
     public var out: ValueID
     public var shape: [IntOrValue]
+    /// OPTIONAL: present -> random::key(seed);
     public var seed: ValueID?
+    /// absent  -> MLX global KeySequence
+    /// bytes per element (4 -> uint32)
     public var width: Int
 
     public init(out: ValueID, shape: [IntOrValue], seed: ValueID? = nil, width: Int = 4) {
-        self.out = out
-        self.shape = shape
-        self.seed = seed
-        self.width = width
+        self.out = out; self.shape = shape; self.seed = seed; self.width = width
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("out", .value(out)), ("shape", .intOrValues(shape)), ("seed", optValueAttr(seed)), ("width", intAttr(width))] }
@@ -5559,13 +4563,7 @@ public struct RandomBitsOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = []; ids.intOrValues(shape); ids.opt(seed); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.out = f(o.out)
-        o.shape = o.shape.map { $0.mapped(f) }
-        o.seed = o.seed.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.out = f(o.out); o.shape = o.shape.map { $0.mapped(f) }; o.seed = o.seed.map(f); return o }
 }
 
 /// `update_and_attend`: UpdateAndAttendNode from the MLX delegate schema (union tag 134).
@@ -5575,19 +4573,15 @@ public struct UpdateAndAttendOp: Hashable, Sendable {
     public var v: ValueID
     public var position: ValueID
     public var out: ValueID
+    /// Required, but FlatBuffers cannot mark a scalar (required): null-defaulted
+    /// so an omitted field is distinguishable from 0 and the handler rejects it.
     public var layerId: Int?
     public var scale: Double?
+    /// ET ScalarType; null = keep SDPA's native output
     public var outDtype: DType?
 
     public init(q: ValueID, k: ValueID, v: ValueID, position: ValueID, out: ValueID, layerId: Int? = nil, scale: Double? = nil, outDtype: DType? = nil) {
-        self.q = q
-        self.k = k
-        self.v = v
-        self.position = position
-        self.out = out
-        self.layerId = layerId
-        self.scale = scale
-        self.outDtype = outDtype
+        self.q = q; self.k = k; self.v = v; self.position = position; self.out = out; self.layerId = layerId; self.scale = scale; self.outDtype = outDtype
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("position", .value(position)), ("out", .value(out)), ("layer_id", optIntAttr(layerId)), ("scale", optFloatAttr(scale)), ("out_dtype", optDTypeAttr(outDtype))] }
@@ -5603,15 +4597,7 @@ public struct UpdateAndAttendOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [q, k, v, position] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.q = f(o.q)
-        o.k = f(o.k)
-        o.v = f(o.v)
-        o.position = f(o.position)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.position = f(o.position); o.out = f(o.out); return o }
 }
 
 /// `trunc`: TruncNode from the MLX delegate schema (union tag 135).
@@ -5620,8 +4606,7 @@ public struct TruncOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -5631,12 +4616,7 @@ public struct TruncOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `flip`: FlipNode from the MLX delegate schema (union tag 136).
@@ -5646,9 +4626,7 @@ public struct FlipOp: Hashable, Sendable {
     public var axes: [Int]
 
     public init(x: ValueID, out: ValueID, axes: [Int]) {
-        self.x = x
-        self.out = out
-        self.axes = axes
+        self.x = x; self.out = out; self.axes = axes
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out)), ("axes", intsAttr(axes))] }
@@ -5659,24 +4637,18 @@ public struct FlipOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }
 
 /// `matmul`: MatmulNode from the mlxc_ops.fbs.
+/// aten::matmul / mm / bmm without a bias (Addmm covers the bias form).
 public struct MatmulOp: Hashable, Sendable {
     public var a: ValueID
     public var b: ValueID
     public var out: ValueID
 
     public init(a: ValueID, b: ValueID, out: ValueID) {
-        self.a = a
-        self.b = b
-        self.out = out
+        self.a = a; self.b = b; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("a", .value(a)), ("b", .value(b)), ("out", .value(out))] }
@@ -5687,16 +4659,11 @@ public struct MatmulOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [a, b] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.a = f(o.a)
-        o.b = f(o.b)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.a = f(o.a); o.b = f(o.b); o.out = f(o.out); return o }
 }
 
 /// `llama_custom_sdpa`: LlamaCustomSdpaNode from the mlxc_ops.fbs.
+/// llama::custom_sdpa: q [B,S,H,D]; k, v the whole cache [B,ctx,Hkv,D]; attends to [0, start_pos + S).
 public struct LlamaCustomSdpaOp: Hashable, Sendable {
     public var q: ValueID
     public var k: ValueID
@@ -5709,15 +4676,7 @@ public struct LlamaCustomSdpaOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(q: ValueID, k: ValueID, v: ValueID, startPos: IntOrValue, attnMask: ValueID? = nil, dropoutP: Double = 0.0, isCausal: Bool = false, scale: Double? = nil, out: ValueID) {
-        self.q = q
-        self.k = k
-        self.v = v
-        self.startPos = startPos
-        self.attnMask = attnMask
-        self.dropoutP = dropoutP
-        self.isCausal = isCausal
-        self.scale = scale
-        self.out = out
+        self.q = q; self.k = k; self.v = v; self.startPos = startPos; self.attnMask = attnMask; self.dropoutP = dropoutP; self.isCausal = isCausal; self.scale = scale; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("start_pos", .intOrValue(startPos)), ("attn_mask", optValueAttr(attnMask)), ("dropout_p", .float(dropoutP)), ("is_causal", .bool(isCausal)), ("scale", optFloatAttr(scale)), ("out", .value(out))] }
@@ -5734,19 +4693,11 @@ public struct LlamaCustomSdpaOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, k, v]; ids.intOrValue(startPos); ids.opt(attnMask); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.q = f(o.q)
-        o.k = f(o.k)
-        o.v = f(o.v)
-        o.startPos = o.startPos.mapped(f)
-        o.attnMask = o.attnMask.map(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.startPos = o.startPos.mapped(f); o.attnMask = o.attnMask.map(f); o.out = f(o.out); return o }
 }
 
 /// `llama_update_cache`: LlamaUpdateCacheNode from the mlxc_ops.fbs.
+/// llama::update_cache: cache[:, start_pos:start_pos+S] = value (BSHD). `cache` is state, written in place.
 public struct LlamaUpdateCacheOp: Hashable, Sendable {
     public var value: ValueID
     public var cache: ValueID
@@ -5754,10 +4705,7 @@ public struct LlamaUpdateCacheOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(value: ValueID, cache: ValueID, startPos: IntOrValue, out: ValueID) {
-        self.value = value
-        self.cache = cache
-        self.startPos = startPos
-        self.out = out
+        self.value = value; self.cache = cache; self.startPos = startPos; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("value", .value(value)), ("cache", .value(cache)), ("start_pos", .intOrValue(startPos)), ("out", .value(out))] }
@@ -5769,17 +4717,11 @@ public struct LlamaUpdateCacheOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [value, cache]; ids.intOrValue(startPos); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.value = f(o.value)
-        o.cache = f(o.cache)
-        o.startPos = o.startPos.mapped(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.value = f(o.value); o.cache = f(o.cache); o.startPos = o.startPos.mapped(f); o.out = f(o.out); return o }
 }
 
 /// `llama_update_cache_with_indices`: LlamaUpdateCacheWithIndicesNode from the mlxc_ops.fbs.
+/// llama::update_cache_with_indices: ring-buffer write, cache[:, indices[s]] = value[:, s].
 public struct LlamaUpdateCacheWithIndicesOp: Hashable, Sendable {
     public var value: ValueID
     public var cache: ValueID
@@ -5788,11 +4730,7 @@ public struct LlamaUpdateCacheWithIndicesOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(value: ValueID, cache: ValueID, startPos: IntOrValue, indices: ValueID, out: ValueID) {
-        self.value = value
-        self.cache = cache
-        self.startPos = startPos
-        self.indices = indices
-        self.out = out
+        self.value = value; self.cache = cache; self.startPos = startPos; self.indices = indices; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("value", .value(value)), ("cache", .value(cache)), ("start_pos", .intOrValue(startPos)), ("indices", .value(indices)), ("out", .value(out))] }
@@ -5805,18 +4743,12 @@ public struct LlamaUpdateCacheWithIndicesOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [value, cache]; ids.intOrValue(startPos); ids.append(indices); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.value = f(o.value)
-        o.cache = f(o.cache)
-        o.startPos = o.startPos.mapped(f)
-        o.indices = f(o.indices)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.value = f(o.value); o.cache = f(o.cache); o.startPos = o.startPos.mapped(f); o.indices = f(o.indices); o.out = f(o.out); return o }
 }
 
 /// `index_put`: IndexPutNode from the mlxc_ops.fbs.
+/// aten::index_put: out = x with out[indices...] = values. `indices` holds one index tensor per axis
+/// listed in `index_axes` (axes given None in the call are left out).
 public struct IndexPutOp: Hashable, Sendable {
     public var x: ValueID
     public var indices: [ValueID]
@@ -5826,12 +4758,7 @@ public struct IndexPutOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(x: ValueID, indices: [ValueID], indexAxes: [Int], values: ValueID, accumulate: Bool = false, out: ValueID) {
-        self.x = x
-        self.indices = indices
-        self.indexAxes = indexAxes
-        self.values = values
-        self.accumulate = accumulate
-        self.out = out
+        self.x = x; self.indices = indices; self.indexAxes = indexAxes; self.values = values; self.accumulate = accumulate; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("indices", .values(indices)), ("index_axes", intsAttr(indexAxes)), ("values", .value(values)), ("accumulate", .bool(accumulate)), ("out", .value(out))] }
@@ -5845,26 +4772,18 @@ public struct IndexPutOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.all(indices); ids.append(values); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.indices = o.indices.map(f)
-        o.values = f(o.values)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.indices = o.indices.map(f); o.values = f(o.values); o.out = f(o.out); return o }
 }
 
 /// `copy_into`: CopyIntoNode from the mlxc_ops.fbs.
+/// aten::copy_ onto state: dst (state) takes src's bytes, broadcast to dst's shape.
 public struct CopyIntoOp: Hashable, Sendable {
     public var dst: ValueID
     public var src: ValueID
     public var out: ValueID
 
     public init(dst: ValueID, src: ValueID, out: ValueID) {
-        self.dst = dst
-        self.src = src
-        self.out = out
+        self.dst = dst; self.src = src; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("dst", .value(dst)), ("src", .value(src)), ("out", .value(out))] }
@@ -5875,16 +4794,12 @@ public struct CopyIntoOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [dst, src] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.dst = f(o.dst)
-        o.src = f(o.src)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.dst = f(o.dst); o.src = f(o.src); o.out = f(o.out); return o }
 }
 
 /// `quantized_embedding`: QuantizedEmbeddingNode from the mlxc_ops.fbs.
+/// quantized_decomposed::embedding_{byte,4bit,2bit}: rows of an ExecuTorch-packed weight, dequantized.
+/// 4-bit puts the even column in the HIGH nibble (unlike MLX); 2-bit has column 0 in bits 0-1.
 public struct QuantizedEmbeddingOp: Hashable, Sendable {
     public var weight: ValueID
     public var scales: ValueID
@@ -5897,15 +4812,7 @@ public struct QuantizedEmbeddingOp: Hashable, Sendable {
     public var out: ValueID
 
     public init(weight: ValueID, scales: ValueID, zeroPoints: ValueID? = nil, quantMin: Int = 0, quantMax: Int = 0, bits: Int = 0, indices: ValueID, dtype: DType? = nil, out: ValueID) {
-        self.weight = weight
-        self.scales = scales
-        self.zeroPoints = zeroPoints
-        self.quantMin = quantMin
-        self.quantMax = quantMax
-        self.bits = bits
-        self.indices = indices
-        self.dtype = dtype
-        self.out = out
+        self.weight = weight; self.scales = scales; self.zeroPoints = zeroPoints; self.quantMin = quantMin; self.quantMax = quantMax; self.bits = bits; self.indices = indices; self.dtype = dtype; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("weight", .value(weight)), ("scales", .value(scales)), ("zero_points", optValueAttr(zeroPoints)), ("quant_min", intAttr(quantMin)), ("quant_max", intAttr(quantMax)), ("bits", intAttr(bits)), ("indices", .value(indices)), ("dtype", optDTypeAttr(dtype)), ("out", .value(out))] }
@@ -5922,18 +4829,11 @@ public struct QuantizedEmbeddingOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [weight, scales]; ids.opt(zeroPoints); ids.append(indices); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.weight = f(o.weight)
-        o.scales = f(o.scales)
-        o.zeroPoints = o.zeroPoints.map(f)
-        o.indices = f(o.indices)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.weight = f(o.weight); o.scales = f(o.scales); o.zeroPoints = o.zeroPoints.map(f); o.indices = f(o.indices); o.out = f(o.out); return o }
 }
 
 /// `delegate_call`: DelegateCallNode from the mlxc_ops.fbs.
+/// A call into another backend (e.g. XnnpackBackend) that mlxc keeps as an opaque unit.
 public struct DelegateCallOp: Hashable, Sendable {
     public var backendId: String
     public var delegateIndex: Int
@@ -5942,11 +4842,7 @@ public struct DelegateCallOp: Hashable, Sendable {
     public var outs: [ValueID]
 
     public init(backendId: String, delegateIndex: Int = 0, payloadSize: Int = 0, inputs: [ValueID], outs: [ValueID]) {
-        self.backendId = backendId
-        self.delegateIndex = delegateIndex
-        self.payloadSize = payloadSize
-        self.inputs = inputs
-        self.outs = outs
+        self.backendId = backendId; self.delegateIndex = delegateIndex; self.payloadSize = payloadSize; self.inputs = inputs; self.outs = outs
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("backend_id", .string(backendId)), ("delegate_index", intAttr(delegateIndex)), ("payload_size", intAttr(payloadSize)), ("inputs", .values(inputs)), ("outs", .values(outs))] }
@@ -5959,24 +4855,19 @@ public struct DelegateCallOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { outs }
     fileprivate var operandIDs: [ValueID] { inputs }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.inputs = o.inputs.map(f)
-        o.outs = o.outs.map(f)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.inputs = o.inputs.map(f); o.outs = o.outs.map(f); return o }
 }
 
 /// `scalar_math`: ScalarMathNode from the mlxc_ops.fbs.
+/// Scalar arithmetic on run-time ints and floats that the MLX schema lacks (executorch_prim::*).
 public struct ScalarMathOp: Hashable, Sendable {
+    /// "truediv", "eq", "gt", "ge", "lt", "le", "neg", "ceil", "round", "trunc", "sym_float", "sym_int", "sym_max", "sym_min", "sym_not", "sym_ite"
     public var kind: String
     public var args: [ValueID]
     public var out: ValueID
 
     public init(kind: String, args: [ValueID], out: ValueID) {
-        self.kind = kind
-        self.args = args
-        self.out = out
+        self.kind = kind; self.args = args; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("kind", .string(kind)), ("args", .values(args)), ("out", .value(out))] }
@@ -5987,22 +4878,17 @@ public struct ScalarMathOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { args }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.args = o.args.map(f)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.args = o.args.map(f); o.out = f(o.out); return o }
 }
 
 /// `item`: ItemNode from the mlxc_ops.fbs.
+/// aten::_local_scalar_dense on a float tensor (ItemIntNode covers ints).
 public struct ItemOp: Hashable, Sendable {
     public var x: ValueID
     public var out: ValueID
 
     public init(x: ValueID, out: ValueID) {
-        self.x = x
-        self.out = out
+        self.x = x; self.out = out
     }
 
     fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("out", .value(out))] }
@@ -6012,10 +4898,5 @@ public struct ItemOp: Hashable, Sendable {
     }
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {
-        var o = self
-        o.x = f(o.x)
-        o.out = f(o.out)
-        return o
-    }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
 }

@@ -37,14 +37,24 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 
     public var rank: Int { shape.count }
     public var isStatic: Bool { shape.allSatisfy { $0.fixedValue != nil } }
-    /// Element count at the upper bound of every dimension (nil if some dimension is unbounded).
+    /// Element count at the upper bound of every dimension (nil if some dimension is unbounded
+    /// or the count does not fit in an Int).
     public var maxElementCount: Int? {
         var total = 1
         for d in shape {
             guard let n = d.upperBound else { return nil }
-            total *= n
+            let (product, overflow) = total.multipliedReportingOverflow(by: n)
+            guard !overflow else { return nil }
+            total = product
         }
         return total
+    }
+
+    /// Bytes at the upper bound of every dimension (nil if unbounded or too large).
+    public var maxByteCount: Int? {
+        guard let n = maxElementCount else { return nil }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: dtype.byteSize)
+        return overflow ? nil : bytes
     }
 
     public var description: String { "\(dtype.name)[\(shape.map(\.description).joined(separator: ", "))]" }

@@ -133,6 +133,7 @@ class Schema:
         self.order = []
         self.root_type = None
         text = open(path, encoding="utf-8").read()
+        self.lines = text.split("\n")
         self._parse(tokenize(text, path))
 
     def _parse(self, toks):
@@ -255,6 +256,26 @@ class Schema:
                 f.id = next_id
                 union = self.decls.get(f.elem)
                 next_id += 2 if (union is not None and union.kind == "union") else 1
+
+    def comment_before(self, line):
+        """The `//` comment block right above 1-based `line` (separator rules dropped), as text lines."""
+        out, i = [], line - 2
+        while i >= 0 and self.lines[i].strip().startswith("//"):
+            text = self.lines[i].strip()[2:].strip()
+            if not re.fullmatch(r"[=\-]{3,}", text):
+                out.insert(0, text)
+            i -= 1
+        while out and not out[0]:
+            out.pop(0)
+        while out and not out[-1]:
+            out.pop()
+        return out
+
+    def comment_after(self, line):
+        """The trailing `//` comment on 1-based `line`, or None."""
+        text = self.lines[line - 1]
+        at = text.find("//", text.find(";") + 1 if ";" in text else 0)
+        return text[at + 2:].strip() or None if at >= 0 else None
 
     def _add(self, decl):
         if decl.name in self.decls:
@@ -438,7 +459,10 @@ def field_kind(table, f, decls):
 # ---------------------------------------------------------------------------------------------
 
 class OpDef:
-    def __init__(self, table, decl, is_mlx, tag, decls):
+    def __init__(self, table, decl, is_mlx, tag, decls, schema):
+        self.doc = schema.comment_before(decl.line)
+        self.field_docs = [schema.comment_before(f.line) + [c for c in [schema.comment_after(f.line)] if c]
+                           for f in decl.fields]
         self.table, self.decl, self.is_mlx, self.tag = table, decl, is_mlx, tag
         base = base_name(table)
         self.case = lower_camel_type(base)
@@ -486,7 +510,7 @@ def build_ops(mlx, mlxc):
         decl = mlx.decls.get(table)
         if decl is None or decl.kind != "table":
             raise SchemaError(f"{mlx.path}: union member {table} is not a table")
-        ops.append(OpDef(table, decl, True, tag, mlx.decls))
+        ops.append(OpDef(table, decl, True, tag, mlx.decls, mlx))
     for decl in mlxc.order:
         if decl.kind != "table":
             raise SchemaError(f"{mlxc.path}:{decl.line}: only tables are allowed, found {decl.kind} {decl.name}")
@@ -494,7 +518,7 @@ def build_ops(mlx, mlxc):
             raise SchemaError(f"{mlxc.path}:{decl.line}: {decl.name} is already an MLX table")
         merged = dict(mlx.decls)
         merged.update(mlxc.decls)
-        ops.append(OpDef(decl.name, decl, False, None, merged))
+        ops.append(OpDef(decl.name, decl, False, None, merged, mlxc))
     for attr in ("case", "name", "struct"):
         seen = {}
         for op in ops:
@@ -550,7 +574,7 @@ extension Array where Element == ValueID {
 
 extension Attribute {
     /// The attribute's kind as IR text would describe it, for error messages.
-    var kindName: String {
+    fileprivate var kindName: String {
         switch self {
         case .int: return "int"
         case .float: return "float"
@@ -792,8 +816,12 @@ def gen_op_struct(op, out):
     src = "MLX delegate schema" if op.is_mlx else "mlxc_ops.fbs"
     tag = f" (union tag {op.tag})" if op.is_mlx else ""
     w(f"/// `{op.name}`: {op.table} from the {src}{tag}.")
+    for line in op.doc:
+        w(f"/// {line}".rstrip())
     w(f"public struct {op.struct}: Hashable, Sendable {{")
-    for f, sw, k in op.fields:
+    for (f, sw, k), docs in zip(op.fields, op.field_docs):
+        for line in docs:
+            w(f"    /// {line}".rstrip())
         w(f"    public var {esc(sw)}: {k.swift}")
     params = []
     for f, sw, k in op.fields:
@@ -804,8 +832,7 @@ def gen_op_struct(op, out):
     if op.fields:
         w("")
         w(f"    public init({', '.join(params)}) {{")
-        for f, sw, k in op.fields:
-            w(f"        self.{esc(sw)} = {esc(sw)}")
+        w("        " + "; ".join(f"self.{esc(sw)} = {esc(sw)}" for f, sw, k in op.fields))
         w("    }")
     else:
         w("    public init() {}")
@@ -827,12 +854,8 @@ def gen_op_struct(op, out):
         w(f"    fileprivate var {name}: [ValueID] {body}")
     remaps = [(sw, k) for f, sw, k in op.fields if k.remap]
     if remaps:
-        w("    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {")
-        w("        var o = self")
-        for sw, k in remaps:
-            w(f"        o.{esc(sw)} = {fill(k.remap, v='o.' + esc(sw))}")
-        w("        return o")
-        w("    }")
+        body = "; ".join(f"o.{esc(sw)} = {fill(k.remap, v='o.' + esc(sw))}" for sw, k in remaps)
+        w(f"    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self {{ var o = self; {body}; return o }}")
     else:
         w("    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { self }")
     w("}")
@@ -1282,7 +1305,7 @@ def gen_container(decl, mlx, out):
             names = dict(d.values)
             raw = names[dflt] if dflt in names else int(dflt, 0)
             props.append((sw, st, None))
-            reads.append(f"{sw} = try mlxEnum(t, {f.id}, {q}, {base}({raw}), {st}.init(rawValue:))")
+            reads.append(f"{sw} = try mlxEnum(t, {f.id}, {q}, {swift_string(f.elem)}, {base}({raw}), {st}.init(rawValue:))")
         elif f.elem == "string":
             if f.required:
                 props.append((sw, "String", None))
@@ -1360,11 +1383,11 @@ private func mlxString(_ t: FBTable, _ id: Int, _ field: String) throws -> Strin
     return s
 }
 
-private func mlxEnum<Raw: FixedWidthInteger, E>(_ t: FBTable, _ id: Int, _ field: String, _ defaultValue: Raw,
-                                                _ make: (Raw) -> E?) throws -> E {
+private func mlxEnum<Raw: FixedWidthInteger, E>(_ t: FBTable, _ id: Int, _ field: String, _ enumName: String,
+                                                _ defaultValue: Raw, _ make: (Raw) -> E?) throws -> E {
     let raw = try t.scalar(id, field, default: defaultValue)
     guard let value = make(raw) else {
-        throw t.fb.error("\(t.name).\(field)", t.positionOf(id), "unknown \(E.self) value \(raw)")
+        throw t.fb.error("\(t.name).\(field)", t.positionOf(id), "unknown \(enumName) value \(raw)")
     }
     return value
 }

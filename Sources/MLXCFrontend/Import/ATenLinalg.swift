@@ -70,7 +70,7 @@ extension PlanImporter {
         let groups = try literalInt(a[8])
         guard let xt = graph.type(x), let wt = graph.type(w) else { throw fail("convolution operands of unknown type") }
         let spatial = xt.rank - 2
-        guard spatial == 1 || spatial == 2, stride.count == spatial, padding.count == spatial else {
+        guard spatial == 1 || spatial == 2, wt.rank == xt.rank, stride.count == spatial, padding.count == spatial else {
             throw fail("convolution with \(spatial) spatial dims (stride \(stride), padding \(padding)) is not supported")
         }
         let toLast = [0] + Array(2..<(2 + spatial)) + [1]      // NC… → N…C

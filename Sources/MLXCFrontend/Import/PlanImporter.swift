@@ -163,7 +163,7 @@ final class PlanImporter {
                 guard let fqn = name else { throw fail("external tensor value \(ev) has no fully_qualified_name") }
                 v = graph.addValue(type, t.allocation == nil ? .constant(.namedData(key: fqn)) : .state(initial: .namedData(key: fqn)), name: fqn)
             } else if t.dataBufferIndex > 0 && t.allocation == nil {
-                let bytes = (type?.maxElementCount ?? 0) * (type?.dtype.byteSize ?? 1)
+                guard let bytes = type?.maxByteCount else { throw fail("constant tensor value \(ev) has no byte size (sizes too large)") }
                 _ = try pte.constantData(index: Int(t.dataBufferIndex), length: bytes, "constant tensor value \(ev)")
                 v = graph.addValue(type, .constant(.constantBuffer(index: Int(t.dataBufferIndex))), name: name)
             } else if t.dataBufferIndex > 0 {

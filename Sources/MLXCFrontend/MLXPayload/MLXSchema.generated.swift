@@ -103,7 +103,7 @@ public struct MLXSlotVariant {
 
     public init(_ t: FBTable) throws {
         idx = try t.scalar(0, "idx", default: UInt32(0))
-        slotType = try mlxEnum(t, 1, "slot_type", Int8(0), MLXSlotType.init(rawValue:))
+        slotType = try mlxEnum(t, 1, "slot_type", "SlotType", Int8(0), MLXSlotType.init(rawValue:))
         position = t.position
     }
 }
@@ -223,11 +223,11 @@ private func mlxString(_ t: FBTable, _ id: Int, _ field: String) throws -> Strin
     return s
 }
 
-private func mlxEnum<Raw: FixedWidthInteger, E>(_ t: FBTable, _ id: Int, _ field: String, _ defaultValue: Raw,
-                                                _ make: (Raw) -> E?) throws -> E {
+private func mlxEnum<Raw: FixedWidthInteger, E>(_ t: FBTable, _ id: Int, _ field: String, _ enumName: String,
+                                                _ defaultValue: Raw, _ make: (Raw) -> E?) throws -> E {
     let raw = try t.scalar(id, field, default: defaultValue)
     guard let value = make(raw) else {
-        throw t.fb.error("\(t.name).\(field)", t.positionOf(id), "unknown \(E.self) value \(raw)")
+        throw t.fb.error("\(t.name).\(field)", t.positionOf(id), "unknown \(enumName) value \(raw)")
     }
     return value
 }

@@ -54,7 +54,7 @@ public final class PTEFile: @unchecked Sendable {
             }
             let (end, overflow) = s.offset.addingReportingOverflow(s.size)
             guard !overflow, UInt64(segmentBase) + end <= UInt64(file.view.count) else {
-                throw FormatError("Program.segments[\(i)]", at: segmentBase + Int(clamping: s.offset),
+                throw FormatError("Program.segments[\(i)]", at: segmentBase,
                                   "segment [\(s.offset), +\(s.size)) past the segment base \(segmentBase) runs beyond the file end \(file.view.count) (truncated?)")
             }
         }
@@ -65,6 +65,10 @@ public final class PTEFile: @unchecked Sendable {
         guard index >= 0, index < program.segments.count else {
             throw FormatError(context(), at: 0, "segment index \(index) is out of range (the program has \(program.segments.count) segments)")
         }
+        guard header != nil else {
+            throw FormatError(context(), at: 8, "segment \(index) is used but the file has no eh00 header (no segment area)")
+        }
+        // validateSegments() checked that base + offset + size lies inside the file.
         let s = program.segments[index]
         return try file.ownedView.slice(segmentBase + Int(s.offset), Int(s.size), context())
     }
@@ -78,7 +82,7 @@ public final class PTEFile: @unchecked Sendable {
             let seg = try segment(Int(cs.segmentIndex), "Program.constant_segment")
             let offset = cs.offsets[index]
             guard offset <= UInt64(seg.count), UInt64(length) <= UInt64(seg.count) - offset else {
-                throw FormatError(context(), at: segmentBase + Int(clamping: offset),
+                throw FormatError(context(), at: segmentBase,
                                   "constant \(index) needs \(length) bytes at offset \(offset) of a \(seg.count)-byte segment")
             }
             return try seg.slice(Int(offset), length, context())
