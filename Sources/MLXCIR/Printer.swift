@@ -11,7 +11,7 @@
 ///     outputs %57
 public enum IRPrinter {
     public static func print(_ graph: Graph, origins: Bool = true) -> String {
-        var out = "graph @\(graph.name)\n"
+        var out = "graph @\(formatName(graph.name))\n"
         var defined = Set<Int>()
         for block in graph.blocks { for node in block.nodes { for r in node.op.results { defined.insert(r.index) } } }
         for (i, info) in graph.values.enumerated() {
@@ -25,11 +25,20 @@ public enum IRPrinter {
             case .state(let initial):
                 out += "state %\(i) : \(type) = \(initial.map(\.description) ?? "zeros")\(name)\n"
             case .computed:
-                if !defined.contains(i) { out += "value %\(i) : \(type)\(name)\n" }
+                // Op results get their type on the op line; a `value` line declares the rest, and
+                // carries the name of a named result (the op line has no room for it).
+                if !defined.contains(i) || info.name != nil { out += "value %\(i) : \(type)\(name)\n" }
             }
         }
+        // `graph.inputs` is normally the `input` lines in order; spell it out when it is not.
+        let declaredInputs = graph.values.indices.filter {
+            if case .input = graph.values[$0].kind { return true } else { return false }
+        }.map(ValueID.init)
+        if graph.inputs != declaredInputs {
+            out += "inputs " + graph.inputs.map(\.description).joined(separator: ", ") + "\n"
+        }
         for (b, block) in graph.blocks.enumerated() {
-            out += "block \(block.name)" + (graph.initBlock == b ? " init" : "") + " {\n"
+            out += "block \(formatName(block.name))" + (graph.initBlock == b ? " init" : "") + " {\n"
             for node in block.nodes { out += "  " + line(node, graph, origins: origins) + "\n" }
             out += "}\n"
         }
@@ -54,8 +63,26 @@ public enum IRPrinter {
             let types = results.map { graph.values.indices.contains($0.index) ? (graph.values[$0.index].type?.description ?? "?") : "?" }
             text += " : " + (types.count == 1 ? types[0] : "(" + types.joined(separator: ", ") + ")")
         }
-        if origins, let origin = node.origin { text += "  # " + origin }
+        if origins, let origin = node.origin { text += "  # " + formatOrigin(origin) }
         return text
+    }
+
+    /// An origin comment runs to the end of the line as written, unless that would not read back
+    /// (a line break or other control character, or a leading quote): then it is a string literal.
+    static func formatOrigin(_ origin: String) -> String {
+        origin.hasPrefix("\"") || origin.unicodeScalars.contains(where: { $0.value < 0x20 }) ? quoteIR(origin) : origin
+    }
+
+    /// A graph or block name: bare when it is a plain word (`forward`, `mlx0.chain1`), else quoted.
+    public static func formatName(_ name: String) -> String {
+        !name.isEmpty && name.unicodeScalars.allSatisfy(isNameScalar) ? name : quoteIR(name)
+    }
+
+    static func isNameScalar(_ c: Unicode.Scalar) -> Bool {
+        switch c {
+        case "a"..."z", "A"..."Z", "0"..."9", "_", ".", "-", "$": return true
+        default: return false
+        }
     }
 
     public static func isResultField(_ name: String) -> Bool { name == "out" || name == "outs" || name == "outputs" }

@@ -36,6 +36,15 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var rank: Int { shape.count }
+    /// The sizes, when every dimension is fixed.
+    public var staticShape: [Int]? {
+        var sizes: [Int] = []
+        for d in shape {
+            guard let n = d.fixedValue else { return nil }
+            sizes.append(n)
+        }
+        return sizes
+    }
     public var isStatic: Bool { shape.allSatisfy { $0.fixedValue != nil } }
     /// Element count at the upper bound of every dimension (nil if some dimension is unbounded
     /// or the count does not fit in an Int).
