@@ -35,6 +35,7 @@ let package = Package(
         .testTarget(name: "MLXCIRTests", dependencies: ["MLXCIR"], path: "Tests/MLXCIRTests"),
         .testTarget(name: "LLVMKitTests", dependencies: ["LLVMKit"], path: "Tests/LLVMKitTests",
                     swiftSettings: llvmSwift, linkerSettings: llvmLink),
+        .testTarget(name: "RuntimeTests", dependencies: ["MLXCRuntime", "MLXCFrontend", "MLXCIR"], path: "Tests/RuntimeTests"),
         .testTarget(name: "CLITests", dependencies: ["mlxc"], path: "Tests/CLITests"),
     ]
 )

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import MLXCFrontend
+import MLXCIR
+import MLXCRuntime
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a method of a program on given inputs (reference executor).",
+        discussion: """
+        Inputs are .npy files or MLX op-test .bin files, one --input per argument in order. With --inputs-dir,
+        a sequence of calls runs on one loaded program so state (KV caches) carries over: step<K>.input<I>.npy
+        files, outputs written as step<K>.output<J>.npy. Float inputs are converted to a bf16/f16 input's dtype.
+        """)
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(name: .customLong("input"), help: "An input tensor file (.npy or .bin), in argument order (repeatable).")
+    var inputs: [String] = []
+
+    @Option(help: "Run the calls step0, step1, … found in this directory, keeping state between them.")
+    var inputsDir: String?
+
+    @Option(help: "The method to run (default: forward).")
+    var method: String?
+
+    @Option(help: "Write outputs here as output<J>.npy (or step<K>.output<J>.npy).")
+    var outputDir: String?
+
+    func run() throws {
+        try MLXC.guarded {
+            let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
+            let imported = try Importer.importMethod(pte, method: method)
+            try Verifier.verify(imported.graph)
+            let executor = try ReferenceExecutor(graph: imported.graph, pte: pte)
+            if let dir = outputDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            if let inputsDir {
+                guard inputs.isEmpty else { throw ValidationError("give either --input or --inputs-dir, not both") }
+                let steps = try StepFiles.scan(inputsDir)
+                guard !steps.isEmpty else { throw ReferenceError("\(inputsDir): no step0.input0.npy files") }
+                for (k, files) in steps.enumerated() {
+                    let outputs = try executor.run(try prepare(files.flatMap { try TensorFiles.read($0) }, imported.graph))
+                    try emit(outputs, prefix: "step\(k).")
+                }
+            } else {
+                let outputs = try executor.run(try prepare(inputs.flatMap { try TensorFiles.read($0) }, imported.graph))
+                try emit(outputs, prefix: "")
+            }
+        }
+    }
+
+    /// Converts float inputs to the dtype a bf16/f16/f32 input expects (a `.npy` cannot hold bf16).
+    func prepare(_ tensors: [HostTensor], _ graph: Graph) throws -> [HostTensor] {
+        zip(tensors, graph.inputs).map { t, id in
+            guard let want = graph[id].type?.dtype, want != t.dtype, want.isFloatingPoint, t.dtype.isFloatingPoint else { return t }
+            return t.converted(to: want)
+        } + tensors.dropFirst(graph.inputs.count)
+    }
+
+    func emit(_ outputs: [HostTensor], prefix: String) throws {
+        for (j, t) in outputs.enumerated() {
+            if let dir = outputDir {
+                try TensorFiles.writeNPY(t, to: (dir as NSString).appendingPathComponent("\(prefix)output\(j).npy"))
+            } else {
+                print("\(prefix)output\(j): \(TensorFiles.summary(t))")
+            }
+        }
+    }
+}
+
+/// The `step<K>.input<I>.npy` files of an inputs directory, by step and argument position.
+enum StepFiles {
+    static func scan(_ dir: String) throws -> [[String]] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        var steps: [[String]] = []
+        for k in 0... {
+            var files: [String] = []
+            for i in 0... {
+                let name = "step\(k).input\(i).npy"
+                guard names.contains(name) else { break }
+                files.append((dir as NSString).appendingPathComponent(name))
+            }
+            if files.isEmpty { break }
+            steps.append(files)
+        }
+        return steps
+    }
+}
