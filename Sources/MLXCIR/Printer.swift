@@ -9,6 +9,12 @@
 ///       %5 = take(x: %2, index: %0, axis: 0) : f32[1, ?1..31, 64]
 ///     }
 ///     outputs %57
+///
+/// `IRParser` reads it back. So that nothing is lost: a `value` line also declares a named op result
+/// (the op line has no room for the name), an `inputs %a, %b` line follows the declarations when
+/// `graph.inputs` is not simply the `input` lines in order, graph and block names that are not plain
+/// words are quoted, and an origin that would not survive as a comment (a line break, a leading
+/// quote) is written as a string literal.
 public enum IRPrinter {
     public static func print(_ graph: Graph, origins: Bool = true) -> String {
         var out = "graph @\(formatName(graph.name))\n"

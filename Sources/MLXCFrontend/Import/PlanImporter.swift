@@ -19,6 +19,8 @@ final class PlanImporter {
     var stateSlots: Set<Int> = []
     /// Upper bounds of dynamic input dims, used to mark the matching dims of other dynamic-bound tensors.
     var dynamicBounds: Set<Int> = []
+    /// The slot whose value the planned bytes at each allocation currently hold.
+    var memoryHolder: [AllocationDetails: Int] = [:]
     /// "instruction N of chain C", for errors.
     var location = ""
     /// MLX mutable buffers by slot name, shared by every MLX delegate of the plan.
@@ -80,6 +82,9 @@ final class PlanImporter {
         }
         guard let chain = plan.chains.first else { return }
         var written: Set<Int> = []
+        // Memory that holds data at this point: several EValues may name the same planned bytes
+        // (the exporter aliases a mutable buffer's later reads onto the buffer itself).
+        var liveMemory: Set<AllocationDetails> = []
         for instruction in chain.instructions {
             guard case .kernelCall(let opIndex, let args) = instruction,
                   opIndex >= 0, Int(opIndex) < plan.operators.count, let last = args.last else { continue }
@@ -89,13 +94,20 @@ final class PlanImporter {
                 stateSlots.insert(Int(args[target]))
             }
             // A planned tensor read before anything writes it carries state from earlier calls.
+            // `.out` variants list the out tensor twice (keyword argument, then return value).
             let outputCount = Self.outputCount[op] ?? 1
-            for a in args.dropLast(outputCount) where !written.contains(Int(a)) {
-                if case .tensor(let t) = plan.values[safe: Int(a)], t.allocation != nil, !plan.inputs.contains(Int(a)) {
+            let outputs = Set(args.suffix(outputCount))
+            for a in args where !outputs.contains(a) && !written.contains(Int(a)) {
+                if case .tensor(let t) = plan.values[safe: Int(a)], let memory = t.allocation, !plan.inputs.contains(Int(a)),
+                   !liveMemory.contains(memory) {
                     stateSlots.insert(Int(a))
+                    liveMemory.insert(memory)
                 }
             }
-            for a in args.suffix(outputCount) { written.insert(Int(a)) }
+            for a in args.suffix(outputCount) {
+                written.insert(Int(a))
+                if case .tensor(let t) = plan.values[safe: Int(a)], let memory = t.allocation { liveMemory.insert(memory) }
+            }
         }
     }
 
@@ -170,6 +182,13 @@ final class PlanImporter {
                 v = graph.addValue(type, .state(initial: .mutableData(index: Int(t.dataBufferIndex))), name: name ?? "state\(ev)")
             } else if t.allocation != nil && stateSlots.contains(ev) {
                 v = graph.addValue(type, .state(initial: nil), name: name ?? "state\(ev)")
+                memoryHolder[t.allocation!] = ev
+            } else if let memory = t.allocation, let holder = memoryHolder[memory], let aliased = current[holder] {
+                // Another name for bytes an earlier instruction wrote (the exporter shares storage
+                // between a tensor and its views): the same value, reshaped when the shape differs.
+                let view = try reinterpret(aliased, as: type, slot: ev)
+                current[ev] = view
+                return view
             } else {
                 throw fail("tensor value \(ev) is read before any instruction writes it and it has no data")
             }
@@ -195,9 +214,34 @@ final class PlanImporter {
     /// A fresh value for a slot an op writes (state slots are updated in place instead).
     func write(_ ev: Int) throws -> ValueID {
         if stateSlots.contains(ev) { return try read(ev) }
+        if let memory = allocation(ev), let holder = memoryHolder[memory], holder != ev, let held = current[holder], isState(held) {
+            // Writing through another name of a state buffer's bytes updates the state in place.
+            current[ev] = held
+            return held
+        }
         let v = graph.addValue(try slotType(ev), .computed, name: tensorName(ev))
         current[ev] = v
+        if let memory = allocation(ev) { memoryHolder[memory] = ev }
         return v
+    }
+
+    /// `value` seen through another tensor's shape (same bytes): itself, or a reshape of it.
+    func reinterpret(_ value: ValueID, as type: TensorType?, slot: Int) throws -> ValueID {
+        guard let type, let held = graph.type(value), held.shape != type.shape else { return value }
+        guard held.dtype == type.dtype else {
+            throw fail("value \(slot) (\(type)) shares memory with \(held), a different dtype; reinterpreting bytes is not supported")
+        }
+        let dynamicDims = type.shape.filter { $0.fixedValue == nil }.count
+        guard dynamicDims <= 1 else { throw fail("value \(slot) (\(type)) views shared memory with more than one dynamic dimension") }
+        let shape: [IntOrValue] = type.shape.map { .literal(Int64($0.fixedValue ?? -1)) }
+        let view = graph.addValue(type, .computed, name: tensorName(slot))
+        emit(.reshape(ReshapeOp(x: value, out: view, shape: shape)))
+        return view
+    }
+
+    func allocation(_ ev: Int) -> AllocationDetails? {
+        if case .tensor(let t) = plan.values[safe: ev] { return t.allocation }
+        return nil
     }
 
     func isState(_ v: ValueID) -> Bool {
