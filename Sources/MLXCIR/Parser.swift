@@ -387,7 +387,8 @@ private struct GraphTextParser {
     /// `input %0 : i64[1, ?1..31] "tokens"  # position 0`, `const %2 : T = SOURCE "name"`,
     /// `state %3 : T = zeros "name"`, `value %9 : T "name"`.
     mutating func declaration(_ keyword: String, _ c: inout LineCursor) throws {
-        let valueColumn = c.column(c.pos + 1)
+        c.skipSpaces()
+        let valueColumn = c.column(c.pos)
         let v = try c.valueRef("after '\(keyword)'")
         try c.expect(":", "and the type after \(v)")
         let type = try c.type("after ':'")
