@@ -6,7 +6,8 @@ import MLXCIR
 /// init block once when it is created.
 public final class ReferenceExecutor {
     public let graph: Graph
-    let pte: PTEFile
+    /// The program file holding constant and state bytes; nil for graphs whose constants are all literals (tests).
+    let pte: PTEFile?
     /// Constants decoded once (weights are read from the mapping on first use).
     var constants: [ValueID: HostTensor] = [:]
     /// Mutable state, kept across calls.
@@ -14,7 +15,7 @@ public final class ReferenceExecutor {
     /// Values the init block computed (kept for every call).
     var initValues: [ValueID: HostTensor] = [:]
 
-    public init(graph: Graph, pte: PTEFile) throws {
+    public init(graph: Graph, pte: PTEFile? = nil) throws {
         self.graph = graph
         self.pte = pte
         try resetState()
@@ -99,12 +100,16 @@ public final class ReferenceExecutor {
         let shape = type.shape.compactMap(\.fixedValue)
         let count = shape.reduce(1, *)
         let length = count * type.dtype.byteSize
+        func file() throws -> PTEFile {
+            guard let pte else { throw ReferenceError("\(name) needs data from the program file (\(source)), but the executor has none") }
+            return pte
+        }
         let bytes: ByteView
         switch source {
-        case .constantBuffer(let index): bytes = try pte.constantData(index: index, length: length, "constant \(name)")
-        case .mutableData(let index): bytes = try pte.mutableData(index: index, length: length, "state \(name)")
+        case .constantBuffer(let index): bytes = try file().constantData(index: index, length: length, "constant \(name)")
+        case .mutableData(let index): bytes = try file().mutableData(index: index, length: length, "state \(name)")
         case .namedData(let key):
-            bytes = try pte.namedData(key)
+            bytes = try file().namedData(key)
             guard bytes.count >= length else {
                 throw ReferenceError("named data \"\(key)\" holds \(bytes.count) bytes; \(type) needs \(length)")
             }
