@@ -13,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Lock-free counters for the kernel thread pool (spinning workers keep launch latency in microseconds).
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         .systemLibrary(name: "CLLVM", path: "Sources/CLLVM"),
@@ -21,11 +23,15 @@ let package = Package(
         .target(name: "MLXCIR", path: "Sources/MLXCIR"),
         .target(name: "MLXCFrontend", dependencies: ["MLXCIR"], path: "Sources/MLXCFrontend"),
         .target(name: "MLXCPasses", dependencies: ["MLXCIR"], path: "Passes"),
-        .target(name: "MLXCRuntime", dependencies: ["MLXCIR", "MLXCFrontend"], path: "Runtime"),
+        .target(name: "MLXCCodegen", dependencies: ["MLXCIR", "LLVMKit"], path: "Sources/MLXCCodegen",
+                swiftSettings: llvmSwift, linkerSettings: llvmLink),
+        .target(name: "MLXCRuntime", dependencies: ["MLXCIR", "MLXCFrontend", "MLXCCodegen", "LLVMKit",
+                                                 .product(name: "Atomics", package: "swift-atomics")], path: "Runtime",
+                swiftSettings: llvmSwift, linkerSettings: llvmLink),
         .executableTarget(
             name: "mlxc",
             dependencies: [
-                "MLXCIR", "MLXCFrontend", "MLXCPasses", "MLXCRuntime", "LLVMKit",
+                "MLXCIR", "MLXCFrontend", "MLXCPasses", "MLXCRuntime", "MLXCCodegen", "LLVMKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mlxc",
@@ -35,7 +41,10 @@ let package = Package(
         .testTarget(name: "MLXCIRTests", dependencies: ["MLXCIR"], path: "Tests/MLXCIRTests"),
         .testTarget(name: "LLVMKitTests", dependencies: ["LLVMKit"], path: "Tests/LLVMKitTests",
                     swiftSettings: llvmSwift, linkerSettings: llvmLink),
-        .testTarget(name: "RuntimeTests", dependencies: ["MLXCRuntime", "MLXCFrontend", "MLXCIR"], path: "Tests/RuntimeTests"),
+        .testTarget(name: "RuntimeTests", dependencies: ["MLXCRuntime", "MLXCFrontend", "MLXCIR", "MLXCCodegen", "LLVMKit"],
+                    path: "Tests/RuntimeTests", swiftSettings: llvmSwift, linkerSettings: llvmLink),
         .testTarget(name: "CLITests", dependencies: ["mlxc"], path: "Tests/CLITests"),
+        .testTarget(name: "TokenizerTests", dependencies: ["MLXCRuntime"], path: "Tests/TokenizerTests",
+                    swiftSettings: llvmSwift, linkerSettings: llvmLink),
     ]
 )

@@ -27,12 +27,32 @@ struct Run: ParsableCommand {
     @Option(help: "Write outputs here as output<J>.npy (or step<K>.output<J>.npy).")
     var outputDir: String?
 
+    @Flag(help: "Compile kernels with LLVM for this CPU (ops without a kernel run on the reference executor).")
+    var jit = false
+
+    @Option(help: "Threads for compiled kernels (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "List the ops that run on the reference executor, and why (stderr).")
+    var remarks = false
+
     func run() throws {
         try MLXC.guarded {
             let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
             let imported = try Importer.importMethod(pte, method: method)
             try Verifier.verify(imported.graph)
-            let executor = try ReferenceExecutor(graph: imported.graph, pte: pte)
+            let executor: any ProgramExecutor
+            if jit {
+                var jitOptions = JITProgram.Options()
+                if let threads { jitOptions.threads = threads }
+                let program = try JITProgram(graph: imported.graph, pte: pte, options: jitOptions)
+                if remarks {
+                    for r in program.remarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
+                }
+                executor = program
+            } else {
+                executor = try ReferenceExecutor(graph: imported.graph, pte: pte)
+            }
             if let dir = outputDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             if let inputsDir {
                 guard inputs.isEmpty else { throw ValidationError("give either --input or --inputs-dir, not both") }

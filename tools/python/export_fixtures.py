@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import shutil
 import sys
 import time
@@ -51,6 +51,11 @@ from torch.export import Dim
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models  # noqa: E402
 from pte_reference import ptd_reference, pte_reference  # noqa: E402
+
+# Known, harmless noise from torch / executorch on every export.
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", message="Mutation on a buffer")
+warnings.filterwarnings("ignore", message=".*register_constant.*")
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_ROOT = REPO / "Tests" / "Fixtures"
@@ -108,6 +113,21 @@ def variant_info(variant: str):
     return "plain", "fp32", None
 
 
+def pass_expert_bits_(model, bits: int):
+    """Works around an ExecuTorch 1.5.1 bug: SwitchLinear.forward calls mlx::gather_qmm without
+    `bits`, so the lowering assumes 4 and repacks 8-bit expert weights as 4-bit (the exported program
+    then disagrees with the eager module). Passing the real bit width keeps both the same."""
+    from executorch.backends.mlx.llm.switch import SwitchLinear
+
+    for sub in model.modules():
+        if isinstance(sub, SwitchLinear) and sub._is_quantized:
+            def forward(x, indices, sorted_indices=None, _s=sub):
+                return torch.ops.mlx.gather_qmm(x, _s.qdata, _s.scale, biases=_s.zero_point, rhs_indices=indices,
+                                                transpose=True, group_size=_s.group_size, bits=bits,
+                                                sorted_indices=sorted_indices)
+            sub.forward = forward
+
+
 def build_module(spec: ModelSpec, variant: str):
     family, dtype, bits = variant_info(variant)
     cfg = spec.config()
@@ -138,6 +158,8 @@ def build_module(spec: ModelSpec, variant: str):
         from executorch.backends.mlx.llm.switch import pack_all_switch_linears
 
         pack_all_switch_linears(m)
+        if bits is not None and bits != 4:
+            pass_expert_bits_(m, bits)
     m.eval()
     m.requires_grad_(False)
     return m, cfg
@@ -175,6 +197,28 @@ def constant_methods(spec: ModelSpec, cfg) -> Optional[dict]:
 # Lowering
 
 
+def mlx_passes() -> list:
+    """The MLX backend's default edge passes, with its CSEPass replaced by TypedCSEPass (below)."""
+    from executorch.backends.mlx.passes import get_default_passes
+    from executorch.exir.passes.cse_pass import CSEPass
+
+    class TypedCSEPass(CSEPass):
+        """executorch 1.5.1's CSEPass keys a node argument by its bare value number (an int), so a node
+        whose number equals a literal int argument is treated as that literal: in the quantized llama,
+        `arange(0, sym_size)` (T) and `arange(0, 64)` were merged and the export failed, and such a
+        merge can also silently miscompile. Tag nodes and literals so they can never compare equal
+        (this also keeps True / 1 / 1.0 apart)."""
+
+        def _make_hashable(self, obj):
+            if isinstance(obj, torch.fx.Node):
+                return ("node", self._value_number(obj))
+            if isinstance(obj, (bool, int, float, str, type(None))):
+                return (type(obj).__name__, obj)
+            return super()._make_hashable(obj)
+
+    return [TypedCSEPass() if type(p) is CSEPass else p for p in get_default_passes()]
+
+
 def lower(ep, family: str, methods: Optional[dict], external_constants: bool):
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
@@ -182,10 +226,9 @@ def lower(ep, family: str, methods: Optional[dict], external_constants: bool):
     kwargs = {"constant_methods": methods}
     if family == "mlx":
         from executorch.backends.mlx import MLXPartitioner
-        from executorch.backends.mlx.passes import get_default_passes
 
         edge = to_edge_transform_and_lower(
-            ep, transform_passes=get_default_passes(), partitioner=[MLXPartitioner()],
+            ep, transform_passes=mlx_passes(), partitioner=[MLXPartitioner()],
             compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True), **kwargs)
     else:
         # Like extension/llm/export/builder.py: XNNPACK (optional), then ConvertToLinearPass
@@ -322,7 +365,7 @@ def export_fixture(spec: ModelSpec, variant: str) -> dict:
     if margin.handles:
         notes.append(f"moe_min_topk_router_margin={margin.margin:.3g} (smallest p[k-1]-p[k] over all tokens)")
     if dtype == "bf16":
-        notes.append("bf16 outputs are stored widened to float32")
+        notes.append("bf16 tensors (float inputs and outputs) are stored widened to float32 in the .npy files")
     meta = {
         "model": spec.name,
         "variant": variant,
@@ -369,6 +412,7 @@ def main() -> int:
         print("\n".join(f"{s.name}_{v}" for s, v in jobs))
         return 0
 
+    logging.disable(logging.INFO)  # the MLX partitioner's per-export INFO summary
     torch.manual_seed(0)
     results, failed = [], []
     for spec, variant in jobs:

@@ -1,0 +1,95 @@
+import Foundation
+import LLVMKit
+import MLXCCodegen
+import MLXCIR
+
+extension JITProgram {
+    /// Chooses a step for every node: a kernel where a lowering applies, a native view or scalar
+    /// op, or the reference fallback. Then compiles all kernels in one module.
+    func buildPlans() throws {
+        let library = KernelLibrary()
+        var pending: [(block: Int, index: Int, lowered: LoweredKernel)] = []
+        var useCounts: [ValueID: Int] = [:]
+        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { useCounts[v, default: 0] += 1 } } }
+        for v in graph.outputs { useCounts[v, default: 0] += 1 }
+        let context = LoweringContext(graph: graph, baseValues: baseValues, useCounts: useCounts,
+                                      lanes: machine.host.vectorBits / 32)
+        var folded = Set<ValueID>()   // results of nodes whose work another kernel absorbed
+
+        for (b, block) in graph.blocks.enumerated() where b != graph.initBlock {
+            var steps: [Step] = []
+            for node in block.nodes {
+                if Self.isNativeScalar(node.op) { steps.append(.scalar(node)); continue }
+                if Self.isView(node.op) { steps.append(.view(node)); continue }
+                if case .if(let op) = node.op { steps.append(.branch(op, origin: node.origin)); continue }
+                if case .noop = node.op { steps.append(.skip(node)); continue }
+                if let lowered = Lowerings.lower(node, context) {
+                    library.require(lowered.definition)
+                    folded.formUnion(lowered.absorbs)
+                    pending.append((b, steps.count, lowered))
+                    steps.append(.skip(node))   // replaced by the kernel once compiled
+                    continue
+                }
+                steps.append(.fallback(node, reason: Lowerings.reason(node, context)))
+            }
+            plans[b] = steps
+        }
+        // Nodes whose only consumer absorbed them (e.g. a weight transpose folded into a linear kernel).
+        for (b, steps) in plans {
+            plans[b] = steps.map { step in
+                if case .fallback(let node, _) = step, !node.op.results.isEmpty, node.op.results.allSatisfy(folded.contains) {
+                    return .skip(node)
+                }
+                return step
+            }
+        }
+        let start = Date()
+        let (functions, dumps) = try library.compile(into: jit, machine: machine, keepDumps: options.keepDumps)
+        compileSeconds = Date().timeIntervalSince(start)
+        self.dumps = dumps
+        kernelNames = library.definitions.map(\.name)
+        for (b, index, lowered) in pending {
+            guard let function = functions[lowered.definition.name] else { throw LLVMFailure("kernel \(lowered.definition.name) was not compiled") }
+            plans[b]![index] = .kernel(lowered.launch(function))
+        }
+        for steps in plans.values {
+            for case .fallback(let node, let reason) in steps {
+                remarks.append("\(node.origin ?? "?"): \(node.op.name) runs on the reference executor: \(reason)")
+            }
+        }
+    }
+}
+
+/// What lowerings may look at when deciding how to compile a node.
+struct LoweringContext {
+    let graph: Graph
+    let baseValues: [NativeTensor?]
+    let useCounts: [ValueID: Int]
+    /// f32 lanes of the widest vector register.
+    let lanes: Int
+
+    /// The defining node of a value in the main block, if any.
+    func producer(_ v: ValueID) -> Op? {
+        for block in graph.blocks { for node in block.nodes where node.op.results.contains(v) { return node.op } }
+        return nil
+    }
+
+    /// A value known at compile time (constant or init result) with its native tensor.
+    func constant(_ v: ValueID) -> NativeTensor? {
+        switch graph[v].kind {
+        case .constant: return baseValues[v.index]
+        case .computed: return baseValues[v.index]   // computed once by the init block
+        default: return nil
+        }
+    }
+
+    func dtype(_ v: ValueID) -> DType? { graph[v].type?.dtype }
+}
+
+/// A node turned into a kernel: the definition to compile and how to launch it.
+struct LoweredKernel {
+    let definition: KernelDefinition
+    /// Values whose producing nodes become unnecessary (their only use was folded in).
+    var absorbs: Set<ValueID> = []
+    let launch: (KernelFunction) -> KernelLaunch
+}

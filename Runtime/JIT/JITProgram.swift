@@ -1,0 +1,248 @@
+import Foundation
+import LLVMKit
+import MLXCCodegen
+import MLXCFrontend
+import MLXCIR
+
+/// A program compiled for the host CPU: an execution plan of JIT-compiled kernels over native
+/// buffers, with the reference executor as the fallback for ops that have no kernel yet.
+/// State (KV caches) lives in persistent buffers; intermediate values in a per-call arena.
+public final class JITProgram {
+    public struct Options {
+        public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        public var keepDumps = false
+        public init() {}
+    }
+
+    public let graph: Graph
+    let pte: PTEFile
+    let options: Options
+    let machine: TargetMachine
+    let jit: JIT
+    let pool: ThreadPool
+    /// Plans per block (main, init, branch bodies).
+    var plans: [Int: [Step]] = [:]
+    /// Constants, state and init results: the values every call starts from.
+    var baseValues: [NativeTensor?]
+    var values: [NativeTensor?] = []
+    let arena = Arena()
+    /// Owned buffers (state, literal constants, init results) freed with the program.
+    var owned: [UnsafeMutableRawPointer] = []
+    /// The reference executor that runs fallback ops (its graph has no state: state stays native).
+    let reference: ReferenceExecutor
+    public internal(set) var dumps = KernelLibrary.Dumps()
+    /// Why each op fell back to the reference executor (for `--remarks`).
+    public internal(set) var remarks: [String] = []
+    public internal(set) var kernelNames: [String] = []
+    /// Seconds spent emitting, optimizing and compiling kernels.
+    public internal(set) var compileSeconds = 0.0
+
+    public init(graph: Graph, pte: PTEFile, options: Options = Options()) throws {
+        self.graph = graph
+        self.pte = pte
+        self.options = options
+        machine = try TargetMachine()
+        jit = try JIT(machine: machine)
+        pool = ThreadPool(threads: options.threads)
+        var stateless = graph
+        for i in stateless.values.indices {
+            if case .state = stateless.values[i].kind { stateless.values[i].kind = .computed }
+        }
+        reference = try ReferenceExecutor(graph: stateless, pte: pte)
+        baseValues = [NativeTensor?](repeating: nil, count: graph.values.count)
+        try loadConstantsAndState()
+        try buildPlans()
+    }
+
+    deinit { for p in owned { p.deallocate() } }
+
+    func allocateOwned(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1))
+        owned.append(p)
+        return p
+    }
+
+    /// Constants become views into the mapped file (no copy); state gets zeroed or initialized
+    /// buffers; values the init block computed are converted once.
+    func loadConstantsAndState() throws {
+        for (i, info) in graph.values.enumerated() {
+            let id = ValueID(i)
+            switch info.kind {
+            case .constant(let source):
+                guard let type = info.type, let shape = type.staticShape else { continue }
+                let bytes = shape.reduce(1, *) * type.dtype.byteSize
+                switch source {
+                case .literal:
+                    let host = try reference.constant(id)
+                    let p = allocateOwned(host.count * host.dtype.byteSize)
+                    let t = NativeTensor(dtype: host.dtype, shape: host.shape, data: p)
+                    t.store(host)
+                    baseValues[i] = t
+                default:
+                    let view: ByteView
+                    switch source {
+                    case .constantBuffer(let index): view = try pte.constantData(index: index, length: bytes, "constant \(id)")
+                    case .namedData(let key): view = try pte.namedData(key)
+                    case .mutableData(let index): view = try pte.mutableData(index: index, length: bytes, "constant \(id)")
+                    case .literal: continue
+                    }
+                    guard view.count >= bytes else { throw ReferenceError("constant \(id) holds \(view.count) bytes, \(bytes) needed") }
+                    if Int(bitPattern: view.base) % max(type.dtype.byteSize, 1) == 0 {
+                        baseValues[i] = NativeTensor(dtype: type.dtype, shape: shape, data: UnsafeMutableRawPointer(mutating: view.base))
+                    } else {
+                        let p = allocateOwned(bytes)
+                        p.copyMemory(from: view.base, byteCount: bytes)
+                        baseValues[i] = NativeTensor(dtype: type.dtype, shape: shape, data: p)
+                    }
+                }
+            case .state(let initial):
+                guard let type = info.type, let shape = type.staticShape else {
+                    throw ReferenceError("state \(id) (\(info.name ?? "")) needs a static type, has \(info.type?.description ?? "none")")
+                }
+                let bytes = shape.reduce(1, *) * type.dtype.byteSize
+                let p = allocateOwned(bytes)
+                if let initial {
+                    let host = try reference.loadConstant(initial, type: TensorType(type.dtype, fixed: shape), name: info.name ?? "\(id)")
+                    NativeTensor(dtype: type.dtype, shape: shape, data: p).store(host)
+                }
+                baseValues[i] = NativeTensor(dtype: type.dtype, shape: shape, data: p)
+            default:
+                break
+            }
+        }
+        for (id, host) in reference.initValues {
+            let p = allocateOwned(host.count * host.dtype.byteSize)
+            let t = NativeTensor(dtype: host.dtype, shape: host.shape, data: p)
+            t.store(host)
+            baseValues[id.index] = t
+        }
+    }
+
+    /// Zeroes the state again (a new conversation).
+    public func resetState() throws {
+        for (i, info) in graph.values.enumerated() {
+            guard case .state(let initial) = info.kind, let t = baseValues[i] else { continue }
+            t.data.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)
+            if let initial {
+                t.store(try reference.loadConstant(initial, type: TensorType(t.dtype, fixed: t.shape), name: info.name ?? ""))
+            }
+        }
+    }
+
+    // MARK: running
+
+    /// Runs the main block on `inputs` (one per graph input) and returns the outputs.
+    public func run(_ inputs: [HostTensor]) throws -> [HostTensor] {
+        guard inputs.count == graph.inputs.count else {
+            throw ReferenceError("method \(graph.name) takes \(graph.inputs.count) inputs, got \(inputs.count)")
+        }
+        arena.reset()
+        values = baseValues
+        for (position, (id, host)) in zip(graph.inputs, inputs).enumerated() {
+            try reference.checkInput(host, against: graph[id].type, position: position)
+            let t = NativeTensor(dtype: host.dtype, shape: host.shape, data: arena.allocate(host.count * host.dtype.byteSize))
+            t.store(host)
+            values[id.index] = t
+        }
+        try run(plan: 0)
+        return try graph.outputs.map { id in
+            guard let t = values[id.index] else { throw ReferenceError("output \(id) was never computed") }
+            return try t.host()
+        }
+    }
+
+    func tensor(_ v: ValueID, _ step: String) throws -> NativeTensor {
+        guard let t = values[v.index] else { throw ReferenceError("\(step): \(v) has no value yet") }
+        return t
+    }
+
+    func run(plan block: Int) throws {
+        guard let steps = plans[block] else { throw ReferenceError("no plan for block \(block)") }
+        for step in steps {
+            switch step {
+            case .kernel(let launch): try execute(launch)
+            case .scalar(let node): try executeScalar(node)
+            case .view(let node): try executeView(node)
+            case .fallback(let node, _): try executeFallback(node)
+            case .branch(let op, let origin):
+                let cond = try intValue(op.cond, origin ?? "if")
+                try run(plan: cond != 0 ? op.thenChainIdx : op.elseChainIdx)
+            case .skip: break
+            }
+        }
+    }
+
+    func intValue(_ x: IntOrValue, _ what: String) throws -> Int {
+        switch x {
+        case .literal(let n): return Int(n)
+        case .value(let v): return try tensor(v, what).intValue()
+        }
+    }
+
+    func execute(_ launch: KernelLaunch) throws {
+        var inputs: [NativeTensor] = []
+        inputs.reserveCapacity(launch.operands.count)
+        for v in launch.operands { inputs.append(try tensor(v, launch.name)) }
+        for (t, expected) in zip(inputs, launch.operandDTypes) where expected != nil && t.dtype != expected {
+            return try executeFallback(launch.node)
+        }
+        let shapes = try launch.resultShapes(inputs)
+        var slot = 0
+        for t in inputs { launch.bufferSlots[slot] = t.data; slot += 1 }
+        for (r, id) in launch.results.enumerated() {
+            let t: NativeTensor
+            if let source = launch.inPlace[r] {
+                t = NativeTensor(dtype: launch.resultDTypes[r], shape: shapes[r], data: inputs[source].data)
+            } else {
+                let bytes = shapes[r].reduce(1, *) * launch.resultDTypes[r].byteSize
+                t = NativeTensor(dtype: launch.resultDTypes[r], shape: shapes[r], data: arena.allocate(bytes))
+            }
+            values[id.index] = t
+            launch.bufferSlots[slot] = t.data
+            slot += 1
+        }
+        let dims = launch.dims(inputs)
+        if dims.count > launch.dimCapacity {
+            launch.dimSlots.deallocate()
+            launch.dimSlots = .allocate(capacity: dims.count)
+            launch.dimCapacity = dims.count
+        }
+        for (i, d) in dims.enumerated() { launch.dimSlots[i] = d }
+        let work = launch.work(inputs)
+        let function = launch.function, buffers = UnsafePointer(launch.bufferSlots), dimPointer = UnsafePointer(launch.dimSlots)
+        pool.parallelFor(work, grain: launch.grain) { begin, end in
+            function(buffers, dimPointer, Int64(begin), Int64(end))
+        }
+    }
+
+    /// Runs one op on the reference executor: operands converted in, results converted back out.
+    func executeFallback(_ node: Node) throws {
+        var env = Environment(executor: reference)
+        env.location = node.origin ?? node.op.name
+        for v in node.op.operands where env.values[v] == nil {
+            if case .constant = graph[v].kind { continue } // the reference decodes (and caches) constants itself
+            env.values[v] = try tensor(v, node.op.name).host()
+        }
+        do {
+            try env.execute(node.op)
+        } catch let e as ReferenceError {
+            throw ReferenceError("\(node.origin ?? node.op.name): \(e.message)")
+        }
+        if case .if = node.op { return }
+        for r in node.op.results {
+            let host = try env.tensor(r)
+            if case .state = graph[r].kind, let buffer = values[r.index] ?? baseValues[r.index] {
+                guard buffer.shape == host.shape else {
+                    throw ReferenceError("\(node.op.name) changed the shape of state \(r) from \(buffer.shape) to \(host.shape)")
+                }
+                buffer.store(host)
+                values[r.index] = buffer
+            } else {
+                let t = NativeTensor(dtype: host.dtype, shape: host.shape, data: arena.allocate(host.count * host.dtype.byteSize))
+                t.store(host)
+                values[r.index] = t
+            }
+        }
+    }
+}

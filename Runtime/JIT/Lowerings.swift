@@ -1,0 +1,79 @@
+import MLXCCodegen
+import MLXCIR
+
+/// The table of op lowerings, tried in order. Each returns nil when the node's dtypes, layout or
+/// attributes are outside what its kernel handles; the node then runs on the reference executor
+/// and `reason` says why.
+enum Lowerings {
+    static func lower(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        switch node.op {
+        case .addmm(let o): return linear(o, node, c)
+        case .quantizedMatmul(let o): return quantizedLinear(o, node, c)
+        default: return nil
+        }
+    }
+
+    static func reason(_ node: Node, _ c: LoweringContext) -> String {
+        switch node.op {
+        case .addmm: return "only x @ transpose(W) with a constant 2-D f32 weight, f32 activations, alpha = beta = 1 has a kernel"
+        case .quantizedMatmul: return "only affine 2/4/8-bit weights with f32 activations and transpose = true have a kernel"
+        default: return "no kernel for \(node.op.name) yet"
+        }
+    }
+
+    /// Output shape of a matmul-like op: x [..., K] → [..., N].
+    static func rowsTimes(_ n: Int) -> ([NativeTensor]) throws -> [[Int]] {
+        { inputs in [Array(inputs[0].shape.dropLast()) + [n]] }
+    }
+
+    /// `addmm(x, transpose(W), bias)` with W a constant [N, K] f32: the nn.Linear layout, read as stored.
+    static func linear(_ o: AddmmOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard o.alpha == 1, o.beta == 1, c.dtype(o.mat1) ?? .f32 == .f32,
+              case .transpose(let t)? = c.producer(o.mat2), t.perm == [1, 0],
+              let w = c.constant(t.x), w.dtype == .f32, w.shape.count == 2 else { return nil }
+        let (n, k) = (w.shape[0], w.shape[1])
+        var operands = [o.mat1, t.x]
+        if let bias = o.bias {
+            guard let bt = c.constant(bias), bt.dtype == .f32, bt.count == n else { return nil }
+            operands.append(bias)
+        }
+        let definition = LinearKernels.f32(k: k, n: n, hasBias: o.bias != nil, lanes: c.lanes)
+        let absorbs: Set<ValueID> = c.useCounts[o.mat2] == 1 ? [o.mat2] : []
+        return LoweredKernel(definition: definition, absorbs: absorbs) { function in
+            KernelLaunch(name: definition.name, function: function, operands: operands, results: [o.out], resultDTypes: [.f32],
+                         resultShapes: { inputs in
+                             guard inputs[0].shape.last == k else { throw ReferenceError("linear: x \(inputs[0].shape) does not end in K = \(k)") }
+                             return [Array(inputs[0].shape.dropLast()) + [n]]
+                         },
+                         dims: { inputs in [Int64(inputs[0].count / k)] },
+                         work: { _ in n }, grain: 4, operandDTypes: [.f32, .f32, .f32], node: node)
+        }
+    }
+
+    static func quantizedLinear(_ o: QuantizedMatmulOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard o.mode == "affine", o.transpose, c.dtype(o.x) ?? .f32 == .f32,
+              QuantizedLinearKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
+              let w = c.constant(o.w), w.dtype == .u32, w.shape.count == 2,
+              let biases = o.biases, let s = c.constant(o.scales), let bb = c.constant(biases), s.dtype == bb.dtype else { return nil }
+        let params: QuantizedLinearKernels.ParamType
+        switch s.dtype {
+        case .f32: params = .f32
+        case .bf16: params = .bf16
+        case .f16: params = .f16
+        default: return nil
+        }
+        let n = w.shape[0], k = w.shape[1] * 32 / o.bits
+        guard k % o.groupSize == 0, s.count == n * (k / o.groupSize), bb.count == s.count else { return nil }
+        let definition = QuantizedLinearKernels.affine(k: k, n: n, bits: o.bits, groupSize: o.groupSize, params: params, lanes: c.lanes)
+        return LoweredKernel(definition: definition) { function in
+            KernelLaunch(name: definition.name, function: function, operands: [o.x, o.w, o.scales, biases], results: [o.out],
+                         resultDTypes: [.f32],
+                         resultShapes: { inputs in
+                             guard inputs[0].shape.last == k else { throw ReferenceError("quantized_matmul: x \(inputs[0].shape) does not end in K = \(k)") }
+                             return [Array(inputs[0].shape.dropLast()) + [n]]
+                         },
+                         dims: { inputs in [Int64(inputs[0].count / k)] },
+                         work: { _ in n }, grain: 1, operandDTypes: [.f32, .u32, s.dtype, s.dtype], node: node)
+        }
+    }
+}
