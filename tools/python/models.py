@@ -60,7 +60,8 @@ class LMConfig:
 
 
 class RMSNorm(nn.Module):
-    """HF-style RMSNorm; the MLX FuseRMSNormPass turns this op pattern into RMSNormNode."""
+    """HF-style RMSNorm (computed in float32, cast back); the MLX FuseRMSNormPass turns this op
+    pattern into RMSNormNode. For float32 models the casts are no-ops."""
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -68,8 +69,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        h = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
 
 
 def rope_inv_freq(head_dim: int, base: float) -> torch.Tensor:

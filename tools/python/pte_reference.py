@@ -7,6 +7,7 @@ Usage: tools/.venv/bin/python tools/python/pte_reference.py MODEL.pte|MODEL.ptd 
 The program is parsed with ExecuTorch's Python deserializer (executorch.exir._serialize: the extended
 header, then `_flatbuffer_to_program` on [0, program_size) — the same parse `deserialize_pte_binary`
 starts with, but before it folds segments back into the program, so segment counts stay as stored).
+Delegate payloads and named-data keys are cross-checked against `deserialize_pte_binary` itself.
 MLX delegate payloads are decoded with the flatc bindings that mlx_generated_files.py generated
 (the MLXGraph flatbuffer starts at byte 24 of the payload, after the "MLX0" header).
 
@@ -82,7 +83,7 @@ from typing import Optional
 
 from executorch.exir import schema
 from executorch.exir._serialize._flatbuffer_program import _flatbuffer_to_program
-from executorch.exir._serialize._program import _get_extended_header
+from executorch.exir._serialize._program import _get_extended_header, deserialize_pte_binary
 
 MLX_HEADER_LEN = 24
 
@@ -245,7 +246,7 @@ def pte_reference(path: str) -> dict:
                   "segment_data_size": eh.segment_data_size}
     program = _flatbuffer_to_program(data[:program_size])
     named = program.named_data or []
-    return {
+    ref = {
         "file_size": len(data),
         "extended_header": header,
         "version": program.version,
@@ -260,6 +261,23 @@ def pte_reference(path: str) -> dict:
         "num_mutable_data_segments": len(program.mutable_data_segments or []),
         "methods": {p.name: _method(program, p, data, seg_base) for p in program.execution_plan},
     }
+    _cross_check(data, program, seg_base)
+    return ref
+
+
+def _cross_check(data: bytes, program: schema.Program, seg_base: int) -> None:
+    """The public `deserialize_pte_binary` must see the same delegate payloads and named-data keys."""
+    pte = deserialize_pte_binary(data)
+    for plan, restored in zip(program.execution_plan, pte.program.execution_plan):
+        for d, r in zip(plan.delegates, restored.delegates):
+            ours = _delegate_payload(program, d, data, seg_base)
+            theirs = bytes(pte.program.backend_delegate_data[r.processed.index].data)
+            if ours != theirs:
+                raise AssertionError(f"delegate payload mismatch in {plan.name}")
+    keys = {n.key for n in program.named_data or []}
+    restored_keys = set(pte.named_data.pte_data) if pte.named_data else set()
+    if keys != restored_keys:
+        raise AssertionError("named_data keys differ from deserialize_pte_binary")
 
 
 def ptd_reference(path: str) -> dict:
