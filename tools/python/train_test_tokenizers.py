@@ -12,7 +12,8 @@ package (apt-get install -y fortunes) plus the test corpus itself (so non-Latin 
   metaspace/      the same vocabulary behind a Metaspace(prepend_scheme="first") pre-tokenizer and
                   a ByteFallback + Metaspace decoder (the newer Llama/Mistral conversion).
 
-Writes Tests/Fixtures/tokenizers/{corpus.json, expected.json, pretokenize.json, <name>/tokenizer.json}.
+Writes Tests/Fixtures/tokenizers/{corpus.json, expected.json, pretokenize.json, components.json,
+<name>/tokenizer.json}.
 Run: tools/.venv/bin/python tools/python/train_test_tokenizers.py
 """
 import glob
@@ -36,6 +37,28 @@ SPLIT_PATTERNS = {
     "gpt2": r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
     "tiktoken_possessive": r"'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s",
     "o200k": r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+}
+
+# Other components checked one by one (components.json), given as tokenizer.json specs so the Swift
+# side also parses them: pre-tokenizers by their pieces, normalizers by their output.
+PRE_TOKENIZERS = {
+    "bytelevel_gpt2": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+    "metaspace_always": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+    "digits_whitespace": {"type": "Sequence", "pretokenizers": [
+        {"type": "WhitespaceSplit"}, {"type": "Digits", "individual_digits": False}]},
+    "whitespace_digits": {"type": "Sequence", "pretokenizers": [
+        {"type": "Whitespace"}, {"type": "Digits", "individual_digits": True}]},
+    "punctuation": {"type": "Punctuation", "behavior": "MergedWithPrevious"},
+    "char_delimiter": {"type": "CharDelimiterSplit", "delimiter": "e"},
+}
+NORMALIZERS = {
+    "nfkc": {"type": "NFKC"},
+    "nfd": {"type": "NFD"},
+    "nfkd": {"type": "NFKD"},
+    "strip_accents_lowercase": {"type": "Sequence", "normalizers": [
+        {"type": "NFD"}, {"type": "StripAccents"}, {"type": "Lowercase"}]},
+    "strip": {"type": "Strip", "strip_left": True, "strip_right": True},
+    "replace_regex": {"type": "Replace", "pattern": {"Regex": r"\s+"}, "content": " "},
 }
 
 LICENSE_PARAGRAPH = (
@@ -218,6 +241,24 @@ def piece_ends(pattern, cases):
     return [[end for _, (_, end) in split.pre_tokenize_str(text)] for text in cases]
 
 
+def component_tokenizer(**parts):
+    spec = {"version": "1.0", "added_tokens": [], "model": {"type": "BPE", "vocab": {}, "merges": []}}
+    spec.update(parts)
+    return Tokenizer.from_str(json.dumps(spec))
+
+
+def component_outputs(cases):
+    pre = {name: {"spec": spec, "pieces": [[p for p, _ in component_tokenizer(pre_tokenizer=spec).pre_tokenizer.pre_tokenize_str(t)]
+                                          for t in cases]}
+           for name, spec in PRE_TOKENIZERS.items()}
+    norm = {}
+    for name, spec in NORMALIZERS.items():
+        n = component_tokenizer(normalizer=spec).normalizer
+        # Only outputs that differ from the input, keyed by case index, to keep the file small.
+        norm[name] = {"spec": spec, "changed": {str(i): n.normalize_str(t) for i, t in enumerate(cases) if n.normalize_str(t) != t}}
+    return {"pre_tokenizers": pre, "normalizers": norm}
+
+
 def write_json(path, value):
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(value, fh, ensure_ascii=False, separators=(",", ":"))
@@ -247,6 +288,7 @@ def main():
         "patterns": SPLIT_PATTERNS,
         "piece_ends": {name: piece_ends(p, cases) for name, p in SPLIT_PATTERNS.items()},
     })
+    write_json(os.path.join(OUT, "components.json"), component_outputs(cases))
     total = sum(os.path.getsize(p) for p in glob.glob(os.path.join(OUT, "**", "*.json"), recursive=True))
     print(f"{len(cases)} cases, fixtures {total / 1024:.0f} KB in {OUT}")
 

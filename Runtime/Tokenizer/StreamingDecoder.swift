@@ -1,0 +1,62 @@
+/// Decodes ids one at a time during generation, returning only text that is final: nothing is
+/// returned while the ids so far end inside a multi-byte character (the decode ends in "�"), and
+/// context-dependent decoders (Llama 2's leading-space strip, Metaspace) see the previous tokens.
+///
+/// Same scheme as `tokenizers`' DecodeStream: decode a short window of recent ids and emit what
+/// extends the window's previously decoded prefix. The concatenation of everything `push` and
+/// `finish` return equals `decode` of all ids.
+public struct StreamingDecoder {
+    public let tokenizer: Tokenizer
+    public let skipSpecialTokens: Bool
+    private var ids: [Int] = []
+    /// UTF-8 of `decode(ids[..<prefixIndex])`, already returned to the caller.
+    private var prefix: [UInt8] = []
+    private var prefixIndex = 0
+
+    public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = false) {
+        self.tokenizer = tokenizer
+        self.skipSpecialTokens = skipSpecialTokens
+    }
+
+    /// Adds one id; returns the new text it completes (often empty).
+    public mutating func push(_ id: Int) -> String {
+        if prefix.isEmpty && !ids.isEmpty {
+            let text = Array(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
+            if !Self.endsWithReplacement(text) {
+                prefix = text
+                prefixIndex = ids.count
+            }
+        }
+        ids.append(id)
+        let text = Array(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
+        guard text.count > prefix.count, !Self.endsWithReplacement(text) else { return "" }
+        let fresh = newText(text)
+        // Keep only the ids after the old prefix as context for the next step.
+        let newPrefixIndex = ids.count - prefixIndex
+        ids.removeFirst(prefixIndex)
+        prefix = Array(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
+        prefixIndex = newPrefixIndex
+        return fresh
+    }
+
+    /// Returns text still held back (an incomplete character at the end, decoded as "�").
+    public mutating func finish() -> String {
+        defer {
+            ids.removeAll()
+            prefix.removeAll()
+            prefixIndex = 0
+        }
+        let text = Array(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
+        return text.count > prefix.count ? newText(text) : ""
+    }
+
+    private func newText(_ text: [UInt8]) -> String {
+        // The window normally extends the prefix; if a decoder rewrote it, emit past the common part.
+        var common = 0
+        while common < prefix.count, common < text.count, prefix[common] == text[common] { common += 1 }
+        while common > 0, common < text.count, text[common] & 0xC0 == 0x80 { common -= 1 }
+        return String(decoding: text[common...], as: UTF8.self)
+    }
+
+    private static func endsWithReplacement(_ utf8: [UInt8]) -> Bool { utf8.suffix(3).elementsEqual([0xEF, 0xBF, 0xBD]) }
+}
