@@ -34,6 +34,33 @@ public final class JITProgram {
     /// Why each op fell back to the reference executor (for `--remarks`).
     public internal(set) var remarks: [String] = []
     public internal(set) var kernelNames: [String] = []
+    /// Per-step time totals when `MLXC_PROFILE` is set (printed by `profileReport`).
+    var profile: [String: (count: Int, nanoseconds: UInt64)]? = ProcessInfo.processInfo.environment["MLXC_PROFILE"] != nil ? [:] : nil
+
+    func record(_ step: Step, since start: UInt64) {
+        let key: String
+        switch step {
+        case .kernel(let l): key = "kernel " + l.name
+        case .scalar(let n): key = "scalar " + n.op.name
+        case .view(let n): key = "view " + n.op.name
+        case .fallback(let n, _): key = "fallback " + n.op.name
+        case .branch: key = "branch"
+        case .skip: return
+        }
+        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        let old = profile?[key] ?? (0, 0)
+        profile?[key] = (old.count + 1, old.nanoseconds + elapsed)
+    }
+
+    /// Where the time went, per step kind, most expensive first.
+    public var profileReport: String {
+        guard let profile else { return "" }
+        let total = profile.values.reduce(0) { $0 + $1.nanoseconds }
+        return profile.sorted { $0.value.nanoseconds > $1.value.nanoseconds }.prefix(40).map { key, v in
+            String(format: "%8.2f ms %5.1f%% %7d× %@", Double(v.nanoseconds) / 1e6, 100 * Double(v.nanoseconds) / Double(max(total, 1)), v.count, key)
+        }.joined(separator: "\n")
+    }
+
     /// Seconds spent emitting, optimizing and compiling kernels.
     public internal(set) var compileSeconds = 0.0
 
@@ -160,6 +187,8 @@ public final class JITProgram {
     func run(plan block: Int) throws {
         guard let steps = plans[block] else { throw ReferenceError("no plan for block \(block)") }
         for step in steps {
+            let started = profile != nil ? DispatchTime.now().uptimeNanoseconds : 0
+            defer { if profile != nil { record(step, since: started) } }
             switch step {
             case .kernel(let launch): try execute(launch)
             case .scalar(let node): try executeScalar(node)

@@ -2,27 +2,32 @@ import Atomics
 import Foundation
 
 /// A persistent pool that splits a range of work items across all threads (the caller included).
-/// Each launch gives every thread one contiguous share. Workers spin for a short while between
-/// launches — a decode step launches about a thousand kernels, so a sleep/wake per launch would
-/// cost more than the kernels — and then sleep on a condition variable when the program is idle.
+///
+/// A launch publishes a ticket `(generation << 32) | next share`; every thread claims shares with a
+/// compare-and-swap until none are left, so the caller never waits for a worker that is slow to
+/// wake — it simply runs the remaining shares itself. Workers spin for a couple of milliseconds
+/// between launches (a decode step launches hundreds of kernels back to back), then sleep.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
-    private let generation = ManagedAtomic<Int>(0)
-    private let remaining = ManagedAtomic<Int>(0)
+    private let ticket = ManagedAtomic<UInt64>(0)
+    private let completed = ManagedAtomic<Int>(0)
     private let sleepers = ManagedAtomic<Int>(0)
     private let wake = NSCondition()
+    private var generation: UInt64 = 0
+    // Published before the ticket (release) and read after it (acquire).
     private var body: ((Int, Int) -> Void)?
     private var total = 0
     private var grain = 1
+    private var shareCount = 0
     private var stopping = false
 
-    /// Spin iterations before a worker sleeps (a few tens of microseconds).
-    private let spinLimit = 200_000
+    /// How long an idle worker spins before it sleeps.
+    private let spinNanoseconds: UInt64 = 2_000_000
 
     public init(threads: Int) {
         threadCount = max(1, threads)
-        for worker in 1..<threadCount {
-            let t = Thread { [unowned self] in self.workerLoop(worker) }
+        for _ in 1..<threadCount {
+            let t = Thread { [unowned self] in self.workerLoop() }
             t.stackSize = 1 << 20
             t.start()
         }
@@ -30,12 +35,12 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit {
         stopping = true
-        generation.wrappingIncrement(ordering: .releasing)
+        ticket.store(UInt64.max, ordering: .releasing)
         wake.lock(); wake.broadcast(); wake.unlock()
     }
 
-    /// Runs `body(begin, end)` over `0..<count`, split into one share per thread (shares are
-    /// multiples of `grain` items, so kernels can assume whole blocks except at the very end).
+    /// Runs `body(begin, end)` over `0..<count` in shares that are multiples of `grain` items
+    /// (kernels may assume whole blocks except at the very end).
     public func parallelFor(_ count: Int, grain: Int = 1, _ body: @escaping (Int, Int) -> Void) {
         guard threadCount > 1, count > grain else {
             if count > 0 { body(0, count) }
@@ -44,53 +49,59 @@ public final class ThreadPool: @unchecked Sendable {
         self.body = body
         self.total = count
         self.grain = max(1, grain)
-        remaining.store(threadCount - 1, ordering: .relaxed)
-        generation.wrappingIncrement(ordering: .releasing)
+        let blocks = (count + self.grain - 1) / self.grain
+        shareCount = min(blocks, 2 * threadCount)
+        completed.store(0, ordering: .relaxed)
+        generation += 1
+        ticket.store(generation << 32, ordering: .releasing)
         if sleepers.load(ordering: .acquiring) > 0 {
             wake.lock(); wake.broadcast(); wake.unlock()
         }
-        runShare(0)
-        while remaining.load(ordering: .acquiring) > 0 { spinHint() }
+        claimShares(of: generation)
+        while completed.load(ordering: .acquiring) < shareCount {}
         self.body = nil
     }
 
-    private func share(_ index: Int) -> (Int, Int) {
-        let blocks = (total + grain - 1) / grain
-        let begin = blocks * index / threadCount * grain
-        let end = min(blocks * (index + 1) / threadCount * grain, total)
-        return (begin, end)
-    }
-
-    private func runShare(_ index: Int) {
-        let (begin, end) = share(index)
-        if begin < end, let body { body(begin, end) }
-    }
-
-    private func workerLoop(_ index: Int) {
-        var seen = 0
+    private func claimShares(of gen: UInt64) {
         while true {
-            var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
-                spins += 1
-                if spins < spinLimit { spinHint(); continue }
-                // Idle: sleep until the next launch.
-                wake.lock()
-                sleepers.wrappingIncrement(ordering: .releasing)
-                while generation.load(ordering: .acquiring) == seen { wake.wait() }
-                sleepers.wrappingDecrement(ordering: .releasing)
-                wake.unlock()
-            }
-            seen = generation.load(ordering: .acquiring)
-            if stopping { return }
-            runShare(index)
-            remaining.wrappingDecrement(ordering: .releasing)
+            let t = ticket.load(ordering: .acquiring)
+            guard t >> 32 == gen else { return }
+            let index = Int(t & 0xFFFF_FFFF)
+            guard index < shareCount else { return }
+            guard ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
+            let blocks = (total + grain - 1) / grain
+            let begin = blocks * index / shareCount * grain
+            let end = min(blocks * (index + 1) / shareCount * grain, total)
+            if begin < end, let body { body(begin, end) }
+            completed.wrappingIncrement(ordering: .releasing)
         }
     }
-}
 
-@inline(__always)
-func spinHint() {
-    #if arch(x86_64) || arch(i386)
-    // _mm_pause is not exposed to Swift; a relaxed load loop on a shared atomic is cheap enough.
-    #endif
+    private func workerLoop() {
+        var seen: UInt64 = 0
+        while true {
+            var spinStart: UInt64 = 0
+            var spins = 0
+            var current = ticket.load(ordering: .acquiring) >> 32
+            while current == seen {
+                spins += 1
+                if spins & 255 == 0 {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    if spinStart == 0 { spinStart = now }
+                    if now - spinStart > spinNanoseconds {
+                        wake.lock()
+                        sleepers.wrappingIncrement(ordering: .releasing)
+                        while ticket.load(ordering: .acquiring) >> 32 == seen { wake.wait() }
+                        sleepers.wrappingDecrement(ordering: .releasing)
+                        wake.unlock()
+                        spinStart = 0
+                    }
+                }
+                current = ticket.load(ordering: .acquiring) >> 32
+            }
+            if stopping { return }
+            seen = current
+            claimShares(of: current)
+        }
+    }
 }

@@ -103,8 +103,6 @@ final class MLXInliner: MLXSlotResolver {
 
     /// Chains being decoded, to reject a body that (directly or not) contains itself.
     var chainStack: [Int] = []
-    /// Per enclosing `if`: slot → value written by an earlier branch, so both branches define the same value.
-    var branchWrites: [[String: ValueID]] = []
 
     func decodeChain(_ index: Int) throws {
         guard index >= 0, index < table.instructionChains.count else {
@@ -147,42 +145,50 @@ final class MLXInliner: MLXSlotResolver {
 
     var pendingResults: [(ValueID, Bool, Int)] = []
 
-    /// Decodes both branches of an `if` into blocks of their own. A slot written in either branch
-    /// gets one value, defined by whichever branch runs; later nodes read that value.
+    /// Decodes both branches of an `if` into blocks of their own. Every slot a branch writes gets a
+    /// merged value after the `if`: each branch ends by copying its final value (or, if it did not
+    /// write the slot, the value from before the `if`) into it — a phi made of copies, so the
+    /// graph stays SSA and the JIT turns the copies into aliases.
     func inlineBranches(_ branch: inout IfOp, origin: String) throws {
         let outer = block
-        let before = (tensors, scalars)
-        branchWrites.append([:])
-        func decodeInto(_ chain: Int) throws -> Int {
+        let before = (tensors: tensors, scalars: scalars)
+        func decodeInto(_ chain: Int) throws -> (block: Int, tensors: [Int: ValueID], scalars: [Int: ValueID]) {
+            (tensors, scalars) = before
             importer.graph.blocks.append(Block(name: "mlx\(delegateIndex).chain\(chain)"))
             let index = importer.graph.blocks.count - 1
             block = index
             try decodeChain(chain)
-            return index
+            return (index, tensors, scalars)
         }
-        let thenBlock = try decodeInto(branch.thenChainIdx)
+        let thenSide = try decodeInto(branch.thenChainIdx)
+        let elseSide = try decodeInto(branch.elseChainIdx)
         (tensors, scalars) = before
-        let elseBlock = try decodeInto(branch.elseChainIdx)
-        (tensors, scalars) = before
-        for (key, value) in branchWrites.removeLast() {
-            let idx = Int(key.dropFirst())!
-            if key.hasPrefix("t") { tensors[idx] = value } else { scalars[idx] = value }
-            if !branchWrites.isEmpty { branchWrites[branchWrites.count - 1][key] = value }
-        }
         block = outer
-        branch.thenChainIdx = thenBlock
-        branch.elseChainIdx = elseBlock
+        func merge(_ slots: Set<Int>, _ then: [Int: ValueID], _ else_: [Int: ValueID], _ prior: [Int: ValueID], tensor: Bool) throws -> [Int: ValueID] {
+            var merged: [Int: ValueID] = [:]
+            for slot in slots.sorted() {
+                let a = then[slot], b = else_[slot]
+                if a == b { if let a { merged[slot] = a }; continue }
+                let type = tensor ? try metaType(slot) : nil
+                let m = importer.graph.addValue(type, .computed)
+                for (side, value) in [(thenSide.block, a ?? prior[slot]), (elseSide.block, b ?? prior[slot])] {
+                    guard let value else { continue }   // undefined on this path: later reads there are the program's bug
+                    importer.graph.append(.idCopy(IdCopyOp(x: value, out: m)), origin: "\(origin) (merge of slot \(slot))", block: side)
+                }
+                merged[slot] = m
+            }
+            return merged
+        }
+        let tensorSlots = Set(thenSide.tensors.keys).union(elseSide.tensors.keys).filter { thenSide.tensors[$0] != before.tensors[$0] || elseSide.tensors[$0] != before.tensors[$0] }
+        let scalarSlots = Set(thenSide.scalars.keys).union(elseSide.scalars.keys).filter { thenSide.scalars[$0] != before.scalars[$0] || elseSide.scalars[$0] != before.scalars[$0] }
+        for (slot, v) in try merge(tensorSlots, thenSide.tensors, elseSide.tensors, before.tensors, tensor: true) { tensors[slot] = v }
+        for (slot, v) in try merge(scalarSlots, thenSide.scalars, elseSide.scalars, before.scalars, tensor: false) { scalars[slot] = v }
+        branch.thenChainIdx = thenSide.block
+        branch.elseChainIdx = elseSide.block
     }
 
     func writeSlot(_ idx: Int, tensor: Bool) throws -> ValueID {
-        let key = (tensor ? "t" : "s") + String(idx)
-        if let shared = branchWrites.last?[key] {
-            if tensor { tensors[idx] = shared } else { scalars[idx] = shared }
-            return shared
-        }
-        let v = try newSlotValue(idx, tensor: tensor)
-        if !branchWrites.isEmpty { branchWrites[branchWrites.count - 1][key] = v }
-        return v
+        try newSlotValue(idx, tensor: tensor)
     }
 
     func newSlotValue(_ idx: Int, tensor: Bool) throws -> ValueID {

@@ -95,8 +95,12 @@ final class PlanImporter {
             }
             // A planned tensor read before anything writes it carries state from earlier calls.
             // `.out` variants list the out tensor twice (keyword argument, then return value).
+            // Multi-output ops list their out tensors, then return them as one TensorList.
             let outputCount = Self.outputCount[op] ?? 1
-            let outputs = Set(args.suffix(outputCount))
+            var outputs = Set(args.suffix(outputCount))
+            if case .tensorList(let items) = plan.values[safe: Int(last)] {
+                outputs = Set(args.dropLast().suffix(outputCount)).union(items).union([last])
+            }
             for a in args where !outputs.contains(a) && !written.contains(Int(a)) {
                 if case .tensor(let t) = plan.values[safe: Int(a)], let memory = t.allocation, !plan.inputs.contains(Int(a)),
                    !liveMemory.contains(memory) {
@@ -104,7 +108,7 @@ final class PlanImporter {
                     liveMemory.insert(memory)
                 }
             }
-            for a in args.suffix(outputCount) {
+            for a in outputs {
                 written.insert(Int(a))
                 if case .tensor(let t) = plan.values[safe: Int(a)], let memory = t.allocation { liveMemory.insert(memory) }
             }

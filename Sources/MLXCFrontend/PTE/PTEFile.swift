@@ -155,3 +155,29 @@ extension String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }
+
+extension PTEFile {
+    /// The value of a metadata method (an execution plan with no instructions whose single output
+    /// is a constant Int or Bool), e.g. `get_max_context_len`. Nil when the program has no such method.
+    public func metadata(_ method: String) -> Int? {
+        guard let plan = program.executionPlans.first(where: { $0.name == method }),
+              plan.chains.allSatisfy({ $0.instructions.isEmpty }),
+              let out = plan.outputs.first, out >= 0, out < plan.values.count else { return nil }
+        switch plan.values[out] {
+        case .int(let n): return Int(n)
+        case .bool(let b): return b ? 1 : 0
+        default: return nil
+        }
+    }
+
+    /// A metadata method returning a list of ints (e.g. `get_eos_ids`), when present.
+    public func metadataList(_ method: String) -> [Int]? {
+        guard let plan = program.executionPlans.first(where: { $0.name == method }),
+              plan.chains.allSatisfy({ $0.instructions.isEmpty }) else { return nil }
+        let values = plan.outputs.compactMap { i -> Int? in
+            guard i >= 0, i < plan.values.count, case .int(let n) = plan.values[i] else { return nil }
+            return Int(n)
+        }
+        return values.isEmpty ? nil : values
+    }
+}
