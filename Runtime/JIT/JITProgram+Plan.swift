@@ -44,13 +44,33 @@ extension JITProgram {
             }
         }
         let start = Date()
-        let (functions, dumps) = try library.compile(into: jit, machine: machine, keepDumps: options.keepDumps)
+        let functions: [String: KernelFunction]
+        if let object = options.precompiledObject {
+            if !library.definitions.isEmpty { try jit.addObject(object, name: "mlxc_artifact_kernels") }
+            functions = try library.lookup(in: jit)
+        } else {
+            let (compiled, dumps) = try library.compile(into: jit, machine: machine, keepDumps: options.keepDumps)
+            functions = compiled
+            self.dumps = dumps
+        }
         compileSeconds = Date().timeIntervalSince(start)
-        self.dumps = dumps
+        self.library = library
         kernelNames = library.definitions.map(\.name)
         for (b, index, lowered) in pending {
             guard let function = functions[lowered.definition.name] else { throw LLVMFailure("kernel \(lowered.definition.name) was not compiled") }
             plans[b]![index] = .kernel(lowered.launch(function))
+        }
+        for b in plans.keys.sorted() {
+            for step in plans[b]! {
+                switch step {
+                case .kernel(let l): planSummary.append("block \(b): kernel \(l.name)")
+                case .scalar(let n): planSummary.append("block \(b): scalar \(n.op.name)")
+                case .view(let n): planSummary.append("block \(b): view \(n.op.name)")
+                case .fallback(let n, _): planSummary.append("block \(b): reference \(n.op.name)")
+                case .branch: planSummary.append("block \(b): if")
+                case .skip(let n): planSummary.append("block \(b): folded \(n.op.name)")
+                }
+            }
         }
         for steps in plans.values {
             for case .fallback(let node, let reason) in steps {

@@ -11,6 +11,8 @@ public final class JITProgram {
     public struct Options {
         public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         public var keepDumps = false
+        /// Object code from a `mlxc compile` artifact: load it instead of running LLVM's optimizer.
+        public var precompiledObject: [UInt8]?
         public init() {}
     }
 
@@ -34,6 +36,10 @@ public final class JITProgram {
     /// Why each op fell back to the reference executor (for `--remarks`).
     public internal(set) var remarks: [String] = []
     public internal(set) var kernelNames: [String] = []
+    /// The kernels this program uses (for artifacts and dumps).
+    public internal(set) var library = KernelLibrary()
+    /// One line per step: what runs for each node (kernel name, view, scalar, fallback).
+    public internal(set) var planSummary: [String] = []
     /// Per-step time totals when `MLXC_PROFILE` is set (printed by `profileReport`).
     var profile: [String: (count: Int, nanoseconds: UInt64)]? = ProcessInfo.processInfo.environment["MLXC_PROFILE"] != nil ? [:] : nil
 

@@ -74,6 +74,42 @@ public final class KernelLibrary {
         public var assembly: String?
     }
 
+    /// Optimized object code of every kernel, for an ahead-of-time artifact.
+    public func objectCode(machine: TargetMachine) throws -> [UInt8] {
+        let context = Context()
+        let module = emitModule(context: context)
+        machine.configure(module.ref)
+        try module.verify()
+        try machine.optimize(module.ref)
+        return try machine.emit(module.ref, .object)
+    }
+
+    /// Each kernel on its own: LLVM IR as emitted, after `default<O3>`, and assembly (for dumps).
+    public func perKernelDumps(machine: TargetMachine) throws -> [(name: String, llvm: String, optimized: String, assembly: String)] {
+        try definitions.map { definition in
+            let single = KernelLibrary()
+            single.require(definition)
+            let context = Context()
+            let module = single.emitModule(context: context, name: definition.name)
+            machine.configure(module.ref)
+            let llvm = module.text
+            try module.verify()
+            try machine.optimize(module.ref)
+            let optimized = module.text
+            let assembly = String(decoding: try machine.emit(module.ref, .assembly), as: UTF8.self)
+            return (definition.name, llvm, optimized, assembly)
+        }
+    }
+
+    /// Looks up already-compiled kernels (from an artifact's object code added to `jit`).
+    public func lookup(in jit: JIT) throws -> [String: KernelFunction] {
+        var functions: [String: KernelFunction] = [:]
+        for definition in definitions {
+            functions[definition.name] = unsafeBitCast(try jit.address(of: definition.name), to: KernelFunction.self)
+        }
+        return functions
+    }
+
     /// Compiles every kernel into `jit` and returns their entry points by name.
     public func compile(into jit: JIT, machine: TargetMachine, keepDumps: Bool = false) throws -> ([String: KernelFunction], Dumps) {
         var dumps = Dumps()

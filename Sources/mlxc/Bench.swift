@@ -31,21 +31,12 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try MLXC.guarded {
-            let loadStart = Date()
-            let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
-            let graph = try Importer.importMethod(pte).graph
-            let executor: any ProgramExecutor
-            var compileSeconds = 0.0
-            if reference {
-                executor = try ReferenceExecutor(graph: graph, pte: pte)
-            } else {
-                var jitOptions = JITProgram.Options()
-                if let threads { jitOptions.threads = threads }
-                let program = try JITProgram(graph: graph, pte: pte, options: jitOptions)
-                compileSeconds = program.compileSeconds
-                executor = program
-            }
-            let loadSeconds = Date().timeIntervalSince(loadStart)
+            var jitOptions = JITProgram.Options()
+            if let threads { jitOptions.threads = threads }
+            let loaded = try ProgramLoader.load(options.model, dataFiles: options.dataFiles, engine: reference ? .reference : .jit,
+                                                options: jitOptions, mlxcVersion: MLXC.version)
+            let executor = loaded.executor, graph = loaded.graph, pte = loaded.pte
+            let loadSeconds = loaded.loadSeconds, compileSeconds = loaded.llvmSeconds
             let model = try LanguageModel(executor: executor, graph: graph, pte: pte)
             guard promptLength + decode <= model.contract.maxContext else {
                 throw ValidationError("prompt + decode = \(promptLength + decode) exceeds the model's context \(model.contract.maxContext)")

@@ -19,17 +19,20 @@ struct Dump: ParsableCommand {
     @Flag(help: "Leave out the file locations at the end of each op line.")
     var noOrigins = false
 
-    @Flag(help: "List import remarks (e.g. Metal kernels) on stderr.")
+    @Flag(help: "List import remarks (e.g. Metal kernels) and shape-inference warnings on stderr.")
     var remarks = false
 
     func run() throws {
         try MLXC.guarded {
             let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
             let result = try Importer.importMethod(pte, method: method)
-            try Verifier.verify(result.graph)
-            print(IRPrinter.print(result.graph, origins: !noOrigins), terminator: "")
+            var graph = result.graph
+            let warnings = ShapeInference.annotate(&graph)
+            try Verifier.verify(graph)
+            print(IRPrinter.print(graph, origins: !noOrigins), terminator: "")
             if remarks {
                 for r in result.remarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
+                for w in warnings { FileHandle.standardError.write(Data("warning: shape inference: \(w)\n".utf8)) }
             }
         }
     }

@@ -36,23 +36,25 @@ struct Run: ParsableCommand {
     @Flag(help: "List the ops that run on the reference executor, and why (stderr).")
     var remarks = false
 
+    @Flag(help: "Print load and compile times (stderr).")
+    var timing = false
+
     func run() throws {
         try MLXC.guarded {
-            let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
-            let imported = try Importer.importMethod(pte, method: method)
-            try Verifier.verify(imported.graph)
-            let executor: any ProgramExecutor
-            if jit {
-                var jitOptions = JITProgram.Options()
-                if let threads { jitOptions.threads = threads }
-                let program = try JITProgram(graph: imported.graph, pte: pte, options: jitOptions)
-                if remarks {
-                    for r in program.remarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
-                }
-                executor = program
-            } else {
-                executor = try ReferenceExecutor(graph: imported.graph, pte: pte)
+            var jitOptions = JITProgram.Options()
+            if let threads { jitOptions.threads = threads }
+            let loaded = try ProgramLoader.load(options.model, dataFiles: options.dataFiles, method: method,
+                                                engine: jit || Artifact.isArtifact(options.model) ? .jit : .reference,
+                                                options: jitOptions, mlxcVersion: MLXC.version)
+            if remarks {
+                for r in loaded.remarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
             }
+            if timing {
+                let what = loaded.fromArtifact ? "loaded artifact (no LLVM optimization)" : (jit ? "imported and compiled" : "imported")
+                FileHandle.standardError.write(Data(String(format: "timing: %@ in %.3f s (LLVM %.3f s)\n", what, loaded.loadSeconds, loaded.llvmSeconds).utf8))
+            }
+            let executor = loaded.executor
+            let imported = loaded
             if let dir = outputDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             if let inputsDir {
                 guard inputs.isEmpty else { throw ValidationError("give either --input or --inputs-dir, not both") }
