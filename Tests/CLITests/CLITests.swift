@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// Runs the real `mlxc` binary, as a user would, against the committed fixtures.
-final class CLITests: XCTestCase {
+/// Runs the real `mlxc` binary (built next to the test bundle) and finds the committed fixtures.
+struct MLXCBinary {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let fixtures = repo.appendingPathComponent("Tests/Fixtures")
 
@@ -31,6 +32,12 @@ final class CLITests: XCTestCase {
     }
 
     func fixture(_ name: String) -> String { Self.fixtures.appendingPathComponent("\(name)/model.pte").path }
+}
+
+final class CLITests: XCTestCase {
+    let cli = MLXCBinary()
+    func mlxc(_ args: [String]) throws -> MLXCBinary.Run { try cli.mlxc(args) }
+    func fixture(_ name: String) -> String { cli.fixture(name) }
 
     func testInspectJSONReportsOperatorsAndMLXNodes() throws {
         let plain = try mlxc(["inspect", fixture("llama_plain"), "--json"])
