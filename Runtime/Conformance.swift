@@ -17,6 +17,8 @@ public enum Conformance {
         public var atol: Double?
         public var skip_comparison: Bool?
         public var needs_metal: Bool?
+        /// "capacity,layers,kv_heads,head_dim,scalar_type" of the off-graph cache the case needs.
+        public var kv_cache: String?
     }
 
     public static func run(caseDirectory dir: String) -> Verdict {
@@ -31,6 +33,10 @@ public enum Conformance {
             let graph = try Importer.importMethod(pte).graph
             try Verifier.verify(graph)
             let executor = try ReferenceExecutor(graph: graph, pte: pte)
+            if let spec = info.kv_cache?.split(separator: ",").compactMap({ Int($0) }), spec.count == 5,
+               let dtype = DType(rawValue: Int8(truncatingIfNeeded: spec[4])) {
+                executor.offGraphCache.storageDType = dtype
+            }
             var inputs = try TensorFiles.readBin(path("input.bin"))
             for (i, id) in graph.inputs.enumerated() where i < inputs.count {
                 if let want = graph[id].type?.dtype, want != inputs[i].dtype, want.isFloatingPoint, inputs[i].dtype.isFloatingPoint {

@@ -12,8 +12,9 @@ extension JITProgram {
         var useCounts: [ValueID: Int] = [:]
         for block in graph.blocks { for node in block.nodes { for v in node.op.operands { useCounts[v, default: 0] += 1 } } }
         for v in graph.outputs { useCounts[v, default: 0] += 1 }
-        let context = LoweringContext(graph: graph, baseValues: baseValues, useCounts: useCounts,
+        var context = LoweringContext(graph: graph, baseValues: baseValues, useCounts: useCounts,
                                       lanes: machine.host.vectorBits / 32)
+        context.types = ShapeInference.infer(graph).types
         var folded = Set<ValueID>()   // results of nodes whose work another kernel absorbed
 
         for (b, block) in graph.blocks.enumerated() where b != graph.initBlock {
@@ -103,7 +104,13 @@ struct LoweringContext {
         }
     }
 
-    func dtype(_ v: ValueID) -> DType? { graph[v].type?.dtype }
+    /// Every value's type as shape inference sees it (what a run produces; nil where unknown).
+    var types: [TensorType?] = []
+
+    /// The inferred type of a value, else its declared one.
+    func type(_ v: ValueID) -> TensorType? { (v.index < types.count ? types[v.index] : nil) ?? graph[v].type }
+
+    func dtype(_ v: ValueID) -> DType? { type(v)?.dtype }
 }
 
 /// A node turned into a kernel: the definition to compile and how to launch it.

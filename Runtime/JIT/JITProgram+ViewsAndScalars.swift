@@ -16,7 +16,7 @@ extension JITProgram {
             guard shape.reduce(1, *) == x.count else { throw ReferenceError("reshape of \(x.shape) to \(shape): sizes differ") }
             values[o.out.index] = NativeTensor(dtype: x.dtype, shape: shape, data: x.data)
         case .idCopy(let o):
-            values[o.out.index] = try tensor(o.x, what)
+            values[o.out.index] = values[o.x.index]   // undefined stays undefined (an `if` path not taken)
         case .contiguous(let o):
             values[o.out.index] = try tensor(o.x, what)
         case .expandDims(let o):

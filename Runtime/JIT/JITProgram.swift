@@ -222,6 +222,7 @@ public final class JITProgram {
         for (t, expected) in zip(inputs, launch.operandDTypes) where expected != nil && t.dtype != expected {
             return try executeFallback(launch.node)
         }
+        if let accepts = launch.accepts, !accepts(inputs) { return try executeFallback(launch.node) }
         let shapes = try launch.resultShapes(inputs)
         var slot = 0
         for t in inputs { launch.bufferSlots[slot] = t.data; slot += 1 }

@@ -41,6 +41,9 @@ final class KernelLaunch {
     /// The dtype each operand must have; checked per call, because values without a static type
     /// (MLX temporaries) are only known at run time. A mismatch runs `node` on the reference instead.
     let operandDTypes: [DType?]
+    /// Whether the kernel handles this call's operands (layouts it has no code for, e.g. a
+    /// broadcast of rank > 4); when false, `node` runs on the reference instead.
+    let accepts: (([NativeTensor]) -> Bool)?
     let node: Node
     // Scratch reused by every call, so launching allocates nothing.
     let bufferSlots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -50,7 +53,7 @@ final class KernelLaunch {
     init(name: String, function: KernelFunction, operands: [ValueID], results: [ValueID], resultDTypes: [DType],
          resultShapes: @escaping ([NativeTensor]) throws -> [[Int]], dims: @escaping ([NativeTensor]) -> [Int64],
          work: @escaping ([NativeTensor]) -> Int, grain: Int, inPlace: [Int: Int] = [:],
-         operandDTypes: [DType?], node: Node) {
+         operandDTypes: [DType?], accepts: (([NativeTensor]) -> Bool)? = nil, node: Node) {
         self.name = name
         self.function = function
         self.operands = operands
@@ -63,6 +66,7 @@ final class KernelLaunch {
         self.inPlace = inPlace
         self.origin = node.origin
         self.operandDTypes = operandDTypes
+        self.accepts = accepts
         self.node = node
         bufferSlots = .allocate(capacity: operands.count + results.count)
         dimSlots = .allocate(capacity: dimCapacity)

@@ -175,7 +175,11 @@ extension Environment {
         typealias M = ElementwiseMath
         switch op {
         // Copies.
-        case .idCopy(let o): set(o.out, try tensor(o.x))
+        case .idCopy(let o):
+            // A copy of a value that was never computed (a phi input from an `if` path not taken)
+            // leaves the result undefined too; reading it later is the error.
+            guard let x = try? tensor(o.x) else { return true }
+            set(o.out, x)
         case .contiguous(let o): set(o.out, try tensor(o.x))
 
         // Arithmetic: operands cast to the common dtype; ints compute in Int64 and wrap to the dtype.

@@ -14,6 +14,10 @@ public final class ReferenceExecutor {
     public internal(set) var state: [ValueID: HostTensor] = [:]
     /// Values the init block computed (kept for every call).
     var initValues: [ValueID: HostTensor] = [:]
+    /// KV caches that `update_and_attend` keeps outside the graph.
+    public let offGraphCache = OffGraphKVCache()
+    /// Called with every value an op computes (after rounding to its dtype), in execution order.
+    public var onValue: ((ValueID, HostTensor) -> Void)?
 
     public init(graph: Graph, pte: PTEFile? = nil) throws {
         self.graph = graph
@@ -154,6 +158,7 @@ struct Environment {
     mutating func set(_ v: ValueID, _ t: HostTensor) {
         let r = t.rounded()
         if executor.state[v] != nil { executor.state[v] = r } else { values[v] = r }
+        executor.onValue?(v, r)
     }
 
     mutating func run(block: Int) throws {
