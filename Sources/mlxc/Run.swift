@@ -6,14 +6,24 @@ import MLXCRuntime
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a method of a program on given inputs (reference executor).",
+        abstract: "Run a program: tensors in and out, or text generation for an LLM.",
         discussion: """
-        Inputs are .npy files or MLX op-test .bin files, one --input per argument in order. With --inputs-dir,
-        a sequence of calls runs on one loaded program so state (KV caches) carries over: step<K>.input<I>.npy
-        files, outputs written as step<K>.output<J>.npy. Float inputs are converted to a bf16/f16 input's dtype.
+        Tensors: inputs are .npy files or MLX op-test .bin files, one --input per argument in order. With \
+        --inputs-dir, a sequence of calls runs on one loaded program so state (KV caches) carries over: \
+        step<K>.input<I>.npy files, outputs written as step<K>.output<J>.npy. Float inputs are converted to a \
+        bf16/f16 input's dtype.
+        Text: --prompt (with the model's tokenizer.json, found next to the model or given with --tokenizer) or \
+        --prompt-tokens streams the continuation to stdout and speed figures to stderr. With no model, the \
+        bundled demo model (models/demo) is used.
         """)
 
-    @OptionGroup var options: ModelOptions
+    @Argument(help: "The .pte program or .mlxc artifact (default with --prompt: the bundled demo model).")
+    var model: String?
+
+    @Option(name: .customLong("data"), help: "An external .ptd data file (repeatable).")
+    var dataFiles: [String] = []
+
+    @OptionGroup var generation: GenerationOptions
 
     @Option(name: .customLong("input"), help: "An input tensor file (.npy or .bin), in argument order (repeatable).")
     var inputs: [String] = []
@@ -39,35 +49,49 @@ struct Run: ParsableCommand {
     @Flag(help: "Print load and compile times (stderr).")
     var timing = false
 
+    @Flag(help: "Generate text with the reference executor instead of compiled kernels (slow; for checking).")
+    var reference = false
+
     func run() throws {
         try MLXC.guarded {
+            let isText = generation.prompt != nil || generation.promptTokens != nil
+            guard let modelPath = model ?? (isText || (inputs.isEmpty && inputsDir == nil) ? DemoModel.path() : nil) else {
+                throw ValidationError("give a model (or --prompt to use the bundled demo model)")
+            }
+            let useJIT = jit || Artifact.isArtifact(modelPath) || (model == nil && isText) || (isText && !reference)
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
-            let loaded = try ProgramLoader.load(options.model, dataFiles: options.dataFiles, method: method,
-                                                engine: jit || Artifact.isArtifact(options.model) ? .jit : .reference,
-                                                options: jitOptions, mlxcVersion: MLXC.version)
+            let loaded = try ProgramLoader.load(modelPath, dataFiles: dataFiles, method: method,
+                                                engine: useJIT ? .jit : .reference, options: jitOptions, mlxcVersion: MLXC.version)
             if remarks {
                 for r in loaded.remarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
             }
             if timing {
-                let what = loaded.fromArtifact ? "loaded artifact (no LLVM optimization)" : (jit ? "imported and compiled" : "imported")
+                let what = loaded.fromArtifact ? "loaded artifact (no LLVM optimization)" : (useJIT ? "imported and compiled" : "imported")
                 FileHandle.standardError.write(Data(String(format: "timing: %@ in %.3f s (LLVM %.3f s)\n", what, loaded.loadSeconds, loaded.llvmSeconds).utf8))
             }
-            let executor = loaded.executor
-            let imported = loaded
-            if let dir = outputDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-            if let inputsDir {
-                guard inputs.isEmpty else { throw ValidationError("give either --input or --inputs-dir, not both") }
-                let steps = try StepFiles.scan(inputsDir)
-                guard !steps.isEmpty else { throw ReferenceError("\(inputsDir): no step0.input0.npy files") }
-                for (k, files) in steps.enumerated() {
-                    let outputs = try executor.run(try prepare(files.flatMap { try TensorFiles.read($0) }, imported.graph))
-                    try emit(outputs, prefix: "step\(k).")
-                }
-            } else {
-                let outputs = try executor.run(try prepare(inputs.flatMap { try TensorFiles.read($0) }, imported.graph))
-                try emit(outputs, prefix: "")
+            if isText || (model == nil && inputs.isEmpty && inputsDir == nil) {
+                return try TextGeneration(options: generation, modelPath: modelPath, loaded: loaded).run()
             }
+            try runTensors(loaded)
+        }
+    }
+
+    func runTensors(_ loaded: ProgramLoader.Loaded) throws {
+        let executor = loaded.executor
+        let imported = loaded
+        if let dir = outputDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if let inputsDir {
+            guard inputs.isEmpty else { throw ValidationError("give either --input or --inputs-dir, not both") }
+            let steps = try StepFiles.scan(inputsDir)
+            guard !steps.isEmpty else { throw ReferenceError("\(inputsDir): no step0.input0.npy files") }
+            for (k, files) in steps.enumerated() {
+                let outputs = try executor.run(try prepare(files.flatMap { try TensorFiles.read($0) }, imported.graph))
+                try emit(outputs, prefix: "step\(k).")
+            }
+        } else {
+            let outputs = try executor.run(try prepare(inputs.flatMap { try TensorFiles.read($0) }, imported.graph))
+            try emit(outputs, prefix: "")
         }
     }
 
