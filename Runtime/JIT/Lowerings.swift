@@ -9,7 +9,7 @@ enum Lowerings {
         switch node.op {
         case .addmm(let o): return linear(o, node, c)
         case .quantizedMatmul(let o): return quantizedLinear(o, node, c)
-        default: return nil
+        default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c)
         }
     }
 
@@ -17,7 +17,18 @@ enum Lowerings {
         switch node.op {
         case .addmm: return "only x @ transpose(W) with a constant 2-D f32 weight, f32 activations, alpha = beta = 1 has a kernel"
         case .quantizedMatmul: return "only affine 2/4/8-bit weights with f32 activations and transpose = true have a kernel"
-        default: return "no kernel for \(node.op.name) yet"
+        case .transpose(let o) where c.constant(o.x) != nil:
+            return "transposes of constants are only folded into the matmul that reads them"
+        case .rmsNorm, .layerNorm: return "needs f32 operands and a static feature size (from the weight or x's type)"
+        case .sdpa, .llamaCustomSdpa: return "needs f32 q/k/v with static head sizes and an f32 or bool mask"
+        case .indexCopy, .sliceUpdate, .llamaUpdateCache:
+            return "writes in place only into a state value it redefines or a temporary nothing else reads (and slice_update only with step 1)"
+        case .remainder: return "integer remainder needs a constant divisor without zeros; float remainder has no kernel"
+        default:
+            if binaryOp(node.op) != nil || unaryOp(node.op) != nil {
+                return "no kernel for \(node.op.name) on these dtypes (\(node.op.operands.map { c.dtype($0)?.name ?? "?" }.joined(separator: ", ")))"
+            }
+            return "no kernel for \(node.op.name) yet"
         }
     }
 

@@ -9,6 +9,31 @@ import Foundation
 /// between launches (a decode step launches hundreds of kernels back to back), then sleep.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
+    private let shared: Shared
+
+    public init(threads: Int) {
+        threadCount = max(1, threads)
+        shared = Shared(threadCount: threadCount)
+        for _ in 1..<threadCount {
+            let state = shared   // workers keep the shared state alive, not the pool
+            let t = Thread { state.workerLoop() }
+            t.stackSize = 1 << 20
+            t.start()
+        }
+    }
+
+    deinit { shared.stop() }
+
+    /// Runs `body(begin, end)` over `0..<count` in shares that are multiples of `grain` items
+    /// (kernels may assume whole blocks except at the very end).
+    public func parallelFor(_ count: Int, grain: Int = 1, _ body: @escaping (Int, Int) -> Void) {
+        shared.parallelFor(count, grain: grain, body)
+    }
+}
+
+/// The state the caller and the workers share; it outlives the pool until every worker has exited.
+private final class Shared: @unchecked Sendable {
+    let threadCount: Int
     private let ticket = ManagedAtomic<UInt64>(0)
     private let completed = ManagedAtomic<Int>(0)
     private let sleepers = ManagedAtomic<Int>(0)
@@ -24,24 +49,17 @@ public final class ThreadPool: @unchecked Sendable {
     /// How long an idle worker spins before it sleeps.
     private let spinNanoseconds: UInt64 = 2_000_000
 
-    public init(threads: Int) {
-        threadCount = max(1, threads)
-        for _ in 1..<threadCount {
-            let t = Thread { [unowned self] in self.workerLoop() }
-            t.stackSize = 1 << 20
-            t.start()
-        }
-    }
+    init(threadCount: Int) { self.threadCount = threadCount }
 
-    deinit {
+    func stop() {
+        wake.lock()
         stopping = true
         ticket.store(UInt64.max, ordering: .releasing)
-        wake.lock(); wake.broadcast(); wake.unlock()
+        wake.broadcast()
+        wake.unlock()
     }
 
-    /// Runs `body(begin, end)` over `0..<count` in shares that are multiples of `grain` items
-    /// (kernels may assume whole blocks except at the very end).
-    public func parallelFor(_ count: Int, grain: Int = 1, _ body: @escaping (Int, Int) -> Void) {
+    func parallelFor(_ count: Int, grain: Int = 1, _ body: @escaping (Int, Int) -> Void) {
         guard threadCount > 1, count > grain else {
             if count > 0 { body(0, count) }
             return
@@ -77,7 +95,7 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    private func workerLoop() {
+    func workerLoop() {
         var seen: UInt64 = 0
         while true {
             var spinStart: UInt64 = 0
@@ -91,7 +109,7 @@ public final class ThreadPool: @unchecked Sendable {
                     if now - spinStart > spinNanoseconds {
                         wake.lock()
                         sleepers.wrappingIncrement(ordering: .releasing)
-                        while ticket.load(ordering: .acquiring) >> 32 == seen { wake.wait() }
+                        while ticket.load(ordering: .acquiring) >> 32 == seen && !stopping { wake.wait() }
                         sleepers.wrappingDecrement(ordering: .releasing)
                         wake.unlock()
                         spinStart = 0

@@ -35,7 +35,7 @@ final class GreedyGenerationTests: XCTestCase {
             let loaded = try ProgramLoader.load(dir.appendingPathComponent("model.pte").path, engine: .jit, mlxcVersion: "test")
             let model = try LanguageModel(executor: loaded.executor, graph: loaded.graph, pte: loaded.pte)
             let tokens = try greedy(model, prompt: reference.prompt, count: reference.tokens.count)
-            XCTAssertEqual(tokens, reference.tokens, "\(name): first difference at \(zip(tokens, reference.tokens).firstIndex { $0 != $1 } ?? -1)")
+            XCTAssertEqual(tokens, reference.tokens, "\(name): first difference at \(Array(zip(tokens, reference.tokens)).firstIndex { $0.0 != $0.1 } ?? -1)")
         }
     }
 }

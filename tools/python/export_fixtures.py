@@ -66,17 +66,18 @@ GROUP_SIZE = 32
 
 
 def llama_config() -> models.LMConfig:
-    return models.LMConfig()
+    # Context 96: room for the 4-token prompt + 64 greedy tokens of greedy.json.
+    return models.LMConfig(max_context_len=96)
 
 
 def gemma_config() -> models.LMConfig:
     # Sliding window 8 on layer 0 (ring cache of 8 + 8 − 1 = 15 slots), full attention on layer 1.
-    return models.LMConfig(rope_interleaved=False, mlp="geglu", embed_scale=True,
+    return models.LMConfig(rope_interleaved=False, mlp="geglu", embed_scale=True, max_context_len=96,
                            sliding_window=8, max_seq_len=8, layer_types=["sliding", "full"])
 
 
 def moe_config() -> models.LMConfig:
-    return models.LMConfig(n_experts=4, top_k=2, moe_hidden_dim=64)
+    return models.LMConfig(n_experts=4, top_k=2, moe_hidden_dim=64, max_context_len=96)
 
 
 @dataclass
@@ -358,6 +359,9 @@ def export_fixture(spec: ModelSpec, variant: str) -> dict:
             for j, y in enumerate(et_outs[k]):
                 np.save(out_dir / f"step{k}.et_output{j}.npy", to_numpy(y))
 
+    if spec.steps is not None and dtype != "bf16" and family != "xnnpack":
+        (out_dir / "greedy.json").write_text(json.dumps(greedy_reference(m, spec, cfg)) + "\n")
+
     notes = []
     if spec.steps is not None:
         notes.append("tokens int64 [1,T], input_pos int64 [1] (start position of the call); "
@@ -393,6 +397,28 @@ def export_fixture(spec: ModelSpec, variant: str) -> dict:
     print(f"[fixture] {name}: {size / 1024:.0f} KiB, {len(calls)} steps, "
           f"et_vs_eager={et_diff if et_diff is None else f'{et_diff:.3g}'}, {time.time() - t0:.1f}s", flush=True)
     return {"name": name, "bytes": size, "et_vs_eager_max_abs": et_diff}
+
+
+GREEDY_TOKENS = 64
+
+
+def greedy_reference(m, spec: ModelSpec, cfg) -> dict:
+    """Greedy decoding by the eager module: a fixed 4-token prompt, then 64 tokens one call each
+    (argmax; the lowest id wins a tie). The runtime must produce the same ids."""
+    g = torch.Generator().manual_seed(spec.seed + 99)
+    prompt = torch.randint(0, cfg.vocab_size, (1, 4), generator=g)
+    reset_state(m)
+    tokens = []
+    with torch.no_grad():
+        logits = as_list(m(prompt, torch.tensor([0], dtype=torch.long)))[0]
+        pos = prompt.shape[1]
+        for _ in range(GREEDY_TOKENS):
+            nxt = int(torch.argmax(logits[0, -1].float()))
+            tokens.append(nxt)
+            logits = as_list(m(torch.tensor([[nxt]], dtype=torch.long), torch.tensor([pos], dtype=torch.long)))[0]
+            pos += 1
+    return {"prompt": prompt[0].tolist(), "tokens": tokens,
+            "note": "greedy (argmax, lowest id on ties) from eager PyTorch, one token per call after the prompt"}
 
 
 def main() -> int:

@@ -23,14 +23,15 @@ public enum StridedMapKernels {
 
     /// A map kernel: `compute(lanes, operandValues)` gets each operand as stored (see
     /// `ElementType.storage`) and returns the output as stored. `access[k]` lists the ways operand
-    /// k may be read (the runtime only passes layouts that fit them).
+    /// k may be read (the runtime only passes layouts that fit them). `skip` buffers between the
+    /// operands and the output are not read (run-time scalars the launch needs for its dims).
     public static func map(name: String, inputs: [ElementType], output: ElementType, access: [[Access]], lanes: Int,
-                           compute: @escaping (Lanes, [IRValue]) -> IRValue) -> KernelDefinition {
+                           skip: Int = 0, compute: @escaping (Lanes, [IRValue]) -> IRValue) -> KernelDefinition {
         precondition(access.count == inputs.count)
-        return KernelDefinition(name: name) { e in
+        return KernelDefinition(name: skip > 0 ? "\(name)_skip\(skip)" : name) { e in
             let b = e.b
             let n = inputs.count
-            let out = e.buffer(n)
+            let out = e.buffer(n + skip)
             let operands = (0..<n).map { e.buffer($0) }
             let inner = e.dim(0)
             let outer = (1...3).map { e.dim($0) }
@@ -101,9 +102,10 @@ public enum StridedMapKernels {
 
     /// A plain copy of `byteSize`-byte elements through any strided view (transpose, broadcast_to,
     /// slice, take of one index): the data movement kernels share it.
-    public static func copy(byteSize: Int, lanes: Int) -> KernelDefinition {
+    public static func copy(byteSize: Int, lanes: Int, skip: Int = 0) -> KernelDefinition {
         let t = ElementType.bits(byteSize)
-        return map(name: "strided_copy_b\(byteSize * 8)_v\(lanes)", inputs: [t], output: t,
-                   access: [[.contiguous, .broadcast, .strided]], lanes: lanes) { _, v in v[0] }
+        let width = max(1, lanes * 4 / byteSize)   // a full vector register of elements
+        return map(name: "strided_copy_b\(byteSize * 8)_v\(width)", inputs: [t], output: t,
+                   access: [[.contiguous, .broadcast, .strided]], lanes: width, skip: skip) { _, v in v[0] }
     }
 }

@@ -86,6 +86,15 @@ final class PlanImporter {
         // (the exporter aliases a mutable buffer's later reads onto the buffer itself).
         var liveMemory: Set<AllocationDetails> = []
         for instruction in chain.instructions {
+            // An opaque delegate reads what exists already and writes the rest of its arguments.
+            if case .delegateCall(_, let args) = instruction {
+                for a in args where !written.contains(Int(a)) {
+                    guard case .tensor(let t) = plan.values[safe: Int(a)], t.dataBufferIndex == 0, !plan.inputs.contains(Int(a)) else { continue }
+                    written.insert(Int(a))
+                    if let memory = t.allocation { liveMemory.insert(memory) }
+                }
+                continue
+            }
             guard case .kernelCall(let opIndex, let args) = instruction,
                   opIndex >= 0, Int(opIndex) < plan.operators.count, let last = args.last else { continue }
             let op = plan.operators[Int(opIndex)].qualifiedName

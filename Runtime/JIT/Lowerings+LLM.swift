@@ -1,0 +1,162 @@
+import Foundation
+import MLXCCodegen
+import MLXCIR
+
+/// LLM ops → row kernels: RMSNorm/LayerNorm (specialized on the feature size), softmax over the
+/// last axis, RoPE (specialized on its static attributes) and attention with an online softmax
+/// (specialized on the head sizes; BHSD `sdpa` and BSHD `llama::custom_sdpa` share the kernel).
+extension Lowerings {
+    static func llm(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        switch node.op {
+        case .rmsNorm(let o): return norm(node, c, x: o.x, weight: o.weight, bias: nil, eps: o.eps, out: o.out, centered: false)
+        case .layerNorm(let o): return norm(node, c, x: o.x, weight: o.weight, bias: o.bias, eps: o.eps, out: o.out, centered: true)
+        case .softmax(let o): return softmax(o, node, c)
+        case .rope(let o): return rope(o, node, c)
+        case .sdpa(let o): return sdpa(o, node, c)
+        case .llamaCustomSdpa(let o): return customSDPA(o, node, c)
+        default: return nil
+        }
+    }
+
+    static func isF32(_ v: ValueID?, _ c: LoweringContext) -> Bool { v.map { c.dtype($0) ?? .f32 == .f32 } ?? true }
+
+    static func norm(_ node: Node, _ c: LoweringContext, x: ValueID, weight: ValueID?, bias: ValueID?, eps: Double,
+                     out: ValueID, centered: Bool) -> LoweredKernel? {
+        guard isF32(x, c), isF32(weight, c), isF32(bias, c) else { return nil }
+        // The feature size: from the parameters' static shapes, else x's last dim.
+        let sizes = [weight, bias].compactMap { $0 }.compactMap { staticShape($0, c)?.reduce(1, *) }
+        guard let d = sizes.first ?? lastDim(x, c), d > 0, sizes.allSatisfy({ $0 == d }) else { return nil }
+        let definition = centered
+            ? NormKernels.layer(d: d, eps: eps, hasWeight: weight != nil, hasBias: bias != nil, lanes: c.lanes)
+            : NormKernels.rms(d: d, eps: eps, hasWeight: weight != nil, lanes: c.lanes)
+        let operands = [x] + [weight, bias].compactMap { $0 }
+        return launch(definition, node, operands: operands, results: [out], resultDTypes: [.f32],
+                      operandDTypes: operands.map { _ in .f32 }, grain: max(1, 4096 / d)) { inputs in
+            let x = inputs[0]
+            guard x.shape.last == d, inputs.dropFirst().allSatisfy({ $0.count == d }) else { return nil }
+            return CallLayout(shapes: [x.shape], dims: [], work: x.count / d)
+        }
+    }
+
+    static func softmax(_ o: SoftmaxOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard isF32(o.x, c) else { return nil }
+        let definition = SoftmaxKernels.lastAxis(lanes: c.lanes)
+        return launch(definition, node, operands: [o.x], results: [o.out], resultDTypes: [.f32], operandDTypes: [.f32],
+                      grain: 4) { inputs in
+            let x = inputs[0]
+            guard let a = try? Broadcast.axis(o.axis, rank: x.shape.count), a == x.shape.count - 1, let d = x.shape.last, d > 0 else { return nil }
+            return CallLayout(shapes: [x.shape], dims: [Int64(d)], work: x.count / d)
+        }
+    }
+
+    static func rope(_ o: RopeOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard isF32(o.x, c), o.dims > 0, o.dims % 2 == 0 else { return nil }
+        var operands = [o.x, o.offset]
+        if let freqs = o.freqs {
+            guard isF32(freqs, c) else { return nil }
+            operands.append(freqs)
+        }
+        let definition = RopeKernels.rope(dims: o.dims, traditional: o.traditional, base: o.base, scale: o.scale,
+                                          hasFreqs: o.freqs != nil, lanes: c.lanes)
+        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [.f32],
+                      operandDTypes: [.f32, nil] + (o.freqs == nil ? [] : [.f32]), grain: 4, scalars: [1]) { inputs in
+            let x = inputs[0], offset = inputs[1]
+            guard x.shape.count >= 2, let d = x.shape.last, o.dims <= d, offset.count == 1,
+                  ![.f32, .f16, .bf16, .f64].contains(offset.dtype) else { return nil }
+            if o.freqs != nil && inputs[2].count != o.dims / 2 { return nil }
+            let t = x.shape[x.shape.count - 2]
+            guard t > 0 else { return CallLayout(shapes: [x.shape], dims: [Int64(d), 1, 0], work: 0) }
+            return CallLayout(shapes: [x.shape], dims: [Int64(d), Int64(t), Int64(offset.intValue())], work: x.count / d)
+        }
+    }
+
+    static func maskKind(_ mask: ValueID?, _ c: LoweringContext) -> (AttentionKernels.Mask, DType?)? {
+        guard let mask else { return (.none, nil) }
+        switch c.dtype(mask) ?? .f32 {
+        case .f32: return (.additive, .f32)
+        case .bool: return (.keep, .bool)
+        default: return nil
+        }
+    }
+
+    /// Strides (batch, head, row) that read `mask` broadcast to [B, Hq, T, ≥ keys] (rank ≤ 4,
+    /// padded with leading 1s), as the reference expands it; nil if it does not broadcast.
+    static func maskStrides(_ mask: NativeTensor, _ target: [Int], keys: Int) -> [Int64]? {
+        guard (1...4).contains(mask.shape.count), let last = mask.shape.last, last >= keys else { return nil }
+        let padded = [Int](repeating: 1, count: 4 - mask.shape.count) + mask.shape
+        let strides = StridedLayout.rowMajor(padded)
+        var result: [Int64] = []
+        for d in 0..<3 {
+            if padded[d] == target[d] { result.append(padded[d] == 1 ? 0 : Int64(strides[d])) }
+            else if padded[d] == 1 { result.append(0) }
+            else { return nil }
+        }
+        return result
+    }
+
+    static func sdpa(_ o: SdpaOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard isF32(o.q, c), isF32(o.k, c), isF32(o.v, c), let (mask, maskDType) = maskKind(o.mask, c),
+              let dk = lastDim(o.q, c) ?? lastDim(o.k, c), let dv = lastDim(o.v, c), dk > 0, dv > 0 else { return nil }
+        let definition = AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.causal, scale: o.scale, lanes: c.lanes)
+        let operands = [o.q, o.k, o.v] + (o.mask.map { [$0] } ?? [])
+        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [.f32],
+                      operandDTypes: [.f32, .f32, .f32] + (o.mask == nil ? [] : [maskDType]), grain: 1) { inputs in
+            let q = inputs[0], k = inputs[1], v = inputs[2]
+            guard q.shape.count == 4, k.shape.count == 4, v.shape.count == 4 else { return nil }
+            let (b, hq, t) = (q.shape[0], q.shape[1], q.shape[2])
+            let hkv = k.shape[1], s = k.shape[2]
+            guard q.shape[3] == dk, k.shape[3] == dk, v.shape[3] == dv, k.shape[0] == b, v.shape[0] == b, v.shape[1] == hkv,
+                  v.shape[2] == s, hkv > 0, hq % hkv == 0 else { return nil }
+            var maskDims: [Int64] = [0, 0, 0]
+            if o.mask != nil {
+                guard let m = maskStrides(inputs[3], [b, hq, t], keys: s) else { return nil }
+                maskDims = m
+            }
+            let dims: [Int64] = [Int64(hq), Int64(hkv), Int64(t), Int64(s), Int64(s - t)]
+                + [hq * t * dk, t * dk, dk].map { Int64($0) }
+                + [hkv * s * dk, s * dk, dk].map { Int64($0) }
+                + [hkv * s * dv, s * dv, dv].map { Int64($0) }
+                + [hq * t * dv, t * dv, dv].map { Int64($0) }
+                + maskDims
+            return CallLayout(shapes: [[b, hq, t, dv]], dims: dims, work: b * hq * t)
+        }
+    }
+
+    /// `llama::custom_sdpa` on BSHD tensors with the whole cache as k/v: queries sit at
+    /// start_pos + i and attend to keys [0, start_pos + T), or to the mask's width.
+    static func customSDPA(_ o: LlamaCustomSdpaOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard isF32(o.q, c), isF32(o.k, c), isF32(o.v, c), let (mask, maskDType) = maskKind(o.attnMask, c),
+              let dk = lastDim(o.q, c) ?? lastDim(o.k, c), let dv = lastDim(o.v, c), dk > 0, dv > 0 else { return nil }
+        let scale = o.scale ?? 1 / Double(dk).squareRoot()
+        var operands = [o.q, o.k, o.v] + (o.attnMask.map { [$0] } ?? [])
+        var scalars: [Int] = []
+        let fixed = operands.count
+        let start = scalarOperand(o.startPos, &operands, &scalars)
+        let definition = AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.isCausal, scale: scale, lanes: c.lanes,
+                                               skip: operands.count - fixed)
+        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [.f32],
+                      operandDTypes: [.f32, .f32, .f32] + (o.attnMask == nil ? [] : [maskDType]) + scalars.map { _ in nil },
+                      grain: 1, scalars: scalars) { inputs in
+            let q = inputs[0], k = inputs[1], v = inputs[2]
+            guard q.shape.count == 4, k.shape.count == 4, v.shape.count == 4 else { return nil }
+            let (b, t, hq) = (q.shape[0], q.shape[1], q.shape[2])
+            let sAll = k.shape[1], hkv = k.shape[2]
+            let first = start(inputs)
+            let keys = o.attnMask == nil ? first + t : (inputs[3].shape.last ?? 0)
+            guard q.shape[3] == dk, k.shape[3] == dk, v.shape[3] == dv, k.shape[0] == b, v.shape[0] == b, v.shape[1] == sAll,
+                  v.shape[2] == hkv, hkv > 0, hq % hkv == 0, keys >= 0, keys <= sAll else { return nil }
+            var maskDims: [Int64] = [0, 0, 0]
+            if o.attnMask != nil {
+                guard let m = maskStrides(inputs[3], [b, hq, t], keys: keys) else { return nil }
+                maskDims = m
+            }
+            let dims: [Int64] = [Int64(hq), Int64(hkv), Int64(t), Int64(keys), Int64(first)]
+                + [t * hq * dk, dk, hq * dk].map { Int64($0) }
+                + [sAll * hkv * dk, dk, hkv * dk].map { Int64($0) }
+                + [sAll * hkv * dv, dv, hkv * dv].map { Int64($0) }
+                + [t * hq * dv, dv, hq * dv].map { Int64($0) }
+                + maskDims
+            return CallLayout(shapes: [[b, t, hq, dv]], dims: dims, work: b * hq * t)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import MLXCCodegen
+import MLXCIR
+
+extension ElementType {
+    /// The kernels' element type for a dtype (nil for quantized and fp8 formats).
+    init?(_ d: DType) {
+        switch d {
+        case .f32: self = .f32
+        case .f16: self = .f16
+        case .bf16: self = .bf16
+        case .f64: self = .f64
+        case .i8: self = .i8
+        case .u8: self = .u8
+        case .bool: self = .bool
+        case .i16: self = .i16
+        case .i32: self = .i32
+        case .i64: self = .i64
+        case .u32: self = .u32
+        default: return nil
+        }
+    }
+}
+
+/// What one call of a kernel needs, worked out from its operands' shapes (and run-time scalars).
+struct CallLayout {
+    var shapes: [[Int]]
+    var dims: [Int64]
+    var work: Int
+}
+
+/// The layout of the last call, reused while the operands' shapes and scalars stay the same (a
+/// decode step repeats the previous step's shapes). `execute` asks for shapes, dims and work in turn.
+final class LayoutMemo {
+    private var key: [Int] = [Int.min]
+    private var value: CallLayout?
+
+    /// The raw bits of a scalar's first element (ints and floats alike).
+    static func bits(_ t: NativeTensor) -> Int {
+        guard t.count > 0 else { return Int.min }
+        switch t.dtype.byteSize {
+        case 1: return Int(t.data.load(as: UInt8.self))
+        case 2: return Int(t.data.load(as: UInt16.self))
+        case 4: return Int(t.data.load(as: UInt32.self))
+        default: return Int(t.data.load(as: Int64.self))
+        }
+    }
+
+    func get(_ inputs: [NativeTensor], scalars: [Int], _ make: ([NativeTensor]) -> CallLayout?) -> CallLayout? {
+        var k: [Int] = []
+        k.reserveCapacity(inputs.count * 5 + scalars.count)
+        for t in inputs { k.append(t.shape.count); k.append(contentsOf: t.shape) }
+        for i in scalars { k.append(Self.bits(inputs[i])) }
+        if k == key { return value }
+        key = k
+        value = make(inputs)
+        return value
+    }
+}
+
+extension Lowerings {
+    /// A launch whose shapes, dims and work come from `plan` (nil: this call falls back to the
+    /// reference, which also reports invalid shapes with its own message). `scalars` are the operands
+    /// whose values the plan reads; `check` runs on every call (for plans that read tensor contents,
+    /// such as index bounds) and falls back when it fails.
+    static func launch(_ definition: KernelDefinition, _ node: Node, operands: [ValueID], results: [ValueID],
+                       resultDTypes: [DType], operandDTypes: [DType?], grain: Int, inPlace: [Int: Int] = [:],
+                       scalars: [Int] = [], check: (([NativeTensor]) -> Bool)? = nil,
+                       plan: @escaping ([NativeTensor]) -> CallLayout?) -> LoweredKernel {
+        LoweredKernel(definition: definition) { function in
+            let memo = LayoutMemo()
+            func get(_ inputs: [NativeTensor]) -> CallLayout? { memo.get(inputs, scalars: scalars, plan) }
+            return KernelLaunch(name: definition.name, function: function, operands: operands, results: results,
+                                resultDTypes: resultDTypes,
+                                resultShapes: { inputs in
+                                    guard let p = get(inputs) else { throw ReferenceError("\(definition.name): no layout") }
+                                    return p.shapes
+                                },
+                                dims: { get($0)?.dims ?? [] }, work: { get($0)?.work ?? 0 }, grain: grain, inPlace: inPlace,
+                                operandDTypes: operandDTypes,
+                                accepts: { inputs in get(inputs) != nil && (check?(inputs) ?? true) }, node: node)
+        }
+    }
+
+    /// A run-time int operand: the literal, or the index of the operand holding it (appended to `operands`).
+    static func scalarOperand(_ x: IntOrValue, _ operands: inout [ValueID], _ scalars: inout [Int]) -> ([NativeTensor]) -> Int {
+        switch x {
+        case .literal(let n): return { _ in Int(n) }
+        case .value(let v):
+            let index = operands.count
+            operands.append(v)
+            scalars.append(index)
+            return { $0[index].intValue() }
+        }
+    }
+
+    /// The static shape of a value, if inference knows every dim.
+    static func staticShape(_ v: ValueID, _ c: LoweringContext) -> [Int]? { c.type(v)?.staticShape }
+
+    /// The size of a value's last dim, if fixed.
+    static func lastDim(_ v: ValueID, _ c: LoweringContext) -> Int? { c.type(v)?.shape.last?.fixedValue }
+}
+
+/// Strided views over a contiguous output, as `StridedMapKernels` takes them.
+enum StridedLayout {
+    static func rowMajor(_ shape: [Int]) -> [Int] { HostTensor.strides(shape) }
+
+    /// The strides that read `shape` broadcast (NumPy rules) to `target`: 0 on broadcast dims.
+    static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int]? {
+        guard shape.count <= target.count else { return nil }
+        let pad = target.count - shape.count
+        let own = rowMajor(shape)
+        var strides = [Int](repeating: 0, count: target.count)
+        for d in 0..<shape.count {
+            if shape[d] == target[d + pad] { strides[d + pad] = shape[d] == 1 ? 0 : own[d] }
+            else if shape[d] != 1 { return nil }
+        }
+        return strides
+    }
+
+    /// `StridedMapKernels` dims for an output of `shape` read from operands at (offset, strides):
+    /// size-1 dims are dropped and neighbours every operand walks contiguously are merged; nil if
+    /// more than four dims remain.
+    static func mapDims(_ shape: [Int], _ operands: [(offset: Int, strides: [Int])]) -> [Int64]? {
+        let rank = StridedMapKernels.rank
+        var sizes: [Int] = []                                   // innermost first
+        var strides = [[Int]](repeating: [], count: operands.count)
+        if shape.contains(0) {
+            sizes = [0]
+            strides = operands.map { _ in [1] }
+        } else {
+            for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] != 1 {
+                if let inner = sizes.last,
+                   operands.indices.allSatisfy({ operands[$0].strides[d] == strides[$0].last! * inner }) {
+                    sizes[sizes.count - 1] *= shape[d]
+                } else {
+                    sizes.append(shape[d])
+                    for k in operands.indices { strides[k].append(operands[k].strides[d]) }
+                }
+            }
+            if sizes.isEmpty {
+                sizes = [1]
+                strides = operands.map { _ in [1] }
+            }
+        }
+        guard sizes.count <= rank else { return nil }
+        while sizes.count < rank {
+            sizes.append(1)
+            for k in operands.indices { strides[k].append(0) }
+        }
+        // dims: [inner, n0, n1, n2, per operand: base, s0, s1, s2, s3].
+        var dims: [Int64] = [Int64(sizes[0]), Int64(sizes[3]), Int64(sizes[2]), Int64(sizes[1])]
+        for (k, o) in operands.enumerated() {
+            dims.append(Int64(o.offset))
+            dims += [strides[k][3], strides[k][2], strides[k][1], strides[k][0]].map { Int64($0) }
+        }
+        return dims
+    }
+
+    /// Dims for a copy of `shape` elements read at (offset, strides) of the source.
+    static func copyLayout(_ shape: [Int], offset: Int, strides: [Int]) -> CallLayout? {
+        guard let dims = mapDims(shape, [(offset, strides)]) else { return nil }
+        return CallLayout(shapes: [shape], dims: dims, work: shape.reduce(1, *))
+    }
+}
