@@ -21,7 +21,7 @@ public enum Conformance {
         public var kv_cache: String?
     }
 
-    public static func run(caseDirectory dir: String) -> Verdict {
+    public static func run(caseDirectory dir: String, compiled: Bool = false) -> Verdict {
         let path = { (name: String) in (dir as NSString).appendingPathComponent(name) }
         var info = CaseInfo()
         if let data = FileManager.default.contents(atPath: path("case.json")) {
@@ -33,9 +33,15 @@ public enum Conformance {
             let graph = try Importer.importMethod(pte).graph
             try Verifier.verify(graph)
             let executor = try ReferenceExecutor(graph: graph, pte: pte)
+            let runner: any ProgramExecutor = compiled ? try JITProgram(graph: graph, pte: pte, options: {
+                var o = JITProgram.Options()
+                o.threads = 1
+                return o
+            }()) : executor
             if let spec = info.kv_cache?.split(separator: ",").compactMap({ Int($0) }), spec.count == 5,
                let dtype = DType(rawValue: Int8(truncatingIfNeeded: spec[4])) {
                 executor.offGraphCache.storageDType = dtype
+                (runner as? JITProgram)?.reference.offGraphCache.storageDType = dtype
             }
             var inputs = try TensorFiles.readBin(path("input.bin"))
             for (i, id) in graph.inputs.enumerated() where i < inputs.count {
@@ -43,7 +49,7 @@ public enum Conformance {
                     inputs[i] = inputs[i].converted(to: want)
                 }
             }
-            let outputs = try executor.run(inputs)
+            let outputs = try runner.run(inputs)
             if info.skip_comparison == true { return .passed }
             let expected = try TensorFiles.readBin(path("expected_output.bin"))
             guard outputs.count == expected.count else { return .failed("\(outputs.count) outputs, \(expected.count) expected") }

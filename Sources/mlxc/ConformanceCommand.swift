@@ -16,6 +16,9 @@ struct ConformanceCommand: ParsableCommand {
     @Flag(help: "Print only failures and the summary.")
     var quiet = false
 
+    @Flag(help: "Run each case compiled (LLVM kernels, reference fallback) instead of on the reference executor.")
+    var jit = false
+
     func run() throws {
         try MLXC.guarded {
             let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted().filter { name in
@@ -27,7 +30,7 @@ struct ConformanceCommand: ParsableCommand {
             }
             var passed = 0, failed = 0, skipped = 0
             for name in names {
-                switch Conformance.run(caseDirectory: (directory as NSString).appendingPathComponent(name)) {
+                switch Conformance.run(caseDirectory: (directory as NSString).appendingPathComponent(name), compiled: jit) {
                 case .passed:
                     passed += 1
                     if !quiet { print("PASS \(name)") }
