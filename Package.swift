@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "MLXCPasses", dependencies: ["MLXCIR"], path: "Passes"),
         .target(name: "MLXCCodegen", dependencies: ["MLXCIR", "LLVMKit"], path: "Sources/MLXCCodegen",
                 swiftSettings: llvmSwift, linkerSettings: llvmLink),
-        .target(name: "MLXCRuntime", dependencies: ["MLXCIR", "MLXCFrontend", "MLXCCodegen", "LLVMKit",
+        .target(name: "MLXCRuntime", dependencies: ["MLXCIR", "MLXCFrontend", "MLXCCodegen", "LLVMKit", "MLXCPasses",
                                                  .product(name: "Atomics", package: "swift-atomics")], path: "Runtime",
                 swiftSettings: llvmSwift, linkerSettings: llvmLink),
         .executableTarget(

@@ -2,6 +2,7 @@ import Foundation
 import LLVMKit
 import MLXCFrontend
 import MLXCIR
+import MLXCPasses
 
 /// One way in for every command that runs a program: a `.pte` (reference or JIT) or an `.mlxc`
 /// artifact (its object code is loaded; LLVM's optimizer does not run).
@@ -21,15 +22,17 @@ public enum ProgramLoader {
     public enum Engine { case reference, jit }
 
     /// The graph the compiler works on: imported, verified, with types inferred.
-    public static func prepare(_ pte: PTEFile, method: String?) throws -> Graph {
+    public static func prepare(_ pte: PTEFile, method: String?, passes: PassManager? = nil) throws -> Graph {
         var graph = try Importer.importMethod(pte, method: method).graph
         try Verifier.verify(graph)
+        try (passes ?? PassManager()).run(&graph)
         _ = ShapeInference.annotate(&graph)
         return graph
     }
 
     public static func load(_ path: String, dataFiles: [String] = [], method: String? = nil, engine: Engine,
-                            options: JITProgram.Options = JITProgram.Options(), mlxcVersion: String) throws -> Loaded {
+                            options: JITProgram.Options = JITProgram.Options(), mlxcVersion: String,
+                            passes: PassManager? = nil) throws -> Loaded {
         let start = Date()
         if Artifact.isArtifact(path) {
             let (header, object) = try Artifact.read(path)
@@ -38,7 +41,7 @@ public enum ProgramLoader {
             }
             let pte = try PTEFile(path: header.programPath, externalData: dataFiles)
             try header.check(version: mlxcVersion, host: HostTarget.current, program: pte)
-            let graph = try prepare(pte, method: header.method)
+            let graph = try prepare(pte, method: header.method, passes: passes)
             var jitOptions = options
             jitOptions.precompiledObject = object
             let program = try JITProgram(graph: graph, pte: pte, options: jitOptions)
@@ -49,7 +52,7 @@ public enum ProgramLoader {
                           loadSeconds: Date().timeIntervalSince(start), llvmSeconds: program.compileSeconds, fromArtifact: true)
         }
         let pte = try PTEFile(path: path, externalData: dataFiles)
-        let graph = try prepare(pte, method: method)
+        let graph = try prepare(pte, method: method, passes: passes)
         switch engine {
         case .reference:
             let executor = try ReferenceExecutor(graph: graph, pte: pte)

@@ -36,6 +36,8 @@ public final class JITProgram {
     /// Why each op fell back to the reference executor (for `--remarks`).
     public internal(set) var remarks: [String] = []
     public internal(set) var kernelNames: [String] = []
+    /// Calls of each kernel that ran on the reference instead (operand dtypes or a layout it has no code for).
+    public internal(set) var runtimeFallbacks: [String: Int] = [:]
     /// The kernels this program uses (for artifacts and dumps).
     public internal(set) var library = KernelLibrary()
     /// One line per step: what runs for each node (kernel name, view, scalar, fallback).
@@ -220,9 +222,13 @@ public final class JITProgram {
         inputs.reserveCapacity(launch.operands.count)
         for v in launch.operands { inputs.append(try tensor(v, launch.name)) }
         for (t, expected) in zip(inputs, launch.operandDTypes) where expected != nil && t.dtype != expected {
+            runtimeFallbacks[launch.name, default: 0] += 1
             return try executeFallback(launch.node)
         }
-        if let accepts = launch.accepts, !accepts(inputs) { return try executeFallback(launch.node) }
+        if let accepts = launch.accepts, !accepts(inputs) {
+            runtimeFallbacks[launch.name, default: 0] += 1
+            return try executeFallback(launch.node)
+        }
         let shapes = try launch.resultShapes(inputs)
         var slot = 0
         for t in inputs { launch.bufferSlots[slot] = t.data; slot += 1 }

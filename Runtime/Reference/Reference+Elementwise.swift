@@ -178,8 +178,9 @@ extension Environment {
         case .idCopy(let o):
             // A copy of a value that was never computed (a phi input from an `if` path not taken)
             // leaves the result undefined too; reading it later is the error.
-            guard let x = try? tensor(o.x) else { return true }
-            set(o.out, x)
+            let isConstant: Bool = { if case .constant = executor.graph[o.x].kind { return true } else { return false } }()
+            guard values[o.x] != nil || executor.state[o.x] != nil || isConstant else { return true }
+            set(o.out, try tensor(o.x))
         case .contiguous(let o): set(o.out, try tensor(o.x))
 
         // Arithmetic: operands cast to the common dtype; ints compute in Int64 and wrap to the dtype.

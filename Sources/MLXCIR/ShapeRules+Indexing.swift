@@ -9,9 +9,14 @@ extension ShapeRules {
         var shape: [Dim] = []
         shape.reserveCapacity(x.rank + 2)
         shape.append(contentsOf: x.shape[..<ax])
-        if case .value(let v) = o.index {
-            let index = try e.t(v)
-            shape.append(contentsOf: index.shape)
+        switch o.index {
+        case .value(let v):
+            shape.append(contentsOf: try e.t(v).shape)
+        case .literal(let i):
+            // A literal index must lie in the dim (negative counts from the end).
+            if case .fixed(let n) = x.shape[ax], i < -Int64(n) || i >= Int64(n) {
+                throw fail("take", "index \(i) is out of range for size \(n) (axis \(ax) of \(text(x.shape)))")
+            }
         }
         shape.append(contentsOf: x.shape[(ax + 1)...])
         return TensorType(x.dtype, shape)

@@ -396,6 +396,19 @@ extension ShapeRules {
         }
         var shape: [Dim] = []
         for s in o.shape { shape.append(try size(e.int(s), "as_strided", "shape \(o.shape)")) }
+        // The view must stay inside x's elements (checked when everything is known).
+        if let sizes = TensorType(x.dtype, shape).staticShape, let count = count(x.shape).exact, sizes.reduce(1, *) > 0 {
+            var lo = o.offset, hi = o.offset
+            for (n, st) in zip(sizes, o.strides) {
+                guard let stride = e.int(st).exact else { return TensorType(x.dtype, shape) }
+                let (span, overflow) = (n - 1).multipliedReportingOverflow(by: stride)
+                guard !overflow else { throw fail("as_strided", "view \(sizes) with strides \(o.strides) overflows") }
+                if span < 0 { lo += span } else { hi += span }
+            }
+            guard lo >= 0 && hi < count else {
+                throw fail("as_strided", "view \(sizes) with strides \(o.strides) at offset \(o.offset) reaches elements \(lo)...\(hi) of \(count)")
+            }
+        }
         return TensorType(x.dtype, shape)
     }
 

@@ -27,6 +27,8 @@ struct Compile: ParsableCommand {
     @Option(help: "Directory for --emit files (one per kernel for the LLVM stages).")
     var dumpDir: String?
 
+    @OptionGroup var passOptions: PipelineOptions
+
     @Option(help: "The method to compile (default: forward).")
     var method: String?
 
@@ -38,7 +40,7 @@ struct Compile: ParsableCommand {
                 try Verifier.verify(imported)
                 return try write(IRPrinter.print(imported), name: "graph.mlxir")
             }
-            let graph = try ProgramLoader.prepare(pte, method: method)
+            let graph = try ProgramLoader.prepare(pte, method: method, passes: try passOptions.manager())
             let program = try JITProgram(graph: graph, pte: pte)
             switch emit {
             case .fused?:

@@ -31,6 +31,8 @@ struct Run: ParsableCommand {
     @Option(help: "Run the calls step0, step1, … found in this directory, keeping state between them.")
     var inputsDir: String?
 
+    @OptionGroup var passOptions: PipelineOptions
+
     @Option(help: "The method to run (default: forward).")
     var method: String?
 
@@ -62,7 +64,7 @@ struct Run: ParsableCommand {
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
             let loaded = try ProgramLoader.load(modelPath, dataFiles: dataFiles, method: method,
-                                                engine: useJIT ? .jit : .reference, options: jitOptions, mlxcVersion: MLXC.version)
+                                                engine: useJIT ? .jit : .reference, options: jitOptions, mlxcVersion: MLXC.version, passes: try passOptions.manager())
             if remarks {
                 for r in loaded.remarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
             }

@@ -1,0 +1,22 @@
+import MLXCIR
+
+/// The one table of passes: name, one-line summary, constructor. `mlxc passes` prints it.
+public enum PassRegistry {
+    public struct Entry {
+        public let name: String
+        public let summary: String
+        public let make: () -> any GraphPass
+    }
+
+    public static let entries: [Entry] = [
+        Entry(name: "verify", summary: "check SSA form: every value defined before use and once (state excepted)", make: { VerifyPass() }),
+        Entry(name: "dce", summary: "remove nodes whose results nothing reads (side-effect free ones only)", make: { DeadCodeElimination() }),
+        Entry(name: "cse", summary: "merge identical pure nodes (same op, same operands) within a block", make: { CommonSubexpressionElimination() }),
+        Entry(name: "fold-scalar-constants", summary: "compute int arithmetic on constant scalars at compile time", make: { FoldScalarConstants() }),
+    ]
+
+    /// The default pipeline the compiler runs before planning kernels.
+    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce"]
+
+    public static func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+}
