@@ -57,9 +57,27 @@ extension JITProgram {
         compileSeconds = Date().timeIntervalSince(start)
         self.library = library
         kernelNames = library.definitions.map(\.name)
+        var unfold = Set<ValueID>()
         for (b, index, lowered) in pending {
-            guard let function = functions[lowered.definition.name] else { throw LLVMFailure("kernel \(lowered.definition.name) was not compiled") }
+            guard let function = functions[lowered.definition.name] else {
+                guard case .skip(let node) = plans[b]![index] else { continue }
+                let why = library.rejected[lowered.definition.name] ?? "it was not compiled"
+                plans[b]![index] = .fallback(node, reason: "kernel \(lowered.definition.name) dropped: \(why)")
+                unfold.formUnion(lowered.absorbs)
+                continue
+            }
             plans[b]![index] = .kernel(lowered.launch(function))
+        }
+        // A dropped kernel no longer absorbs its folded producers: they run again.
+        if !unfold.isEmpty {
+            for (b, steps) in plans {
+                plans[b] = steps.map { step in
+                    if case .skip(let node) = step, !node.op.results.isEmpty, node.op.results.allSatisfy(unfold.contains) {
+                        return .fallback(node, reason: "its consumer's kernel was dropped")
+                    }
+                    return step
+                }
+            }
         }
         for b in plans.keys.sorted() {
             for step in plans[b]! {

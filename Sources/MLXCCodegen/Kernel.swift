@@ -41,6 +41,8 @@ public struct KernelEmitter {
 /// for the host and hands it to the JIT; or emits an object file for an ahead-of-time artifact.
 public final class KernelLibrary {
     public private(set) var definitions: [KernelDefinition] = []
+    /// Kernels dropped at compile time, with the reason.
+    public private(set) var rejected: [String: String] = [:]
     private var names: Set<String> = []
 
     public init() {}
@@ -118,6 +120,15 @@ public final class KernelLibrary {
         let module = emitModule(context: context)
         machine.configure(module.ref)
         if keepDumps { dumps.llvm = module.text }
+        // A kernel that LLVM rejects is a compiler bug, but it must not take the program down:
+        // drop it (its nodes run on the reference executor) and say why.
+        rejected = [:]
+        for definition in definitions {
+            guard let f = LLVMGetNamedFunction(module.ref, definition.name),
+                  LLVMVerifyFunction(f, LLVMReturnStatusAction) != 0 else { continue }
+            rejected[definition.name] = "LLVM rejected the emitted IR (invalid types or control flow)"
+            LLVMDeleteFunction(f)
+        }
         try module.verify()
         try machine.optimize(module.ref)
         if keepDumps {
@@ -126,7 +137,7 @@ public final class KernelLibrary {
         }
         try jit.add(module)
         var functions: [String: KernelFunction] = [:]
-        for definition in definitions {
+        for definition in definitions where rejected[definition.name] == nil {
             functions[definition.name] = unsafeBitCast(try jit.address(of: definition.name), to: KernelFunction.self)
         }
         return (functions, dumps)
