@@ -223,11 +223,13 @@ public final class JITProgram {
         for v in launch.operands { inputs.append(try tensor(v, launch.name)) }
         for (t, expected) in zip(inputs, launch.operandDTypes) where expected != nil && t.dtype != expected {
             runtimeFallbacks[launch.name, default: 0] += 1
-            return try executeFallback(launch.node)
+            for node in launch.fallbackNodes { try executeFallback(node) }
+            return
         }
         if let accepts = launch.accepts, !accepts(inputs) {
             runtimeFallbacks[launch.name, default: 0] += 1
-            return try executeFallback(launch.node)
+            for node in launch.fallbackNodes { try executeFallback(node) }
+            return
         }
         let shapes = try launch.resultShapes(inputs)
         var slot = 0

@@ -34,6 +34,15 @@ extension Lowerings {
     static func transpose(_ o: TransposeOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         // Weight transposes are folded into the matmul that reads them (or stay on the reference).
         guard c.constant(o.x) == nil, let dtype = copyDType(o.x, c) else { return nil }
+        // So is a transpose the kernel of its only reader reads through, or its producer writes through.
+        func absorbing(_ node: Node) -> Bool {
+            switch node.op {
+            case .rope, .indexCopy, .sdpa: return llm(node, c)?.absorbs.contains(o.out) ?? dataMovement(node, c)?.absorbs.contains(o.out) ?? false
+            default: return false
+            }
+        }
+        if c.useCounts[o.out] == 1, let reader = c.readers(o.out).first, absorbing(reader) { return nil }
+        if let producer = c.definingNode(o.x), absorbing(producer) { return nil }
         let definition = StridedMapKernels.copy(byteSize: dtype.byteSize, lanes: c.lanes)
         return launch(definition, node, operands: [o.x], results: [o.out], resultDTypes: [dtype], operandDTypes: [dtype],
                       grain: copyGrain) { inputs in
@@ -186,23 +195,34 @@ extension Lowerings {
         return true
     }
 
+    /// Update rows read in order: (H, sB, sH, sT) = (1, m·inner, 0, inner).
+    static func rowsInOrder(m: Int, inner: Int) -> [Int64] { [1, Int64(m * inner), 0, Int64(inner)] }
+
     static func indexCopy(_ o: IndexCopyOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard writableInPlace(o.dst, out: o.out, c), let dtype = copyDType(o.dst, c) else { return nil }
         let indexDType = c.dtype(o.indices) ?? .i64
         guard indexDType == .i64 || indexDType == .i32, let it = ElementType(indexDType) else { return nil }
+        // update = transpose(v [B, T, H, D]) into a [B, H, S, D] cache: read v itself.
+        let swap = dtype == .f32 ? headSwap(o.update, c) : nil
         let definition = RowCopyKernels.scatter(byteSize: dtype.byteSize, positions: .indices(it), lanes: c.lanes)
-        return launch(definition, node, operands: [o.dst, o.update, o.indices], results: [o.out], resultDTypes: [dtype],
+        return launch(definition, node, operands: [o.dst, swap?.source ?? o.update, o.indices], results: [o.out], resultDTypes: [dtype],
                       operandDTypes: [dtype, dtype, indexDType], grain: 16, inPlace: [0: 0], check: { inputs in
                           distinctPositions(inputs[2], axisSize: axisSize(inputs[0], o.axis))
-                      }) { inputs in
-            let dst = inputs[0], update = inputs[1], indices = inputs[2]
+                      }, absorbs: swap == nil ? [] : [o.update], fallbackNodes: swap.map { [$0.node, node] }) { inputs in
+            let dst = inputs[0], indices = inputs[2]
+            var update = inputs[1]
             guard let a = try? Layout.axis(o.axis, rank: dst.shape.count, "index_copy"), indices.shape.count == 1,
                   update.shape.count == dst.shape.count else { return nil }
+            if swap != nil {
+                guard a == 2, update.shape.count == 4 else { return nil }
+                update.shape = [update.shape[0], update.shape[2], update.shape[1], update.shape[3]]
+            }
             var target = dst.shape
             target[a] = indices.count
             guard update.shape == target else { return nil }   // broadcast updates: reference
             let (outer, n, inner) = Broadcast.around(dst.shape, axis: a)
-            return CallLayout(shapes: [dst.shape], dims: [Int64(outer), Int64(n), Int64(inner), Int64(indices.count), 0],
+            let rows = swap == nil ? rowsInOrder(m: indices.count, inner: inner) : rowStrides(inputs[1], swapped: true)!
+            return CallLayout(shapes: [dst.shape], dims: [Int64(outer), Int64(n), Int64(inner), Int64(indices.count), 0] + rows,
                               work: outer * indices.count)
         }
     }
@@ -225,8 +245,8 @@ extension Lowerings {
             target[a] = count
             guard update.shape == target else { return nil }   // broadcast updates: reference
             let (outer, n, inner) = Broadcast.around(dst.shape, axis: a)
-            return CallLayout(shapes: [dst.shape], dims: [Int64(outer), Int64(n), Int64(inner), Int64(count), Int64(s)],
-                              work: outer * count)
+            return CallLayout(shapes: [dst.shape], dims: [Int64(outer), Int64(n), Int64(inner), Int64(count), Int64(s)]
+                                + rowsInOrder(m: count, inner: inner), work: outer * count)
         }
     }
 
@@ -244,8 +264,8 @@ extension Lowerings {
             guard value.shape.count == 4, cache.shape.count == 4, value.shape[0] == cache.shape[0],
                   Array(value.shape[2...]) == Array(cache.shape[2...]), s >= 0, s + value.shape[1] <= cache.shape[1] else { return nil }
             let outer = cache.shape[0], inner = cache.shape[2] * cache.shape[3]
-            return CallLayout(shapes: [cache.shape], dims: [Int64(outer), Int64(cache.shape[1]), Int64(inner), Int64(value.shape[1]), Int64(s)],
-                              work: outer * value.shape[1])
+            return CallLayout(shapes: [cache.shape], dims: [Int64(outer), Int64(cache.shape[1]), Int64(inner), Int64(value.shape[1]), Int64(s)]
+                                + rowsInOrder(m: value.shape[1], inner: inner), work: outer * value.shape[1])
         }
     }
 

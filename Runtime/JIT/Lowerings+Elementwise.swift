@@ -2,7 +2,7 @@ import MLXCCodegen
 import MLXCIR
 
 /// Elementwise ops → `ElementwiseKernels` (strided maps): operands broadcast (NumPy rules) by
-/// strides, collapsed to at most four dims per call.
+/// strides, collapsed to at most five dims per call.
 extension Lowerings {
     static func binaryOp(_ op: Op) -> (ElementwiseKernels.Binary, a: ValueID, b: ValueID, out: ValueID)? {
         switch op {

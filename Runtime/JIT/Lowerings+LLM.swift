@@ -51,7 +51,9 @@ extension Lowerings {
 
     static func rope(_ o: RopeOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard isF32(o.x, c), o.dims > 0, o.dims % 2 == 0 else { return nil }
-        var operands = [o.x, o.offset]
+        // x = transpose(q [B, T, H, D]) is read through: the kernel takes q itself.
+        let swap = headSwap(o.x, c)
+        var operands = [swap?.source ?? o.x, o.offset]
         if let freqs = o.freqs {
             guard isF32(freqs, c) else { return nil }
             operands.append(freqs)
@@ -59,14 +61,22 @@ extension Lowerings {
         let definition = RopeKernels.rope(dims: o.dims, traditional: o.traditional, base: o.base, scale: o.scale,
                                           hasFreqs: o.freqs != nil, lanes: c.lanes)
         return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [.f32],
-                      operandDTypes: [.f32, nil] + (o.freqs == nil ? [] : [.f32]), grain: 4, scalars: [1]) { inputs in
+                      operandDTypes: [.f32, nil] + (o.freqs == nil ? [] : [.f32]), grain: 4, scalars: [1],
+                      absorbs: swap == nil ? [] : [o.x], fallbackNodes: swap.map { [$0.node, node] }) { inputs in
             let x = inputs[0], offset = inputs[1]
             guard x.shape.count >= 2, let d = x.shape.last, o.dims <= d, offset.count == 1,
                   ![.f32, .f16, .bf16, .f64].contains(offset.dtype) else { return nil }
             if o.freqs != nil && inputs[2].count != o.dims / 2 { return nil }
-            let t = x.shape[x.shape.count - 2]
-            guard t > 0 else { return CallLayout(shapes: [x.shape], dims: [Int64(d), 1, 0], work: 0) }
-            return CallLayout(shapes: [x.shape], dims: [Int64(d), Int64(t), Int64(offset.intValue())], work: x.count / d)
+            var shape = x.shape, t = x.shape[x.shape.count - 2]
+            var strides: [Int64] = [1, Int64(t * d), 0, Int64(d)]   // H = 1: rows in order
+            if swap != nil {
+                guard let s = rowStrides(x, swapped: true) else { return nil }
+                shape = [x.shape[0], x.shape[2], x.shape[1], d]
+                t = x.shape[1]
+                strides = s
+            }
+            guard t > 0 else { return CallLayout(shapes: [shape], dims: [Int64(d), 1, 0] + strides, work: 0) }
+            return CallLayout(shapes: [shape], dims: [Int64(d), Int64(t), Int64(offset.intValue())] + strides, work: x.count / d)
         }
     }
 
@@ -94,31 +104,50 @@ extension Lowerings {
         return result
     }
 
+    /// [B, H, R, D] read as (batch, head, row) strides; `swapped`: the tensor is [B, R, H, D]
+    /// (a head swap read through). Returns (B, H, R) and the strides.
+    static func headLayout(_ t: NativeTensor, swapped: Bool) -> (b: Int, h: Int, r: Int, strides: [Int64]) {
+        let (b, x, y, d) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3])
+        return swapped ? (b, y, x, [x * y * d, d, y * d].map { Int64($0) }) : (b, x, y, [x * y * d, y * d, d].map { Int64($0) })
+    }
+
     static func sdpa(_ o: SdpaOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard isF32(o.q, c), isF32(o.k, c), isF32(o.v, c), let (mask, maskDType) = maskKind(o.mask, c),
               let dk = lastDim(o.q, c) ?? lastDim(o.k, c), let dv = lastDim(o.v, c), dk > 0, dv > 0 else { return nil }
         let definition = AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.causal, scale: o.scale, lanes: c.lanes)
-        let operands = [o.q, o.k, o.v] + (o.mask.map { [$0] } ?? [])
-        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [.f32],
-                      operandDTypes: [.f32, .f32, .f32] + (o.mask == nil ? [] : [maskDType]), grain: 1) { inputs in
-            let q = inputs[0], k = inputs[1], v = inputs[2]
-            guard q.shape.count == 4, k.shape.count == 4, v.shape.count == 4 else { return nil }
-            let (b, hq, t) = (q.shape[0], q.shape[1], q.shape[2])
-            let hkv = k.shape[1], s = k.shape[2]
-            guard q.shape[3] == dk, k.shape[3] == dk, v.shape[3] == dv, k.shape[0] == b, v.shape[0] == b, v.shape[1] == hkv,
-                  v.shape[2] == s, hkv > 0, hq % hkv == 0 else { return nil }
+        // q, k, v that are head swaps of [B, S, H, D] tensors are read through, and a head swap that
+        // is the only reader of the output is written through (the kernel produces its result).
+        let swaps = [o.q, o.k, o.v].map { headSwap($0, c) }
+        var outSwap: (out: ValueID, node: Node)? = nil
+        if c.useCounts[o.out] == 1, !c.graph.outputs.contains(o.out), let reader = c.readers(o.out).first,
+           case .transpose(let t) = reader.op, t.perm.map({ $0 < 0 ? $0 + 4 : $0 }) == [0, 2, 1, 3] {
+            outSwap = (t.out, reader)
+        }
+        let operands = zip([o.q, o.k, o.v], swaps).map { $1?.source ?? $0 } + (o.mask.map { [$0] } ?? [])
+        var absorbs = Set(zip([o.q, o.k, o.v], swaps).compactMap { $1 == nil ? nil : $0 })
+        if let outSwap { absorbs.insert(outSwap.out) }
+        let fallbackNodes = swaps.compactMap { $0?.node } + [node] + (outSwap.map { [$0.node] } ?? [])
+        let swapped = swaps.map { $0 != nil }
+        return launch(definition, node, operands: operands, results: [outSwap?.out ?? o.out], resultDTypes: [.f32],
+                      operandDTypes: [.f32, .f32, .f32] + (o.mask == nil ? [] : [maskDType]), grain: 1,
+                      absorbs: absorbs, fallbackNodes: absorbs.isEmpty ? nil : fallbackNodes) { inputs in
+            guard inputs[0].shape.count == 4, inputs[1].shape.count == 4, inputs[2].shape.count == 4,
+                  inputs[0].shape[3] == dk, inputs[1].shape[3] == dk, inputs[2].shape[3] == dv else { return nil }
+            let q = headLayout(inputs[0], swapped: swapped[0]), k = headLayout(inputs[1], swapped: swapped[1])
+            let v = headLayout(inputs[2], swapped: swapped[2])
+            let (b, hq, t) = (q.b, q.h, q.r)
+            let hkv = k.h, s = k.r
+            guard k.b == b, v.b == b, v.h == hkv, v.r == s, hkv > 0, hq % hkv == 0 else { return nil }
             var maskDims: [Int64] = [0, 0, 0]
             if o.mask != nil {
                 guard let m = maskStrides(inputs[3], [b, hq, t], keys: s) else { return nil }
                 maskDims = m
             }
-            let dims: [Int64] = [Int64(hq), Int64(hkv), Int64(t), Int64(s), Int64(s - t)]
-                + [hq * t * dk, t * dk, dk].map { Int64($0) }
-                + [hkv * s * dk, s * dk, dk].map { Int64($0) }
-                + [hkv * s * dv, s * dv, dv].map { Int64($0) }
-                + [hq * t * dv, t * dv, dv].map { Int64($0) }
-                + maskDims
-            return CallLayout(shapes: [[b, hq, t, dv]], dims: dims, work: b * hq * t)
+            let outShape = outSwap == nil ? [b, hq, t, dv] : [b, t, hq, dv]
+            let outStrides = outSwap == nil ? [hq * t * dv, t * dv, dv] : [t * hq * dv, dv, hq * dv]
+            let dims: [Int64] = [Int64(hq), Int64(hkv), Int64(t), Int64(s), Int64(s - t)] + q.strides + k.strides + v.strides
+                + outStrides.map { Int64($0) } + maskDims
+            return CallLayout(shapes: [outShape], dims: dims, work: AttentionKernels.workItems(batch: b, hq: hq, hkv: hkv, t: t))
         }
     }
 
@@ -156,7 +185,7 @@ extension Lowerings {
                 + [sAll * hkv * dv, dv, hkv * dv].map { Int64($0) }
                 + [t * hq * dv, dv, hq * dv].map { Int64($0) }
                 + maskDims
-            return CallLayout(shapes: [[b, t, hq, dv]], dims: dims, work: b * hq * t)
+            return CallLayout(shapes: [[b, t, hq, dv]], dims: dims, work: AttentionKernels.workItems(batch: b, hq: hq, hkv: hkv, t: t))
         }
     }
 }

@@ -62,11 +62,14 @@ extension Lowerings {
     /// reference, which also reports invalid shapes with its own message). `scalars` are the operands
     /// whose values the plan reads; `check` runs on every call (for plans that read tensor contents,
     /// such as index bounds) and falls back when it fails.
+    /// `absorbs` are results of other nodes the kernel computes or reads through (folded away);
+    /// `fallbackNodes` is then what the reference runs instead of a call the kernel cannot take.
     static func launch(_ definition: KernelDefinition, _ node: Node, operands: [ValueID], results: [ValueID],
                        resultDTypes: [DType], operandDTypes: [DType?], grain: Int, inPlace: [Int: Int] = [:],
                        scalars: [Int] = [], check: (([NativeTensor]) -> Bool)? = nil,
+                       absorbs: Set<ValueID> = [], fallbackNodes: [Node]? = nil,
                        plan: @escaping ([NativeTensor]) -> CallLayout?) -> LoweredKernel {
-        LoweredKernel(definition: definition) { function in
+        LoweredKernel(definition: definition, absorbs: absorbs) { function in
             let memo = LayoutMemo()
             func get(_ inputs: [NativeTensor]) -> CallLayout? { memo.get(inputs, scalars: scalars, plan) }
             return KernelLaunch(name: definition.name, function: function, operands: operands, results: results,
@@ -77,8 +80,28 @@ extension Lowerings {
                                 },
                                 dims: { get($0)?.dims ?? [] }, work: { get($0)?.work ?? 0 }, grain: grain, inPlace: inPlace,
                                 operandDTypes: operandDTypes,
-                                accepts: { inputs in get(inputs) != nil && (check?(inputs) ?? true) }, node: node)
+                                accepts: { inputs in get(inputs) != nil && (check?(inputs) ?? true) }, node: node,
+                                fallbackNodes: fallbackNodes)
         }
+    }
+
+    /// A transpose swapping dims 1 and 2 of a rank-4 f32 value (BSHD ↔ BHSD) whose result nothing
+    /// but one op reads: that op's kernel can read (or write) through it instead of a copy.
+    static func headSwap(_ v: ValueID, _ c: LoweringContext) -> (source: ValueID, node: Node)? {
+        guard c.useCounts[v] == 1, !c.graph.outputs.contains(v), let node = c.definingNode(v),
+              case .transpose(let t) = node.op, t.perm.map({ $0 < 0 ? $0 + 4 : $0 }) == [0, 2, 1, 3],
+              c.type(t.x)?.rank == 4, c.dtype(t.x) == .f32, c.constant(t.x) == nil else { return nil }
+        return (t.x, node)
+    }
+
+    /// (H, sB, sH, sT) that read rows (batch, head, t) of a [B, H, T, D] view: of `t` itself, or of
+    /// the [B, T, H, D] tensor `t` read through a head swap.
+    static func rowStrides(_ t: NativeTensor, swapped: Bool) -> [Int64]? {
+        guard t.shape.count == 4 else { return nil }
+        let (b1, b2, d) = (t.shape[1], t.shape[2], t.shape[3])
+        // Unswapped: H = shape[1], T = shape[2]; swapped: T = shape[1], H = shape[2].
+        return swapped ? [Int64(b2), Int64(b1 * b2 * d), Int64(d), Int64(b2 * d)]
+                       : [Int64(b1), Int64(b1 * b2 * d), Int64(b2 * d), Int64(d)]
     }
 
     /// A run-time int operand: the literal, or the index of the operand holding it (appended to `operands`).
@@ -100,6 +123,19 @@ extension Lowerings {
     static func lastDim(_ v: ValueID, _ c: LoweringContext) -> Int? { c.type(v)?.shape.last?.fixedValue }
 }
 
+extension LoweringContext {
+    /// The node that writes `v` (the first, for state values written more than once).
+    func definingNode(_ v: ValueID) -> Node? {
+        for block in graph.blocks { for node in block.nodes where node.op.results.contains(v) { return node } }
+        return nil
+    }
+
+    /// The nodes that read `v`.
+    func readers(_ v: ValueID) -> [Node] {
+        graph.blocks.flatMap { $0.nodes.filter { $0.op.operands.contains(v) } }
+    }
+}
+
 /// Strided views over a contiguous output, as `StridedMapKernels` takes them.
 enum StridedLayout {
     static func rowMajor(_ shape: [Int]) -> [Int] { HostTensor.strides(shape) }
@@ -119,7 +155,7 @@ enum StridedLayout {
 
     /// `StridedMapKernels` dims for an output of `shape` read from operands at (offset, strides):
     /// size-1 dims are dropped and neighbours every operand walks contiguously are merged; nil if
-    /// more than four dims remain.
+    /// more than `StridedMapKernels.rank` dims remain.
     static func mapDims(_ shape: [Int], _ operands: [(offset: Int, strides: [Int])]) -> [Int64]? {
         let rank = StridedMapKernels.rank
         var sizes: [Int] = []                                   // innermost first
@@ -147,11 +183,11 @@ enum StridedLayout {
             sizes.append(1)
             for k in operands.indices { strides[k].append(0) }
         }
-        // dims: [inner, n0, n1, n2, per operand: base, s0, s1, s2, s3].
-        var dims: [Int64] = [Int64(sizes[0]), Int64(sizes[3]), Int64(sizes[2]), Int64(sizes[1])]
+        // dims: [inner, outer dims outermost first, per operand: base, strides outermost first].
+        var dims: [Int64] = [Int64(sizes[0])] + sizes[1...].reversed().map { Int64($0) }
         for (k, o) in operands.enumerated() {
             dims.append(Int64(o.offset))
-            dims += [strides[k][3], strides[k][2], strides[k][1], strides[k][0]].map { Int64($0) }
+            dims += strides[k].reversed().map { Int64($0) }
         }
         return dims
     }

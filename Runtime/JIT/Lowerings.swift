@@ -9,7 +9,7 @@ enum Lowerings {
         switch node.op {
         case .addmm(let o): return linear(o, node, c)
         case .quantizedMatmul(let o): return quantizedLinear(o, node, c)
-        default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c)
+        default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c)
         }
     }
 

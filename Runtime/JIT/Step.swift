@@ -42,9 +42,12 @@ final class KernelLaunch {
     /// (MLX temporaries) are only known at run time. A mismatch runs `node` on the reference instead.
     let operandDTypes: [DType?]
     /// Whether the kernel handles this call's operands (layouts it has no code for, e.g. a
-    /// broadcast of rank > 4); when false, `node` runs on the reference instead.
+    /// broadcast that stays rank 6 after merging dims); when false, `node` runs on the reference instead.
     let accepts: (([NativeTensor]) -> Bool)?
     let node: Node
+    /// What runs on the reference when the kernel cannot take a call: `node`, preceded (or
+    /// followed) by the nodes whose work the kernel absorbed (a transpose it reads through).
+    let fallbackNodes: [Node]
     // Scratch reused by every call, so launching allocates nothing.
     let bufferSlots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     var dimSlots: UnsafeMutablePointer<Int64>
@@ -53,7 +56,7 @@ final class KernelLaunch {
     init(name: String, function: KernelFunction, operands: [ValueID], results: [ValueID], resultDTypes: [DType],
          resultShapes: @escaping ([NativeTensor]) throws -> [[Int]], dims: @escaping ([NativeTensor]) -> [Int64],
          work: @escaping ([NativeTensor]) -> Int, grain: Int, inPlace: [Int: Int] = [:],
-         operandDTypes: [DType?], accepts: (([NativeTensor]) -> Bool)? = nil, node: Node) {
+         operandDTypes: [DType?], accepts: (([NativeTensor]) -> Bool)? = nil, node: Node, fallbackNodes: [Node]? = nil) {
         self.name = name
         self.function = function
         self.operands = operands
@@ -68,6 +71,7 @@ final class KernelLaunch {
         self.operandDTypes = operandDTypes
         self.accepts = accepts
         self.node = node
+        self.fallbackNodes = fallbackNodes ?? [node]
         bufferSlots = .allocate(capacity: operands.count + results.count)
         dimSlots = .allocate(capacity: dimCapacity)
     }

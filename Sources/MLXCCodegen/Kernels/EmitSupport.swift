@@ -47,10 +47,14 @@ public enum ElementType: String, Sendable, CaseIterable {
 public struct Lanes {
     public let b: Builder
     public let width: Int
+    /// The lanes that exist in this iteration (a loop's last, partial vector); nil when all do.
+    /// Loads and stores through this value are masked: absent lanes are neither read nor written.
+    public let mask: IRValue?
 
-    public init(_ b: Builder, _ width: Int) {
+    public init(_ b: Builder, _ width: Int, mask: IRValue? = nil) {
         self.b = b
         self.width = width
+        self.mask = mask
     }
 
     public var isScalar: Bool { width == 1 }
@@ -64,25 +68,36 @@ public struct Lanes {
     public func int(_ n: Int, _ element: IRType) -> IRValue { splat(LLVMConstInt(element, UInt64(bitPattern: Int64(n)), 1)) }
     public func zero(_ element: IRType) -> IRValue { b.zero(type(element)) }
 
-    /// Loads `width` consecutive elements at `base[index]`.
-    public func load(_ element: IRType, _ base: IRValue, _ index: IRValue) -> IRValue {
-        b.load(type(element), b.gep(element, base, index), align: Support.alignment(element))
+    /// Loads `width` consecutive elements at `base[index]`; absent lanes (see `mask`) are `passthru` (default 0).
+    public func load(_ element: IRType, _ base: IRValue, _ index: IRValue, passthru: IRValue? = nil) -> IRValue {
+        let pointer = b.gep(element, base, index)
+        let align = Support.alignment(element)
+        guard let mask else { return b.load(type(element), pointer, align: align) }
+        let vecType = type(element)
+        return Support.intrinsic(b, "llvm.masked.load", overloads: [vecType, b.ptr],
+                                 [pointer, b.i32(align), mask, passthru ?? zero(element)])
     }
 
     public func store(_ value: IRValue, _ element: IRType, _ base: IRValue, _ index: IRValue) {
-        b.store(value, b.gep(element, base, index), align: Support.alignment(element))
+        let pointer = b.gep(element, base, index)
+        let align = Support.alignment(element)
+        guard let mask else { return b.store(value, pointer, align: align) }
+        _ = Support.intrinsic(b, "llvm.masked.store", overloads: [type(element), b.ptr], [value, pointer, b.i32(align), mask])
     }
 
     /// `width` elements at `base[index + lane · stride]` (a gather for vectors).
     public func loadStrided(_ element: IRType, _ base: IRValue, _ index: IRValue, stride: IRValue) -> IRValue {
         if width == 1 { return b.load(element, b.gep(element, base, index), align: Support.alignment(element)) }
-        let laneIndex = b.add(b.splat(index, width), b.mul(b.constVector((0..<width).map { b.i64($0) }), b.splat(stride, width)))
+        let laneIndex = b.add(b.splat(index, width), b.mul(iota(), b.splat(stride, width)))
         let pointers = b.gep(element, base, laneIndex)
         let vecType = b.vector(element, width)
-        let mask = b.splat(LLVMConstInt(b.i1, 1, 0), width)
-        return b.intrinsic("llvm.masked.gather", overloads: [vecType, LLVMTypeOf(pointers)],
-                           [pointers, b.i32(Support.alignment(element)), mask, LLVMGetPoison(vecType)])
+        return Support.intrinsic(b, "llvm.masked.gather", overloads: [vecType, LLVMTypeOf(pointers)],
+                                 [pointers, b.i32(Support.alignment(element)), mask ?? b.splat(LLVMConstInt(b.i1, 1, 0), width),
+                                  b.zero(vecType)])
     }
+
+    /// ⟨0, 1, …, width − 1⟩ as i64s.
+    public func iota() -> IRValue { width == 1 ? b.i64(0) : b.constVector((0..<width).map { b.i64($0) }) }
 
     /// One lane of a vector (the value itself for scalars).
     public func lane(_ v: IRValue, _ i: Int) -> IRValue { width == 1 ? v : b.extract(v, i) }
@@ -172,18 +187,95 @@ public enum Support {
         b.position(at: done)
     }
 
-    /// `for i in start..<end` in steps of `width`, then the remaining elements one at a time:
-    /// `body(lanes, i)` is emitted once for the vector width and once for scalars.
+    /// `for i in start..<end` in steps of `width`; the remaining elements (fewer than `width`) are
+    /// one masked vector. `body(lanes, i)` is emitted twice: unmasked and with `lanes.mask`.
     public static func vectorLoop(_ b: Builder, _ start: IRValue, _ end: IRValue, width: Int, _ name: String,
                                   _ body: (Lanes, IRValue) -> Void) {
-        if width > 1 {
-            let span = b.sub(end, start)
-            let mainEnd = b.add(start, b.mul(b.sdiv(span, b.i64(width)), b.i64(width)))
-            b.loop(start, mainEnd, step: width, name) { i in body(Lanes(b, width), i) }
-            b.loop(mainEnd, end, "\(name)t") { i in body(Lanes(b, 1), i) }
-        } else {
-            b.loop(start, end, name) { i in body(Lanes(b, 1), i) }
+        guard width > 1 else { return b.loop(start, end, name) { i in body(Lanes(b, 1), i) } }
+        let mainEnd = b.add(start, b.mul(b.sdiv(b.sub(end, start), b.i64(width)), b.i64(width)))
+        b.loop(start, mainEnd, step: width, name) { i in body(Lanes(b, width), i) }
+        let remaining = b.sub(end, mainEnd)
+        ifThen(b, b.icmp(LLVMIntSGT, remaining, b.i64(0)), "\(name).tail") {
+            body(Lanes(b, width, mask: tailMask(b, remaining, width: width)), mainEnd)
         }
+    }
+
+    /// The first `count` of `width` lanes.
+    public static func tailMask(_ b: Builder, _ count: IRValue, width: Int) -> IRValue {
+        b.icmp(LLVMIntSLT, Lanes(b, width).iota(), b.splat(count, width))
+    }
+
+    /// Lane j of the result is the sum of the lanes of `vectors[j]` (as many vectors as lanes, a
+    /// power of two): a transpose-and-add tree, log2(width) levels of two shuffles and an add per pair,
+    /// instead of one horizontal reduction per vector.
+    public static func sumEach(_ b: Builder, _ vectors: [IRValue], width: Int) -> IRValue {
+        precondition(vectors.count == width && width > 1 && width & (width - 1) == 0)
+        // Each item's lanes hold partial sums of `owners[lane]`, in runs of equal owners.
+        var items: [(value: IRValue, owners: [Int])] = vectors.enumerated().map { ($1, [Int](repeating: $0, count: width)) }
+        while items.count > 1 {
+            var next: [(IRValue, [Int])] = []
+            for p in stride(from: 0, to: items.count, by: 2) {
+                let (x, y) = (items[p], items[p + 1])
+                var first: [Int] = [], second: [Int] = [], owners: [Int] = []
+                for (o, offset) in [(x.owners, 0), (y.owners, width)] {
+                    var start = 0
+                    while start < width {
+                        var end = start
+                        while end < width && o[end] == o[start] { end += 1 }
+                        let half = (end - start) / 2
+                        for i in 0..<half {
+                            first.append(offset + start + i)
+                            second.append(offset + start + half + i)
+                            owners.append(o[start])
+                        }
+                        start = end
+                    }
+                }
+                next.append((b.fadd(b.shuffle(x.value, y.value, first), b.shuffle(x.value, y.value, second)), owners))
+            }
+            items = next
+        }
+        let order = (0..<width).map { j in items[0].owners.firstIndex(of: j)! }
+        return b.shuffle(items[0].value, items[0].value, order)
+    }
+
+    /// The largest lane of a float vector, by a shuffle tree of compare-and-selects (LLVM's
+    /// `vector.reduce.fmax` without no-NaN flags becomes a serial scalar chain).
+    public static func reduceMax(_ b: Builder, _ v: IRValue) -> IRValue {
+        var x = v
+        var width = Int(LLVMGetVectorSize(LLVMTypeOf(v)))
+        while width > 1 {
+            width /= 2
+            let lo = b.shuffle(x, x, Array(0..<width)), hi = b.shuffle(x, x, Array(width..<(2 * width)))
+            x = b.select(b.fcmp(LLVMRealOGT, hi, lo), hi, lo)
+        }
+        return b.extract(x, 0)
+    }
+
+    /// True when every lane of an i1 vector is set.
+    public static func all(_ b: Builder, _ v: IRValue) -> IRValue {
+        intrinsic(b, "llvm.vector.reduce.and", overloads: [LLVMTypeOf(v)], [v])
+    }
+
+    /// An intrinsic call without fast-math flags (memory intrinsics, integer results).
+    public static func intrinsic(_ b: Builder, _ name: String, overloads: [IRType], _ args: [IRValue]) -> IRValue {
+        let id = LLVMLookupIntrinsicID(name, name.utf8.count)
+        var types = overloads.map { Optional($0) }
+        let decl = types.withUnsafeMutableBufferPointer { LLVMGetIntrinsicDeclaration(b.module.ref, id, $0.baseAddress, overloads.count) }!
+        let fnType = types.withUnsafeMutableBufferPointer { LLVMIntrinsicGetType(LLVMGetModuleContext(b.module.ref), id, $0.baseAddress, overloads.count) }!
+        return b.call(decl, fnType, args)
+    }
+
+    /// A number as it reads in a kernel name: shortest round-trip digits, "p" for the point, "m" for minus.
+    public static func name(_ x: Double) -> String {
+        var s = x == x.rounded() && Swift.abs(x) < 1e15 ? String(Int(x)) : String(x)
+        s = s.replacingOccurrences(of: ".", with: "p").replacingOccurrences(of: "-", with: "m").replacingOccurrences(of: "+", with: "")
+        return s
+    }
+
+    public static func name(_ x: Float) -> String {
+        if x == x.rounded() && Swift.abs(x) < 1e7 { return name(Double(x)) }
+        return String(x).replacingOccurrences(of: ".", with: "p").replacingOccurrences(of: "-", with: "m").replacingOccurrences(of: "+", with: "")
     }
 
     /// The widest power of two ≤ `lanes` that divides `n` (so rows of n split into whole vectors).

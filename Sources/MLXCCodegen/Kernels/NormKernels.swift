@@ -35,7 +35,7 @@ public enum NormKernels {
 
     static func norm(name: String, d: Int, eps: Double, centered: Bool, hasWeight: Bool, hasBias: Bool, lanes: Int) -> KernelDefinition {
         // eps is part of the name: two norms that differ only in eps are different kernels.
-        KernelDefinition(name: name + "_eps\(Float(eps).bitPattern)") { e in
+        KernelDefinition(name: name + "_eps\(Support.name(Float(eps)))") { e in
             let b = e.b
             var slot = 0
             func next() -> IRValue { slot += 1; return e.buffer(slot) }

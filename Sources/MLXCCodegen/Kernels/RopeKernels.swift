@@ -8,13 +8,16 @@ import LLVMKit
 /// 1/freqs[i] (read from a tensor). Pairs are (2i, 2i+1) when `traditional`, else (i, i + dims/2);
 /// features from `dims` on pass through. Angles are formed and reduced in f64, so positions in
 /// the hundreds of thousands keep full f32 accuracy; cos/sin are computed per row, vectorized over i.
-/// buffers: [x, offset, freqs?, out]; dims: [D, T, offset].
+/// Rows are numbered (batch, head, t) with H heads and read at batch·sB + head·sH + t·sT, so x may
+/// be a [B, T, H, D] tensor read as [B, H, T, D] (the transpose before RoPE folded in); the output
+/// is contiguous. buffers: [x, offset, freqs?, out]; dims: [D, T, offset, H, sB, sH, sT].
 public enum RopeKernels {
     public static func rope(dims: Int, traditional: Bool, base: Double, scale: Double, hasFreqs: Bool, lanes: Int) -> KernelDefinition {
         let half = dims / 2
         var name = "rope_f32_dims\(dims)\(traditional ? "_traditional" : "")"
-        name += hasFreqs ? "_freqs" : "_base\(base.bitPattern)"
-        name += "_scale\(scale.bitPattern)_v\(lanes)"
+        name += hasFreqs ? "_freqs" : "_base\(Support.name(base))"
+        if scale != 1 { name += "_scale\(Support.name(scale))" }
+        name += "_v\(lanes)"
         // The reference's inverse frequencies, exp(−i · ln(base) / half).
         let invFreq = (0..<half).map { Foundation.exp(-Double($0) * Foundation.log(base) / Double(half)) }
         return KernelDefinition(name: name) { e in
@@ -22,10 +25,13 @@ public enum RopeKernels {
             let x = e.buffer(0)
             let freqs = hasFreqs ? e.buffer(2) : nil
             let out = e.buffer(hasFreqs ? 3 : 2)
-            let d = e.dim(0), t = e.dim(1), offset = e.dim(2)
+            let d = e.dim(0), t = e.dim(1), offset = e.dim(2), heads = e.dim(3)
+            let sB = e.dim(4), sH = e.dim(5), sT = e.dim(6)
             b.loop(e.begin, e.end, "row") { row in
                 let rowBase = b.mul(row, d)
-                let position = b.sitofp(b.add(offset, b.srem(row, t)), b.f64)
+                let ti = b.srem(row, t), bh = b.sdiv(row, t)
+                let inBase = b.add(b.add(b.mul(b.sdiv(bh, heads), sB), b.mul(b.srem(bh, heads), sH)), b.mul(ti, sT))
+                let position = b.sitofp(b.add(offset, ti), b.f64)
                 let scaled = b.fmul(position, LLVMConstReal(b.f64, scale))
                 var i0 = 0
                 while i0 < half {
@@ -42,7 +48,7 @@ public enum RopeKernels {
                     let (s, c) = VectorMath.sincos(l, angle: b.fmul(l.splat(scaled), inv))
                     if traditional {
                         let pairs = Lanes(b, 2 * w)
-                        let xv = pairs.load(b.f32, x, b.add(rowBase, b.i64(2 * i0)))
+                        let xv = pairs.load(b.f32, x, b.add(inBase, b.i64(2 * i0)))
                         let x1 = w == 1 ? b.extract(xv, 0) : b.shuffle(xv, xv, (0..<w).map { 2 * $0 })
                         let x2 = w == 1 ? b.extract(xv, 1) : b.shuffle(xv, xv, (0..<w).map { 2 * $0 + 1 })
                         let y1 = b.fsub(b.fmul(x1, c), b.fmul(x2, s)), y2 = b.fadd(b.fmul(x1, s), b.fmul(x2, c))
@@ -51,7 +57,7 @@ public enum RopeKernels {
                         pairs.store(y, b.f32, out, b.add(rowBase, b.i64(2 * i0)))
                     } else {
                         let at1 = b.add(rowBase, b.i64(i0)), at2 = b.add(rowBase, b.i64(i0 + half))
-                        let x1 = l.load(b.f32, x, at1), x2 = l.load(b.f32, x, at2)
+                        let x1 = l.load(b.f32, x, b.add(inBase, b.i64(i0))), x2 = l.load(b.f32, x, b.add(inBase, b.i64(i0 + half)))
                         l.store(b.fsub(b.fmul(x1, c), b.fmul(x2, s)), b.f32, out, at1)
                         l.store(b.fadd(b.fmul(x1, s), b.fmul(x2, c)), b.f32, out, at2)
                     }
@@ -59,7 +65,7 @@ public enum RopeKernels {
                 }
                 // Features past `dims` are copied unchanged.
                 Support.vectorLoop(b, b.i64(dims), d, width: lanes, "p") { l, i in
-                    l.store(l.load(b.f32, x, b.add(rowBase, i)), b.f32, out, b.add(rowBase, i))
+                    l.store(l.load(b.f32, x, b.add(inBase, i)), b.f32, out, b.add(rowBase, i))
                 }
             }
         }

@@ -51,8 +51,10 @@ public enum RowCopyKernels {
     }
 
     /// `out[o, position(j), :] = update[o, j, :]`, written into the destination's own buffer (the
-    /// runtime passes the same pointer for dst and out; dst is never read).
-    /// buffers: [dst, update, index?, (skip unread scalars), out]; dims: [outer, n, inner, m, start].
+    /// runtime passes the same pointer for dst and out; dst is never read). Update rows are read at
+    /// (o / H)·sB + (o mod H)·sH + j·sT, so a [B, T, H, D] update can fill a [B, H, S, D] cache
+    /// directly (the transpose folded in). buffers: [dst, update, index?, (skip unread scalars), out];
+    /// dims: [outer, n, inner, m, start, H, sB, sH, sT].
     public static func scatter(byteSize: Int, positions: Positions, lanes: Int, skip: Int = 0) -> KernelDefinition {
         let width = max(1, lanes * 4 / byteSize)
         let how: String
@@ -67,10 +69,12 @@ public enum RowCopyKernels {
             let update = e.buffer(1), indexBuffer = hasIndex ? e.buffer(2) : nil, out = e.buffer((hasIndex ? 3 : 2) + skip)
             let n = e.dim(1), inner = e.dim(2), m = e.dim(3)
             let start = hasIndex ? nil : e.dim(4)
+            let heads = e.dim(5), sB = e.dim(6), sH = e.dim(7), sT = e.dim(8)
             b.loop(e.begin, e.end, "r") { r in
                 let o = b.sdiv(r, m), j = b.srem(r, m)
                 let p = rowPosition(b, positions, indexBuffer, j, n: n, start: start)
-                copyRow(b, element: element, width: width, from: update, b.mul(r, inner),
+                let from = b.add(b.add(b.mul(b.sdiv(o, heads), sB), b.mul(b.srem(o, heads), sH)), b.mul(j, sT))
+                copyRow(b, element: element, width: width, from: update, from,
                         to: out, b.mul(b.add(b.mul(o, n), p), inner), count: inner)
             }
         }

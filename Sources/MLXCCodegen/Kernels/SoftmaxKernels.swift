@@ -11,26 +11,24 @@ public enum SoftmaxKernels {
             let x = e.buffer(0), out = e.buffer(1)
             let d = e.dim(0)
             let mainEnd = b.mul(b.sdiv(d, b.i64(lanes)), b.i64(lanes))
-            let v = Lanes(b, lanes), s = Lanes(b, 1)
+            let v = Lanes(b, lanes)
             b.loop(e.begin, e.end, "row") { row in
                 let base = b.mul(row, d)
                 let negInf = b.f32(-.infinity)
                 let vmax = b.loop(b.i64(0), mainEnd, step: lanes, carrying: [v.splat(negInf)], "m") { i, acc in
                     [v.fmax(acc[0], v.load(b.f32, x, b.add(base, i)))]
                 }[0]
-                let m = b.loop(mainEnd, d, carrying: [b.reduceMax(vmax)], "mt") { i, acc in
-                    [s.fmax(acc[0], s.load(b.f32, x, b.add(base, i)))]
-                }[0]
+                // The last partial vector, masked (all lanes absent when d is a multiple of the width).
+                let tail = Lanes(b, lanes, mask: Support.tailMask(b, b.sub(d, mainEnd), width: lanes))
+                let m = Support.reduceMax(b, v.fmax(vmax, tail.load(b.f32, x, b.add(base, mainEnd), passthru: v.splat(negInf))))
                 let vsum = b.loop(b.i64(0), mainEnd, step: lanes, carrying: [v.zero(b.f32)], "e") { i, acc in
                     let ex = VectorMath.exp(v, b.fsub(v.load(b.f32, x, b.add(base, i)), v.splat(m)))
                     v.store(ex, b.f32, out, b.add(base, i))
                     return [b.fadd(acc[0], ex)]
                 }[0]
-                let sum = b.loop(mainEnd, d, carrying: [b.reduceAdd(vsum)], "et") { i, acc in
-                    let ex = VectorMath.exp(s, b.fsub(s.load(b.f32, x, b.add(base, i)), m))
-                    s.store(ex, b.f32, out, b.add(base, i))
-                    return [b.fadd(acc[0], ex)]
-                }[0]
+                let tailEx = VectorMath.exp(tail, b.fsub(tail.load(b.f32, x, b.add(base, mainEnd), passthru: v.splat(negInf)), v.splat(m)))
+                tail.store(tailEx, b.f32, out, b.add(base, mainEnd))
+                let sum = b.reduceAdd(b.fadd(vsum, tailEx))
                 Support.vectorLoop(b, b.i64(0), d, width: lanes, "n") { l, i in
                     l.store(b.fdiv(l.load(b.f32, out, b.add(base, i)), l.splat(sum)), b.f32, out, b.add(base, i))
                 }

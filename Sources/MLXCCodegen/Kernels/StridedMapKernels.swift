@@ -1,8 +1,8 @@
 import CLLVM
 import LLVMKit
 
-/// `out[i] = f(a[i], b[i], …)` over a contiguous output of rank ≤ 4 whose operands are strided
-/// views: the runtime collapses the broadcast (or permuted, or sliced) layout to at most four dims
+/// `out[i] = f(a[i], b[i], …)` over a contiguous output of rank ≤ 5 whose operands are strided
+/// views: the runtime collapses the broadcast (or permuted, or sliced) layout to at most five dims
 /// and passes, per operand, a base offset and one stride per dim (0 where it broadcasts).
 ///
 /// Work items are output elements, so any split across threads works (a share may start and end
@@ -11,14 +11,14 @@ import LLVMKit
 /// (0: one scalar splat per row) or strided (anything else: gathers). The kernel holds a copy of the
 /// row loop for each combination of ways its operands allow; the outer dims advance as an odometer.
 ///
-/// dims: [n3 (inner), n0, n1, n2, then per operand: base, s0, s1, s2, s3] (elements).
+/// dims: [n4 (inner), n0, n1, n2, n3, then per operand: base, s0, s1, s2, s3, s4] (elements).
 /// buffers: [operands…, out].
 public enum StridedMapKernels {
     public enum Access: Int, CaseIterable, Sendable {
         case contiguous, broadcast, strided
     }
 
-    public static let rank = 4
+    public static let rank = 5
     public static func dimCount(operands: Int) -> Int { rank + (rank + 1) * operands }
 
     /// A map kernel: `compute(lanes, operandValues)` gets each operand as stored (see
@@ -34,7 +34,7 @@ public enum StridedMapKernels {
             let out = e.buffer(n + skip)
             let operands = (0..<n).map { e.buffer($0) }
             let inner = e.dim(0)
-            let outer = (1...3).map { e.dim($0) }
+            let outer = (1..<rank).map { e.dim($0) }
             let base = (0..<n).map { e.dim(rank + (rank + 1) * $0) }
             let strides = (0..<n).map { k in (0..<rank).map { e.dim(rank + (rank + 1) * k + 1 + $0) } }
             let inStorage = inputs.map { $0.storage(b) }
@@ -44,11 +44,11 @@ public enum StridedMapKernels {
             var selector = b.i64(0)
             var radix = 1
             for k in 0..<n {
-                let s3 = strides[k][3]
+                let sInner = strides[k][rank - 1]
                 func code(_ a: Access) -> IRValue { b.i64(access[k].firstIndex(of: a) ?? 0) }
                 var c = code(.strided)
-                c = b.select(b.icmp(LLVMIntEQ, s3, b.i64(0)), code(.broadcast), c)
-                c = b.select(b.icmp(LLVMIntEQ, s3, b.i64(1)), code(.contiguous), c)
+                c = b.select(b.icmp(LLVMIntEQ, sInner, b.i64(0)), code(.broadcast), c)
+                c = b.select(b.icmp(LLVMIntEQ, sInner, b.i64(1)), code(.contiguous), c)
                 selector = b.add(selector, b.mul(c, b.i64(radix)))
                 radix *= access[k].count
             }
@@ -57,18 +57,23 @@ public enum StridedMapKernels {
             // combos enumerates operand 0 fastest, matching the mixed-radix selector.
             let rowFirst = b.sdiv(e.begin, inner)
             let rowEnd = b.add(b.sdiv(b.sub(e.end, b.i64(1)), inner), b.i64(1))
-            let i2 = b.srem(rowFirst, outer[2])
-            let rest = b.sdiv(rowFirst, outer[2])
-            let i1 = b.srem(rest, outer[1]), i0 = b.sdiv(rest, outer[1])
+            // The outer index of the first row, innermost outer dim last.
+            var start = [IRValue](repeating: b.i64(0), count: rank - 1)
+            var rest = rowFirst
+            for d in stride(from: rank - 2, through: 1, by: -1) {
+                start[d] = b.srem(rest, outer[d])
+                rest = b.sdiv(rest, outer[d])
+            }
+            start[0] = rest
 
             Support.switchOn(b, selector, "layout", combos.map { ways in {
-                _ = b.loop(rowFirst, rowEnd, carrying: [i0, i1, i2], "row") { row, idx in
+                _ = b.loop(rowFirst, rowEnd, carrying: start, "row") { row, idx in
                     let rowStart = b.mul(row, inner)
                     let c0 = Support.smax(b, b.sub(e.begin, rowStart), b.i64(0))
                     let c1 = Support.smin(b, b.sub(e.end, rowStart), inner)
                     let offsets = (0..<n).map { k in
                         var o = base[k]
-                        for d in 0..<3 { o = b.add(o, b.mul(idx[d], strides[k][d])) }
+                        for d in 0..<(rank - 1) { o = b.add(o, b.mul(idx[d], strides[k][d])) }
                         return o
                     }
                     let scalars: [IRValue?] = (0..<n).map { k in
@@ -81,20 +86,24 @@ public enum StridedMapKernels {
                             case .contiguous: return l.load(inStorage[k], operands[k], b.add(offsets[k], col))
                             case .broadcast: return l.splat(scalars[k]!)
                             case .strided:
-                                return l.loadStrided(inStorage[k], operands[k], b.add(offsets[k], b.mul(col, strides[k][3])),
-                                                     stride: strides[k][3])
+                                let sInner = strides[k][rank - 1]
+                                return l.loadStrided(inStorage[k], operands[k], b.add(offsets[k], b.mul(col, sInner)), stride: sInner)
                             }
                         }
                         l.store(compute(l, values), outStorage, out, b.add(rowStart, col))
                     }
-                    // Odometer: advance (i0, i1, i2) by one row.
-                    let next2 = b.add(idx[2], b.i64(1))
-                    let wrap2 = b.icmp(LLVMIntEQ, next2, outer[2])
-                    let next1 = b.select(wrap2, b.add(idx[1], b.i64(1)), idx[1])
-                    let wrap1 = b.icmp(LLVMIntEQ, next1, outer[1])
-                    return [b.select(wrap1, b.add(idx[0], b.i64(1)), idx[0]),
-                            b.select(wrap1, b.i64(0), next1),
-                            b.select(wrap2, b.i64(0), next2)]
+                    // Odometer: advance the outer index by one row (the outermost dim never wraps).
+                    var next = idx
+                    var carry: IRValue? = nil   // nil: the innermost outer dim always steps
+                    for d in stride(from: rank - 2, through: 0, by: -1) {
+                        let stepped = b.add(idx[d], b.i64(1))
+                        let moved = carry.map { b.select($0, stepped, idx[d]) } ?? stepped
+                        if d == 0 { next[d] = moved; break }
+                        let wrap = b.icmp(LLVMIntEQ, moved, outer[d])
+                        next[d] = b.select(wrap, b.i64(0), moved)
+                        carry = carry.map { b.and($0, wrap) } ?? wrap
+                    }
+                    return next
                 }
             } })
         }

@@ -1,0 +1,34 @@
+import MLXCCodegen
+import MLXCIR
+
+/// Quantized ops other than the matmul: affine `dequantize` to f32 (the rows a quantized
+/// embedding lookup gathers).
+extension Lowerings {
+    static func quantized(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard case .dequantize(let o) = node.op else { return nil }
+        guard o.mode == "affine", o.globalScale == nil, let biases = o.biases,
+              QuantizedLinearKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
+              c.dtype(o.w) ?? .u32 == .u32, let words = lastDim(o.w, c) else { return nil }
+        let paramDType = c.dtype(o.scales) ?? .f32
+        guard c.dtype(biases) ?? paramDType == paramDType, (o.dtype ?? paramDType) == .f32 else { return nil }
+        let params: QuantizedLinearKernels.ParamType
+        switch paramDType {
+        case .f32: params = .f32
+        case .bf16: params = .bf16
+        case .f16: params = .f16
+        default: return nil
+        }
+        let k = words * 32 / o.bits
+        guard k % o.groupSize == 0 else { return nil }
+        let groups = k / o.groupSize
+        let definition = DequantizeKernels.affine(k: k, bits: o.bits, groupSize: o.groupSize, params: params, lanes: c.lanes)
+        return launch(definition, node, operands: [o.w, o.scales, biases], results: [o.out], resultDTypes: [.f32],
+                      operandDTypes: [.u32, paramDType, paramDType], grain: max(1, 4096 / k)) { inputs in
+            let w = inputs[0]
+            guard w.shape.last == words else { return nil }
+            let rows = w.count / words
+            guard inputs[1].count == rows * groups, inputs[2].count == rows * groups else { return nil }
+            return CallLayout(shapes: [Array(w.shape.dropLast()) + [k]], dims: [], work: rows)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+"""Which file each peer runs for a model size and precision, and producing the missing ones.
+
+    peer      fp32                  bf16              8bit              4bit
+    mlxc      <size>_mlx_fp32.pte   _mlx_bf16.pte     _mlx_8bit.pte     _mlx_4bit.pte        (MLX delegate)
+    xnnpack   _xnnpack_fp32.pte     —                 —                 _xnnpack_8da4w.pte
+    portable  _plain.pte            —                 —                 —
+    eager     _state_dict.pt → models.DecoderLM (plain) at the precision (8/4-bit: the MLX variants' torchao
+              weight-only quantization)
+    llamacpp  _F32.gguf             _F16.gguf         _Q8_0.gguf        _Q4_0.gguf
+
+All in tools/.work/bench/, from one state dict (export_bench_models.py, seed 2024). Existing files are reused
+(delete them or pass --force-export to the driver to regenerate).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOOLS = HERE.parents[1]
+OUT = TOOLS / ".work" / "bench"
+PY = sys.executable
+
+MLX = {"fp32": "mlx_fp32", "bf16": "mlx_bf16", "8bit": "mlx_8bit", "4bit": "mlx_4bit"}
+XNNPACK = {"fp32": "xnnpack_fp32", "4bit": "xnnpack_8da4w"}
+PORTABLE = {"fp32": "plain"}
+GGUF = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
+
+
+def artifact(peer: str, size: str, precision: str):
+    """→ (path, label) or None when the peer has no such variant."""
+    if peer == "mlxc" and precision in MLX:
+        return OUT / f"{size}_{MLX[precision]}.pte", MLX[precision]
+    if peer == "xnnpack" and precision in XNNPACK:
+        return OUT / f"{size}_{XNNPACK[precision]}.pte", XNNPACK[precision]
+    if peer == "portable" and precision in PORTABLE:
+        return OUT / f"{size}_{PORTABLE[precision]}.pte", PORTABLE[precision]
+    if peer == "eager":
+        return OUT / f"{size}_state_dict.pt", f"eager {precision}"
+    if peer == "llamacpp" and precision in GGUF:
+        return OUT / f"{size}_{GGUF[precision]}.gguf", GGUF[precision]
+    return None
+
+
+def ensure(sizes, precisions, peers, force: bool, log) -> dict:
+    """Exports what is missing; → {"seconds": ..., "gguf_check": {size: json}}."""
+    t0 = time.time()
+    info = {"gguf_check": {}}
+    for size in sizes:
+        variants = []
+        for peer in peers:
+            for precision in precisions:
+                a = artifact(peer, size, precision)
+                if a and a[0].suffix == ".pte" and (force or not a[0].exists()):
+                    variants.append(a[0].stem[len(size) + 1:])
+        need_sd = force or not (OUT / f"{size}_state_dict.pt").exists() or not (OUT / f"{size}_config.json").exists()
+        if variants or need_sd:
+            cmd = [PY, str(TOOLS / "python" / "export_bench_models.py"), "--size", size, "--state-dict"]
+            cmd += [x for v in dict.fromkeys(variants) for x in ("--variant", v)]
+            if force:
+                cmd.append("--force")
+            log(f"export: {' '.join(cmd[1:])}")
+            subprocess.run(cmd, check=True, stdout=sys.stderr)
+        if "llamacpp" in peers:
+            ggufs = [p for p in precisions if p in GGUF]
+            cmd = [PY, str(HERE / "gguf_export.py"), "--size", size, "--check"]
+            cmd += [x for p in ggufs for x in ("--precision", p)]
+            if force:
+                cmd.append("--force")
+            log(f"gguf: {' '.join(cmd[1:])}")
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            import json
+            info["gguf_check"][size] = json.loads((OUT / f"{size}_gguf_check.json").read_text())
+    info["seconds"] = time.time() - t0
+    return info

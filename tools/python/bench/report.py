@@ -1,0 +1,311 @@
+"""BENCHMARKS.md from the driver's results (bench/run.py): machine, versions, roofline, the comparison tables,
+where mlxc stands against its targets, llama.cpp's GGUF agreement check."""
+from __future__ import annotations
+
+import glob
+import importlib.metadata as md
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+
+import roofline
+
+PEER_NAMES = {"mlxc": "mlxc", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
+              "eager": "PyTorch eager", "llamacpp": "llama.cpp"}
+LLAMA_TYPES = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
+
+
+# ------------------------------------------------------------------------------------------- environment
+
+
+def _sh(cmd, cwd=None) -> str:
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine_info() -> dict:
+    cpu, flags = "?", []
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name") and cpu == "?":
+            cpu = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and not flags:
+            flags = line.split(":", 1)[1].split()
+    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile"]
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 1048576, 1),
+            "simd": [f for f in wanted if f in flags], "llc_mb": roofline.llc_bytes() / 1048576,
+            "kernel": platform.release(), "os": _sh(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"])}
+
+
+def versions(repo: Path, mlxc: Path) -> dict:
+    v = {}
+    head = _sh(["git", "rev-parse", "HEAD"], cwd=repo)
+    dirty = _sh(["git", "status", "--porcelain", "--", "Sources", "Runtime", "Passes", "Package.swift"], cwd=repo)
+    v["mlxc"] = head[:12] + (" + uncommitted changes under Sources/Runtime/Passes" if dirty else "")
+    if mlxc.exists():
+        import time
+        v["mlxc_binary_built"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(mlxc.stat().st_mtime))
+    for pkg in ("torch", "executorch", "torchao", "llama_cpp_python", "gguf", "numpy"):
+        try:
+            v[pkg] = md.version(pkg.replace("_", "-"))
+        except md.PackageNotFoundError:
+            v[pkg] = "not installed"
+    libs = glob.glob(str(Path(os.__file__).parent / "site-packages" / "llama_cpp" / "lib" / "libggml-base.so.*.*.*"))
+    if not libs:
+        import sys
+        libs = glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "llama_cpp", "lib", "libggml-base.so.*.*.*"))
+    if libs:
+        v["ggml"] = libs[0].rsplit(".so.", 1)[1]
+    v["python"] = platform.python_version()
+    v["gcc"] = _sh(["gcc", "-dumpfullversion"])
+    v["swift"] = (_sh(["swift", "--version"]).splitlines() or [""])[0]
+    return v
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def aggregate(results):
+    """(size, precision, peer) → merged record (median over rounds of ok measurements) or the failure."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["size"], r["precision"], r["peer"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        ok = [r for r in rs if r.get("ok")]
+        if not ok:
+            out[key] = dict(rs[-1])
+            continue
+        m = dict(ok[-1])
+        for f in ("prefill_tokens_per_s", "decode_tokens_per_s", "time_to_first_token_s", "peak_rss_mb", "load_s"):
+            vals = [r[f] for r in ok if r.get(f) is not None]
+            m[f] = statistics.median(vals) if vals else None
+        m["others_cpu_share"] = max(r.get("others_cpu_share", 0) for r in ok)
+        m["rounds"] = len(ok)
+        out[key] = m
+    return out
+
+
+def fmt(x, digits=1):
+    if x is None:
+        return "—"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}f}"
+
+
+def metric_table(agg, sizes, precisions, peers, field, title, higher_better, digits=1) -> list:
+    lines = [f"**{title}** — " + ("mlxc ÷ peer in parentheses, > 1 means mlxc is faster"
+                                  if higher_better else "mlxc ÷ peer in parentheses, < 1 means mlxc is better"), ""]
+    lines.append("| model | precision | " + " | ".join(PEER_NAMES[p] for p in peers) + " |")
+    lines.append("|---|---|" + "---|" * len(peers))
+    for size in sizes:
+        for prec in precisions:
+            row = [size, prec]
+            base = agg.get((size, prec, "mlxc"))
+            bval = base.get(field) if base and base.get("ok") else None
+            for p in peers:
+                r = agg.get((size, prec, p))
+                if r is None:
+                    row.append("—")
+                    continue
+                if not r.get("ok"):
+                    row.append("failed¹")
+                    continue
+                v = r.get(field)
+                cell = fmt(v, digits)
+                if p != "mlxc" and bval and v:
+                    q = bval / v
+                    cell += f" ({q:.2f}×)" if q >= 0.1 else f" ({q:.2g}×)"
+                if r.get("capped") and field in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+                    cell += f" [{r['decode_tokens']} tok × {r['runs']}]"
+                if p != "mlxc" and r.get("artifact") and field == "decode_tokens_per_s" and p in ("xnnpack", "llamacpp"):
+                    cell = f"{cell} `{r['artifact']}`"
+                row.append(cell)
+            lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def roofline_rows(meta, agg, sizes, precisions) -> tuple:
+    rf = meta["roofline"]
+    bw = rf["read_bandwidth_gb_s"] * 1e9
+    fma = rf["fma_peak_gflops"] * 1e9
+    llc = rf.get("llc_bytes", 0)
+    lines = ["| model | precision | weights MB/token | KV MB/token | > LLC | decode bound (weights) tok/s | "
+             "mlxc decode tok/s | % of bound | % of bound incl. KV | prefill bound tok/s | mlxc prefill tok/s | % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    pct = {}
+    for size in sizes:
+        cfg = meta["model_configs"][size]
+        for prec in precisions:
+            c = roofline.model_costs(cfg, prec)
+            dec_bound = bw / c["weights_bytes_per_token"]
+            dec_bound_kv = bw / (c["weights_bytes_per_token"] + c["kv_bytes_per_token"])
+            pre_bound = fma / c["flops_per_token"]
+            r = agg.get((size, prec, "mlxc"))
+            dec = r.get("decode_tokens_per_s") if r and r.get("ok") else None
+            pre = r.get("prefill_tokens_per_s") if r and r.get("ok") else None
+            big = c["weights_bytes_per_token"] > llc
+            pct[(size, prec)] = (dec / dec_bound if dec else None, big)
+            lines.append(f"| {size} | {prec} | {c['weights_bytes_per_token'] / 1e6:.1f} | {c['kv_bytes_per_token'] / 1e6:.1f} | "
+                         f"{'yes' if big else 'no'} | {dec_bound:.0f} | {fmt(dec)} | "
+                         f"{'—' if dec is None else f'{100 * dec / dec_bound:.0f}%'} | "
+                         f"{'—' if dec is None else f'{100 * dec / dec_bound_kv:.0f}%'} | {pre_bound:.0f} | {fmt(pre)} | "
+                         f"{'—' if pre is None else f'{100 * pre / pre_bound:.0f}%'} |")
+    return lines, pct
+
+
+def targets(agg, sizes, pct) -> list:
+    out = []
+
+    def dec(size, prec, peer):
+        r = agg.get((size, prec, peer))
+        return r.get("decode_tokens_per_s") if r and r.get("ok") else None
+
+    def verdict(ok):
+        return "**met**" if ok else "**not met**"
+
+    for size in sizes:
+        m, x = dec(size, "fp32", "mlxc"), dec(size, "fp32", "xnnpack")
+        if m and x:
+            out.append(f"- {size}: decode ≥ 1.5× XNNPACK fp32 — {m / x:.2f}× ({fmt(m)} vs {fmt(x)} tok/s): {verdict(m / x >= 1.5)}")
+        m, x = dec(size, "4bit", "mlxc"), dec(size, "4bit", "xnnpack")
+        if m and x:
+            out.append(f"- {size}: 4-bit decode ≥ 3× XNNPACK 8da4w — {m / x:.2f}× ({fmt(m)} vs {fmt(x)} tok/s): {verdict(m / x >= 3)}")
+        for prec in ("fp32", "bf16", "8bit", "4bit"):
+            m, l = dec(size, prec, "mlxc"), dec(size, prec, "llamacpp")
+            if m and l:
+                out.append(f"- {size} {prec}: decode ≥ llama.cpp {LLAMA_TYPES[prec]} — {m / l:.2f}× ({fmt(m)} vs {fmt(l)} tok/s): {verdict(m >= l)}")
+        for prec in ("fp32", "bf16", "8bit", "4bit"):
+            p, big = pct.get((size, prec), (None, False))
+            if p is None:
+                continue
+            if big:
+                out.append(f"- {size} {prec}: decode ≥ 85% of the bandwidth bound (weights exceed the LLC) — {100 * p:.0f}%: {verdict(p >= 0.85)}")
+            else:
+                out.append(f"- {size} {prec}: weights fit in the LLC; the 85% roofline target does not apply ({100 * p:.0f}% of the DRAM bound)")
+    return out
+
+
+def gguf_check_lines(meta) -> list:
+    checks = (meta.get("export") or {}).get("gguf_check") or {}
+    if not checks:
+        return []
+    lines = ["| model | precision | GGUF | llama.cpp vs eager fp32: max abs Δ (÷ max logit) | argmax agree | "
+             "eager at that precision vs eager fp32 | llama.cpp vs eager at that precision |", "|---|---|---|---|---|---|---|"]
+    for size, c in checks.items():
+        for prec, e in c["by_precision"].items():
+            a = e["llamacpp_vs_eager_fp32"]
+            s = e.get("eager_same_precision_vs_eager_fp32")
+            q = e.get("llamacpp_vs_eager_same_precision")
+            lines.append(f"| {size} | {prec} | {e['gguf_type']} | {a['max_abs']:.2g} ({a['max_rel_to_max_logit']:.2g}) | "
+                         f"{a['argmax_agree']}/{a['rows']} | "
+                         + (f"{s['max_abs']:.2g} ({s['max_rel_to_max_logit']:.2g}), argmax {s['argmax_agree']}/{s['rows']}" if s else "—")
+                         + " | "
+                         + (f"{q['max_abs']:.2g} ({q['max_rel_to_max_logit']:.2g}), argmax {q['argmax_agree']}/{q['rows']}" if q else "—")
+                         + " |")
+    return lines
+
+
+def render(data) -> str:
+    meta, results = data["meta"], data["results"]
+    opts = meta["options"]
+    sizes, precisions, peers = opts["sizes"], opts["precisions"], opts["peers"]
+    agg = aggregate(results)
+    mach, ver = meta["machine"], meta["versions"]
+    rf = meta.get("roofline")
+    L = ["# Benchmarks", ""]
+    others = [r.get("others_cpu_share", 0) for r in results if r.get("ok")]
+    done = len(results)
+    L += [f"Generated by `{meta['command']}` — started {meta['started']}"
+          + (f", finished {meta['finished']}" if meta.get("finished") else f" (**partial: {done} measurements so far**)")
+          + f", {meta.get('elapsed_s', 0) / 60:.0f} min.", ""]
+    if others:
+        hi = max(others)
+        noisy = hi > 0.05
+        L += [("> **Noisy numbers.** Other processes used up to " if noisy else "> Other processes used at most ")
+              + f"{100 * hi:.0f}% of the machine's CPU time during a measurement (median {100 * statistics.median(others):.0f}%)"
+              + ("; the peers alternate, so the comparison is fairer than the absolute values, but re-run on an idle"
+                 " machine before quoting numbers." if noisy else "."), ""]
+    L += ["Reproduce: `tools/bench` (everything: venv, llama-cpp-python, mlxc release build, exports, roofline, all peers; "
+          "~40 min on 2 cores once installed) — `tools/bench --quick` for a smoke run (small model, 2 runs). "
+          "Options: `--sizes small,stories110m --precisions fp32,bf16,8bit,4bit --runs 5 "
+          "--peers mlxc,xnnpack,portable,eager,llamacpp --rounds 1 --budget-s 90`. Raw results: "
+          f"`{Path(opts['results']).name}` in tools/.work/bench/.", ""]
+
+    L += ["## Machine and versions", "",
+          f"- CPU: {mach['cpu']}, {mach['cores']} cores, {mach['memory_gb']} GB RAM, last-level cache {mach['llc_mb']:.0f} MiB, "
+          f"SIMD: {', '.join(mach['simd'])}; {mach.get('os', '')}, Linux {mach['kernel']}",
+          f"- mlxc {ver.get('mlxc')} (binary built {ver.get('mlxc_binary_built', '?')}); {ver.get('swift', '')}",
+          f"- executorch {ver.get('executorch')}, torch {ver.get('torch')}, torchao {ver.get('torchao')}, "
+          f"llama-cpp-python {ver.get('llama_cpp_python')} (ggml {ver.get('ggml', '?')}, built with -DGGML_NATIVE=ON), "
+          f"gguf {ver.get('gguf')}, Python {ver.get('python')}, gcc {ver.get('gcc')}",
+          f"- threads: {opts['threads']} for every peer; prompt {opts['prompt_length']} tokens in one call, then "
+          f"{opts['decode']} greedy single-token decode steps; median of {opts['runs']} runs after a warm-up run", ""]
+    if rf:
+        L += [f"Roofline ({rf['threads']} threads): read bandwidth **{rf['read_bandwidth_gb_s']:.1f} GB/s**, "
+              f"FMA peak **{rf['fma_peak_gflops']:.0f} GFLOP/s** fp32 ({rf['fma_best_width']} vectors; "
+              + ", ".join(f"{k}: {v:.0f}" for k, v in rf["fma_gflops_by_width"].items()) + "). " + rf["method"] + ".", ""]
+
+    L += ["## Results", ""]
+    L += metric_table(agg, sizes, precisions, peers, "decode_tokens_per_s", "Decode, tokens/s", True)
+    L += metric_table(agg, sizes, precisions, peers, "prefill_tokens_per_s", "Prefill (128-token prompt), tokens/s", True)
+    L += metric_table(agg, sizes, precisions, peers, "time_to_first_token_s", "Time to first token, s (load/compile included)", False, 2)
+    L += metric_table(agg, sizes, precisions, peers, "peak_rss_mb", "Peak RSS, MB (whole process)", False, 0)
+    for peer, why in (meta.get("unavailable") or {}).items():
+        L += [f"**{PEER_NAMES.get(peer, peer)} unavailable**: {why}", ""]
+    fails = [r for r in agg.values() if not r.get("ok")]
+    if fails:
+        L += ["¹ Failures:", ""] + [f"- {r['size']} {r['precision']} {PEER_NAMES[r['peer']]}: {r['error']}" for r in fails] + [""]
+    capped = [r for r in agg.values() if r.get("ok") and r.get("capped")]
+    if capped:
+        L += ["`[N tok × R]`: slow peer capped to N decode tokens and R runs to fit the per-measurement budget "
+              f"({opts['budget_s']:.0f} s)", ""]
+
+    if rf:
+        L += ["## Roofline", "",
+              "Bytes per decoded token: every matrix (output projection included) read once in mlxc's storage format "
+              "(fp32 4 B, bf16 2 B, 8-bit 1 B + 2-byte scale and bias per 32, 4-bit 0.5 B + the same) plus norms; "
+              "decode bound = bandwidth ÷ those bytes. The exported graphs also attend over the whole 512-slot KV "
+              "cache on every step (masked), whose bytes are the KV column (\"incl. KV\" bound). Prefill bound = FMA "
+              "peak ÷ (2 × matrix parameters) (fp32 FMA; int8 dot-product instructions could exceed it).", ""]
+        rows, pct = roofline_rows(meta, agg, sizes, precisions)
+        L += rows + [""]
+    else:
+        pct = {}
+    L += ["## Where mlxc stands", ""]
+    t = targets(agg, sizes, pct)
+    L += (t or ["- (no mlxc results yet)"]) + [""]
+
+    g = gguf_check_lines(meta)
+    if g:
+        L += ["## llama.cpp model check", "",
+              "The GGUF files come from the same state dict (tools/python/bench/gguf_export.py). models.py's Llama "
+              "rotates adjacent pairs (interleaved RoPE), which is llama.cpp's NORM rope type for LLM_ARCH_LLAMA, so "
+              "Q/K are written unpermuted. 12 prompt tokens in one batch, all rows compared:", ""]
+        L += g + [""]
+
+    L += ["## What each peer runs", "",
+          "- **mlxc**: `.build/release/mlxc bench <size>_mlx_<precision>.pte --threads 2 --json` — the MLX-delegated "
+          "`.pte` (one delegate; 8/4-bit: torchao weight-only group 32 via the MLX backend's quantize_model_, "
+          "embeddings too). TTFT = load + LLVM compile + median prefill; peak RSS from wait4 (the process).",
+          "- **ExecuTorch XNNPACK / portable**: ExecuTorch's Python runtime (`_load_for_executorch`, threadpool set "
+          "to 2) on `<size>_xnnpack_fp32.pte`, `<size>_xnnpack_8da4w.pte` (int8 dynamic activations, int4 "
+          "weights, group 32; embedding fp32) and `<size>_plain.pte` (no delegate; the pip wheel's kernel library). "
+          "forward(tokens [1,T], input_pos [1]); KV cache is mutable state carried across calls.",
+          "- **PyTorch eager**: the same `DecoderLM` (plain variant) from the state dict, torch.set_num_threads(2), "
+          "inference_mode; 8/4-bit = torchao weight-only quantization as for MLX (eager dequantizes, so it is slow).",
+          "- **llama.cpp**: llama-cpp-python, n_threads = n_threads_batch = 2, n_batch = n_ubatch = 128, flash "
+          "attention off (the wrapper's default), `eval` of the prompt, then single-token `eval`s, argmax of "
+          "`llama_get_logits_ith(-1)`.",
+          "- Python peers: TTFT = load + the first (cold) prefill call (ExecuTorch initialises delegates lazily); "
+          "peak RSS includes the interpreter and imported libraries (torch + executorch import ≈ 350 MB before any "
+          "model is loaded; llama-cpp-python much less).", ""]
+    inst = meta.get("install_times")
+    if inst:
+        L += ["## Install times", "", inst, ""]
+    return "\n".join(L) + "\n"
