@@ -39,6 +39,11 @@ final class MLXInliner: MLXSlotResolver {
     }
 
     func inline(args: [Int]) throws {
+        // Each mutable buffer is listed in mutable_buffer_map; a larger count is corrupt (and must
+        // not make the importer create billions of values).
+        guard Int(table.numMutableBufferTensors) <= table.mutableBufferMap.count else {
+            throw fail("the graph declares \(table.numMutableBufferTensors) mutable buffers but maps \(table.mutableBufferMap.count)")
+        }
         let ni = table.inputMap.count, no = table.outputMap.count
         guard args.count == ni + no else {
             throw fail("the DelegateCall passes \(args.count) values but the payload maps \(ni) inputs and \(no) outputs")
