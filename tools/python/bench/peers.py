@@ -47,8 +47,8 @@ def prompt_tokens(n: int, vocab: int) -> list:
 def measure(load, prefill, step, args) -> dict:
     """load() → state; prefill(state, tokens) → next token; step(state, token, pos) → next token.
 
-    Time budget: the warm-up run decodes at most WARM_DECODE tokens and gives the cost of a prefill and of a
-    decode step; if --runs full runs would exceed --budget-s, the decode count is cut (not below
+    Time budget: two warm-up runs decode at most WARM_DECODE tokens each; the second gives the cost of a
+    prefill and of a decode step; if --runs full runs would exceed --budget-s, the decode count is cut (not below
     WARM_DECODE), then the run count (not below 3). Both are reported (decode_tokens, runs, capped)."""
     base = rss_mb()
     t0 = time.perf_counter()
@@ -67,9 +67,9 @@ def measure(load, prefill, step, args) -> dict:
         return t1 - t0, time.perf_counter() - t1, out
 
     warm_n = min(args.decode, WARM_DECODE)
-    cold_prefill, warm_dec, _ = one_run(warm_n)
-    # a second short prefill: the cold one includes lazy initialisation
-    t_pre, _, _ = one_run(0)
+    cold_prefill, _, _ = one_run(warm_n)
+    # the cold run includes lazy initialisation: estimate the costs from a second short run
+    t_pre, warm_dec, _ = one_run(warm_n)
     t_tok = warm_dec / max(warm_n, 1)
     n_decode, runs = args.decode, args.runs
     if args.budget_s and runs * (t_pre + n_decode * t_tok) > args.budget_s:

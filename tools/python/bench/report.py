@@ -14,6 +14,7 @@ import roofline
 
 PEER_NAMES = {"mlxc": "mlxc", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
               "eager": "PyTorch eager", "llamacpp": "llama.cpp"}
+NOISY = 0.20  # others' CPU share above which a measurement is marked † (set from the run's --noisy)
 LLAMA_TYPES = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
 
 
@@ -121,6 +122,8 @@ def metric_table(agg, sizes, precisions, peers, field, title, higher_better, dig
                 if p != "mlxc" and bval and v:
                     q = bval / v
                     cell += f" ({q:.2f}×)" if q >= 0.1 else f" ({q:.2g}×)"
+                if r.get("others_cpu_share", 0) > NOISY:
+                    cell += " †"
                 if r.get("capped") and field in ("decode_tokens_per_s", "prefill_tokens_per_s"):
                     cell += f" [{r['decode_tokens']} tok × {r['runs']}]"
                 if p != "mlxc" and r.get("artifact") and field == "decode_tokens_per_s" and p in ("xnnpack", "llamacpp"):
@@ -215,6 +218,8 @@ def render(data) -> str:
     meta, results = data["meta"], data["results"]
     opts = meta["options"]
     sizes, precisions, peers = opts["sizes"], opts["precisions"], opts["peers"]
+    global NOISY
+    NOISY = opts.get("noisy", NOISY)
     agg = aggregate(results)
     mach, ver = meta["machine"], meta["versions"]
     rf = meta.get("roofline")
@@ -261,6 +266,11 @@ def render(data) -> str:
     fails = [r for r in agg.values() if not r.get("ok")]
     if fails:
         L += ["¹ Failures:", ""] + [f"- {r['size']} {r['precision']} {PEER_NAMES[r['peer']]}: {r['error']}" for r in fails] + [""]
+    disturbed = [r for r in agg.values() if r.get("ok") and r.get("others_cpu_share", 0) > NOISY]
+    if disturbed:
+        L += [f"† other processes used more than {100 * NOISY:.0f}% of the CPU during this measurement (up to "
+              f"{100 * max(r['others_cpu_share'] for r in disturbed):.0f}%): with 2 cores and 2 threads per peer, "
+              "OpenMP/threadpool spin-waits make such numbers much worse than the peer's real speed.", ""]
     capped = [r for r in agg.values() if r.get("ok") and r.get("capped")]
     if capped:
         L += ["`[N tok × R]`: slow peer capped to N decode tokens and R runs to fit the per-measurement budget "
