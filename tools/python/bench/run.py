@@ -2,10 +2,10 @@
 peer on every model × precision (each measurement in its own process, peers alternating), writes the report.
 
     tools/.venv/bin/python tools/python/bench/run.py [--sizes small,stories110m] [--precisions fp32,bf16,8bit,4bit]
-        [--runs 5] [--peers mlxc,xnnpack,portable,eager,llamacpp] [--rounds 1] [--quick] [--budget-s 90]
+        [--runs 5] [--peers mlxc,xnnpack,portable,eager,llamacpp] [--rounds 2] [--quick] [--budget-s 90]
         [--out BENCHMARKS.md] [--report-only] [--force-export]
 
---quick: small model only, 2 runs, 20 s budget per measurement; writes tools/.work/bench/BENCHMARKS.quick.md
+--quick: small model only, 2 runs, 1 round, 20 s budget per measurement; writes tools/.work/bench/BENCHMARKS.quick.md
 unless --out is given. Results (raw, per measurement) go to tools/.work/bench/results[.quick].json as they come;
 --report-only rewrites the report from that file.
 Peers alternate: within each model × precision the peers run one after another, the starting peer rotating
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -100,7 +99,10 @@ def measure_quiet(peer: str, size: str, precision: str, args, vocab: int) -> dic
     best = None
     for attempt in range(args.retries + 1):
         waited = wait_idle(args.max_wait_s, args.idle_threshold) if args.max_wait_s > 0 else 0.0
+        bw = roofline.bandwidth(args.threads, 6) if peer == "mlxc" else None
         rec = measure(peer, size, precision, args, vocab)
+        if bw:
+            rec["bandwidth_gb_s"] = bw  # measured right before: the roofline at that moment
         rec["waited_for_idle_s"] = waited
         rec["attempt"] = attempt
         if best is None or (rec.get("ok") and (not best.get("ok") or rec["others_cpu_share"] < best["others_cpu_share"])):
@@ -141,9 +143,8 @@ def measure(peer: str, size: str, precision: str, args, vocab: int) -> dict:
         cmd = [sys.executable, str(HERE / "peers.py"), peer, "--model", str(path), "--size", size, "--precision", precision,
                "--vocab", str(vocab), "--prompt-length", str(args.prompt_length), "--decode", str(args.decode),
                "--runs", str(args.runs), "--threads", str(args.threads), "--budget-s", str(args.budget_s)]
-    env_cmd = cmd
-    r = run_child(env_cmd, args.timeout_s)
-    rec.update(command=" ".join(shlex.quote(str(c)) for c in cmd[0:1] + cmd[1:]), wall_s=r["wall_s"],
+    r = run_child(cmd, args.timeout_s)
+    rec.update(command=" ".join(shlex.quote(str(c)) for c in cmd), wall_s=r["wall_s"],
                peak_rss_mb=r["rss_mb"], others_cpu_share=r["others_cpu_share"], loadavg=os.getloadavg()[0])
     line = None
     for ln in r["stdout"].splitlines():
@@ -194,7 +195,7 @@ def parse_args(argv=None):
     ap.add_argument("--precisions", default=",".join(ALL_PRECISIONS))
     ap.add_argument("--peers", default=",".join(ALL_PEERS))
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2, help="sweeps over all cases (quick: 1); medians over rounds")
     ap.add_argument("--prompt-length", type=int, default=128)
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
@@ -221,6 +222,7 @@ def parse_args(argv=None):
         args.sizes = "small" if "--sizes" not in " ".join(argv or sys.argv) else args.sizes
         args.runs = 2 if "--runs" not in " ".join(argv or sys.argv) else args.runs
         args.budget_s = 20.0 if "--budget-s" not in " ".join(argv or sys.argv) else args.budget_s
+        args.rounds = 1 if "--rounds" not in " ".join(argv or sys.argv) else args.rounds
     args.sizes = [s for s in args.sizes.split(",") if s]
     args.precisions = [p for p in args.precisions.split(",") if p]
     args.peers = [p for p in args.peers.split(",") if p]
@@ -242,6 +244,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.report_only:
         data = json.loads(args.results.read_text())
+        inst = OUT / "install_times.md"
+        if inst.exists():
+            data["meta"]["install_times"] = inst.read_text().strip()
         args.out.write_text(report.render(data))
         log(f"wrote {args.out}")
         return 0
@@ -311,7 +316,11 @@ def main(argv=None) -> int:
     if args.max_wait_s > 0:
         wait_idle(args.max_wait_s, args.idle_threshold)
     merge_roofline(meta["roofline"], roofline.machine_roofline(args.threads))
-    meta["roofline"]["method"] += "; measured before and after the peers, best kept"
+    samples = [r["bandwidth_gb_s"] for r in data["results"] if r.get("bandwidth_gb_s")]
+    rf = meta["roofline"]
+    rf["bandwidth_samples_gb_s"] = [rf["read_bandwidth_gb_s"]] + samples
+    rf["read_bandwidth_gb_s"] = max(rf["bandwidth_samples_gb_s"])
+    rf["method"] += "; bandwidth also before every mlxc measurement; FMA before and after the peers; best kept"
     data["meta"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     save()
     log(f"wrote {args.out} and {args.results} in {time.time() - t_start:.0f} s")
