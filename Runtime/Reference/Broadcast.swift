@@ -66,22 +66,6 @@ enum Broadcast {
         (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
     }
 
-    /// Type promotion for binary ops (floats win; bool < ints < floats), as MLX/PyTorch do for same-kind inputs.
-    static func promote(_ a: DType, _ b: DType) -> DType {
-        if a == b { return a }
-        let rank: (DType) -> Int = { d in
-            switch d {
-            case .bool: return 0
-            case .u8, .i8, .i16, .u16, .i32, .u32, .i64, .u64: return 1
-            default: return 2
-            }
-        }
-        if rank(a) != rank(b) { return rank(a) > rank(b) ? a : b }
-        if rank(a) == 2 {
-            let order: [DType] = [.bf16, .f16, .f32, .f64]
-            if (a == .bf16 && b == .f16) || (a == .f16 && b == .bf16) { return .f32 }
-            return (order.firstIndex(of: a) ?? 2) >= (order.firstIndex(of: b) ?? 2) ? a : b
-        }
-        return a.byteSize >= b.byteSize ? a : b
-    }
+    /// Type promotion for binary ops (floats win; bool < ints < floats); the rule lives in `ShapeRules`.
+    static func promote(_ a: DType, _ b: DType) -> DType { ShapeRules.promote(a, b) }
 }

@@ -2,32 +2,20 @@ import Foundation
 import MLXCIR
 
 /// Result-dtype rules of the reference kernels (MLX's, with PyTorch's treatment of rank-0 operands).
+/// The dtype rules of the reference kernels. They live in `ShapeRules` (MLXCIR), below the runtime,
+/// so the reference, shape inference and compiled kernels cannot drift apart; these are forwards.
 enum ReferenceDTypes {
     /// The category of a dtype: bool < integer < floating point.
-    enum Kind: Int, Comparable {
-        case bool = 0, integer = 1, float = 2
-        static func < (a: Kind, b: Kind) -> Bool { a.rawValue < b.rawValue }
-    }
+    typealias Kind = ShapeRules.Kind
 
-    static func kind(_ d: DType) -> Kind {
-        switch d {
-        case .bool: return .bool
-        case .f16, .bf16, .f32, .f64, .f8e5m2, .f8e4m3fn, .f8e5m2fnuz, .f8e4m3fnuz: return .float
-        default: return .integer
-        }
-    }
-
+    static func kind(_ d: DType) -> Kind { ShapeRules.kind(d) }
     static func isFloat(_ d: DType) -> Bool { kind(d) == .float }
     static func isInteger(_ d: DType) -> Bool { kind(d) == .integer }
 
     /// MLX `at_least_float`: floats stay, bools and ints become f32.
-    static func atLeastFloat(_ d: DType) -> DType { isFloat(d) ? d : .f32 }
+    static func atLeastFloat(_ d: DType) -> DType { ShapeRules.atLeastFloat(d) }
 
-    /// The dtype of a binary op on `a` and `b` (both cast to it before the op).
-    /// Equal dtypes keep it. A rank-0 operand against a tensor of rank > 0 does not promote within
-    /// (or above) its own category, as in PyTorch, so a bf16 activation times an f32 or f64 scalar
-    /// stays bf16; a rank-0 f64 (a Python float) with an int or bool tensor gives f32 (PyTorch's default
-    /// float and MLX's weak float). Otherwise `Broadcast.promote`.
+    /// The dtype of a binary op on `a` and `b` (both cast to it before the op); see `ShapeRules.binary`.
     static func binary(_ a: HostTensor, _ b: HostTensor) -> DType { binary([a, b]) }
 
     /// `binary` over several operands (`where`, `clip`): the rule applied left to right.
@@ -42,15 +30,7 @@ enum ReferenceDTypes {
     }
 
     static func binary(_ a: DType, rank ra: Int, _ b: DType, rank rb: Int) -> DType {
-        if a == b { return a }
-        func scalarWith(_ scalar: DType, tensor: DType) -> DType {
-            if kind(scalar) <= kind(tensor) { return tensor }
-            if scalar == .f64 { return .f32 }
-            return Broadcast.promote(scalar, tensor)
-        }
-        if ra == 0 && rb > 0 { return scalarWith(a, tensor: b) }
-        if rb == 0 && ra > 0 { return scalarWith(b, tensor: a) }
-        return Broadcast.promote(a, b)
+        ShapeRules.binary(a, rank: ra, b, rank: rb)
     }
 }
 
