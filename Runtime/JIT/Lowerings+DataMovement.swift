@@ -203,7 +203,7 @@ extension Lowerings {
         let indexDType = c.dtype(o.indices) ?? .i64
         guard indexDType == .i64 || indexDType == .i32, let it = ElementType(indexDType) else { return nil }
         // update = transpose(v [B, T, H, D]) into a [B, H, S, D] cache: read v itself.
-        let swap = dtype == .f32 ? headSwap(o.update, c) : nil
+        let swap = headSwap(o.update, c).flatMap { c.dtype($0.source) == dtype ? $0 : nil }
         let definition = RowCopyKernels.scatter(byteSize: dtype.byteSize, positions: .indices(it), lanes: c.lanes)
         return launch(definition, node, operands: [o.dst, swap?.source ?? o.update, o.indices], results: [o.out], resultDTypes: [dtype],
                       operandDTypes: [dtype, dtype, indexDType], grain: 16, inPlace: [0: 0], check: { inputs in

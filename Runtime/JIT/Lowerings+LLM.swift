@@ -5,6 +5,7 @@ import MLXCIR
 /// LLM ops → row kernels: RMSNorm/LayerNorm (specialized on the feature size), softmax over the
 /// last axis, RoPE (specialized on its static attributes) and attention with an online softmax
 /// (specialized on the head sizes; BHSD `sdpa` and BSHD `llama::custom_sdpa` share the kernel).
+/// Activations may be f32, bf16 or f16 (computed in f32, results in x's or q's dtype).
 extension Lowerings {
     static func llm(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         switch node.op {
@@ -20,18 +21,38 @@ extension Lowerings {
 
     static func isF32(_ v: ValueID?, _ c: LoweringContext) -> Bool { v.map { c.dtype($0) ?? .f32 == .f32 } ?? true }
 
+    /// The float activation dtype (f32, bf16, f16) of `v`, inferred (f32 when unknown, checked per call).
+    static func activation(_ v: ValueID, _ c: LoweringContext) -> (DType, ElementType)? {
+        let d = c.dtype(v) ?? .f32
+        guard let t = ElementType(d), ElementType.activations.contains(t) else { return nil }
+        return (d, t)
+    }
+
+    /// The one activation dtype all of `values` share (the parameters of a norm, q/k/v).
+    static func sharedActivation(_ values: [ValueID], _ c: LoweringContext) -> (DType, ElementType)? {
+        let known = Set(values.compactMap { c.dtype($0) })
+        guard known.count <= 1 else { return nil }
+        let d = known.first ?? .f32
+        guard let t = ElementType(d), ElementType.activations.contains(t) else { return nil }
+        return (d, t)
+    }
+
     static func norm(_ node: Node, _ c: LoweringContext, x: ValueID, weight: ValueID?, bias: ValueID?, eps: Double,
                      out: ValueID, centered: Bool) -> LoweredKernel? {
-        guard isF32(x, c), isF32(weight, c), isF32(bias, c) else { return nil }
+        let params = [weight, bias].compactMap { $0 }
+        guard let (xDType, t) = activation(x, c) else { return nil }
+        // Weight and bias share one dtype (defaulting to x's when the weight's type is unknown).
+        guard let (pDType, p) = params.isEmpty ? (xDType, t) : sharedActivation(params, c).map({ c.dtype(params[0]) == nil ? (xDType, t) : $0 })
+        else { return nil }
         // The feature size: from the parameters' static shapes, else x's last dim.
         let sizes = [weight, bias].compactMap { $0 }.compactMap { staticShape($0, c)?.reduce(1, *) }
         guard let d = sizes.first ?? lastDim(x, c), d > 0, sizes.allSatisfy({ $0 == d }) else { return nil }
         let definition = centered
-            ? NormKernels.layer(d: d, eps: eps, hasWeight: weight != nil, hasBias: bias != nil, lanes: c.lanes)
-            : NormKernels.rms(d: d, eps: eps, hasWeight: weight != nil, lanes: c.lanes)
-        let operands = [x] + [weight, bias].compactMap { $0 }
-        return launch(definition, node, operands: operands, results: [out], resultDTypes: [.f32],
-                      operandDTypes: operands.map { _ in .f32 }, grain: max(1, 4096 / d)) { inputs in
+            ? NormKernels.layer(d: d, eps: eps, hasWeight: weight != nil, hasBias: bias != nil, lanes: c.lanes, t, params: p)
+            : NormKernels.rms(d: d, eps: eps, hasWeight: weight != nil, lanes: c.lanes, t, params: p)
+        let operands = [x] + params
+        return launch(definition, node, operands: operands, results: [out], resultDTypes: [xDType],
+                      operandDTypes: [xDType] + params.map { _ in pDType }, grain: max(1, 4096 / d)) { inputs in
             let x = inputs[0]
             guard x.shape.last == d, inputs.dropFirst().allSatisfy({ $0.count == d }) else { return nil }
             return CallLayout(shapes: [x.shape], dims: [], work: x.count / d)
@@ -39,9 +60,9 @@ extension Lowerings {
     }
 
     static func softmax(_ o: SoftmaxOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard isF32(o.x, c) else { return nil }
-        let definition = SoftmaxKernels.lastAxis(lanes: c.lanes)
-        return launch(definition, node, operands: [o.x], results: [o.out], resultDTypes: [.f32], operandDTypes: [.f32],
+        guard let (dtype, t) = activation(o.x, c) else { return nil }
+        let definition = SoftmaxKernels.lastAxis(lanes: c.lanes, t)
+        return launch(definition, node, operands: [o.x], results: [o.out], resultDTypes: [dtype], operandDTypes: [dtype],
                       grain: 4) { inputs in
             let x = inputs[0]
             guard let a = try? Broadcast.axis(o.axis, rank: x.shape.count), a == x.shape.count - 1, let d = x.shape.last, d > 0 else { return nil }
@@ -50,18 +71,20 @@ extension Lowerings {
     }
 
     static func rope(_ o: RopeOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard isF32(o.x, c), o.dims > 0, o.dims % 2 == 0 else { return nil }
+        guard let (dtype, t) = activation(o.x, c), o.dims > 0, o.dims % 2 == 0 else { return nil }
         // x = transpose(q [B, T, H, D]) is read through: the kernel takes q itself.
         let swap = headSwap(o.x, c)
         var operands = [swap?.source ?? o.x, o.offset]
+        var freqsDType = DType.f32, ft = ElementType.f32
         if let freqs = o.freqs {
-            guard isF32(freqs, c) else { return nil }
+            guard let (d, e) = activation(freqs, c) else { return nil }
+            (freqsDType, ft) = (d, e)
             operands.append(freqs)
         }
         let definition = RopeKernels.rope(dims: o.dims, traditional: o.traditional, base: o.base, scale: o.scale,
-                                          hasFreqs: o.freqs != nil, lanes: c.lanes)
-        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [.f32],
-                      operandDTypes: [.f32, nil] + (o.freqs == nil ? [] : [.f32]), grain: 4, scalars: [1],
+                                          hasFreqs: o.freqs != nil, lanes: c.lanes, t, freqs: ft)
+        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [dtype],
+                      operandDTypes: [dtype, nil] + (o.freqs == nil ? [] : [freqsDType]), grain: 4, scalars: [1],
                       absorbs: swap == nil ? [] : [o.x], fallbackNodes: swap.map { [$0.node, node] }) { inputs in
             let x = inputs[0], offset = inputs[1]
             guard x.shape.count >= 2, let d = x.shape.last, o.dims <= d, offset.count == 1,
@@ -80,11 +103,14 @@ extension Lowerings {
         }
     }
 
-    static func maskKind(_ mask: ValueID?, _ c: LoweringContext) -> (AttentionKernels.Mask, DType?)? {
-        guard let mask else { return (.none, nil) }
+    /// How the kernel reads a mask: additive (f32, bf16 or f16, its element type) or a bool keep-mask.
+    static func maskKind(_ mask: ValueID?, _ c: LoweringContext) -> (AttentionKernels.Mask, DType?, ElementType)? {
+        guard let mask else { return (.none, nil, .f32) }
         switch c.dtype(mask) ?? .f32 {
-        case .f32: return (.additive, .f32)
-        case .bool: return (.keep, .bool)
+        case .f32: return (.additive, .f32, .f32)
+        case .bf16: return (.additive, .bf16, .bf16)
+        case .f16: return (.additive, .f16, .f16)
+        case .bool: return (.keep, .bool, .bool)
         default: return nil
         }
     }
@@ -112,9 +138,10 @@ extension Lowerings {
     }
 
     static func sdpa(_ o: SdpaOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard isF32(o.q, c), isF32(o.k, c), isF32(o.v, c), let (mask, maskDType) = maskKind(o.mask, c),
+        guard let (dtype, t) = sharedActivation([o.q, o.k, o.v], c), let (mask, maskDType, maskType) = maskKind(o.mask, c),
               let dk = lastDim(o.q, c) ?? lastDim(o.k, c), let dv = lastDim(o.v, c), dk > 0, dv > 0 else { return nil }
-        let definition = AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.causal, scale: o.scale, lanes: c.lanes)
+        let definition = AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.causal, scale: o.scale, lanes: c.lanes,
+                                               t, maskType: maskType)
         // q, k, v that are head swaps of [B, S, H, D] tensors are read through, and a head swap that
         // is the only reader of the output is written through (the kernel produces its result).
         let swaps = [o.q, o.k, o.v].map { headSwap($0, c) }
@@ -128,8 +155,8 @@ extension Lowerings {
         if let outSwap { absorbs.insert(outSwap.out) }
         let fallbackNodes = swaps.compactMap { $0?.node } + [node] + (outSwap.map { [$0.node] } ?? [])
         let swapped = swaps.map { $0 != nil }
-        return launch(definition, node, operands: operands, results: [outSwap?.out ?? o.out], resultDTypes: [.f32],
-                      operandDTypes: [.f32, .f32, .f32] + (o.mask == nil ? [] : [maskDType]), grain: 1,
+        return launch(definition, node, operands: operands, results: [outSwap?.out ?? o.out], resultDTypes: [dtype],
+                      operandDTypes: [dtype, dtype, dtype] + (o.mask == nil ? [] : [maskDType]), grain: 1,
                       absorbs: absorbs, fallbackNodes: absorbs.isEmpty ? nil : fallbackNodes) { inputs in
             guard inputs[0].shape.count == 4, inputs[1].shape.count == 4, inputs[2].shape.count == 4,
                   inputs[0].shape[3] == dk, inputs[1].shape[3] == dk, inputs[2].shape[3] == dv else { return nil }
@@ -154,7 +181,7 @@ extension Lowerings {
     /// `llama::custom_sdpa` on BSHD tensors with the whole cache as k/v: queries sit at
     /// start_pos + i and attend to keys [0, start_pos + T), or to the mask's width.
     static func customSDPA(_ o: LlamaCustomSdpaOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard isF32(o.q, c), isF32(o.k, c), isF32(o.v, c), let (mask, maskDType) = maskKind(o.attnMask, c),
+        guard let (dtype, t) = sharedActivation([o.q, o.k, o.v], c), let (mask, maskDType, maskType) = maskKind(o.attnMask, c),
               let dk = lastDim(o.q, c) ?? lastDim(o.k, c), let dv = lastDim(o.v, c), dk > 0, dv > 0 else { return nil }
         let scale = o.scale ?? 1 / Double(dk).squareRoot()
         var operands = [o.q, o.k, o.v] + (o.attnMask.map { [$0] } ?? [])
@@ -162,9 +189,9 @@ extension Lowerings {
         let fixed = operands.count
         let start = scalarOperand(o.startPos, &operands, &scalars)
         let definition = AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.isCausal, scale: scale, lanes: c.lanes,
-                                               skip: operands.count - fixed)
-        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [.f32],
-                      operandDTypes: [.f32, .f32, .f32] + (o.attnMask == nil ? [] : [maskDType]) + scalars.map { _ in nil },
+                                               skip: operands.count - fixed, t, maskType: maskType)
+        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [dtype],
+                      operandDTypes: [dtype, dtype, dtype] + (o.attnMask == nil ? [] : [maskDType]) + scalars.map { _ in nil },
                       grain: 1, scalars: scalars) { inputs in
             let q = inputs[0], k = inputs[1], v = inputs[2]
             guard q.shape.count == 4, k.shape.count == 4, v.shape.count == 4 else { return nil }

@@ -85,12 +85,14 @@ extension Lowerings {
         }
     }
 
-    /// A transpose swapping dims 1 and 2 of a rank-4 f32 value (BSHD ↔ BHSD) whose result nothing
-    /// but one op reads: that op's kernel can read (or write) through it instead of a copy.
+    /// A transpose swapping dims 1 and 2 of a rank-4 f32, bf16 or f16 value (BSHD ↔ BHSD) whose
+    /// result nothing but one op reads: that op's kernel can read (or write) through it instead of a
+    /// copy (the reader checks its own dtypes first; the transpose keeps the dtype).
     static func headSwap(_ v: ValueID, _ c: LoweringContext) -> (source: ValueID, node: Node)? {
         guard c.useCounts[v] == 1, !c.graph.outputs.contains(v), let node = c.definingNode(v),
               case .transpose(let t) = node.op, t.perm.map({ $0 < 0 ? $0 + 4 : $0 }) == [0, 2, 1, 3],
-              c.type(t.x)?.rank == 4, c.dtype(t.x) == .f32, c.constant(t.x) == nil else { return nil }
+              c.type(t.x)?.rank == 4, let d = c.dtype(t.x), let e = ElementType(d), ElementType.activations.contains(e),
+              c.constant(t.x) == nil else { return nil }
         return (t.x, node)
     }
 

@@ -15,7 +15,7 @@ enum Lowerings {
 
     static func reason(_ node: Node, _ c: LoweringContext) -> String {
         switch node.op {
-        case .addmm: return "only x @ transpose(W) with a constant 2-D f32 weight, f32 activations, alpha = beta = 1 has a kernel"
+        case .addmm: return "only x @ transpose(W) with a constant 2-D f32/bf16/f16 weight, f32/bf16/f16 activations and bias, alpha = beta = 1 has a kernel"
         case .quantizedMatmul: return "only affine 2/4/8-bit weights with f32 activations and transpose = true have a kernel"
         case .transpose(let o) where c.constant(o.x) != nil:
             return "transposes of constants are only folded into the matmul that reads them"
@@ -39,6 +39,7 @@ enum Lowerings {
 
     /// `addmm(x, transpose(W), bias)` with W a constant [N, K] f32: the nn.Linear layout, read as stored.
     static func linear(_ o: AddmmOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        if let typed = typedLinear(o, node, c) { return typed }
         guard o.alpha == 1, o.beta == 1, c.dtype(o.mat1) ?? .f32 == .f32,
               case .transpose(let t)? = c.producer(o.mat2), t.perm == [1, 0],
               let w = c.constant(t.x), w.dtype == .f32, w.shape.count == 2 else { return nil }

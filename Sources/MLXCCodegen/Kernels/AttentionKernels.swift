@@ -1,7 +1,9 @@
 import CLLVM
 import LLVMKit
 
-/// Scaled dot-product attention, f32, with an online softmax: keys are visited in blocks of one
+/// Scaled dot-product attention with an online softmax, q/k/v/out in f32, bf16 or f16 (`t`: read
+/// widened to f32, scores, softmax state and accumulators in f32, the output rounded once), an
+/// additive mask in f32, bf16 or f16 (`maskType`): keys are visited in blocks of one
 /// vector of scores; each block's max rescales the running sum and the output accumulator, so no
 /// T×S score matrix is ever stored.
 ///
@@ -49,10 +51,12 @@ public enum AttentionKernels {
         return result
     }
 
-    public static func sdpa(dk: Int, dv: Int, mask: Mask, causal: Bool, scale: Double, lanes: Int, skip: Int = 0) -> KernelDefinition {
-        var name = "sdpa_f32_dk\(dk)"
+    public static func sdpa(dk: Int, dv: Int, mask: Mask, causal: Bool, scale: Double, lanes: Int, skip: Int = 0,
+                            _ element: ElementType = .f32, maskType: ElementType = .f32) -> KernelDefinition {
+        var name = "sdpa_\(element.tag)_dk\(dk)"
         if dv != dk { name += "_dv\(dv)" }
         if mask != .none { name += "_\(mask.rawValue)mask" }
+        if mask == .additive && maskType != .f32 { name += maskType.tag }
         if causal { name += "_causal" }
         name += "_scale\(Support.name(Float(scale)))_tile\(tileRows)_v\(lanes)"
         if skip > 0 { name += "_skip\(skip)" }
@@ -123,30 +127,31 @@ public enum AttentionKernels {
                         var additive: IRValue? = nil
                         if let maskBuffer {
                             let mBase = at(ms, bi, h, i)
-                            let element = mask == .additive ? b.f32 : b.i8
+                            let maskElement = mask == .additive ? maskType.storage(b) : b.i8
                             let raw: IRValue
                             if partial {
-                                var vec = LLVMGetPoison(b.vector(element, bk))!
+                                var vec = LLVMGetPoison(b.vector(maskElement, bk))!
                                 for (lane, j) in keys.enumerated() {
-                                    vec = b.insert(vec, b.load(element, b.gep(element, maskBuffer, b.add(mBase, j)), align: mask == .additive ? 4 : 1), lane)
+                                    vec = b.insert(vec, b.load(maskElement, b.gep(maskElement, maskBuffer, b.add(mBase, j)),
+                                                               align: mask == .additive ? maskType.byteSize : 1), lane)
                                 }
                                 raw = vec
                             } else {
-                                raw = block.load(element, maskBuffer, b.add(mBase, j0))
+                                raw = block.load(maskElement, maskBuffer, b.add(mBase, j0))
                             }
-                            additive = mask == .additive ? raw
+                            additive = mask == .additive ? block.widenF32(raw, maskType)
                                 : b.select(b.icmp(LLVMIntNE, raw, block.zero(b.i8)), block.f32(0), block.splat(negInf))
                         }
                         func update() {
                             let qBase = at(qs, bi, h, i)
-                            let qv = kLanes.enumerated().map { c, l in l.load(b.f32, q, b.add(qBase, b.i64(c * lanes))) }
+                            let qv = kLanes.enumerated().map { c, l in l.loadF32(element, q, b.add(qBase, b.i64(c * lanes))) }
                             // Per key, q·k in one vector of partial sums; the block's sums then in one tree.
                             var kRow = b.add(kBase, b.mul(keys[0], ks[2]))
                             let partials = keys.enumerated().map { lane, j -> IRValue in
                                 if lane > 0 { kRow = partial ? b.add(kBase, b.mul(j, ks[2])) : b.add(kRow, ks[2]) }
                                 var acc: IRValue? = nil
                                 for (c, l) in kLanes.enumerated() {
-                                    let kv = l.load(b.f32, k, b.add(kRow, b.i64(c * lanes)))
+                                    let kv = l.loadF32(element, k, b.add(kRow, b.i64(c * lanes)))
                                     acc = acc.map { b.fma(qv[c], kv, $0) } ?? b.fmul(qv[c], kv)
                                 }
                                 return acc!
@@ -174,7 +179,7 @@ public enum AttentionKernels {
                                     if lane > 0 { vRow = partial ? b.add(vBase, b.mul(j, vs[2])) : b.add(vRow, vs[2]) }
                                     for (ci, c) in vChunks.enumerated() {
                                         let cl = Lanes(b, c.width)
-                                        acc[ci] = b.fma(cl.splat(pj), cl.load(b.f32, v, b.add(vRow, b.i64(c.offset))), acc[ci])
+                                        acc[ci] = b.fma(cl.splat(pj), cl.loadF32(element, v, b.add(vRow, b.i64(c.offset))), acc[ci])
                                     }
                                 }
                                 for (ci, c) in vChunks.enumerated() { Lanes(b, c.width).store(acc[ci], b.f32, accBuffer, accAt[ci]) }
@@ -201,7 +206,7 @@ public enum AttentionKernels {
                     for c in vChunks {
                         let cl = Lanes(b, c.width)
                         let acc = cl.load(b.f32, accBuffer, b.add(b.mul(r, b.i64(dv)), b.i64(c.offset)))
-                        cl.store(b.select(seen, b.fdiv(acc, cl.splat(l)), cl.zero(b.f32)), b.f32, out, b.add(oBase, b.i64(c.offset)))
+                        cl.storeF32(b.select(seen, b.fdiv(acc, cl.splat(l)), cl.zero(b.f32)), element, out, b.add(oBase, b.i64(c.offset)))
                     }
                 }
             }

@@ -5,7 +5,9 @@ import LLVMKit
 /// arithmetic in the operands' common dtype (ints wrap), NaN-propagating maximum/minimum, Python
 /// remainder on ints, comparisons giving bools (NaN compares unequal), `where`, and dtype casts
 /// (floats round to nearest even, floats to ints truncate and saturate as the reference's
-/// Int64 clamp does, then wrap to the width).
+/// Int64 clamp does, then wrap to the width). Float arithmetic on bf16 and f16 operands widens them
+/// to f32 (exact), computes in f32 and rounds the result once to the operands' dtype, as the
+/// reference rounds each op's result; kernel names carry the dtype (`add_bf16_v16`).
 public enum ElementwiseKernels {
     public enum Binary: String, CaseIterable, Sendable {
         case add, subtract, multiply, divide, maximum, minimum, remainder
@@ -31,10 +33,10 @@ public enum ElementwiseKernels {
     public static func binaryResult(_ op: Binary, _ t: ElementType) -> ElementType? {
         if op.isComparison || op.isLogical { return .bool }
         switch op {
-        case .divide: return t.isFloat && t == .f32 ? t : nil
+        case .divide: return ElementType.activations.contains(t) ? t : nil
         case .bitwiseAnd, .bitwiseOr, .bitwiseXor: return t.isFloat ? nil : t
         case .remainder: return t.isFloat || t == .bool ? nil : t
-        default: return t == .f32 || (!t.isFloat && t != .bool) ? t : nil
+        default: return ElementType.activations.contains(t) || (!t.isFloat && t != .bool) ? t : nil
         }
     }
 
@@ -46,7 +48,9 @@ public enum ElementwiseKernels {
         let access: [StridedMapKernels.Access] = [.contiguous, .broadcast]
         return StridedMapKernels.map(name: "\(op.rawValue)_\(t.rawValue)_v\(lanes)", inputs: [t, t], output: result,
                                      access: [access, access], lanes: lanes) { l, v in
-            apply(op, t, l, v[0], v[1])
+            guard t.isHalf else { return apply(op, t, l, v[0], v[1]) }
+            let r = apply(op, .f32, l, l.widenF32(v[0], t), l.widenF32(v[1], t))
+            return result == .bool ? r : l.narrowF32(r, t)
         }
     }
 
@@ -125,8 +129,8 @@ public enum ElementwiseKernels {
     /// The result dtype of a unary op on `t`, or nil if there is no kernel.
     public static func unaryResult(_ op: Unary, _ t: ElementType) -> ElementType? {
         if op == .logicalNot { return .bool }
-        if op.floatOnly { return t == .f32 ? .f32 : nil }
-        return t == .f32 || (t.isSigned && !t.isFloat) ? t : nil
+        if op.floatOnly { return ElementType.activations.contains(t) ? t : nil }
+        return ElementType.activations.contains(t) || (t.isSigned && !t.isFloat) ? t : nil
     }
 
     public static func unary(_ op: Unary, _ t: ElementType, lanes: Int) -> KernelDefinition? {
@@ -134,7 +138,9 @@ public enum ElementwiseKernels {
         let result = unaryResult(op, t)!
         return StridedMapKernels.map(name: "\(op.rawValue)_\(t.rawValue)_v\(lanes)", inputs: [t], output: result,
                                      access: [[.contiguous, .broadcast]], lanes: lanes) { l, v in
-            apply(op, t, l, v[0])
+            guard t.isHalf else { return apply(op, t, l, v[0]) }
+            let r = apply(op, .f32, l, l.widenF32(v[0], t))
+            return result == .bool ? r : l.narrowF32(r, t)
         }
     }
 
