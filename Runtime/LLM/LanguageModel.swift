@@ -33,10 +33,12 @@ public struct LanguageModelContract: CustomStringConvertible {
         let hasState = graph.values.contains { if case .state = $0.kind { return true } else { return false } }
         guard hasState else { throw refuse("it holds no state (KV cache) between calls") }
         maxContext = pte.metadata("get_max_context_len") ?? pte.metadata("get_max_seq_len") ?? maxChunk
-        vocabSize = pte.metadata("get_vocab_size")
+        let logits = graph[graph.outputs[0]].type
+        // Without the metadata method, the logits' last dimension is the vocabulary: ids past it
+        // would index outside the embedding table.
+        vocabSize = pte.metadata("get_vocab_size") ?? logits?.shape.last?.fixedValue
         bosID = pte.metadata("get_bos_id")
         eosIDs = pte.metadataList("get_eos_ids") ?? pte.metadata("get_eos_id").map { [$0] } ?? []
-        let logits = graph[graph.outputs[0]].type
         logitsForEveryPosition = (logits?.rank ?? 3) == 3
     }
 }

@@ -15,6 +15,12 @@ struct Run: ParsableCommand {
         Text: --prompt (with the model's tokenizer.json, found next to the model or given with --tokenizer) or \
         --prompt-tokens streams the continuation to stdout and speed figures to stderr. With no model, the \
         bundled demo model (models/demo) is used.
+        Conversation: --interactive (or --chat) reads one turn per stdin line until EOF; each turn continues \
+        the KV cache of the previous one, so only the new line is prefilled. Lines are text, or token ids \
+        (comma- or space-separated) with --prompt-tokens or --print-token-ids, which then prints each reply \
+        as one line of ids; --prompt/--prompt-tokens is the first turn. /reset starts a new conversation, \
+        /undo drops the last turn. A line that is not valid or does not fit the model's context window is \
+        reported on stderr and skipped; the exit status is then 1.
         """)
 
     @Argument(help: "The .pte program or .mlxc artifact (default with --prompt: the bundled demo model).")
@@ -56,7 +62,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try MLXC.guarded {
-            let isText = generation.prompt != nil || generation.promptTokens != nil
+            let isText = generation.prompt != nil || generation.promptTokens != nil || generation.interactive
             guard let modelPath = model ?? (isText || (inputs.isEmpty && inputsDir == nil) ? DemoModel.path() : nil) else {
                 throw ValidationError("give a model (or --prompt to use the bundled demo model)")
             }

@@ -4,16 +4,16 @@ import MLXCIR
 import MLXCRuntime
 
 struct GenerationOptions: ParsableArguments {
-    @Option(help: "Text to continue (needs a tokenizer).")
+    @Option(help: "Text to continue (needs a tokenizer). With --interactive: the first turn.")
     var prompt: String?
 
-    @Option(help: "Prompt as token ids, comma-separated (skips the tokenizer).")
+    @Option(help: "Prompt as token ids, comma-separated (skips the tokenizer). With --interactive: the first turn, and every stdin line is ids.")
     var promptTokens: String?
 
     @Option(help: "The tokenizer.json (default: next to the model).")
     var tokenizer: String?
 
-    @Option(help: "Stop after this many new tokens.")
+    @Option(help: "Stop after this many new tokens (per turn with --interactive).")
     var maxNewTokens = 128
 
     @Option(help: "Sampling temperature (0: greedy).")
@@ -31,11 +31,19 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: "Seed for sampling.")
     var seed: UInt64 = 0
 
-    @Flag(help: "Print the generated token ids (space-separated, one line) instead of text.")
+    @Flag(help: "Print the generated token ids (space-separated, one line) instead of text. With --interactive: stdin lines are ids too.")
     var printTokenIds = false
+
+    @Flag(name: [.long, .customLong("chat")],
+          help: "Multi-turn: one turn per stdin line until EOF, each continuing the conversation in the KV cache (/reset, /undo, /help).")
+    var interactive = false
+
+    /// Whether turns are given as token ids rather than text.
+    var tokenInput: Bool { promptTokens != nil || printTokenIds }
 }
 
-/// Text generation on a loaded LLM: prompt → chunked prefill → token-by-token decode, streamed.
+/// Text generation on a loaded LLM: prompt → chunked prefill → token-by-token decode, streamed;
+/// or, with `--interactive`, a conversation of many such turns.
 struct TextGeneration {
     let options: GenerationOptions
     let modelPath: String
@@ -48,58 +56,66 @@ struct TextGeneration {
         if options.prompt != nil || !options.printTokenIds, FileManager.default.fileExists(atPath: tokenizerPath) {
             tokenizer = try Tokenizer(jsonPath: tokenizerPath)
         }
+        var stop = Set(model.contract.eosIDs)
+        if let t = tokenizer { stop.formUnion(t.eosTokenIDs) }
+        let conversation = Conversation(
+            model: model,
+            sampler: SamplerConfig(temperature: options.temperature, topK: options.topK, topP: options.topP,
+                                   repetitionPenalty: options.repetitionPenalty, seed: options.seed),
+            stopTokens: stop)
+        let turns = TurnParser(tokenizer: tokenizer, tokenizerPath: tokenizerPath, vocabSize: model.contract.vocabSize, tokenInput: options.tokenInput)
+        if options.interactive {
+            if !options.tokenInput && tokenizer == nil {
+                throw ValidationError("no tokenizer: \(tokenizerPath) does not exist (give --tokenizer, or --print-token-ids to chat in token ids)")
+            }
+            var first: [Int]?
+            if let ids = options.promptTokens { first = try turns.ids(ids, what: "--prompt-tokens") }
+            if let text = options.prompt { first = try turns.text(text, startsConversation: true) }
+            return try InteractiveSession(options: options, conversation: conversation, tokenizer: tokenizer, turns: turns,
+                                          loadSeconds: loaded.loadSeconds).run(firstTurn: first)
+        }
         let prompt: [Int]
         if let ids = options.promptTokens {
-            prompt = try ids.split(separator: ",").map {
-                guard let n = Int($0.trimmingCharacters(in: .whitespaces)), n >= 0 else { throw ValidationError("--prompt-tokens: '\($0)' is not a token id") }
-                return n
-            }
+            prompt = try turns.ids(ids, what: "--prompt-tokens")
         } else if let text = options.prompt {
-            guard let tokenizer else { throw ValidationError("no tokenizer: \(tokenizerPath) does not exist (give --tokenizer or --prompt-tokens)") }
-            prompt = tokenizer.encode(text, addSpecialTokens: true)
+            prompt = try turns.text(text, startsConversation: true)
         } else {
             prompt = [tokenizer?.bosTokenID ?? model.contract.bosID ?? 0]
         }
-        guard !prompt.isEmpty else { throw ValidationError("the prompt is empty") }
-        if let vocab = model.contract.vocabSize, let bad = prompt.first(where: { $0 >= vocab }) {
-            throw ValidationError("token id \(bad) is outside the model's vocabulary of \(vocab)")
-        }
-        var eos = Set(model.contract.eosIDs)
-        if let t = tokenizer { eos.formUnion(t.eosTokenIDs) }
-        var sampler = Sampler(SamplerConfig(temperature: options.temperature, topK: options.topK, topP: options.topP,
-                                            repetitionPenalty: options.repetitionPenalty, seed: options.seed))
-        var stream = tokenizer?.streamingDecoder()
-        let start = Date()
-        var logits = try model.feed(prompt)
-        let firstToken = Date().timeIntervalSince(start)
-        var history = prompt
-        var generated: [Int] = []
-        let decodeStart = Date()
-        let out = FileHandle.standardOutput
-        while generated.count < options.maxNewTokens {
-            let next = sampler.sample(logits: logits, history: history)
-            if eos.contains(next) { break }
-            generated.append(next)
-            history.append(next)
-            if !options.printTokenIds, var s = stream {
-                out.write(Data(s.push(next).utf8))
-                stream = s
-            }
-            if generated.count == options.maxNewTokens || model.position + 1 > model.contract.maxContext { break }
-            logits = try model.feed([next])
-        }
-        let decodeSeconds = Date().timeIntervalSince(decodeStart)
-        if options.printTokenIds {
-            print(generated.map(String.init).joined(separator: " "))
-        } else {
-            if var s = stream { out.write(Data((s.finish()).utf8)) }
-            print("")
-        }
+        let output = ReplyPrinter(tokenizer: options.printTokenIds ? nil : tokenizer)
+        let reply = try conversation.reply(to: prompt, maxNewTokens: options.maxNewTokens) { output.push($0) }
+        output.finish(reply.tokens)
         let stats = String(format: "time to first token %.3f s (load %.3f s + prefill %.3f s); prefill %.1f tok/s (%d tokens); decode %.1f tok/s (%d tokens); peak memory %.0f MB\n",
-                           loaded.loadSeconds + firstToken, loaded.loadSeconds, firstToken, Double(prompt.count) / max(firstToken, 1e-9), prompt.count,
-                           Double(max(generated.count - 1, 0)) / max(decodeSeconds, 1e-9), generated.count,
+                           loaded.loadSeconds + reply.prefillSeconds, loaded.loadSeconds, reply.prefillSeconds,
+                           Double(prompt.count) / max(reply.prefillSeconds, 1e-9), prompt.count,
+                           Double(max(reply.tokens.count - 1, 0)) / max(reply.decodeSeconds, 1e-9), reply.tokens.count,
                            Double(PeakMemory.residentBytes()) / 1_048_576)
         FileHandle.standardError.write(Data(stats.utf8))
+    }
+}
+
+/// Writes one reply to stdout: text streamed token by token (with a tokenizer), or the ids on one
+/// line at the end. Writes go straight to the file descriptor (no stdio buffer), so text and
+/// later lines keep their order on a pipe.
+final class ReplyPrinter {
+    private var stream: StreamingDecoder?
+    private let out = FileHandle.standardOutput
+
+    init(tokenizer: Tokenizer?) { stream = tokenizer?.streamingDecoder() }
+
+    func push(_ id: Int) {
+        guard var s = stream else { return }
+        out.write(Data(s.push(id).utf8))
+        stream = s
+    }
+
+    func finish(_ ids: [Int]) {
+        if var s = stream {
+            out.write(Data((s.finish() + "\n").utf8))
+            stream = s
+        } else {
+            out.write(Data((ids.map(String.init).joined(separator: " ") + "\n").utf8))
+        }
     }
 }
 
