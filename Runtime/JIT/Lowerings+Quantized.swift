@@ -7,7 +7,7 @@ extension Lowerings {
     static func quantized(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard case .dequantize(let o) = node.op else { return nil }
         guard o.mode == "affine", o.globalScale == nil, let biases = o.biases,
-              QuantizedLinearKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
+              DequantizeKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
               c.dtype(o.w) ?? .u32 == .u32, let words = lastDim(o.w, c) else { return nil }
         let paramDType = c.dtype(o.scales) ?? .f32
         guard c.dtype(biases) ?? paramDType == paramDType, (o.dtype ?? paramDType) == .f32 else { return nil }

@@ -17,7 +17,7 @@ public final class ThreadPool: @unchecked Sendable {
         for _ in 1..<threadCount {
             let state = shared   // workers keep the shared state alive, not the pool
             let t = Thread { state.workerLoop() }
-            t.stackSize = 1 << 20
+            t.stackSize = 8 << 20   // kernels keep per-call scratch (permuted activations) on the stack
             t.start()
         }
     }

@@ -27,12 +27,26 @@ public final class TargetMachine: @unchecked Sendable {
 
     deinit { if !releasedToJIT { LLVMDisposeTargetMachine(ref) } }
 
-    /// Sets the module's triple and data layout to this machine's.
+    /// Sets the module's triple and data layout to this machine's, and asks LLVM's vectorizers for
+    /// the full register width on every function: LLVM tunes some CPUs (Intel server parts such as
+    /// Sapphire Rapids) to prefer 256-bit vectors, which would halve what the auto-vectorized
+    /// kernels do per instruction next to the explicit 512-bit ones.
     public func configure(_ module: LLVMModuleRef) {
         LLVMSetTarget(module, host.triple)
         let layout = LLVMCreateTargetDataLayout(ref)
         LLVMSetModuleDataLayout(module, layout)
         LLVMDisposeTargetData(layout)
+        guard host.vectorBits > 128 else { return }
+        let context = LLVMGetModuleContext(module)
+        let key = "prefer-vector-width", value = String(host.vectorBits)
+        var f = LLVMGetFirstFunction(module)
+        while let function = f {
+            if LLVMCountBasicBlocks(function) > 0 {
+                let attribute = LLVMCreateStringAttribute(context, key, UInt32(key.utf8.count), value, UInt32(value.utf8.count))
+                LLVMAddAttributeAtIndex(function, LLVMAttributeIndex(bitPattern: Int32(LLVMAttributeFunctionIndex)), attribute)
+            }
+            f = LLVMGetNextFunction(function)
+        }
     }
 
     /// Runs a new-pass-manager pipeline (e.g. `default<O3>`) over the module.

@@ -7,6 +7,11 @@ import LLVMKit
 /// product plus the bias, rounded once). Work items are rows of k values.
 /// buffers: [w u32, scales, biases, out f32].
 public enum DequantizeKernels {
+    /// Codes must not straddle words and a vector must hold whole words.
+    public static func supports(bits: Int, groupSize: Int, lanes: Int) -> Bool {
+        [2, 4, 8].contains(bits) && groupSize % lanes == 0 && lanes % (32 / bits) == 0
+    }
+
     public static func affine(k: Int, bits: Int, groupSize: Int, params: QuantizedLinearKernels.ParamType, lanes: Int) -> KernelDefinition {
         KernelDefinition(name: "dequantize_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_f32_k\(k)_v\(lanes)") { e in
             let b = e.b
