@@ -6,13 +6,13 @@ import Foundation
 public struct ContextOverflow: Error, CustomStringConvertible {
     /// Tokens the conversation would hold with the refused turn.
     public var needed: Int
-    /// Tokens the conversation holds now.
+    /// Tokens the conversation holds now (with the reply's last token, sampled but not yet in the cache).
     public var used: Int
     /// The model's context window.
     public var capacity: Int
 
     public var description: String {
-        "the conversation would grow to \(needed) tokens (\(used) used, \(needed - used) new) but the model's context holds \(capacity)"
+        "the conversation would grow to \(needed) tokens (\(needed - used) new) but the model's context holds \(capacity)"
     }
 }
 

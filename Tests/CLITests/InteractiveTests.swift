@@ -41,7 +41,7 @@ final class InteractiveTests: XCTestCase {
     func turnStats(_ stderr: String) -> [TurnStats] {
         stderr.split(separator: "\n").filter { $0.hasPrefix("turn ") }.compactMap { line in
             guard let ended = line.range(of: "ended by "), let semi = line[ended.upperBound...].firstIndex(of: ";"),
-                  let ctx = line.range(of: "context "), let slash = line[ctx.upperBound...].firstIndex(of: "/"),
+                  let ctx = line.range(of: "; context "), let slash = line[ctx.upperBound...].firstIndex(of: "/"),
                   let used = Int(line[ctx.upperBound..<slash]),
                   let capacity = Int(line[line.index(after: slash)...].prefix { $0.isNumber }) else { return nil }
             return TurnStats(stop: String(line[ended.upperBound..<semi]), used: used, capacity: capacity)
@@ -104,14 +104,14 @@ final class InteractiveTests: XCTestCase {
         XCTAssertEqual(undo.status, 0, undo.stderr)
         let u = undo.stdout.split(separator: "\n").map(ids)
         let stats = turnStats(undo.stderr)
-        XCTAssertEqual(u.count, 3, undo.stdout)
-        XCTAssertEqual(stats.count, 3, undo.stderr)
-        guard u.count == 3, stats.count == 3 else { return }
+        XCTAssertEqual(u.count, 4, undo.stdout)
+        XCTAssertEqual(stats.count, 4, undo.stderr)
+        guard u.count == 4, stats.count == 4 else { return }
         XCTAssertEqual(u[1], try singleShot(model, a + u[0] + stopToken(stats[0]) + b, ["--max-new-tokens", "6"]))
         XCTAssertEqual(u[2], try singleShot(model, a + u[0] + stopToken(stats[0]) + c, ["--max-new-tokens", "6"]))
         // After undoing both turns the conversation is empty: b as a first turn is b's one-shot reply.
-        XCTAssertEqual(stats[2].used, b.count + u[2].count + stopToken(stats[2]).count)
-        XCTAssertEqual(u[2], try singleShot(model, b, ["--max-new-tokens", "6"]))
+        XCTAssertEqual(stats[3].used, b.count + u[3].count + stopToken(stats[3]).count)
+        XCTAssertEqual(u[3], try singleShot(model, b, ["--max-new-tokens", "6"]))
     }
 
     func testContextOverflowIsRefusedClearly() throws {
