@@ -19,7 +19,8 @@ struct Run: ParsableCommand {
         the KV cache of the previous one, so only the new line is prefilled. Lines are text, or token ids \
         (comma- or space-separated) with --prompt-tokens or --print-token-ids, which then prints each reply \
         as one line of ids; --prompt/--prompt-tokens is the first turn. /reset starts a new conversation, \
-        /undo drops the last turn. A line that is not valid or does not fit the model's context window is \
+        /undo drops the last turn. Turns join one token stream (no chat template: BOS only at the start; a reply's \
+        stop token stays in it). A line that is not valid or does not fit the model's context window is \
         reported on stderr and skipped; the exit status is then 1.
         """)
 
