@@ -5,7 +5,8 @@ import LLVMKit
 /// or f16: the same register-blocked loop as `LinearKernels.f32`, with every load widened to f32
 /// (W is read as stored, 2 bytes per weight for bf16/f16: decode is bound by the weight stream, so
 /// the weights are never copied wider), f32 accumulation, and the sum (plus bias) rounded once to
-/// the output dtype. buffers: [x, W, bias?, out]; dims: [M].
+/// the output dtype. bf16 weights with bf16 activations are widened without shuffles (see
+/// `paired`), which keeps prefill's register blocks off the shuffle port. buffers: [x, W, bias?, out]; dims: [M].
 extension LinearKernels {
     public static func typed(k: Int, n: Int, weight: ElementType, activation: ElementType, bias: ElementType?,
                              output: ElementType, lanes: Int) -> KernelDefinition {
@@ -20,6 +21,16 @@ extension LinearKernels {
             let rows = 4, tokens = 4
             let wide = Lanes(b, lanes), one = Lanes(b, 1)
             let kMain = k / lanes * lanes
+            // bf16 × bf16: 2·lanes weights per step, loaded as `lanes` i32 words and split into the
+            // even elements (shl 16) and the odd ones (the high halves, masked): no shuffles, and the
+            // activations split the same way, so each product still pairs x[k] with W[n, k].
+            let paired = weight == .bf16 && activation == .bf16 && lanes > 1
+            let kPaired = paired ? k / (2 * lanes) * (2 * lanes) : 0
+            let words = b.vector(b.i32, lanes), floats = b.vector(b.f32, lanes)
+            func halves(_ base: IRValue, _ index: IRValue) -> (even: IRValue, odd: IRValue) {
+                let v = b.load(words, b.gep(b.i16, base, index), align: 2)
+                return (b.bitcast(b.shl(v, wide.i32(16)), floats), b.bitcast(b.and(v, wide.i32(-65536)), floats))
+            }
 
             /// Dot products of W rows n0..<n0+nr with tokens t0..<t0+nt, stored to out.
             func block(n0: IRValue, nr: Int, t0: IRValue, nt: Int) {
@@ -27,8 +38,21 @@ extension LinearKernels {
                 var accs = initial
                 let wRows = (0..<nr).map { r in b.mul(b.add(n0, b.i64(r)), b.i64(k)) }
                 let xRows = (0..<nt).map { t in b.mul(b.add(t0, b.i64(t)), b.i64(k)) }
-                if kMain > 0 {
-                    accs = b.loop(b.i64(0), b.i64(kMain), step: lanes, carrying: initial, "k") { kk, acc in
+                if kPaired > 0 {
+                    accs = b.loop(b.i64(0), b.i64(kPaired), step: 2 * lanes, carrying: accs, "kp") { kk, acc in
+                        let wv = wRows.map { halves(w, b.add($0, kk)) }
+                        var next = acc
+                        for t in 0..<nt {
+                            let xv = halves(x, b.add(xRows[t], kk))
+                            for r in 0..<nr {
+                                next[t * nr + r] = b.fma(xv.odd, wv[r].odd, b.fma(xv.even, wv[r].even, acc[t * nr + r]))
+                            }
+                        }
+                        return next
+                    }
+                }
+                if kMain > kPaired {
+                    accs = b.loop(b.i64(kPaired), b.i64(kMain), step: lanes, carrying: accs, "k") { kk, acc in
                         let wv = wRows.map { wide.loadF32(weight, w, b.add($0, kk)) }
                         var next = acc
                         for t in 0..<nt {
