@@ -13,10 +13,12 @@ public enum PassRegistry {
         Entry(name: "dce", summary: "remove nodes whose results nothing reads (side-effect free ones only)", make: { DeadCodeElimination() }),
         Entry(name: "cse", summary: "merge identical pure nodes (same op, same operands) within a block", make: { CommonSubexpressionElimination() }),
         Entry(name: "fold-scalar-constants", summary: "compute int arithmetic on constant scalars at compile time", make: { FoldScalarConstants() }),
+        Entry(name: "fuse-quantized-linear", summary: "quantized linears with their SwiGLU, residual add, and siblings reading the same x, as one kernel",
+              make: { FuseQuantizedLinear() }),
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce"]
+    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-quantized-linear"]
 
     public static func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
 }

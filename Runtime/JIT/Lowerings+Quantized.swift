@@ -1,10 +1,11 @@
 import MLXCCodegen
 import MLXCIR
 
-/// Quantized ops other than the matmul: affine `dequantize` to f32 (the rows a quantized
+/// Quantized ops other than the matmul (and the fused linears, in Lowerings+QuantizedMatmul): affine `dequantize` to f32 (the rows a quantized
 /// embedding lookup gathers).
 extension Lowerings {
     static func quantized(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        if case .fusedQuantizedLinear(let o) = node.op { return fusedQuantizedLinear(o, node, c) }
         guard case .dequantize(let o) = node.op else { return nil }
         guard o.mode == "affine", o.globalScale == nil, let biases = o.biases,
               DequantizeKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),

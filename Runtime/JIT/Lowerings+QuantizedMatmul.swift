@@ -1,14 +1,19 @@
 import MLXCCodegen
 import MLXCIR
 
-/// `quantized_matmul` (MLX affine, transpose = true) → the quantized linear kernels: packed
-/// weights are read once and dequantized in registers.
+/// `quantized_matmul` (MLX affine, transpose = true) and `fused_quantized_linear` → the quantized
+/// linear kernels: packed weights are read once and dequantized in registers.
 extension Lowerings {
-    static func quantizedLinear(_ o: QuantizedMatmulOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard o.mode == "affine", o.transpose, c.dtype(o.x) ?? .f32 == .f32,
-              QuantizedLinearKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
-              let w = c.constant(o.w), w.dtype == .u32, w.shape.count == 2,
-              let biases = o.biases, let s = c.constant(o.scales), let bb = c.constant(biases), s.dtype == bb.dtype else { return nil }
+    /// A compile-time quantized weight: [N, K·bits/32] words with its scales and biases.
+    struct QuantizedWeight {
+        let n: Int, k: Int, paramDType: DType, params: QuantizedLinearKernels.ParamType
+    }
+
+    static func quantizedWeight(w: ValueID, scales: ValueID, biases: ValueID?, bits: Int, groupSize: Int,
+                                _ c: LoweringContext) -> QuantizedWeight? {
+        guard QuantizedLinearKernels.supports(bits: bits, groupSize: groupSize, lanes: c.lanes),
+              let wt = c.constant(w), wt.dtype == .u32, wt.shape.count == 2,
+              let biases, let s = c.constant(scales), let bb = c.constant(biases), s.dtype == bb.dtype else { return nil }
         let params: QuantizedLinearKernels.ParamType
         switch s.dtype {
         case .f32: params = .f32
@@ -16,9 +21,16 @@ extension Lowerings {
         case .f16: params = .f16
         default: return nil
         }
-        let n = w.shape[0], k = w.shape[1] * 32 / o.bits
-        guard k % o.groupSize == 0, s.count == n * (k / o.groupSize), bb.count == s.count else { return nil }
-        let definition = QuantizedLinearKernels.affine(k: k, n: n, bits: o.bits, groupSize: o.groupSize, params: params, lanes: c.lanes)
+        let n = wt.shape[0], k = wt.shape[1] * 32 / bits
+        guard k % groupSize == 0, s.count == n * (k / groupSize), bb.count == s.count else { return nil }
+        return QuantizedWeight(n: n, k: k, paramDType: s.dtype, params: params)
+    }
+
+    static func quantizedLinear(_ o: QuantizedMatmulOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard o.mode == "affine", o.transpose, c.dtype(o.x) ?? .f32 == .f32, let biases = o.biases,
+              let q = quantizedWeight(w: o.w, scales: o.scales, biases: biases, bits: o.bits, groupSize: o.groupSize, c) else { return nil }
+        let (n, k) = (q.n, q.k)
+        let definition = QuantizedLinearKernels.affine(k: k, n: n, bits: o.bits, groupSize: o.groupSize, params: q.params, lanes: c.lanes)
         return LoweredKernel(definition: definition) { function in
             KernelLaunch(name: definition.name, function: function, operands: [o.x, o.w, o.scales, biases], results: [o.out],
                          resultDTypes: [.f32],
@@ -27,7 +39,43 @@ extension Lowerings {
                              return [Array(inputs[0].shape.dropLast()) + [n]]
                          },
                          dims: { inputs in [Int64(inputs[0].count / k)] },
-                         work: { _ in n }, grain: 1, operandDTypes: [.f32, .u32, s.dtype, s.dtype], node: node)
+                         work: { _ in n }, grain: 1, operandDTypes: [.f32, .u32, q.paramDType, q.paramDType], node: node)
+        }
+    }
+
+    /// One kernel for the fused linears: x prepared once, the epilogue (SwiGLU, residual) applied
+    /// as each row's dot products come out. A residual whose shape is not the result's (a
+    /// broadcast) runs on the reference.
+    static func fusedQuantizedLinear(_ o: FusedQuantizedLinearOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard c.dtype(o.x) ?? .f32 == .f32, o.residual.map({ c.dtype($0) ?? .f32 == .f32 }) ?? true,
+              let epilogue = QuantizedLinearKernels.Epilogue(rawValue: o.epilogue) else { return nil }
+        var weights: [QuantizedWeight] = []
+        for i in o.w.indices {
+            guard let q = quantizedWeight(w: o.w[i], scales: o.scales[i], biases: o.biases[i], bits: o.bits, groupSize: o.groupSize, c)
+            else { return nil }
+            weights.append(q)
+        }
+        guard let first = weights.first, weights.allSatisfy({ $0.k == first.k && $0.paramDType == first.paramDType }) else { return nil }
+        let k = first.k, ns = weights.map(\.n)
+        if epilogue == .swiglu { guard ns.count == 2, ns[0] == ns[1] else { return nil } }
+        let definition = QuantizedLinearKernels.fused(k: k, ns: ns, bits: o.bits, groupSize: o.groupSize, params: first.params,
+                                                      epilogue: epilogue, residual: o.residual != nil, lanes: c.lanes)
+        var operands = [o.x]
+        var dtypes: [DType?] = [.f32]
+        for i in o.w.indices {
+            operands += [o.w[i], o.scales[i], o.biases[i]]
+            dtypes += [.u32, first.paramDType, first.paramDType]
+        }
+        if let r = o.residual { operands.append(r); dtypes.append(.f32) }
+        let resultNs = epilogue == .swiglu ? [ns[0]] : ns
+        let work = epilogue == .swiglu ? ns[0] : ns.reduce(0, +)
+        return launch(definition, node, operands: operands, results: o.outs, resultDTypes: resultNs.map { _ in .f32 },
+                      operandDTypes: dtypes, grain: 1) { inputs in
+            let x = inputs[0]
+            guard x.shape.last == k else { return nil }
+            let shapes = resultNs.map { Array(x.shape.dropLast()) + [$0] }
+            if o.residual != nil { guard inputs[operands.count - 1].shape == shapes[0] else { return nil } }
+            return CallLayout(shapes: shapes, dims: [Int64(x.count / k)], work: work)
         }
     }
 }

@@ -183,6 +183,7 @@ struct Environment {
         if try executeQuantized(op) { return }
         if try executeScalar(op) { return }
         if try executeControlFlow(op) { return }
+        if try executeFused(op) { return }
         if case .metalKernel(let k) = op {
             throw ReferenceError("unsupported op metal_kernel \"\(k.name)\": it carries Metal source, which cannot run on a CPU yet")
         }

@@ -152,6 +152,8 @@ public enum Op: Hashable, Sendable {
     case delegateCall(DelegateCallOp)
     case scalarMath(ScalarMathOp)
     case item(ItemOp)
+    case fusedQuantizedLinear(FusedQuantizedLinearOp)
+    case ropeAttention(RopeAttentionOp)
 }
 
 extension Op {
@@ -184,7 +186,7 @@ extension Op {
         "bitwise_invert", "roll", "bitwise_and", "bitwise_or", "bitwise_xor", "if",
         "random_bits", "update_and_attend", "trunc", "flip", "matmul", "llama_custom_sdpa",
         "llama_update_cache", "llama_update_cache_with_indices", "index_put", "copy_into", "quantized_embedding", "delegate_call",
-        "scalar_math", "item",
+        "scalar_math", "item", "fused_quantized_linear", "rope_attention",
     ]
 
     /// The schema table of every op (`QuantizedMatmulNode`), in case order.
@@ -218,7 +220,7 @@ extension Op {
         "BitwiseXorNode", "IfNode", "RandomBitsNode", "UpdateAndAttendNode", "TruncNode",
         "FlipNode", "MatmulNode", "LlamaCustomSdpaNode", "LlamaUpdateCacheNode", "LlamaUpdateCacheWithIndicesNode",
         "IndexPutNode", "CopyIntoNode", "QuantizedEmbeddingNode", "DelegateCallNode", "ScalarMathNode",
-        "ItemNode",
+        "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode",
     ]
 
     /// Position of this case in `allNames` (MLX union tag minus one for MLX nodes).
@@ -370,6 +372,8 @@ extension Op {
         case .delegateCall: return 143
         case .scalarMath: return 144
         case .item: return 145
+        case .fusedQuantizedLinear: return 146
+        case .ropeAttention: return 147
         }
     }
 
@@ -529,6 +533,8 @@ extension Op {
         case .delegateCall(let o): return o.attributes
         case .scalarMath(let o): return o.attributes
         case .item(let o): return o.attributes
+        case .fusedQuantizedLinear(let o): return o.attributes
+        case .ropeAttention(let o): return o.attributes
         }
     }
 
@@ -681,6 +687,8 @@ extension Op {
         case .delegateCall(let o): return o.resultIDs
         case .scalarMath(let o): return o.resultIDs
         case .item(let o): return o.resultIDs
+        case .fusedQuantizedLinear(let o): return o.resultIDs
+        case .ropeAttention(let o): return o.resultIDs
         }
     }
 
@@ -833,6 +841,8 @@ extension Op {
         case .delegateCall(let o): return o.operandIDs
         case .scalarMath(let o): return o.operandIDs
         case .item(let o): return o.operandIDs
+        case .fusedQuantizedLinear(let o): return o.operandIDs
+        case .ropeAttention(let o): return o.operandIDs
         }
     }
 
@@ -985,6 +995,8 @@ extension Op {
         case .delegateCall(let o): return .delegateCall(o.mapped(f))
         case .scalarMath(let o): return .scalarMath(o.mapped(f))
         case .item(let o): return .item(o.mapped(f))
+        case .fusedQuantizedLinear(let o): return .fusedQuantizedLinear(o.mapped(f))
+        case .ropeAttention(let o): return .ropeAttention(o.mapped(f))
         }
     }
 
@@ -1141,6 +1153,8 @@ extension Op {
         case "delegate_call": self = .delegateCall(try DelegateCallOp(r))
         case "scalar_math": self = .scalarMath(try ScalarMathOp(r))
         case "item": self = .item(try ItemOp(r))
+        case "fused_quantized_linear": self = .fusedQuantizedLinear(try FusedQuantizedLinearOp(r))
+        case "rope_attention": self = .ropeAttention(try RopeAttentionOp(r))
         default: throw IRError("unknown op '\(name)'")
         }
         try r.finish()
@@ -4899,4 +4913,93 @@ public struct ItemOp: Hashable, Sendable {
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x] }
     fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.out = f(o.out); return o }
+}
+
+/// `fused_quantized_linear`: FusedQuantizedLinearNode from the mlxc_ops.fbs.
+/// Made by the fuse-quantized-linear pass: MLX affine quantized linears (transpose = true) that read the same x,
+/// in one kernel that prepares x once and dequantizes the weights in registers.
+/// epilogue "none":   outs[i] = x · dequant(w[i])ᵀ            (several projections of one x: q/k/v)
+/// epilogue "swiglu": outs[0] = silu(x · dequant(w[0])ᵀ) · (x · dequant(w[1])ᵀ)   (a gated MLP's gate and up)
+/// With `residual` (one output only), outs[0] = residual + the above (the block's skip connection).
+public struct FusedQuantizedLinearOp: Hashable, Sendable {
+    public var x: ValueID
+    public var w: [ValueID]
+    public var scales: [ValueID]
+    public var biases: [ValueID]
+    public var groupSize: Int
+    public var bits: Int
+    public var epilogue: String
+    public var residual: ValueID?
+    public var outs: [ValueID]
+
+    public init(x: ValueID, w: [ValueID], scales: [ValueID], biases: [ValueID], groupSize: Int = 0, bits: Int = 0, epilogue: String, residual: ValueID? = nil, outs: [ValueID]) {
+        self.x = x; self.w = w; self.scales = scales; self.biases = biases; self.groupSize = groupSize; self.bits = bits; self.epilogue = epilogue; self.residual = residual; self.outs = outs
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .values(w)), ("scales", .values(scales)), ("biases", .values(biases)), ("group_size", intAttr(groupSize)), ("bits", intAttr(bits)), ("epilogue", .string(epilogue)), ("residual", optValueAttr(residual)), ("outs", .values(outs))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.x = try r.value("x")
+        self.w = try r.values("w", true)
+        self.scales = try r.values("scales", true)
+        self.biases = try r.values("biases", true)
+        self.groupSize = try r.int("group_size", 0, Int32.self)
+        self.bits = try r.int("bits", 0, Int32.self)
+        self.epilogue = try r.string("epilogue")
+        self.residual = try r.optValue("residual")
+        self.outs = try r.values("outs", true)
+    }
+    fileprivate var resultIDs: [ValueID] { outs }
+    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.all(w); ids.all(scales); ids.all(biases); ids.opt(residual); return ids }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = o.w.map(f); o.scales = o.scales.map(f); o.biases = o.biases.map(f); o.residual = o.residual.map(f); o.outs = o.outs.map(f); return o }
+}
+
+/// `rope_attention`: RopeAttentionNode from the mlxc_ops.fbs.
+/// Made by the fuse-rope-attention pass: RoPE on q and k, the k and v rows written into the caches at `indices`
+/// (axis 2 of [B, Hkv, S, D] caches, state updated in place), then scaled dot-product attention of q over the
+/// caches (GQA, optional mask, causal) with an online softmax — one kernel, no score matrix in memory.
+/// outs = [out [B, Hq, T, Dv], k_cache, v_cache] (the caches redefined, as index_copy does).
+public struct RopeAttentionOp: Hashable, Sendable {
+    public var q: ValueID
+    public var k: ValueID
+    public var v: ValueID
+    public var kCache: ValueID
+    public var vCache: ValueID
+    public var indices: ValueID
+    public var offset: ValueID
+    public var ropeDims: Int
+    public var freqs: ValueID?
+    public var traditional: Bool
+    public var base: Double
+    public var ropeScale: Double
+    public var scale: Double
+    public var mask: ValueID?
+    public var causal: Bool
+    public var outs: [ValueID]
+
+    public init(q: ValueID, k: ValueID, v: ValueID, kCache: ValueID, vCache: ValueID, indices: ValueID, offset: ValueID, ropeDims: Int = 0, freqs: ValueID? = nil, traditional: Bool = false, base: Double = 10000.0, ropeScale: Double = 1.0, scale: Double = 0.0, mask: ValueID? = nil, causal: Bool = false, outs: [ValueID]) {
+        self.q = q; self.k = k; self.v = v; self.kCache = kCache; self.vCache = vCache; self.indices = indices; self.offset = offset; self.ropeDims = ropeDims; self.freqs = freqs; self.traditional = traditional; self.base = base; self.ropeScale = ropeScale; self.scale = scale; self.mask = mask; self.causal = causal; self.outs = outs
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("k_cache", .value(kCache)), ("v_cache", .value(vCache)), ("indices", .value(indices)), ("offset", .value(offset)), ("rope_dims", intAttr(ropeDims)), ("freqs", optValueAttr(freqs)), ("traditional", .bool(traditional)), ("base", .float(base)), ("rope_scale", .float(ropeScale)), ("scale", .float(scale)), ("mask", optValueAttr(mask)), ("causal", .bool(causal)), ("outs", .values(outs))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.q = try r.value("q")
+        self.k = try r.value("k")
+        self.v = try r.value("v")
+        self.kCache = try r.value("k_cache")
+        self.vCache = try r.value("v_cache")
+        self.indices = try r.value("indices")
+        self.offset = try r.value("offset")
+        self.ropeDims = try r.int("rope_dims", 0, Int32.self)
+        self.freqs = try r.optValue("freqs")
+        self.traditional = try r.bool("traditional", false)
+        self.base = try r.double("base", 10000.0)
+        self.ropeScale = try r.double("rope_scale", 1.0)
+        self.scale = try r.double("scale", 0.0)
+        self.mask = try r.optValue("mask")
+        self.causal = try r.bool("causal", false)
+        self.outs = try r.values("outs", true)
+    }
+    fileprivate var resultIDs: [ValueID] { outs }
+    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, k, v, kCache, vCache, indices, offset]; ids.opt(freqs); ids.opt(mask); return ids }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.kCache = f(o.kCache); o.vCache = f(o.vCache); o.indices = f(o.indices); o.offset = f(o.offset); o.freqs = o.freqs.map(f); o.mask = o.mask.map(f); o.outs = o.outs.map(f); return o }
 }

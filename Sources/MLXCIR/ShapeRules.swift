@@ -262,6 +262,10 @@ public enum ShapeRules {
         case .gatherQmm(let o): return [try gatherQmm(o, e)]
         case .quantizedEmbedding(let o): return [try quantizedEmbedding(o, e)]
 
+        // Fused by the fusion passes.
+        case .fusedQuantizedLinear(let o): return try fusedQuantizedLinear(o, e)
+        case .ropeAttention(let o): return try ropeAttention(o, e)
+
         // Norms, attention, KV caches.
         case .rmsNorm(let o): return [try norm("rms_norm", o.x, weight: o.weight, bias: nil, e)]
         case .layerNorm(let o): return [try norm("layer_norm", o.x, weight: o.weight, bias: o.bias, e)]

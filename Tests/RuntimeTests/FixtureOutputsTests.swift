@@ -29,10 +29,12 @@ final class FixtureOutputsTests: XCTestCase {
         let ptd = dir.appendingPathComponent("model.ptd").path
         let pte = try PTEFile(path: dir.appendingPathComponent("model.pte").path,
                               externalData: FileManager.default.fileExists(atPath: ptd) ? [ptd] : [])
+        // The reference runs the graph as imported; the compiled engine runs it after the default
+        // pipeline (canonicalization and fusion), as `mlxc run --jit` does.
         let graph = try Importer.importMethod(pte).graph
         let executor: any ProgramExecutor = engine == .reference
             ? try ReferenceExecutor(graph: graph, pte: pte)
-            : try JITProgram(graph: graph, pte: pte)
+            : try JITProgram(graph: try ProgramLoader.prepare(pte, method: nil), pte: pte)
         let steps = (meta["steps"] as? Int) ?? 1
         let tol = tolerance(meta)
         var worst = 0.0

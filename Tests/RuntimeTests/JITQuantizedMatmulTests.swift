@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import MLXCIR
+import MLXCPasses
 @testable import MLXCRuntime
 
 /// The compiled affine quantized matmul against the reference executor, which dequantizes the
@@ -65,6 +66,58 @@ extension JITKernelTests {
                 seed += 1
                 try checkQuantizedMatmul(bits: bits, groupSize: 64, params: params, m: 3, k: 320, n: 33, seed: seed)
                 try checkQuantizedMatmul(bits: bits, groupSize: 32, params: params, m: 1, k: 768, n: 64, seed: seed + 50)
+            }
+        }
+    }
+}
+
+// MARK: fused linears
+
+extension JITKernelTests {
+    /// The unfused graph on the reference against the graph after fuse-quantized-linear, compiled:
+    /// SwiGLU with a residual, and q/k/v-style siblings, at 2/4/8 bits, decode and prefill shapes.
+    /// Tolerance as for the plain kernel, 1e-5 × max |reference| (silu's exp approximation adds
+    /// ~1e-7 relative).
+    func testFusedQuantizedLinearsMatchTheUnfusedGraph() throws {
+        var seed: UInt64 = 300
+        for bits in [4, 8, 2] {
+            for m in [1, 6] {
+                seed += 1
+                var r = Random(seed)
+                let k = 128, n = 48, groupSize = 32, words = k * bits / 32, groups = k / groupSize
+                var g = RefGraph()
+                let x = g.input(r.tensor([1, m, k])), skip = g.input(r.tensor([1, m, n]))
+                func weight(_ rows: Int) -> (ValueID, ValueID, ValueID) {
+                    let codes = (0..<(rows * words)).map { _ in (r.next() * 4294967296).rounded(.down) }
+                    let w = g.graph.addValue(TensorType(.u32, fixed: [rows, words]), .constant(.literal(codes)))
+                    let s = g.graph.addValue(TensorType(.f32, fixed: [rows, groups]), .constant(.literal(r.tensor([rows, groups], 0.001, 0.05).storage)))
+                    let b = g.graph.addValue(TensorType(.f32, fixed: [rows, groups]), .constant(.literal(r.tensor([rows, groups], -0.2, 0.2).storage)))
+                    return (w, s, b)
+                }
+                func linear(_ wsb: (ValueID, ValueID, ValueID)) -> ValueID {
+                    let out = g.result()
+                    g.append(.quantizedMatmul(QuantizedMatmulOp(x: x, w: wsb.0, scales: wsb.1, out: out, biases: wsb.2, groupSize: groupSize,
+                                                                bits: bits, mode: "affine", transpose: true)))
+                    return out
+                }
+                let gate = linear(weight(n)), up = linear(weight(n))
+                let act = g.result(), prod = g.result(), mlp = g.result()
+                g.append(.silu(SiluOp(x: gate, out: act)))
+                g.append(.multiply(MultiplyOp(a: act, b: up, out: prod)))
+                g.append(.add(AddOp(a: skip, b: prod, out: mlp)))
+                let q = linear(weight(n)), kk = linear(weight(16)), v = linear(weight(16))
+                var graph = g.graph
+                graph.outputs = [mlp, q, kk, v]
+                let reference = try ReferenceExecutor(graph: graph)
+                var fused = graph
+                XCTAssertEqual(try FuseQuantizedLinear().run(&fused), 3)   // swiglu, its residual, q/k/v
+                XCTAssertEqual(fused.opHistogram["fused_quantized_linear"], 2)
+                let jit = try JITProgram(graph: fused, pte: Self.pte)
+                XCTAssertEqual(jit.remarks, [], "w\(bits) m\(m): ops left to the reference")
+                XCTAssertTrue(jit.kernelNames.contains { $0.contains("_swiglu_residual_") }, "\(jit.kernelNames)")
+                let want = try reference.run(g.feeds), got = try jit.run(g.feeds)
+                for j in want.indices { compare(got[j], want[j], .scaled(1e-5), "fused w\(bits) m\(m) output \(j)", file: #filePath, line: #line) }
+                XCTAssertEqual(jit.runtimeFallbacks, [:])
             }
         }
     }

@@ -32,12 +32,34 @@ public enum QuantizedLinearKernels {
     /// activations stay a small stack scratch (≤ 64 KiB).
     public static func tokenBlock(k: Int) -> Int { max(1, min(4, 16384 / k)) }
 
+    /// What follows the dot products: plain results (one per weight), or SwiGLU of two weights.
+    public enum Epilogue: String { case none, swiglu }
+
+    /// One quantized linear (`qmm_affine_…`): buffers [x, w, scales, biases, out].
     public static func affine(k: Int, n: Int, bits: Int, groupSize: Int, params: ParamType, lanes: Int) -> KernelDefinition {
+        fused(k: k, ns: [n], bits: bits, groupSize: groupSize, params: params, epilogue: .none, residual: false, lanes: lanes)
+    }
+
+    /// Linears over one x in one kernel (the x preparation is shared):
+    /// - `.none`: out_i = x·W_iᵀ for each weight i; work items are the rows of all weights, in order;
+    /// - `.swiglu`: out = silu(x·W_0ᵀ)·(x·W_1ᵀ), both rows computed together; work items are rows;
+    /// with `residual` (one result), out += residual (same shape as out).
+    /// buffers: [x, (w, scales, biases) per weight, residual?, outs…]; dims: [M].
+    public static func fused(k: Int, ns: [Int], bits: Int, groupSize: Int, params: ParamType, epilogue: Epilogue, residual: Bool,
+                             lanes: Int) -> KernelDefinition {
         let tb = tokenBlock(k: k)
-        let name = "qmm_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_f32_k\(k)_n\(n)_tb\(tb)_v\(lanes)"
+        var name = "qmm_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_f32_k\(k)_n" + ns.map(String.init).joined(separator: "+")
+        if epilogue != .none { name += "_\(epilogue.rawValue)" }
+        if residual { name += "_residual" }
+        name += "_tb\(tb)_v\(lanes)"
+        let weightCount = ns.count
         return KernelDefinition(name: name) { e in
             let b = e.b
-            let x = e.buffer(0), w = e.buffer(1), scales = e.buffer(2), biases = e.buffer(3), out = e.buffer(4)
+            let x = e.buffer(0)
+            let weights = (0..<weightCount).map { (w: e.buffer(1 + 3 * $0), scales: e.buffer(2 + 3 * $0), biases: e.buffer(3 + 3 * $0)) }
+            let residualBuffer = residual ? e.buffer(1 + 3 * weightCount) : nil
+            let outBase = 1 + 3 * weightCount + (residual ? 1 : 0)
+            let outs = (0..<(epilogue == .swiglu ? 1 : weightCount)).map { e.buffer(outBase + $0) }
             let m = e.dim(0)
             let perByte = 8 / bits                          // codes per byte
             let cl = min(lanes, groupSize / perByte)        // lanes of a chunk (bytes loaded at once)
@@ -106,8 +128,10 @@ public enum QuantizedLinearKernels {
                 }
             }
 
-            /// One output row for tokens t0 ..< t0 + nt (their activations already prepared).
-            func row(_ r: IRValue, t0: IRValue, nt: Int) {
+            /// Row r of weight `wt` for tokens t0 ..< t0 + nt (their activations already prepared):
+            /// one f32 dot product per token.
+            func row(_ r: IRValue, _ wt: (w: IRValue, scales: IRValue, biases: IRValue), t0: IRValue, nt: Int) -> [IRValue] {
+                let (w, scales, biases) = wt
                 let xBase: IRValue = xpScratch ?? b.gep(b.f32, x, b.mul(t0, b.i64(k)))
                 let rowCodes = b.gep(b.i8, w, b.mul(r, b.i64(rowBytes)))
                 let rowParams = b.mul(r, b.i64(groups))
@@ -176,15 +200,41 @@ public enum QuantizedLinearKernels {
                         piece /= 2
                     }
                 }
-                for t in 0..<nt {
-                    let total = b.fadd(b.reduceAdd(state[t]), b.reduceAdd(state[nt + t]))
-                    b.store(total, b.gep(b.f32, out, b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r)))
-                }
+                return (0..<nt).map { t in b.fadd(b.reduceAdd(state[t]), b.reduceAdd(state[nt + t])) }
+            }
+
+            /// Stores token t's value of row r of an [M, n] result, plus the residual's.
+            func store(_ value: IRValue, _ out: IRValue, row r: IRValue, n: Int, token: IRValue) {
+                let at = b.add(b.mul(token, b.i64(n)), r)
+                var v = value
+                if let residualBuffer { v = b.fadd(v, b.load(b.f32, b.gep(b.f32, residualBuffer, at))) }
+                b.store(v, b.gep(b.f32, out, at))
             }
 
             func tokens(t0: IRValue, nt: Int) {
                 prepare(t0: t0, nt: nt)
-                b.loop(e.begin, e.end, "n") { r in row(r, t0: t0, nt: nt) }
+                switch epilogue {
+                case .swiglu:
+                    b.loop(e.begin, e.end, "n") { r in
+                        let gate = row(r, weights[0], t0: t0, nt: nt), up = row(r, weights[1], t0: t0, nt: nt)
+                        for t in 0..<nt {
+                            let g = gate[t]
+                            store(b.fmul(VectorMath.silu(Lanes(b, 1), g), up[t]), outs[0], row: r, n: ns[0], token: b.add(t0, b.i64(t)))
+                        }
+                    }
+                case .none:
+                    // Weight i owns work items [offset_i, offset_i + n_i): each weight's share of this range.
+                    var offset = 0
+                    for (i, n) in ns.enumerated() {
+                        let lo = Support.smax(b, e.begin, b.i64(offset)), hi = Support.smin(b, e.end, b.i64(offset + n))
+                        b.loop(lo, hi, "n\(i)") { item in
+                            let r = b.sub(item, b.i64(offset))
+                            let totals = row(r, weights[i], t0: t0, nt: nt)
+                            for t in 0..<nt { store(totals[t], outs[i], row: r, n: n, token: b.add(t0, b.i64(t))) }
+                        }
+                        offset += n
+                    }
+                }
             }
             let mMain = b.mul(b.sdiv(m, b.i64(tb)), b.i64(tb))
             b.loop(b.i64(0), mMain, step: tb, "t") { t0 in tokens(t0: t0, nt: tb) }
