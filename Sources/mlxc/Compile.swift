@@ -32,6 +32,10 @@ struct Compile: ParsableCommand {
     @Option(help: "The method to compile (default: forward).")
     var method: String?
 
+    @Option(help: ArgumentHelp("Write what the plan is made of as JSON: kernels, fallback ops, fused kernels per kind.",
+                               valueName: "file"))
+    var statsJson: String?
+
     func run() throws {
         try MLXC.guarded {
             let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
@@ -42,6 +46,11 @@ struct Compile: ParsableCommand {
             }
             let graph = try ProgramLoader.prepare(pte, method: method, passes: try passOptions.manager())
             let program = try JITProgram(graph: graph, pte: pte)
+            if let statsJson {
+                guard FileManager.default.createFile(atPath: statsJson, contents: Data((program.fusionStats.json + "\n").utf8)) else {
+                    throw ValidationError("cannot write \(statsJson)")
+                }
+            }
             switch emit {
             case .fused?:
                 var text = IRPrinter.print(graph)
