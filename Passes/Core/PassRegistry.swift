@@ -15,10 +15,12 @@ public enum PassRegistry {
         Entry(name: "fold-scalar-constants", summary: "compute int arithmetic on constant scalars at compile time", make: { FoldScalarConstants() }),
         Entry(name: "fuse-quantized-linear", summary: "quantized linears with their SwiGLU, residual add, and siblings reading the same x, as one kernel",
               make: { FuseQuantizedLinear() }),
+        Entry(name: "fuse-rope-attention", summary: "RoPE of q and k, the KV-cache writes and the attention reading them, as one kernel",
+              make: { FuseRopeAttention() }),
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-quantized-linear"]
+    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-quantized-linear", "fuse-rope-attention"]
 
     public static func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
 }

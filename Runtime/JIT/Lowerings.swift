@@ -9,6 +9,8 @@ enum Lowerings {
         switch node.op {
         case .addmm(let o): return linear(o, node, c)
         case .quantizedMatmul(let o): return quantizedLinear(o, node, c)
+        case .ropeAttention(let o): return ropeAttention(o, node, c)
+        case .transpose(let o) where foldedIntoRopeAttention(o, c): return nil
         default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c)
         }
     }

@@ -1,0 +1,102 @@
+import MLXCIR
+
+/// Fuses an MLX attention layer's decode/prefill core into one `rope_attention` op (one kernel):
+///
+///     qr = rope(q, …)            kr = rope(k, …same offset and attributes)
+///     kc = index_copy(dst: kc, update: kr, indices: i, axis: 2)     (kc, vc: state, in place)
+///     vc = index_copy(dst: vc, update: v,  indices: i, axis: 2)
+///     o  = sdpa(q: qr, k: kc, v: vc, …)
+///
+/// The fused op takes the sdpa's place, so the two ropes and the cache writes move down to it.
+/// That is only sound when nothing observes the difference, which the matcher checks:
+/// - the rotated q and k have no other reader (nor are graph outputs);
+/// - between each cache write and the sdpa no node reads or writes that cache (it would see the
+///   old rows), and the sdpa reads exactly the two written caches, k then v;
+/// - q, k, v, indices, offset, freqs and mask are not state (no write can come between their read
+///   and the new position), and both writes use the same indices.
+/// The ropes and writes may come in either order. `FusedOps.unfused` is the op's definition.
+public struct FuseRopeAttention: GraphPass {
+    public let name = "fuse-rope-attention"
+    public init() {}
+
+    public func run(_ graph: inout Graph) throws -> Int {
+        var fused = 0
+        for b in graph.blocks.indices where b != graph.initBlock { fused += fuse(&graph, block: b) }
+        return fused
+    }
+
+    func isState(_ v: ValueID, _ graph: Graph) -> Bool {
+        guard graph.values.indices.contains(v.index) else { return false }
+        if case .state = graph[v].kind { return true }
+        return false
+    }
+
+    func useCounts(_ graph: Graph) -> [ValueID: Int] {
+        var counts: [ValueID: Int] = [:]
+        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { counts[v, default: 0] += 1 } } }
+        for v in graph.outputs { counts[v, default: 0] += 1 }
+        return counts
+    }
+
+    func fuse(_ graph: inout Graph, block b: Int) -> Int {
+        let uses = useCounts(graph)
+        var nodes = graph.blocks[b].nodes
+        var dead = Set<Int>(), count = 0
+        for i in nodes.indices where !dead.contains(i) {
+            guard let m = match(at: i, nodes, uses, graph), m.absorbed.allSatisfy({ !dead.contains($0) }) else { continue }
+            nodes[i].op = .ropeAttention(m.op)
+            dead.formUnion(m.absorbed)
+            count += 1
+        }
+        graph.blocks[b].nodes = nodes.enumerated().filter { !dead.contains($0.offset) }.map(\.element)
+        return count
+    }
+
+    struct Match { var op: RopeAttentionOp; var absorbed: [Int] }
+
+    /// The in-place `index_copy` along the sequence axis that last wrote `cache` before node `end`,
+    /// if no node in between (other than `allowed`) reads or writes the cache.
+    func cacheWrite(_ cache: ValueID, before end: Int, _ nodes: [Node], _ graph: Graph) -> (node: Int, op: IndexCopyOp)? {
+        var j = end - 1
+        while j >= 0 {
+            let op = nodes[j].op
+            if op.results.contains(cache) {
+                guard case .indexCopy(let w) = op, w.dst == cache, w.out == cache else { return nil }
+                let rank = graph[cache].type?.rank
+                guard w.axis == 2 || (w.axis == -2 && rank == 4) else { return nil }
+                return (j, w)
+            }
+            j -= 1
+        }
+        return nil
+    }
+
+    /// No node strictly between `from` and `to`, except those in `except`, touches `v`.
+    func untouched(_ v: ValueID, from: Int, to: Int, except: Set<Int>, _ nodes: [Node]) -> Bool {
+        guard from + 1 < to else { return true }
+        return (from + 1..<to).allSatisfy { except.contains($0) || (!nodes[$0].op.operands.contains(v) && !nodes[$0].op.results.contains(v)) }
+    }
+
+    func match(at i: Int, _ nodes: [Node], _ uses: [ValueID: Int], _ graph: Graph) -> Match? {
+        guard case .sdpa(let s) = nodes[i].op, s.k != s.v, isState(s.k, graph), isState(s.v, graph),
+              let (wk, kWrite) = cacheWrite(s.k, before: i, nodes, graph),
+              let (wv, vWrite) = cacheWrite(s.v, before: i, nodes, graph),
+              kWrite.indices == vWrite.indices, kWrite.axis == vWrite.axis else { return nil }
+        // The written caches are read by nothing between their write and the sdpa (the other
+        // cache's write reads only its own cache).
+        guard untouched(s.k, from: wk, to: i, except: [], nodes), untouched(s.v, from: wv, to: i, except: [], nodes) else { return nil }
+        // The rotated q and k: produced in this block, read only by the sdpa and the k write.
+        var producer: [ValueID: Int] = [:]
+        for (j, node) in nodes[..<i].enumerated() { for r in node.op.results { producer[r] = j } }
+        guard uses[s.q] == 1, uses[kWrite.update] == 1, let rq = producer[s.q], let rk = producer[kWrite.update], rq != rk,
+              case .rope(let q) = nodes[rq].op, case .rope(let k) = nodes[rk].op,
+              q.offset == k.offset, q.dims == k.dims, q.freqs == k.freqs, q.traditional == k.traditional,
+              q.base == k.base, q.scale == k.scale else { return nil }
+        let moved = [q.x, k.x, vWrite.update, kWrite.indices, q.offset] + [q.freqs, s.mask].compactMap { $0 }
+        guard !moved.contains(where: { isState($0, graph) }) else { return nil }
+        let op = RopeAttentionOp(q: q.x, k: k.x, v: vWrite.update, kCache: s.k, vCache: s.v, indices: kWrite.indices,
+                                 offset: q.offset, ropeDims: q.dims, freqs: q.freqs, traditional: q.traditional, base: q.base,
+                                 ropeScale: q.scale, scale: s.scale, mask: s.mask, causal: s.causal, outs: [s.out, s.k, s.v])
+        return Match(op: op, absorbed: [rq, rk, wk, wv])
+    }
+}

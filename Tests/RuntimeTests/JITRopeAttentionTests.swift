@@ -1,0 +1,151 @@
+import Foundation
+import XCTest
+import MLXCFrontend
+import MLXCIR
+import MLXCPasses
+@testable import MLXCRuntime
+
+/// The fused RoPE + KV-cache write + attention kernel against the unfused graph on the reference:
+/// the MLX attention layer as the importer makes it (q/k/v head swaps of [B, T, H, D] projections,
+/// two ropes, two in-place `index_copy` cache writes, sdpa, the output head swap), run call after
+/// call so the caches carry over — prefill (T > 1) then decode (T = 1) — for GQA ratios 1 and 4,
+/// traditional and split-half rope (also rope dims < head dim), head dims 16 and 64, an additive
+/// mask, a bool mask, causal without a mask, and ring-buffer indices that wrap around the cache.
+/// The attention output and both caches (the rotated k rows) are compared after every call.
+///
+/// Tolerance: 1e-5 × max |reference|, what the separate sdpa kernel meets (vector partial sums
+/// and an online softmax against the reference's ordered double sums; the rope angles are formed
+/// in f64 in both). A wrong position, head, cache row or skipped key block is off by O(1).
+final class JITRopeAttentionTests: XCTestCase {
+    typealias Random = JITKernelTests.Random
+    static var pte: PTEFile { JITKernelTests.pte }
+
+    enum AttentionMask { case additive, keep, causal }
+
+    struct RopeAttentionCase {
+        var hkv = 2, group = 1, d = 16, ropeDims = 16, s = 24
+        var traditional = true, mask = AttentionMask.additive
+        var steps = [5, 1, 1, 3, 1]
+        /// Cache slots wrap (slot = position mod S), as gemma's sliding-window layers write them.
+        var ring = false
+    }
+
+    func checkRopeAttention(_ c: RopeAttentionCase, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+        var r = Random(seed)
+        var g = RefGraph()
+        let hq = c.hkv * c.group, maxT = c.steps.max()!
+        let t0 = c.steps[0]
+        let qIn = dynamicInput(&g, r.tensor([1, t0, hq, c.d]), dynamic: 1, max: maxT)
+        let kIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d]), dynamic: 1, max: maxT)
+        let vIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d]), dynamic: 1, max: maxT)
+        let pos = g.input(HostTensor.scalar(0, .i64))
+        let slots = dynamicInput(&g, HostTensor(dtype: .i64, shape: [t0], storage: (0..<t0).map(Double.init)), dynamic: 0, max: maxT)
+        var maskValue: ValueID? = nil
+        switch c.mask {
+        case .additive: maskValue = dynamicInput(&g, r.tensor([t0, c.s]), dynamic: 0, max: maxT)
+        case .keep: maskValue = dynamicInput(&g, HostTensor(dtype: .bool, shape: [t0, c.s], repeating: 1), dynamic: 0, max: maxT)
+        case .causal: break
+        }
+        let kc = g.graph.addValue(TensorType(.f32, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
+        let vc = g.graph.addValue(TensorType(.f32, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
+        let (q, k, v, qr, kr, o, ot) = (g.result(), g.result(), g.result(), g.result(), g.result(), g.result(), g.result())
+        for (x, y) in [(qIn, q), (kIn, k), (vIn, v)] { g.append(.transpose(TransposeOp(x: x, out: y, perm: [0, 2, 1, 3]))) }
+        g.append(.rope(RopeOp(x: q, out: qr, dims: c.ropeDims, offset: pos, traditional: c.traditional, base: 10000)))
+        g.append(.rope(RopeOp(x: k, out: kr, dims: c.ropeDims, offset: pos, traditional: c.traditional, base: 10000)))
+        g.append(.indexCopy(IndexCopyOp(dst: kc, update: kr, indices: slots, out: kc, axis: 2)))
+        g.append(.indexCopy(IndexCopyOp(dst: vc, update: v, indices: slots, out: vc, axis: 2)))
+        g.append(.sdpa(SdpaOp(q: qr, k: kc, v: vc, out: o, scale: 1 / Double(c.d).squareRoot(), mask: maskValue, causal: c.mask == .causal)))
+        g.append(.transpose(TransposeOp(x: o, out: ot, perm: [0, 2, 1, 3])))
+        var graph = g.graph
+        graph.outputs = [ot, kc, vc]
+
+        var calls: [[HostTensor]] = []
+        var at = 0
+        for t in c.steps {
+            let slot = { (p: Int) in c.ring ? p % c.s : p }
+            var feeds = [r.tensor([1, t, hq, c.d]), r.tensor([1, t, c.hkv, c.d]), r.tensor([1, t, c.hkv, c.d]), .scalar(Double(at), .i64),
+                         HostTensor(dtype: .i64, shape: [t], storage: (0..<t).map { Double(slot(at + $0)) })]
+            // Row i sees the slots written so far (the window, for a ring), the rest masked out.
+            func visible(_ i: Int, _ j: Int) -> Bool {
+                c.ring ? (0..<min(at + i + 1, c.s)).contains { slot(at + i - $0) == j } : j <= at + i
+            }
+            switch c.mask {
+            case .additive:
+                var m = r.tensor([t, c.s], -1, 0)
+                for i in 0..<t { for j in 0..<c.s where !visible(i, j) { m.storage[i * c.s + j] = -.infinity } }
+                feeds.append(m)
+            case .keep:
+                feeds.append(HostTensor(dtype: .bool, shape: [t, c.s], storage: (0..<(t * c.s)).map { visible($0 / c.s, $0 % c.s) ? 1 : 0 }))
+            case .causal: break
+            }
+            calls.append(feeds)
+            at += t
+        }
+
+        let what = "rope_attention hkv\(c.hkv) group\(c.group) d\(c.d) rope\(c.ropeDims)\(c.traditional ? "t" : "s") s\(c.s) \(c.mask)\(c.ring ? " ring" : "") steps \(c.steps)"
+        let reference = try ReferenceExecutor(graph: graph)
+        var fused = graph
+        XCTAssertEqual(try FuseRopeAttention().run(&fused), 1, what, file: file, line: line)
+        XCTAssertEqual(fused.opHistogram["rope_attention"], 1, what, file: file, line: line)
+        let jit = try JITProgram(graph: fused, pte: Self.pte)
+        XCTAssertEqual(jit.remarks, [], "\(what): ops left to the reference", file: file, line: line)
+        XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("rope_attention_f32_dk\(c.d)") }, "\(what): \(jit.kernelNames)", file: file, line: line)
+        XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("strided_copy") || $0.hasPrefix("sdpa") || $0.hasPrefix("rope_f32") },
+                       "\(what): a transpose was copied or a part ran separately: \(jit.kernelNames)", file: file, line: line)
+        for (k, feeds) in calls.enumerated() {
+            let want = try reference.run(feeds), got = try jit.run(feeds)
+            for j in want.indices {
+                compare(got[j], want[j], tol: 1e-5, "\(what) call \(k) output \(["attention", "k cache", "v cache"][j])", file: file, line: line)
+            }
+        }
+        XCTAssertEqual(jit.runtimeFallbacks, [:], "\(what): calls left to the reference", file: file, line: line)
+    }
+
+    /// An input whose dim `dynamic` varies between calls (up to `max`).
+    func dynamicInput(_ g: inout RefGraph, _ t: HostTensor, dynamic: Int, max: Int) -> ValueID {
+        var shape = t.shape.map { Dim.fixed($0) }
+        shape[dynamic] = .dynamic(min: 0, max: max)
+        let v = g.graph.addValue(TensorType(t.dtype, shape), .input(position: g.feeds.count))
+        g.graph.inputs.append(v)
+        g.feeds.append(t)
+        return v
+    }
+
+    /// max |got − want| ≤ tol · max |want| (NaN only where the reference has NaN).
+    func compare(_ got: HostTensor, _ want: HostTensor, tol: Double, _ what: String, file: StaticString, line: UInt) {
+        XCTAssertEqual(got.dtype, want.dtype, "\(what): dtype", file: file, line: line)
+        XCTAssertEqual(got.shape, want.shape, "\(what): shape", file: file, line: line)
+        guard got.shape == want.shape else { return }
+        let bound = tol * (want.storage.filter(\.isFinite).map(Swift.abs).max() ?? 0)
+        for (i, (a, b)) in zip(got.storage, want.storage).enumerated() where !(a == b || (a.isNaN && b.isNaN)) {
+            guard Swift.abs(a - b) <= bound else {
+                return XCTFail("\(what): element \(i) is \(a), reference \(b) (bound \(bound))", file: file, line: line)
+            }
+        }
+    }
+
+    func testRopeAttentionDecodeAndPrefillGQA1And4() throws {
+        var seed: UInt64 = 700
+        for group in [1, 4] {
+            for traditional in [true, false] {
+                seed += 1
+                try checkRopeAttention(RopeAttentionCase(group: group, traditional: traditional), seed: seed)
+            }
+        }
+    }
+
+    func testRopeAttentionHeadDim64WithPartialRope() throws {
+        try checkRopeAttention(RopeAttentionCase(hkv: 1, group: 4, d: 64, ropeDims: 64, s: 40, steps: [9, 1, 2, 1]), seed: 710)
+        try checkRopeAttention(RopeAttentionCase(hkv: 2, group: 2, d: 64, ropeDims: 32, s: 40, traditional: false, steps: [3, 1, 1]), seed: 711)
+    }
+
+    func testRopeAttentionCausalAndBoolMask() throws {
+        try checkRopeAttention(RopeAttentionCase(group: 4, mask: .causal, steps: [6, 1, 1]), seed: 720)
+        try checkRopeAttention(RopeAttentionCase(group: 2, traditional: false, mask: .keep), seed: 721)
+    }
+
+    func testRopeAttentionRingBufferWraps() throws {
+        // A 7-slot window over 13 positions: slots are overwritten, the mask selects the window.
+        try checkRopeAttention(RopeAttentionCase(group: 2, s: 7, traditional: false, steps: [4, 1, 1, 3, 1, 1, 1, 1], ring: true), seed: 730)
+    }
+}
