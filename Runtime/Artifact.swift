@@ -19,9 +19,12 @@ public struct Artifact: Codable {
     public var kernels: [String]
     public var plan: [String]
     public var objectBytes: Int
+    /// The passes the program was compiled with (loading replans with the same ones).
+    public var pipeline: [String]?
 
     public init(mlxcVersion: String, programPath: String, programBytes: Int, programHash: String, method: String,
-                cpu: String, features: String, kernels: [String], plan: [String], objectBytes: Int) {
+                cpu: String, features: String, kernels: [String], plan: [String], objectBytes: Int, pipeline: [String]? = nil) {
+        self.pipeline = pipeline
         self.mlxcVersion = mlxcVersion
         self.programPath = programPath
         self.programBytes = programBytes

@@ -41,7 +41,7 @@ public enum ProgramLoader {
             }
             let pte = try PTEFile(path: header.programPath, externalData: dataFiles)
             try header.check(version: mlxcVersion, host: HostTarget.current, program: pte)
-            let graph = try prepare(pte, method: header.method, passes: passes)
+            let graph = try prepare(pte, method: header.method, passes: try header.pipeline.map { try PassManager(pipeline: $0) } ?? passes)
             var jitOptions = options
             jitOptions.precompiledObject = object
             let program = try JITProgram(graph: graph, pte: pte, options: jitOptions)

@@ -20,6 +20,8 @@ public struct PassManager {
     }
 
     public let passes: [any GraphPass]
+    /// The pipeline's pass names, in order.
+    public var pipeline: [String] { passes.map(\.name) }
     public var instrumentation: Instrumentation
 
     /// A pipeline from its text form, `a,b,c`; unknown names are an error that lists the known ones.

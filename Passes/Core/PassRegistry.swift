@@ -17,10 +17,16 @@ public enum PassRegistry {
               make: { FuseQuantizedLinear() }),
         Entry(name: "fuse-rope-attention", summary: "RoPE of q and k, the KV-cache writes and the attention reading them, as one kernel",
               make: { FuseRopeAttention() }),
+        Entry(name: "last-position-logits", summary: "text generation: run the final norm and output projection on the last position only",
+              make: { LastPositionLogits() }),
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
     public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-quantized-linear", "fuse-rope-attention"]
+
+    /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
+    /// pipeline, then logits for the last position only (all the sampler reads).
+    public static var generationPipeline: [String] { defaultPipeline + ["last-position-logits"] }
 
     public static func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
 }

@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
             let loaded = try ProgramLoader.load(options.model, dataFiles: options.dataFiles, engine: reference ? .reference : .jit,
-                                                options: jitOptions, mlxcVersion: MLXC.version, passes: try passOptions.manager())
+                                                options: jitOptions, mlxcVersion: MLXC.version, passes: try passOptions.manager(generation: true))
             let executor = loaded.executor, graph = loaded.graph, pte = loaded.pte
             let loadSeconds = loaded.loadSeconds, compileSeconds = loaded.llvmSeconds
             let model = try LanguageModel(executor: executor, graph: graph, pte: pte)

@@ -32,6 +32,9 @@ struct Compile: ParsableCommand {
     @Option(help: "The method to compile (default: forward).")
     var method: String?
 
+    @Flag(help: "Compile for text generation: logits of the last position only, as `mlxc run --prompt` plans it.")
+    var forGeneration = false
+
     @Option(help: ArgumentHelp("Write what the plan is made of as JSON: kernels, fallback ops, fused kernels per kind.",
                                valueName: "file"))
     var statsJson: String?
@@ -44,7 +47,8 @@ struct Compile: ParsableCommand {
                 try Verifier.verify(imported)
                 return try write(IRPrinter.print(imported), name: "graph.mlxir")
             }
-            let graph = try ProgramLoader.prepare(pte, method: method, passes: try passOptions.manager())
+            let passes = try passOptions.manager(generation: forGeneration)
+            let graph = try ProgramLoader.prepare(pte, method: method, passes: passes)
             let program = try JITProgram(graph: graph, pte: pte)
             if let statsJson {
                 guard FileManager.default.createFile(atPath: statsJson, contents: Data((program.fusionStats.json + "\n").utf8)) else {
@@ -72,7 +76,8 @@ struct Compile: ParsableCommand {
             let header = Artifact(mlxcVersion: MLXC.version, programPath: URL(fileURLWithPath: options.model).standardizedFileURL.path,
                                   programBytes: pte.file.view.count, programHash: Artifact.hash(pte.file.view),
                                   method: graph.name, cpu: machine.host.cpuName, features: machine.host.features,
-                                  kernels: program.kernelNames, plan: program.planSummary, objectBytes: object.count)
+                                  kernels: program.kernelNames, plan: program.planSummary, objectBytes: object.count,
+                                  pipeline: passes.pipeline)
             let path = output ?? (options.model.hasSuffix(".pte") ? String(options.model.dropLast(4)) : options.model) + ".mlxc"
             try Artifact.write(header, object: object, to: path)
             print("\(path): \(program.kernelNames.count) kernels, \(object.count) bytes of object code for \(machine.host.cpuName); "

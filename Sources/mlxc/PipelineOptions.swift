@@ -18,13 +18,15 @@ struct PipelineOptions: ParsableArguments {
     @Flag(help: "Time each pass (stderr).")
     var timePasses = false
 
-    func manager() throws -> PassManager {
+    /// The pass manager; `generation`: text generation's pipeline unless --pipeline names one.
+    func manager(generation: Bool = false) throws -> PassManager {
         var instrumentation = PassManager.Instrumentation()
         instrumentation.printAfterAll = printAfterAll
         instrumentation.printAfter = Set(printAfter)
         instrumentation.verifyEach = verifyEach
         instrumentation.timePasses = timePasses
-        return try PassManager(pipeline: pipeline.map(PassManager.parse) ?? PassRegistry.defaultPipeline, instrumentation: instrumentation)
+        let standard = generation ? PassRegistry.generationPipeline : PassRegistry.defaultPipeline
+        return try PassManager(pipeline: pipeline.map(PassManager.parse) ?? standard, instrumentation: instrumentation)
     }
 }
 
@@ -37,5 +39,6 @@ struct Passes: ParsableCommand {
             print(e.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + e.summary)
         }
         print("\ndefault pipeline: " + PassRegistry.defaultPipeline.joined(separator: ","))
+        print("text generation:  " + PassRegistry.generationPipeline.joined(separator: ","))
     }
 }

@@ -71,7 +71,8 @@ struct Run: ParsableCommand {
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
             let loaded = try ProgramLoader.load(modelPath, dataFiles: dataFiles, method: method,
-                                                engine: useJIT ? .jit : .reference, options: jitOptions, mlxcVersion: MLXC.version, passes: try passOptions.manager())
+                                                engine: useJIT ? .jit : .reference, options: jitOptions, mlxcVersion: MLXC.version,
+                                                passes: try passOptions.manager(generation: isText || (model == nil && inputs.isEmpty && inputsDir == nil)))
             if remarks {
                 for r in loaded.remarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
             }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import MLXCFrontend
+import MLXCPasses
 @testable import MLXCRuntime
 
 /// The bundled demo model (models/demo): the Swift tokenizer encodes the reference prompts exactly
@@ -25,7 +26,8 @@ final class DemoModelTests: XCTestCase {
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Self.demo.appendingPathComponent("reference.json")))
         let tokenizer = try Tokenizer(jsonPath: Self.demo.appendingPathComponent("tokenizer.json").path)
         for file in ["demo_fp32.pte", "demo_mlx_4bit.pte"] {
-            let loaded = try ProgramLoader.load(Self.demo.appendingPathComponent(file).path, engine: .jit, mlxcVersion: "test")
+            let loaded = try ProgramLoader.load(Self.demo.appendingPathComponent(file).path, engine: .jit, mlxcVersion: "test",
+                                                passes: try PassManager(pipeline: PassRegistry.generationPipeline))
             let model = try LanguageModel(executor: loaded.executor, graph: loaded.graph, pte: loaded.pte)
             for prompt in reference.prompts {
                 XCTAssertEqual(tokenizer.encode(prompt.text, addSpecialTokens: true), prompt.prompt_ids, prompt.text)

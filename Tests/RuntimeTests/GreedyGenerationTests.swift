@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import MLXCFrontend
 import MLXCIR
+import MLXCPasses
 @testable import MLXCRuntime
 
 /// Greedy generation of 64 tokens, one call per token with the KV cache carried in the program's
@@ -32,7 +33,8 @@ final class GreedyGenerationTests: XCTestCase {
         for name in names {
             let dir = Self.root.appendingPathComponent(name)
             let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: dir.appendingPathComponent("greedy.json")))
-            let loaded = try ProgramLoader.load(dir.appendingPathComponent("model.pte").path, engine: .jit, mlxcVersion: "test")
+            let loaded = try ProgramLoader.load(dir.appendingPathComponent("model.pte").path, engine: .jit, mlxcVersion: "test",
+                                                passes: try PassManager(pipeline: PassRegistry.generationPipeline))
             let model = try LanguageModel(executor: loaded.executor, graph: loaded.graph, pte: loaded.pte)
             let tokens = try greedy(model, prompt: reference.prompt, count: reference.tokens.count)
             XCTAssertEqual(tokens, reference.tokens, "\(name): first difference at \(Array(zip(tokens, reference.tokens)).firstIndex { $0.0 != $0.1 } ?? -1)")
