@@ -11,11 +11,12 @@ import MLXCPasses
 /// call so the caches carry over — prefill (T > 1) then decode (T = 1) — for GQA ratios 1 and 4,
 /// traditional and split-half rope (also rope dims < head dim), head dims 16 and 64, an additive
 /// mask, a bool mask, causal without a mask, and ring-buffer indices that wrap around the cache.
-/// The attention output and both caches (the rotated k rows) are compared after every call.
+/// The attention output and both caches (the rotated k rows) are compared after every call; bf16
+/// and f16 as well (tolerance at that test).
 ///
 /// Tolerance: 1e-5 × max |reference|, what the separate sdpa kernel meets (vector partial sums
 /// and an online softmax against the reference's ordered double sums; the rope angles are formed
-/// in f64 in both). A wrong position, head, cache row or skipped key block is off by O(1).
+/// in f64 in both); measured ≤ 2e-7. A wrong position, head, cache row or skipped key block is off by O(1).
 final class JITRopeAttentionTests: XCTestCase {
     typealias Random = JITKernelTests.Random
     static var pte: PTEFile { JITKernelTests.pte }
@@ -28,6 +29,8 @@ final class JITRopeAttentionTests: XCTestCase {
         var steps = [5, 1, 1, 3, 1]
         /// Cache slots wrap (slot = position mod S), as gemma's sliding-window layers write them.
         var ring = false
+        /// q, k, v, caches, output and additive mask dtype.
+        var dtype = DType.f32
     }
 
     func checkRopeAttention(_ c: RopeAttentionCase, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -35,19 +38,20 @@ final class JITRopeAttentionTests: XCTestCase {
         var g = RefGraph()
         let hq = c.hkv * c.group, maxT = c.steps.max()!
         let t0 = c.steps[0]
-        let qIn = dynamicInput(&g, r.tensor([1, t0, hq, c.d]), dynamic: 1, max: maxT)
-        let kIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d]), dynamic: 1, max: maxT)
-        let vIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d]), dynamic: 1, max: maxT)
+        let dt = c.dtype
+        let qIn = dynamicInput(&g, r.tensor([1, t0, hq, c.d], -1, 1, dt), dynamic: 1, max: maxT)
+        let kIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d], -1, 1, dt), dynamic: 1, max: maxT)
+        let vIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d], -1, 1, dt), dynamic: 1, max: maxT)
         let pos = g.input(HostTensor.scalar(0, .i64))
         let slots = dynamicInput(&g, HostTensor(dtype: .i64, shape: [t0], storage: (0..<t0).map(Double.init)), dynamic: 0, max: maxT)
         var maskValue: ValueID? = nil
         switch c.mask {
-        case .additive: maskValue = dynamicInput(&g, r.tensor([t0, c.s]), dynamic: 0, max: maxT)
+        case .additive: maskValue = dynamicInput(&g, r.tensor([t0, c.s], -1, 0, dt), dynamic: 0, max: maxT)
         case .keep: maskValue = dynamicInput(&g, HostTensor(dtype: .bool, shape: [t0, c.s], repeating: 1), dynamic: 0, max: maxT)
         case .causal: break
         }
-        let kc = g.graph.addValue(TensorType(.f32, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
-        let vc = g.graph.addValue(TensorType(.f32, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
+        let kc = g.graph.addValue(TensorType(dt, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
+        let vc = g.graph.addValue(TensorType(dt, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
         let (q, k, v, qr, kr, o, ot) = (g.result(), g.result(), g.result(), g.result(), g.result(), g.result(), g.result())
         for (x, y) in [(qIn, q), (kIn, k), (vIn, v)] { g.append(.transpose(TransposeOp(x: x, out: y, perm: [0, 2, 1, 3]))) }
         g.append(.rope(RopeOp(x: q, out: qr, dims: c.ropeDims, offset: pos, traditional: c.traditional, base: 10000)))
@@ -63,7 +67,8 @@ final class JITRopeAttentionTests: XCTestCase {
         var at = 0
         for t in c.steps {
             let slot = { (p: Int) in c.ring ? p % c.s : p }
-            var feeds = [r.tensor([1, t, hq, c.d]), r.tensor([1, t, c.hkv, c.d]), r.tensor([1, t, c.hkv, c.d]), .scalar(Double(at), .i64),
+            var feeds = [r.tensor([1, t, hq, c.d], -1, 1, dt), r.tensor([1, t, c.hkv, c.d], -1, 1, dt), r.tensor([1, t, c.hkv, c.d], -1, 1, dt),
+                         .scalar(Double(at), .i64),
                          HostTensor(dtype: .i64, shape: [t], storage: (0..<t).map { Double(slot(at + $0)) })]
             // Row i sees the slots written so far (the window, for a ring), the rest masked out.
             func visible(_ i: Int, _ j: Int) -> Bool {
@@ -71,7 +76,7 @@ final class JITRopeAttentionTests: XCTestCase {
             }
             switch c.mask {
             case .additive:
-                var m = r.tensor([t, c.s], -1, 0)
+                var m = r.tensor([t, c.s], -1, 0, dt)
                 for i in 0..<t { for j in 0..<c.s where !visible(i, j) { m.storage[i * c.s + j] = -.infinity } }
                 feeds.append(m)
             case .keep:
@@ -82,20 +87,20 @@ final class JITRopeAttentionTests: XCTestCase {
             at += t
         }
 
-        let what = "rope_attention hkv\(c.hkv) group\(c.group) d\(c.d) rope\(c.ropeDims)\(c.traditional ? "t" : "s") s\(c.s) \(c.mask)\(c.ring ? " ring" : "") steps \(c.steps)"
+        let what = "rope_attention hkv\(c.hkv) group\(c.group) d\(c.d) rope\(c.ropeDims)\(c.traditional ? "t" : "s") s\(c.s) \(c.mask)\(c.ring ? " ring" : "") steps \(c.steps) \(dt.name)"
         let reference = try ReferenceExecutor(graph: graph)
         var fused = graph
         XCTAssertEqual(try FuseRopeAttention().run(&fused), 1, what, file: file, line: line)
         XCTAssertEqual(fused.opHistogram["rope_attention"], 1, what, file: file, line: line)
         let jit = try JITProgram(graph: fused, pte: Self.pte)
         XCTAssertEqual(jit.remarks, [], "\(what): ops left to the reference", file: file, line: line)
-        XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("rope_attention_f32_dk\(c.d)") }, "\(what): \(jit.kernelNames)", file: file, line: line)
-        XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("strided_copy") || $0.hasPrefix("sdpa") || $0.hasPrefix("rope_f32") },
+        XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("rope_attention_\(dt.name)_dk\(c.d)") }, "\(what): \(jit.kernelNames)", file: file, line: line)
+        XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("strided_copy") || $0.hasPrefix("sdpa") || $0.hasPrefix("rope_\(dt.name)") },
                        "\(what): a transpose was copied or a part ran separately: \(jit.kernelNames)", file: file, line: line)
         for (k, feeds) in calls.enumerated() {
             let want = try reference.run(feeds), got = try jit.run(feeds)
             for j in want.indices {
-                compare(got[j], want[j], tol: 1e-5, "\(what) call \(k) output \(["attention", "k cache", "v cache"][j])", file: file, line: line)
+                compare(got[j], want[j], tol: dt == .f32 ? 1e-5 : 0x1p-8, "\(what) call \(k) output \(["attention", "k cache", "v cache"][j])", file: file, line: line)
             }
         }
         XCTAssertEqual(jit.runtimeFallbacks, [:], "\(what): calls left to the reference", file: file, line: line)
@@ -142,6 +147,15 @@ final class JITRopeAttentionTests: XCTestCase {
     func testRopeAttentionCausalAndBoolMask() throws {
         try checkRopeAttention(RopeAttentionCase(group: 4, mask: .causal, steps: [6, 1, 1]), seed: 720)
         try checkRopeAttention(RopeAttentionCase(group: 2, traditional: false, mask: .keep), seed: 721)
+    }
+
+    /// bf16 and f16 activations and caches: f32 inside, rounded once per stored value (rotated k,
+    /// rotated q in the scratch, the output) as the reference rounds each op. Tolerance 2⁻⁸ ×
+    /// max |reference|, half a bf16 ulp at the largest magnitude, for an output rounded the other
+    /// way after a different summation order; measured: identical on these shapes.
+    func testRopeAttentionHalfPrecision() throws {
+        try checkRopeAttention(RopeAttentionCase(group: 4, traditional: true, steps: [5, 1, 2], dtype: .bf16), seed: 740)
+        try checkRopeAttention(RopeAttentionCase(group: 2, d: 64, ropeDims: 64, s: 40, traditional: false, steps: [3, 1], dtype: .f16), seed: 741)
     }
 
     func testRopeAttentionRingBufferWraps() throws {
