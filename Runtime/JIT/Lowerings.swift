@@ -11,7 +11,7 @@ enum Lowerings {
         case .quantizedMatmul(let o): return quantizedLinear(o, node, c)
         case .ropeAttention(let o): return ropeAttention(o, node, c)
         case .transpose(let o) where foldedIntoRopeAttention(o, c): return nil
-        default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c) ?? plain(node, c)
+        default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c) ?? moe(node, c) ?? plain(node, c)
         }
     }
 
@@ -28,6 +28,7 @@ enum Lowerings {
         case .remainder: return "integer remainder needs a constant divisor without zeros; float remainder has no kernel"
         default:
             if let why = plainReason(node, c) { return why }
+            if let why = moeReason(node) { return why }
             if binaryOp(node.op) != nil || unaryOp(node.op) != nil {
                 return "no kernel for \(node.op.name) on these dtypes (\(node.op.operands.map { c.dtype($0)?.name ?? "?" }.joined(separator: ", ")))"
             }
