@@ -1,4 +1,5 @@
 import CLLVM
+import Foundation
 import LLVMKit
 
 /// Every compiled kernel has one C signature, so the scheduler can launch any of them the same way:
@@ -113,33 +114,73 @@ public final class KernelLibrary {
     }
 
     /// Compiles every kernel into `jit` and returns their entry points by name.
-    public func compile(into jit: JIT, machine: TargetMachine, keepDumps: Bool = false) throws -> ([String: KernelFunction], Dumps) {
+    ///
+    /// LLVM optimizes and generates code for one module on one thread, so the kernels are split
+    /// into `partitions` modules (each with its own context and target machine) compiled to
+    /// object code concurrently, then added to the JIT — on 2 cores this halves the time to first
+    /// token. Dumps need the whole module's text, so `keepDumps` compiles one module.
+    public func compile(into jit: JIT, machine: TargetMachine, keepDumps: Bool = false,
+                        partitions: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> ([String: KernelFunction], Dumps) {
         var dumps = Dumps()
         guard !definitions.isEmpty else { return ([:], dumps) }
-        let context = Context()
-        let module = emitModule(context: context)
-        machine.configure(module.ref)
-        if keepDumps { dumps.llvm = module.text }
-        // A kernel that LLVM rejects is a compiler bug, but it must not take the program down:
-        // drop it (its nodes run on the reference executor) and say why.
         rejected = [:]
+        let parts = keepDumps ? 1 : max(1, min(partitions, definitions.count))
+        if parts == 1 {
+            let context = Context()
+            let module = emitModule(context: context)
+            machine.configure(module.ref)
+            if keepDumps { dumps.llvm = module.text }
+            rejectInvalid(module)
+            try module.verify()
+            try machine.optimize(module.ref)
+            if keepDumps {
+                dumps.optimizedLLVM = module.text
+                dumps.assembly = String(decoding: try machine.emit(module.ref, .assembly), as: UTF8.self)
+            }
+            try jit.add(module)
+        } else {
+            // Round-robin keeps big kernels (they come in families) spread over the partitions.
+            let groups = (0..<parts).map { p in stride(from: p, to: definitions.count, by: parts).map { definitions[$0] } }
+            var objects = [Result<([UInt8], [String: String]), Error>](repeating: .success(([], [:])), count: parts)
+            let host = machine.host
+            objects.withUnsafeMutableBufferPointer { results in
+                let slots = results
+                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                    slots[p] = Result {
+                        let part = KernelLibrary()
+                        for d in groups[p] { part.require(d) }
+                        let tm = try TargetMachine(host: host)
+                        let context = Context()
+                        let module = part.emitModule(context: context, name: "mlxc_kernels_\(p)")
+                        tm.configure(module.ref)
+                        part.rejectInvalid(module)
+                        try module.verify()
+                        try tm.optimize(module.ref)
+                        return (try tm.emit(module.ref, .object), part.rejected)
+                    }
+                }
+            }
+            for (p, result) in objects.enumerated() {
+                let (object, rejectedHere) = try result.get()
+                rejected.merge(rejectedHere) { a, _ in a }
+                try jit.addObject(object, name: "mlxc_kernels_\(p)")
+            }
+        }
+        var functions: [String: KernelFunction] = [:]
+        for definition in definitions where rejected[definition.name] == nil {
+            functions[definition.name] = unsafeBitCast(try jit.address(of: definition.name), to: KernelFunction.self)
+        }
+        return (functions, dumps)
+    }
+
+    /// A kernel that LLVM rejects is a compiler bug, but it must not take the program down: drop
+    /// it (its nodes run on the reference executor) and say why.
+    func rejectInvalid(_ module: Module) {
         for definition in definitions {
             guard let f = LLVMGetNamedFunction(module.ref, definition.name),
                   LLVMVerifyFunction(f, LLVMReturnStatusAction) != 0 else { continue }
             rejected[definition.name] = "LLVM rejected the emitted IR (invalid types or control flow)"
             LLVMDeleteFunction(f)
         }
-        try module.verify()
-        try machine.optimize(module.ref)
-        if keepDumps {
-            dumps.optimizedLLVM = module.text
-            dumps.assembly = String(decoding: try machine.emit(module.ref, .assembly), as: UTF8.self)
-        }
-        try jit.add(module)
-        var functions: [String: KernelFunction] = [:]
-        for definition in definitions where rejected[definition.name] == nil {
-            functions[definition.name] = unsafeBitCast(try jit.address(of: definition.name), to: KernelFunction.self)
-        }
-        return (functions, dumps)
     }
 }
