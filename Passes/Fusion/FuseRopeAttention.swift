@@ -71,10 +71,16 @@ public struct FuseRopeAttention: GraphPass {
         return nil
     }
 
-    /// No node strictly between `from` and `to`, except those in `except`, touches `v`.
-    func untouched(_ v: ValueID, from: Int, to: Int, except: Set<Int>, _ nodes: [Node]) -> Bool {
+    /// No node strictly between `from` and `to` touches `v`. Control flow (`if`, `scan`) counts as
+    /// touching: its sub-blocks may read the cache without naming it as an operand.
+    func untouched(_ v: ValueID, from: Int, to: Int, _ nodes: [Node]) -> Bool {
         guard from + 1 < to else { return true }
-        return (from + 1..<to).allSatisfy { except.contains($0) || (!nodes[$0].op.operands.contains(v) && !nodes[$0].op.results.contains(v)) }
+        return (from + 1..<to).allSatisfy { j in
+            switch nodes[j].op {
+            case .if, .scan: return false
+            default: return !nodes[j].op.operands.contains(v) && !nodes[j].op.results.contains(v)
+            }
+        }
     }
 
     func match(at i: Int, _ nodes: [Node], _ uses: [ValueID: Int], _ graph: Graph) -> Match? {
@@ -84,7 +90,7 @@ public struct FuseRopeAttention: GraphPass {
               kWrite.indices == vWrite.indices, kWrite.axis == vWrite.axis else { return nil }
         // The written caches are read by nothing between their write and the sdpa (the other
         // cache's write reads only its own cache).
-        guard untouched(s.k, from: wk, to: i, except: [], nodes), untouched(s.v, from: wv, to: i, except: [], nodes) else { return nil }
+        guard untouched(s.k, from: wk, to: i, nodes), untouched(s.v, from: wv, to: i, nodes) else { return nil }
         // The rotated q and k: produced in this block, read only by the sdpa and the k write.
         var producer: [ValueID: Int] = [:]
         for (j, node) in nodes[..<i].enumerated() { for r in node.op.results { producer[r] = j } }
