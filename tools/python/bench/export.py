@@ -31,7 +31,7 @@ GGUF = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
 
 def artifact(peer: str, size: str, precision: str):
     """→ (path, label) or None when the peer has no such variant."""
-    if peer == "mlxc" and precision in MLX:
+    if peer in ("mlxc", "mlxc-unfused") and precision in MLX:
         return OUT / f"{size}_{MLX[precision]}.pte", MLX[precision]
     if peer == "xnnpack" and precision in XNNPACK:
         return OUT / f"{size}_{XNNPACK[precision]}.pte", XNNPACK[precision]

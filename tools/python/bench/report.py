@@ -12,7 +12,7 @@ from pathlib import Path
 
 import roofline
 
-PEER_NAMES = {"mlxc": "mlxc", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
+PEER_NAMES = {"mlxc": "mlxc", "mlxc-unfused": "mlxc unfused", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
               "eager": "PyTorch eager", "llamacpp": "llama.cpp"}
 NOISY = 0.20  # others' CPU share above which a measurement is marked † (set from the run's --noisy)
 LLAMA_TYPES = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
@@ -224,7 +224,7 @@ def greedy_lines(agg, sizes, peers) -> list:
         cells = []
         order = {p: i for i, p in enumerate(("fp32", "bf16", "8bit", "4bit"))}
         for (sz, prec, peer), r in sorted(agg.items(), key=lambda kv: (order.get(kv[0][1], 9), kv[0][2])):
-            if sz != size or peer in ("mlxc",) or not r.get("ok") or not r.get("tokens") or (prec, peer) == ("fp32", "eager"):
+            if sz != size or peer in ("mlxc", "mlxc-unfused") or not r.get("ok") or not r.get("tokens") or (prec, peer) == ("fp32", "eager"):
                 continue
             n = next((i for i, (a, b) in enumerate(zip(r["tokens"], ref["tokens"])) if a != b), min(len(r["tokens"]), len(ref["tokens"])))
             cells.append(f"{PEER_NAMES[peer]} {prec} {n}/{len(ref['tokens'])}")
@@ -289,7 +289,7 @@ def render(data) -> str:
           "~30 min with the default 2 rounds on an idle 2-core machine once installed and exported; the first time adds ~11 min to compile "
           "llama-cpp-python and ~8 min of exports) — `tools/bench --quick` for a ~5 min smoke run (small model, 2 runs). "
           "Options: `--sizes small,stories110m --precisions fp32,bf16,8bit,4bit --runs 5 "
-          "--peers mlxc,xnnpack,portable,eager,llamacpp --rounds 2 --budget-s 90`. Raw results: "
+          "--peers mlxc,mlxc-unfused,xnnpack,portable,eager,llamacpp --rounds 2 --budget-s 90` (mlxc-unfused: mlxc without its fusion passes). Raw results: "
           f"`{Path(opts['results']).name}` in tools/.work/bench/.", ""]
 
     L += ["## Machine and versions", "",
@@ -348,7 +348,7 @@ def render(data) -> str:
     missed = sum("**not met**" in x for x in t)
     if t:
         L += [f"{met} of {met + missed} applicable targets met on this run."]
-        slow = sorted({(size, prec) for (size, prec, peer), r in agg.items() if peer != "mlxc" and r.get("ok")
+        slow = sorted({(size, prec) for (size, prec, peer), r in agg.items() if peer not in ("mlxc", "mlxc-unfused") and r.get("ok")
                        and agg.get((size, prec, "mlxc"), {}).get("ok") and r.get("decode_tokens_per_s")
                        and agg[(size, prec, "mlxc")]["decode_tokens_per_s"] < 0.1 * r["decode_tokens_per_s"]})
         if slow:
