@@ -25,6 +25,7 @@ public enum ProgramLoader {
     public static func prepare(_ pte: PTEFile, method: String?, passes: PassManager? = nil) throws -> Graph {
         var graph = try Importer.importMethod(pte, method: method).graph
         try Verifier.verify(graph)
+        try InlineScalarConstants.run(&graph, pte)
         try (passes ?? PassManager()).run(&graph)
         _ = ShapeInference.annotate(&graph)
         return graph
