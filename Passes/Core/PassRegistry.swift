@@ -17,12 +17,14 @@ public enum PassRegistry {
               make: { FuseQuantizedLinear() }),
         Entry(name: "fuse-rope-attention", summary: "RoPE of q and k, the KV-cache writes and the attention reading them, as one kernel",
               make: { FuseRopeAttention() }),
+        Entry(name: "fuse-rms-norm-pattern", summary: "plain RMSNorm (power, mean, add eps, rsqrt, multiply, weight) as one rms_norm op",
+              make: { FuseRMSNormPattern() }),
         Entry(name: "last-position-logits", summary: "text generation: run the final norm and output projection on the last position only",
               make: { LastPositionLogits() }),
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-quantized-linear", "fuse-rope-attention"]
+    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-quantized-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).
