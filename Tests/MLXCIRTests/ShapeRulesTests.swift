@@ -250,6 +250,14 @@ final class ShapeRulesTests: XCTestCase {
                  expected: [nil, nil]),
             Case(op: .scalarMath(ScalarMathOp(kind: "truediv", args: [a, b], out: o)), types: [a: i64s, b: i64s], expected: [f64s]),
             unary({ .item(ItemOp(x: $0, out: $1)) }, T(.f32, 1, 1), f64s),
+            // Ops the fusion passes make: the types of what they replace.
+            Case(op: .fusedQuantizedLinear(FusedQuantizedLinearOp(x: a, w: [b, b], scales: [c, c], biases: [d, d], groupSize: 32, bits: 4,
+                                                                   epilogue: "none", outs: [o, o2])),
+                 types: [a: T(.f32, 5, 64), b: T(.u32, 32, 8), c: T(.f32, 32, 2), d: T(.f32, 32, 2)], expected: [T(.f32, 5, 32), T(.f32, 5, 32)]),
+            Case(op: .ropeAttention(RopeAttentionOp(q: a, k: b, v: c, kCache: d, vCache: e, indices: f, offset: f, ropeDims: 16,
+                                                    outs: [o, o2, o3])),
+                 types: [a: q4, b: T(.f32, 1, 2, 5, 16), c: T(.f32, 1, 2, 5, 16), d: kv, e: kv, f: T(.i64, 5)],
+                 expected: [q4, kv, kv]),
         ]
     }
 

@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+import MLXCFrontend
+import MLXCIR
+@testable import MLXCRuntime
+
+/// What the default pipeline makes of every LLM fixture, counted on the final plan
+/// (`JITProgram.fusionStats`, what `mlxc compile --stats-json` writes) against the imported graph:
+/// no op left to the reference; in MLX programs one rope_attention kernel per attention layer
+/// (an sdpa in the import), every quantized linear dequantizing in registers (no dequantize op
+/// feeds a matmul: the only dequantize kernels are embedding-row lookups), every MoE expert matmul
+/// a gather kernel.
+final class FusionCoverageTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    func stats(_ fixture: String) throws -> (imported: [String: Int], stats: FusionStats, plan: [String]) {
+        let pte = try PTEFile(path: Self.root.appendingPathComponent("\(fixture)/model.pte").path)
+        let imported = try Importer.importMethod(pte).graph.opHistogram
+        let program = try JITProgram(graph: try ProgramLoader.prepare(pte, method: nil), pte: pte)
+        return (imported, program.fusionStats, program.planSummary)
+    }
+
+    func testMLXProgramsAreFusedWithoutFallbacks() throws {
+        for model in ["llama", "gemma_sliding", "moe"] {
+            for variant in ["fp32", "bf16", "4bit", "8bit"] {
+                let name = "\(model)_mlx_\(variant)"
+                let (imported, s, plan) = try stats(name)
+                XCTAssertEqual(s.fallbackOps, 0, "\(name): ops on the reference")
+                XCTAssertEqual(s.fusions.ropeAttention, imported["sdpa"] ?? 0, "\(name): rope_attention kernels vs attention layers")
+                XCTAssertGreaterThan(s.fusions.ropeAttention, 0, name)
+                XCTAssertFalse(plan.contains { $0.contains("kernel sdpa_") || ($0.contains("kernel rope_") && !$0.contains("kernel rope_attention")) }, "\(name): unfused attention left")
+                let gathers = (imported["gather_qmm"] ?? 0) + (imported["gather_mm"] ?? 0)
+                XCTAssertEqual(s.fusions.moeGather, gathers, "\(name): MoE expert matmuls as gathers")
+                if model == "moe" { XCTAssertGreaterThan(gathers, 0, name) }
+                if variant.hasSuffix("bit") {
+                    XCTAssertEqual(s.fusions.dequantMatmul + (imported["gather_qmm"] ?? 0) > 0, true, name)
+                    // Dequantize survives only as the embedding lookup's row decode (one per call), never before a matmul.
+                    XCTAssertLessThanOrEqual(plan.filter { $0.contains("kernel dequantize") }.count, 1, "\(name): dequantized weights")
+                }
+            }
+        }
+    }
+
+    func testPlainProgramsRunWithoutFallbacks() throws {
+        for name in ["llama_plain", "gemma_sliding_plain", "moe_plain", "whisper_encoder_plain", "linear_plain_ptd"] {
+            let dir = Self.root.appendingPathComponent(name)
+            let ptd = dir.appendingPathComponent("model.ptd").path
+            let pte = try PTEFile(path: dir.appendingPathComponent("model.pte").path,
+                                  externalData: FileManager.default.fileExists(atPath: ptd) ? [ptd] : [])
+            let program = try JITProgram(graph: try ProgramLoader.prepare(pte, method: nil), pte: pte)
+            XCTAssertEqual(program.fusionStats.fallbackOps, 0, "\(name): \(program.remarks)")
+        }
+    }
+}
