@@ -33,9 +33,10 @@ extension Lowerings {
             resultDType = declared.flatMap { [.i32, .u32, .i64].contains($0) ? $0 : nil } ?? .u32
             if let declared, declared != resultDType { return nil }
         }
-        let definition = SortKernels.sort(t, indices: indices ? ElementType(resultDType) : nil, lanes: c.lanes)
         var operands = [x], scalars: [Int] = []
         let kthValue = kth.map { scalarOperand($0, &operands, &scalars) }
+        // A run-time kth is an operand the kernel does not read: its buffer sits before the result's.
+        let definition = SortKernels.sort(t, indices: indices ? ElementType(resultDType) : nil, lanes: c.lanes, skip: scalars.count)
         return launch(definition, node, operands: operands, results: [out], resultDTypes: [resultDType],
                       operandDTypes: [xd] + scalars.map { _ in nil }, grain: 1, scalars: scalars) { inputs in
             let x = inputs[0]

@@ -52,6 +52,18 @@ final class JITMoERouterTests: XCTestCase {
         }
     }
 
+    /// A partition whose kth is a run-time value (a dynamic top-k): the kernel must not write over
+    /// the kth operand, and the value read after it (the slice start) must be intact.
+    func testPartitionWithRunTimeKth() throws {
+        var r = Random(4)
+        var g = RefGraph()
+        let x = g.input(tied(&r, [4, 8], .f32)), kth = g.input(HostTensor.scalar(-3, .i64))
+        let parted = g.result(), top = g.result()
+        g.append(.partition(PartitionOp(x: x, out: parted, kth: .value(kth), axis: -1)))
+        g.append(.slice(SliceOp(x: parted, out: top, axis: .literal(-1), start: .value(kth), stop: .literal(8))))
+        try harness.check(g, [parted, top], .exact, kernels: ["sort_f32_skip1"], "partition with kth as a value")
+    }
+
     /// The router sorts expert ids (u32, then i32 positions) to group tokens by expert.
     func testIntegerArgsort() throws {
         var r = Random(2)

@@ -10,17 +10,18 @@ import LLVMKit
 /// scratch and no data-dependent branches, at size² compares per lane, so the lowering only
 /// takes short lanes.
 ///
-/// dims: [outer, size, inner]; buffers: [x, out]; work items: lanes (outer · inner).
+/// dims: [outer, size, inner]; buffers: [x, `skip` unread scalars (a partition's run-time kth), out];
+/// work items: lanes (outer · inner).
 public enum SortKernels {
     /// Sortable element types: floats (compared as f32, exact for bf16/f16) and integers.
     public static func supports(_ t: ElementType) -> Bool { t != .bool && t != .f64 }
 
     /// `indices`: the result is the permutation (argsort), stored as that integer type; nil: the sorted values.
-    public static func sort(_ t: ElementType, indices: ElementType?, lanes: Int) -> KernelDefinition {
-        let name = indices.map { "argsort_\(t.tag)_to_\($0.rawValue)" } ?? "sort_\(t.tag)"
+    public static func sort(_ t: ElementType, indices: ElementType?, lanes: Int, skip: Int = 0) -> KernelDefinition {
+        let name = (indices.map { "argsort_\(t.tag)_to_\($0.rawValue)" } ?? "sort_\(t.tag)") + (skip > 0 ? "_skip\(skip)" : "")
         return KernelDefinition(name: name) { e in
             let b = e.b
-            let x = e.buffer(0), out = e.buffer(1)
+            let x = e.buffer(0), out = e.buffer(1 + skip)
             let size = e.dim(1), inner = e.dim(2)
             let storage = t.storage(b)
             let one = Lanes(b, 1)
