@@ -297,7 +297,7 @@ def render(data) -> str:
           f"SIMD: {', '.join(mach['simd'])}; {mach.get('os', '')}, Linux {mach['kernel']}",
           f"- mlxc {ver.get('mlxc')} (binary built {ver.get('mlxc_binary_built', '?')}); {ver.get('swift', '')}",
           f"- executorch {ver.get('executorch')}, torch {ver.get('torch')}, torchao {ver.get('torchao')}, "
-          f"llama-cpp-python {ver.get('llama_cpp_python')} (ggml {ver.get('ggml', '?')}, built with -DGGML_NATIVE=ON, AMX off: its int8 tile path dies of SIGILL on this VM), "
+          f"llama-cpp-python {ver.get('llama_cpp_python')} (ggml {ver.get('ggml', '?')}, built for this CPU's ISA with AMX off: ggml's AMX int8 path dies of SIGILL on this VM), "
           f"gguf {ver.get('gguf')}, Python {ver.get('python')}, gcc {ver.get('gcc')}",
           f"- threads: {opts['threads']} for every peer; prompt {opts['prompt_length']} tokens in one call, then "
           f"{opts['decode']} greedy single-token decode steps; median of {opts['runs']} runs after a warm-up run, "
