@@ -70,13 +70,7 @@ extension Lowerings {
               QuantizedLinearKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
               let wt = c.constant(o.w), wt.dtype == .u32, wt.shape.count >= 2,
               let s = c.constant(o.scales), let bb = c.constant(biases), s.dtype == bb.dtype else { return nil }
-        let params: QuantizedLinearKernels.ParamType
-        switch s.dtype {
-        case .f32: params = .f32
-        case .bf16: params = .bf16
-        case .f16: params = .f16
-        default: return nil
-        }
+        guard let params = quantizedParams(s.dtype) else { return nil }
         let n = wt.shape[wt.shape.count - 2], k = wt.shape.last! * 32 / o.bits
         let wBatch = Array(wt.shape.dropLast(2)), experts = wBatch.reduce(1, *)
         guard k % o.groupSize == 0, s.count == experts * n * (k / o.groupSize), bb.count == s.count else { return nil }

@@ -12,13 +12,7 @@ extension Lowerings {
               c.dtype(o.w) ?? .u32 == .u32, let words = lastDim(o.w, c) else { return nil }
         let paramDType = c.dtype(o.scales) ?? .f32
         guard c.dtype(biases) ?? paramDType == paramDType, (o.dtype ?? paramDType) == .f32 else { return nil }
-        let params: QuantizedLinearKernels.ParamType
-        switch paramDType {
-        case .f32: params = .f32
-        case .bf16: params = .bf16
-        case .f16: params = .f16
-        default: return nil
-        }
+        guard let params = quantizedParams(paramDType) else { return nil }
         let k = words * 32 / o.bits
         guard k % o.groupSize == 0 else { return nil }
         let groups = k / o.groupSize

@@ -9,18 +9,22 @@ extension Lowerings {
         let n: Int, k: Int, paramDType: DType, params: QuantizedLinearKernels.ParamType
     }
 
+    /// The scale/bias element type a quantized kernel reads (f32, bf16 or f16), nil for others.
+    static func quantizedParams(_ dtype: DType) -> QuantizedLinearKernels.ParamType? {
+        switch dtype {
+        case .f32: return .f32
+        case .bf16: return .bf16
+        case .f16: return .f16
+        default: return nil
+        }
+    }
+
     static func quantizedWeight(w: ValueID, scales: ValueID, biases: ValueID?, bits: Int, groupSize: Int,
                                 _ c: LoweringContext) -> QuantizedWeight? {
         guard QuantizedLinearKernels.supports(bits: bits, groupSize: groupSize, lanes: c.lanes),
               let wt = c.constant(w), wt.dtype == .u32, wt.shape.count == 2,
               let biases, let s = c.constant(scales), let bb = c.constant(biases), s.dtype == bb.dtype else { return nil }
-        let params: QuantizedLinearKernels.ParamType
-        switch s.dtype {
-        case .f32: params = .f32
-        case .bf16: params = .bf16
-        case .f16: params = .f16
-        default: return nil
-        }
+        guard let params = quantizedParams(s.dtype) else { return nil }
         let n = wt.shape[0], k = wt.shape[1] * 32 / bits
         guard k % groupSize == 0, s.count == n * (k / groupSize), bb.count == s.count else { return nil }
         return QuantizedWeight(n: n, k: k, paramDType: s.dtype, params: params)

@@ -6,7 +6,8 @@ import LLVMKit
 /// byte holding 8/bits codes) and one scale and bias per group of `groupSize` k. Weights are
 /// dequantized in registers and never written out.
 ///
-/// The sum is split per group: `Σ x·(s·q + b) = s·Σ q·x + b·Σ x`. `Σ x` per group does not depend
+/// The row arithmetic is `AffineQuantizedRows` (shared with the MoE gather kernel). The sum is
+/// split per group: `Σ x·(s·q + b) = s·Σ q·x + b·Σ x`. `Σ x` per group does not depend
 /// on the output row, so it is computed once per call (per token) into a scratch, and the bias
 /// term becomes one short dot product per row. The inner loop is then only
 /// load-bytes → shift/mask → convert → FMA:
@@ -61,40 +62,12 @@ public enum QuantizedLinearKernels {
             let outBase = 1 + 3 * weightCount + (residual ? 1 : 0)
             let outs = (0..<(epilogue == .swiglu ? 1 : weightCount)).map { e.buffer(outBase + $0) }
             let m = e.dim(0)
-            let perByte = 8 / bits                          // codes per byte
-            let cl = min(lanes, groupSize / perByte)        // lanes of a chunk (bytes loaded at once)
-            let chunk = cl * perByte                        // elements of a chunk
-            let chunksPerGroup = groupSize / chunk
-            let groups = k / groupSize
-            let rowBytes = k / perByte
-            let vec = b.vector(b.f32, cl)
-            let codeMask = b.splat(b.i32((1 << bits) - 1), cl)
-            let permuted = perByte > 1
-            // Groups per iteration of the row loop (their scales and biases load as one short vector).
-            let groupUnroll = 4
-            let biasType = b.vector(b.f32, groupUnroll)
+            let rows = AffineQuantizedRows(b, k: k, bits: bits, groupSize: groupSize, params: params, lanes: lanes)
+            let groups = rows.groups
 
             // Scratch in the entry block: permuted activations and per-group sums, `tb` tokens.
-            func scratch(_ count: Int) -> IRValue {
-                let a = b.alloca(LLVMArrayType2(b.f32, UInt64(count)))
-                LLVMSetAlignment(a, 64)
-                return a
-            }
-            let xpScratch = permuted ? scratch(tb * k) : nil
-            let sumScratch = scratch(tb * groups)
-
-            /// Loads `width` params (scale or bias) as f32 from `base[index…]`.
-            func loadParams(_ base: IRValue, _ index: IRValue, _ width: Int) -> IRValue {
-                let t = width == 1 ? b.f32 : b.vector(b.f32, width)
-                func widen(_ element: IRType) -> IRType { width == 1 ? element : b.vector(element, width) }
-                switch params {
-                case .f32: return b.load(t, b.gep(b.f32, base, index))
-                case .f16: return b.fpext(b.load(widen(b.f16), b.gep(b.f16, base, index), align: 2), t)
-                case .bf16:
-                    let raw = b.zext(b.load(widen(b.i16), b.gep(b.i16, base, index), align: 2), widen(b.i32))
-                    return b.bitcast(b.shl(raw, width == 1 ? b.i32(16) : b.splat(b.i32(16), width)), t)
-                }
-            }
+            let xpScratch = rows.permuted ? rows.scratch(tb * k) : nil
+            let sumScratch = rows.scratch(tb * groups)
 
             /// Per-call preparation for tokens t0 ..< t0 + nt: Σx per group, and the permuted x.
             func prepare(t0: IRValue, nt: Int) {
@@ -110,97 +83,16 @@ public enum QuantizedLinearKernels {
                         b.store(b.reduceAdd(s!), b.gep(b.f32, sums, g))
                     }
                     guard let xpScratch else { continue }
-                    let xp = b.gep(b.f32, xpScratch, b.i64(t * k))
-                    b.loop(b.i64(0), b.i64(k / chunk), "perm") { c in
-                        let base = b.mul(c, b.i64(chunk))
-                        let parts = (0..<perByte).map { p in b.load(vec, b.gep(b.f32, xRow, b.add(base, b.i64(p * cl)))) }
-                        // Concatenate the chunk into one vector, then pick every perByte-th element.
-                        var whole = parts
-                        while whole.count > 1 {
-                            let width = Int(LLVMGetVectorSize(LLVMTypeOf(whole[0])))
-                            whole = stride(from: 0, to: whole.count, by: 2).map { b.shuffle(whole[$0], whole[$0 + 1], Array(0..<(2 * width))) }
-                        }
-                        for s in 0..<perByte {
-                            let picked = b.shuffle(whole[0], whole[0], (0..<cl).map { $0 * perByte + s })
-                            b.store(picked, b.gep(b.f32, xp, b.add(base, b.i64(s * cl))))
-                        }
-                    }
+                    rows.permute(into: b.gep(b.f32, xpScratch, b.i64(t * k))) { i in b.load(rows.vec, b.gep(b.f32, xRow, i)) }
                 }
             }
 
             /// Row r of weight `wt` for tokens t0 ..< t0 + nt (their activations already prepared):
             /// one f32 dot product per token.
             func row(_ r: IRValue, _ wt: (w: IRValue, scales: IRValue, biases: IRValue), t0: IRValue, nt: Int) -> [IRValue] {
-                let (w, scales, biases) = wt
-                let xBase: IRValue = xpScratch ?? b.gep(b.f32, x, b.mul(t0, b.i64(k)))
-                let rowCodes = b.gep(b.i8, w, b.mul(r, b.i64(rowBytes)))
-                let rowParams = b.mul(r, b.i64(groups))
-
-                /// `width` consecutive groups from group g0: Σ s·(q·x) into acc, Σ b·(Σx) into biasAcc.
-                /// One token: codes times x summed per group, then scaled once per group. Several
-                /// tokens: the codes are scaled once and shared by every token's FMA.
-                func groupBlock(_ g0: IRValue, width: Int, acc: [IRValue], biasAcc: [IRValue]) -> ([IRValue], [IRValue]) {
-                    let sv = loadParams(scales, b.add(rowParams, g0), width)
-                    let bv = loadParams(biases, b.add(rowParams, g0), width)
-                    var acc = acc, biasAcc = biasAcc
-                    for gi in 0..<width {
-                        let g = b.add(g0, b.i64(gi))
-                        let scale = width == 1 ? b.splat(sv, cl) : b.shuffle(sv, sv, [Int](repeating: gi, count: cl))
-                        var groupAcc: IRValue? = nil
-                        for ci in 0..<chunksPerGroup {
-                            let element = b.add(b.mul(g, b.i64(groupSize)), b.i64(ci * chunk))
-                            let bytes = b.load(b.vector(b.i8, cl), b.gep(b.i8, rowCodes, b.sdiv(element, b.i64(perByte))), align: 1)
-                            let wide = b.zext(bytes, b.vector(b.i32, cl))
-                            for s in 0..<perByte {
-                                var q = s == 0 ? wide : b.lshr(wide, b.splat(b.i32(s * bits), cl))
-                                if s < perByte - 1 { q = b.and(q, codeMask) }   // the top code has no bits above it
-                                var qf = b.uitofp(q, vec)
-                                if nt > 1 { qf = b.fmul(qf, scale) }
-                                for t in 0..<nt {
-                                    let xv = b.load(vec, b.gep(b.f32, xBase, b.add(b.i64(t * k), b.add(element, b.i64(s * cl)))))
-                                    if nt > 1 {
-                                        acc[t] = b.fma(qf, xv, acc[t])
-                                    } else {
-                                        groupAcc = groupAcc.map { b.fma(qf, xv, $0) } ?? b.fmul(qf, xv)
-                                    }
-                                }
-                            }
-                        }
-                        if let groupAcc { acc[0] = b.fma(groupAcc, scale, acc[0]) }
-                    }
-                    for t in 0..<nt {
-                        let sumsAt = b.gep(b.f32, sumScratch, b.add(b.i64(t * groups), g0))
-                        let sums = b.load(width == 1 ? b.f32 : b.vector(b.f32, width), sumsAt)
-                        if width == groupUnroll {
-                            biasAcc[t] = b.fma(bv, sums, biasAcc[t])
-                        } else {
-                            let dot = width == 1 ? b.fmul(bv, sums) : b.reduceAdd(b.fmul(bv, sums))
-                            biasAcc[t] = b.fadd(biasAcc[t], b.insert(b.zero(biasType), dot, 0))
-                        }
-                    }
-                    return (acc, biasAcc)
-                }
-
-                let zero = b.zero(vec)
-                let fullBlocks = groups / groupUnroll
-                var state = b.loop(b.i64(0), b.i64(fullBlocks), carrying: [IRValue](repeating: zero, count: nt) + [IRValue](repeating: b.zero(biasType), count: nt), "gb") { blk, carried in
-                    let (a, bias) = groupBlock(b.mul(blk, b.i64(groupUnroll)), width: groupUnroll, acc: Array(carried[0..<nt]), biasAcc: Array(carried[nt...]))
-                    return a + bias
-                }
-                // The remaining groups, in power-of-two pieces.
-                var g0 = fullBlocks * groupUnroll, left = groups - g0
-                var piece = groupUnroll / 2
-                while left > 0 {
-                    if piece <= left {
-                        let (a, bias) = groupBlock(b.i64(g0), width: piece, acc: Array(state[0..<nt]), biasAcc: Array(state[nt...]))
-                        state = a + bias
-                        g0 += piece
-                        left -= piece
-                    } else {
-                        piece /= 2
-                    }
-                }
-                return (0..<nt).map { t in b.fadd(b.reduceAdd(state[t]), b.reduceAdd(state[nt + t])) }
+                rows.dot(rowCodes: b.gep(b.i8, wt.w, b.mul(r, b.i64(rows.rowBytes))), scales: wt.scales, biases: wt.biases,
+                         paramIndex: b.mul(r, b.i64(groups)), x: xpScratch ?? b.gep(b.f32, x, b.mul(t0, b.i64(k))),
+                         sums: sumScratch, nt: nt)
             }
 
             /// Stores token t's value of row r of an [M, n] result, plus the residual's.
