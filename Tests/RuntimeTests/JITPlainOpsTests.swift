@@ -15,26 +15,8 @@ import MLXCIR
 /// double sum. bf16 results round the f32 sum once where the reference rounds the double sum, so
 /// they may differ by one bf16 ulp (2⁻⁸ relative): 1e-2 × max.
 final class JITPlainOpsTests: XCTestCase {
-    static let pte: PTEFile = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        return try! PTEFile(path: root.appendingPathComponent("Fixtures/llama_mlx_fp32/model.pte").path)
-    }()
-
-    /// Deterministic pseudo-random numbers (a 64-bit LCG).
-    struct Random {
-        var state: UInt64
-        init(_ seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
-        mutating func next() -> Double {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Double(state >> 11) / Double(1 << 53)
-        }
-        mutating func tensor(_ shape: [Int], _ lo: Double = -1, _ hi: Double = 1, _ dtype: DType = .f32) -> HostTensor {
-            HostTensor(dtype: dtype, shape: shape, storage: (0..<shape.reduce(1, *)).map { _ in lo + (hi - lo) * next() }).rounded()
-        }
-        mutating func bools(_ shape: [Int], p: Double) -> HostTensor {
-            HostTensor(dtype: .bool, shape: shape, storage: (0..<shape.reduce(1, *)).map { _ in next() < p ? 1 : 0 })
-        }
-    }
+    static var pte: PTEFile { JITKernelTests.pte }
+    typealias Random = JITKernelTests.Random
 
     /// max |got − want| ≤ tol · max |want| (tol 0: bit for bit).
     func compare(_ got: HostTensor, _ want: HostTensor, tol: Double, _ what: String, file: StaticString, line: UInt) {
@@ -240,5 +222,11 @@ final class JITPlainOpsTests: XCTestCase {
         let x = g.input(r.tensor([1, 30, 40], -1, 1, .bf16)), w = constant(&g, r.tensor([16, 3, 40], -1, 1, .bf16)), out = g.result()
         g.append(.conv1D(Conv1DOp(x: x, w: w, out: out, stride: 1, padding: 1, dilation: 1, groups: 1)))
         try check(g, [out], tol: 1e-2, kernels: ["conv1d_bf16"], "conv1d bf16")
+    }
+}
+
+extension JITKernelTests.Random {
+    mutating func bools(_ shape: [Int], p: Double) -> HostTensor {
+        HostTensor(dtype: .bool, shape: shape, storage: (0..<shape.reduce(1, *)).map { _ in next() < p ? 1 : 0 })
     }
 }
