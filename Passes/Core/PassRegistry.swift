@@ -19,12 +19,18 @@ public enum PassRegistry {
               make: { FuseRopeAttention() }),
         Entry(name: "fuse-rms-norm-pattern", summary: "plain RMSNorm (power, mean, add eps, rsqrt, multiply, weight) as one rms_norm op",
               make: { FuseRMSNormPattern() }),
+        Entry(name: "fuse-attention-pattern", summary: "plain attention (scaled q·kᵀ, mask, safe softmax, ·v; GQA repeats) as one sdpa op reading the KV cache",
+              make: { FuseAttentionPattern() }),
+        Entry(name: "fuse-rope-pattern", summary: "plain RoPE (cos/sin table slices, halves, multiply-add, concatenate) as one rope_table op",
+              make: { FuseRopePattern() }),
+        Entry(name: "inplace-state-writes", summary: "index_put into state plus its copy back as one in-place index_copy",
+              make: { InPlaceStateWrites() }),
         Entry(name: "last-position-logits", summary: "text generation: run the final norm and output projection on the last position only",
               make: { LastPositionLogits() }),
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-quantized-linear", "fuse-rope-attention"]
+    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-attention-pattern", "fuse-quantized-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).

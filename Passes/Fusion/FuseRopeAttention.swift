@@ -2,7 +2,7 @@ import MLXCIR
 
 /// Fuses an MLX attention layer's decode/prefill core into one `rope_attention` op (one kernel):
 ///
-///     qr = rope(q, …)            kr = rope(k, …same offset and attributes)
+///     qr = rope(q, …)            kr = rope(k, …same offset and attributes)   (or two rope_tables alike)
 ///     kc = index_copy(dst: kc, update: kr, indices: i, axis: 2)     (kc, vc: state, in place)
 ///     vc = index_copy(dst: vc, update: v,  indices: i, axis: 2)
 ///     o  = sdpa(q: qr, k: kc, v: vc, …)
@@ -95,14 +95,30 @@ public struct FuseRopeAttention: GraphPass {
         var producer: [ValueID: Int] = [:]
         for (j, node) in nodes[..<i].enumerated() { for r in node.op.results { producer[r] = j } }
         guard uses[s.q] == 1, uses[kWrite.update] == 1, let rq = producer[s.q], let rk = producer[kWrite.update], rq != rk,
-              case .rope(let q) = nodes[rq].op, case .rope(let k) = nodes[rk].op,
-              q.offset == k.offset, q.dims == k.dims, q.freqs == k.freqs, q.traditional == k.traditional,
-              q.base == k.base, q.scale == k.scale else { return nil }
-        let moved = [q.x, k.x, vWrite.update, kWrite.indices, q.offset] + [q.freqs, s.mask].compactMap { $0 }
+              var op = ropes(nodes[rq].op, nodes[rk].op, graph) else { return nil }
+        let moved = [op.q, op.k, vWrite.update, kWrite.indices, op.offset] + [op.freqs, s.mask, op.cosTable, op.sinTable, op.tableStop].compactMap { $0 }
         guard !moved.contains(where: { isState($0, graph) }) else { return nil }
-        let op = RopeAttentionOp(q: q.x, k: k.x, v: vWrite.update, kCache: s.k, vCache: s.v, indices: kWrite.indices,
-                                 offset: q.offset, ropeDims: q.dims, freqs: q.freqs, traditional: q.traditional, base: q.base,
-                                 ropeScale: q.scale, scale: s.scale, mask: s.mask, causal: s.causal, outs: [s.out, s.k, s.v])
+        (op.v, op.kCache, op.vCache, op.indices) = (vWrite.update, s.k, s.v, kWrite.indices)
+        (op.scale, op.mask, op.causal, op.outs) = (s.scale, s.mask, s.causal, [s.out, s.k, s.v])
         return Match(op: op, absorbed: [rq, rk, wk, wv])
+    }
+
+    /// The rotation part of the fused op, if q and k turn alike: two MLX `rope`s with the same
+    /// attributes and offset, or two `rope_table`s of the same tables and rows.
+    func ropes(_ qOp: Op, _ kOp: Op, _ graph: Graph) -> RopeAttentionOp? {
+        switch (qOp, kOp) {
+        case (.rope(let q), .rope(let k)):
+            guard q.offset == k.offset, q.dims == k.dims, q.freqs == k.freqs, q.traditional == k.traditional,
+                  q.base == k.base, q.scale == k.scale else { return nil }
+            return RopeAttentionOp(q: q.x, k: k.x, v: q.x, kCache: q.x, vCache: q.x, indices: q.x, offset: q.offset, ropeDims: q.dims,
+                                   freqs: q.freqs, traditional: q.traditional, base: q.base, ropeScale: q.scale, outs: [])
+        case (.ropeTable(let q), .ropeTable(let k)):
+            guard q.cos == k.cos, q.sin == k.sin, q.start == k.start, q.stop == k.stop, q.traditional == k.traditional,
+                  let h = graph[q.cos].type?.shape.last?.fixedValue else { return nil }
+            return RopeAttentionOp(q: q.x, k: k.x, v: q.x, kCache: q.x, vCache: q.x, indices: q.x, offset: q.start, ropeDims: 2 * h,
+                                   traditional: q.traditional, outs: [], cosTable: q.cos, sinTable: q.sin, tableStop: q.stop)
+        default:
+            return nil
+        }
     }
 }

@@ -37,7 +37,7 @@ extension Lowerings {
         // So is a transpose the kernel of its only reader reads through, or its producer writes through.
         func absorbing(_ node: Node) -> Bool {
             switch node.op {
-            case .rope, .indexCopy, .sdpa: return llm(node, c)?.absorbs.contains(o.out) ?? dataMovement(node, c)?.absorbs.contains(o.out) ?? false
+            case .rope, .ropeTable, .indexCopy, .sdpa: return llm(node, c)?.absorbs.contains(o.out) ?? dataMovement(node, c)?.absorbs.contains(o.out) ?? false
             default: return false
             }
         }

@@ -13,6 +13,7 @@ extension Lowerings {
         case .layerNorm(let o): return norm(node, c, x: o.x, weight: o.weight, bias: o.bias, eps: o.eps, out: o.out, centered: true)
         case .softmax(let o): return softmax(o, node, c)
         case .rope(let o): return rope(o, node, c)
+        case .ropeTable(let o): return ropeTable(o, node, c)
         case .sdpa(let o): return sdpa(o, node, c)
         case .llamaCustomSdpa(let o): return customSDPA(o, node, c)
         default: return nil
@@ -81,8 +82,8 @@ extension Lowerings {
             (freqsDType, ft) = (d, e)
             operands.append(freqs)
         }
-        let definition = RopeKernels.rope(dims: o.dims, traditional: o.traditional, base: o.base, scale: o.scale,
-                                          hasFreqs: o.freqs != nil, lanes: c.lanes, t, freqs: ft)
+        let definition = RopeKernels.rope(RopeRotation.Rope(dims: o.dims, traditional: o.traditional, base: o.base, scale: o.scale,
+                                                            freqs: o.freqs == nil ? nil : ft), lanes: c.lanes, t)
         return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [dtype],
                       operandDTypes: [dtype, nil] + (o.freqs == nil ? [] : [freqsDType]), grain: 4, scalars: [1],
                       absorbs: swap == nil ? [] : [o.x], fallbackNodes: swap.map { [$0.node, node] }) { inputs in
@@ -100,6 +101,36 @@ extension Lowerings {
             }
             guard t > 0 else { return CallLayout(shapes: [shape], dims: [Int64(d), 1, 0] + strides, work: 0) }
             return CallLayout(shapes: [shape], dims: [Int64(d), Int64(t), Int64(offset.intValue())] + strides, work: x.count / d)
+        }
+    }
+
+    /// `rope_table` → the RoPE row kernel reading cos/sin table rows [start, stop) (checked per call:
+    /// stop − start = T and inside the tables, else the reference runs it).
+    static func ropeTable(_ o: RopeTableOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard let (dtype, t) = activation(o.x, c), let (tableDType, tt) = activation(o.cos, c), c.dtype(o.sin) ?? .f32 == tableDType,
+              let h = c.type(o.cos)?.shape.last?.fixedValue, h > 0 else { return nil }
+        let swap = headSwap(o.x, c)
+        let rope = RopeRotation.Rope(dims: 2 * h, traditional: o.traditional, base: 1, scale: 1, freqs: nil, table: tt)
+        let definition = RopeKernels.rope(rope, lanes: c.lanes, t)
+        return launch(definition, node, operands: [swap?.source ?? o.x, o.start, o.stop, o.cos, o.sin], results: [o.out],
+                      resultDTypes: [dtype], operandDTypes: [dtype, nil, nil, tableDType, tableDType], grain: 4, scalars: [1, 2],
+                      absorbs: swap == nil ? [] : [o.x], fallbackNodes: swap.map { [$0.node, node] }) { inputs in
+            let x = inputs[0], start = inputs[1], stop = inputs[2], cosT = inputs[3], sinT = inputs[4]
+            guard x.shape.count >= 2, let d = x.shape.last, 2 * h <= d, start.count == 1, stop.count == 1,
+                  ![.f32, .f16, .bf16, .f64].contains(start.dtype), ![.f32, .f16, .bf16, .f64].contains(stop.dtype),
+                  cosT.shape.count == 2, cosT.shape == sinT.shape, cosT.shape[1] == h else { return nil }
+            var shape = x.shape, t = x.shape[x.shape.count - 2]
+            var strides: [Int64] = [1, Int64(t * d), 0, Int64(d)]   // H = 1: rows in order
+            if swap != nil {
+                guard let s = rowStrides(x, swapped: true) else { return nil }
+                shape = [x.shape[0], x.shape[2], x.shape[1], d]
+                t = x.shape[1]
+                strides = s
+            }
+            let first = start.intValue(), end = stop.intValue()
+            guard first >= 0, end - first == t, end <= cosT.shape[0] else { return nil }
+            guard t > 0 else { return CallLayout(shapes: [shape], dims: [Int64(d), 1, 0] + strides, work: 0) }
+            return CallLayout(shapes: [shape], dims: [Int64(d), Int64(t), Int64(first)] + strides, work: x.count / d)
         }
     }
 

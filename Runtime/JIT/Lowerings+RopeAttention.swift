@@ -21,7 +21,16 @@ extension Lowerings {
             guard let (d, e) = activation(freqs, c) else { return nil }
             (freqsDType, ft) = (d, e)
         }
-        let rope = RopeAttentionKernels.Rope(dims: o.ropeDims, traditional: o.traditional, base: o.base, scale: o.ropeScale, freqs: ft)
+        var tableDType: DType? = nil, tt: ElementType? = nil
+        if let cosT = o.cosTable, let sinT = o.sinTable {
+            guard o.tableStop != nil, let (d, e) = activation(cosT, c), c.dtype(sinT) ?? .f32 == d,
+                  c.type(cosT)?.shape.last?.fixedValue == o.ropeDims / 2 else { return nil }
+            (tableDType, tt) = (d, e)
+        } else if o.cosTable != nil || o.sinTable != nil || o.tableStop != nil {
+            return nil
+        }
+        let rope = RopeAttentionKernels.Rope(dims: o.ropeDims, traditional: o.traditional, base: o.base, scale: o.ropeScale,
+                                             freqs: tt == nil ? ft : nil, table: tt)
         let definition = RopeAttentionKernels.ropeAttention(dk: dk, dv: dv, rope: rope, mask: mask, causal: o.causal, scale: o.scale,
                                                             index: it, lanes: c.lanes, t, maskType: maskType)
         let swaps = [o.q, o.k, o.v].map { headSwap($0, c) }
@@ -34,14 +43,19 @@ extension Lowerings {
         var operands = zip([o.q, o.k, o.v], swaps).map { $1?.source ?? $0 } + [o.kCache, o.vCache, o.indices, o.offset]
         var operandDTypes: [DType?] = [dtype, dtype, dtype, dtype, dtype, indexDType, nil]
         if let m = o.mask { operands.append(m); operandDTypes.append(maskDType) }
-        if let f = o.freqs { operands.append(f); operandDTypes.append(freqsDType) }
+        if let f = o.freqs, tt == nil { operands.append(f); operandDTypes.append(freqsDType) }
+        if tt != nil, let cosT = o.cosTable, let sinT = o.sinTable, let stop = o.tableStop {
+            operands += [cosT, sinT, stop]
+            operandDTypes += [tableDType, tableDType, nil]
+        }
+        let tableAt = tt == nil ? nil : operands.count - 3
         var absorbs = Set(zip([o.q, o.k, o.v], swaps).compactMap { $1 == nil ? nil : $0 })
         if let outSwap { absorbs.insert(outSwap.out) }
         let fallbackNodes = swaps.compactMap { $0?.node } + [node] + (outSwap.map { [$0.node] } ?? [])
         let swapped = swaps.map { $0 != nil }
         return launch(definition, node, operands: operands, results: [outSwap?.out ?? out, o.kCache, o.vCache],
                       resultDTypes: [dtype, dtype, dtype], operandDTypes: operandDTypes, grain: 1, inPlace: [1: 3, 2: 4],
-                      scalars: [6], check: { inputs in distinctPositions(inputs[5], axisSize: inputs[3].shape.count == 4 ? inputs[3].shape[2] : 0) },
+                      scalars: [6] + (tableAt.map { [$0 + 2] } ?? []), check: { inputs in distinctPositions(inputs[5], axisSize: inputs[3].shape.count == 4 ? inputs[3].shape[2] : 0) },
                       absorbs: absorbs, fallbackNodes: absorbs.isEmpty ? nil : fallbackNodes) { inputs in
             let kCache = inputs[3], vCache = inputs[4], indices = inputs[5], offset = inputs[6]
             guard inputs[0].shape.count == 4, inputs[1].shape.count == 4, inputs[2].shape.count == 4,
@@ -49,7 +63,15 @@ extension Lowerings {
                   ![.f32, .f16, .bf16, .f64].contains(offset.dtype),
                   inputs[0].shape[3] == dk, inputs[1].shape[3] == dk, inputs[2].shape[3] == dv,
                   kCache.shape[3] == dk, vCache.shape[3] == dv else { return nil }
-            if o.freqs != nil && inputs[inputs.count - 1].count != o.ropeDims / 2 { return nil }
+            if o.freqs != nil && tt == nil && inputs[inputs.count - 1].count != o.ropeDims / 2 { return nil }
+            if let at = tableAt {
+                // Table rows [offset, stop) must be the T new positions, inside the tables.
+                let cosT = inputs[at], sinT = inputs[at + 1], stop = inputs[at + 2]
+                guard cosT.shape.count == 2, cosT.shape == sinT.shape, cosT.shape[1] == o.ropeDims / 2, stop.count == 1,
+                      ![.f32, .f16, .bf16, .f64].contains(stop.dtype), offset.intValue() >= 0,
+                      stop.intValue() - offset.intValue() == inputs[0].shape[swapped[0] ? 1 : 2],
+                      stop.intValue() <= cosT.shape[0] else { return nil }
+            }
             let q = headLayout(inputs[0], swapped: swapped[0]), k = headLayout(inputs[1], swapped: swapped[1])
             let v = headLayout(inputs[2], swapped: swapped[2])
             let (b, hq, t) = (q.b, q.h, q.r)

@@ -17,6 +17,8 @@ extension Environment {
             set(o.out, try Self.softmax(try tensor(o.x), axis: o.axis))
         case .rope(let o):
             try set(o.out, rope(o))
+        case .ropeTable(let o):
+            try set(o.out, ropeTable(o))
         case .sdpa(let o):
             let q = try tensor(o.q), k = try tensor(o.k), v = try tensor(o.v)
             set(o.out, try Self.attention(q: q, k: k, v: v, scale: o.scale, mask: try optional(o.mask), causal: o.causal,
@@ -128,6 +130,36 @@ extension Environment {
                     let angle = position * invFreq[i]
                     let c = Foundation.cos(angle), s = Foundation.sin(angle)
                     let (a, b) = o.traditional ? (base + 2 * i, base + 2 * i + 1) : (base + i, base + i + half)
+                    let x1 = x.storage[a], x2 = x.storage[b]
+                    out[a] = x1 * c - x2 * s
+                    out[b] = x1 * s + x2 * c
+                }
+            }
+        }
+        return HostTensor(dtype: x.dtype, shape: x.shape, storage: out)
+    }
+
+    /// RoPE from tables as plain exports compute it: row t of x [..., T, D] takes rows start + t of
+    /// cos/sin [R, h]; pairs (2i, 2i+1) when traditional, else (i, i + h); features from 2h pass through.
+    func ropeTable(_ o: RopeTableOp) throws -> HostTensor {
+        let x = try tensor(o.x), cosT = try tensor(o.cos), sinT = try tensor(o.sin)
+        let start = try int(.value(o.start)), stop = try int(.value(o.stop))
+        guard x.rank >= 2 else { throw ReferenceError("rope_table needs rank >= 2, got \(x.shape)") }
+        let d = x.shape[x.rank - 1], t = x.shape[x.rank - 2]
+        guard cosT.rank == 2, cosT.shape == sinT.shape, cosT.shape[1] > 0, 2 * cosT.shape[1] <= d else {
+            throw ReferenceError("rope_table: tables \(cosT.shape), \(sinT.shape) do not fit x \(x.shape)")
+        }
+        let h = cosT.shape[1]
+        guard start >= 0, stop == start + t, stop <= cosT.shape[0] else {
+            throw ReferenceError("rope_table: table rows [\(start), \(stop)) of \(cosT.shape[0]) do not match the \(t) positions of x \(x.shape)")
+        }
+        var out = x.storage
+        for r in 0..<(x.count / (t * d)) {
+            for p in 0..<t {
+                let base = (r * t + p) * d, row = (start + p) * h
+                for i in 0..<h {
+                    let c = cosT.storage[row + i], s = sinT.storage[row + i]
+                    let (a, b) = o.traditional ? (base + 2 * i, base + 2 * i + 1) : (base + i, base + i + h)
                     let x1 = x.storage[a], x2 = x.storage[b]
                     out[a] = x1 * c - x2 * s
                     out[b] = x1 * s + x2 * c

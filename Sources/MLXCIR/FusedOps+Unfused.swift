@@ -28,7 +28,10 @@ public enum FusedOps {
         case .ropeAttention(let o):
             guard o.outs.count == 3 else { return nil }
             func rope(_ x: ValueID, _ out: ValueID) -> Op {
-                .rope(RopeOp(x: x, out: out, dims: o.ropeDims, offset: o.offset, freqs: o.freqs, traditional: o.traditional,
+                if let c = o.cosTable, let s = o.sinTable, let stop = o.tableStop {
+                    return .ropeTable(RopeTableOp(x: x, cos: c, sin: s, start: o.offset, stop: stop, traditional: o.traditional, out: out))
+                }
+                return .rope(RopeOp(x: x, out: out, dims: o.ropeDims, offset: o.offset, freqs: o.freqs, traditional: o.traditional,
                              base: o.base, scale: o.ropeScale))
             }
             return [rope(o.q, temp(0)), rope(o.k, temp(1)),

@@ -154,6 +154,9 @@ public enum Op: Hashable, Sendable {
     case item(ItemOp)
     case fusedQuantizedLinear(FusedQuantizedLinearOp)
     case ropeAttention(RopeAttentionOp)
+    case ropeTable(RopeTableOp)
+    case dequantizeAffine(DequantizeAffineOp)
+    case packAffineWeight(PackAffineWeightOp)
 }
 
 extension Op {
@@ -186,7 +189,8 @@ extension Op {
         "bitwise_invert", "roll", "bitwise_and", "bitwise_or", "bitwise_xor", "if",
         "random_bits", "update_and_attend", "trunc", "flip", "matmul", "llama_custom_sdpa",
         "llama_update_cache", "llama_update_cache_with_indices", "index_put", "copy_into", "quantized_embedding", "delegate_call",
-        "scalar_math", "item", "fused_quantized_linear", "rope_attention",
+        "scalar_math", "item", "fused_quantized_linear", "rope_attention", "rope_table", "dequantize_affine",
+        "pack_affine_weight",
     ]
 
     /// The schema table of every op (`QuantizedMatmulNode`), in case order.
@@ -220,7 +224,8 @@ extension Op {
         "BitwiseXorNode", "IfNode", "RandomBitsNode", "UpdateAndAttendNode", "TruncNode",
         "FlipNode", "MatmulNode", "LlamaCustomSdpaNode", "LlamaUpdateCacheNode", "LlamaUpdateCacheWithIndicesNode",
         "IndexPutNode", "CopyIntoNode", "QuantizedEmbeddingNode", "DelegateCallNode", "ScalarMathNode",
-        "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode",
+        "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode", "RopeTableNode", "DequantizeAffineNode",
+        "PackAffineWeightNode",
     ]
 
     /// Position of this case in `allNames` (MLX union tag minus one for MLX nodes).
@@ -374,6 +379,9 @@ extension Op {
         case .item: return 145
         case .fusedQuantizedLinear: return 146
         case .ropeAttention: return 147
+        case .ropeTable: return 148
+        case .dequantizeAffine: return 149
+        case .packAffineWeight: return 150
         }
     }
 
@@ -535,6 +543,9 @@ extension Op {
         case .item(let o): return o.attributes
         case .fusedQuantizedLinear(let o): return o.attributes
         case .ropeAttention(let o): return o.attributes
+        case .ropeTable(let o): return o.attributes
+        case .dequantizeAffine(let o): return o.attributes
+        case .packAffineWeight(let o): return o.attributes
         }
     }
 
@@ -689,6 +700,9 @@ extension Op {
         case .item(let o): return o.resultIDs
         case .fusedQuantizedLinear(let o): return o.resultIDs
         case .ropeAttention(let o): return o.resultIDs
+        case .ropeTable(let o): return o.resultIDs
+        case .dequantizeAffine(let o): return o.resultIDs
+        case .packAffineWeight(let o): return o.resultIDs
         }
     }
 
@@ -843,6 +857,9 @@ extension Op {
         case .item(let o): return o.operandIDs
         case .fusedQuantizedLinear(let o): return o.operandIDs
         case .ropeAttention(let o): return o.operandIDs
+        case .ropeTable(let o): return o.operandIDs
+        case .dequantizeAffine(let o): return o.operandIDs
+        case .packAffineWeight(let o): return o.operandIDs
         }
     }
 
@@ -997,6 +1014,9 @@ extension Op {
         case .item(let o): return .item(o.mapped(f))
         case .fusedQuantizedLinear(let o): return .fusedQuantizedLinear(o.mapped(f))
         case .ropeAttention(let o): return .ropeAttention(o.mapped(f))
+        case .ropeTable(let o): return .ropeTable(o.mapped(f))
+        case .dequantizeAffine(let o): return .dequantizeAffine(o.mapped(f))
+        case .packAffineWeight(let o): return .packAffineWeight(o.mapped(f))
         }
     }
 
@@ -1155,6 +1175,9 @@ extension Op {
         case "item": self = .item(try ItemOp(r))
         case "fused_quantized_linear": self = .fusedQuantizedLinear(try FusedQuantizedLinearOp(r))
         case "rope_attention": self = .ropeAttention(try RopeAttentionOp(r))
+        case "rope_table": self = .ropeTable(try RopeTableOp(r))
+        case "dequantize_affine": self = .dequantizeAffine(try DequantizeAffineOp(r))
+        case "pack_affine_weight": self = .packAffineWeight(try PackAffineWeightOp(r))
         default: throw IRError("unknown op '\(name)'")
         }
         try r.finish()
@@ -4975,12 +4998,17 @@ public struct RopeAttentionOp: Hashable, Sendable {
     public var mask: ValueID?
     public var causal: Bool
     public var outs: [ValueID]
+    /// Table RoPE (plain exports; see RopeTableNode): when present, rows [offset, table_stop) of these
+    /// [R, rope_dims/2] tables replace freqs/base/rope_scale.
+    public var cosTable: ValueID?
+    public var sinTable: ValueID?
+    public var tableStop: ValueID?
 
-    public init(q: ValueID, k: ValueID, v: ValueID, kCache: ValueID, vCache: ValueID, indices: ValueID, offset: ValueID, ropeDims: Int = 0, freqs: ValueID? = nil, traditional: Bool = false, base: Double = 10000.0, ropeScale: Double = 1.0, scale: Double = 0.0, mask: ValueID? = nil, causal: Bool = false, outs: [ValueID]) {
-        self.q = q; self.k = k; self.v = v; self.kCache = kCache; self.vCache = vCache; self.indices = indices; self.offset = offset; self.ropeDims = ropeDims; self.freqs = freqs; self.traditional = traditional; self.base = base; self.ropeScale = ropeScale; self.scale = scale; self.mask = mask; self.causal = causal; self.outs = outs
+    public init(q: ValueID, k: ValueID, v: ValueID, kCache: ValueID, vCache: ValueID, indices: ValueID, offset: ValueID, ropeDims: Int = 0, freqs: ValueID? = nil, traditional: Bool = false, base: Double = 10000.0, ropeScale: Double = 1.0, scale: Double = 0.0, mask: ValueID? = nil, causal: Bool = false, outs: [ValueID], cosTable: ValueID? = nil, sinTable: ValueID? = nil, tableStop: ValueID? = nil) {
+        self.q = q; self.k = k; self.v = v; self.kCache = kCache; self.vCache = vCache; self.indices = indices; self.offset = offset; self.ropeDims = ropeDims; self.freqs = freqs; self.traditional = traditional; self.base = base; self.ropeScale = ropeScale; self.scale = scale; self.mask = mask; self.causal = causal; self.outs = outs; self.cosTable = cosTable; self.sinTable = sinTable; self.tableStop = tableStop
     }
 
-    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("k_cache", .value(kCache)), ("v_cache", .value(vCache)), ("indices", .value(indices)), ("offset", .value(offset)), ("rope_dims", intAttr(ropeDims)), ("freqs", optValueAttr(freqs)), ("traditional", .bool(traditional)), ("base", .float(base)), ("rope_scale", .float(ropeScale)), ("scale", .float(scale)), ("mask", optValueAttr(mask)), ("causal", .bool(causal)), ("outs", .values(outs))] }
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("k_cache", .value(kCache)), ("v_cache", .value(vCache)), ("indices", .value(indices)), ("offset", .value(offset)), ("rope_dims", intAttr(ropeDims)), ("freqs", optValueAttr(freqs)), ("traditional", .bool(traditional)), ("base", .float(base)), ("rope_scale", .float(ropeScale)), ("scale", .float(scale)), ("mask", optValueAttr(mask)), ("causal", .bool(causal)), ("outs", .values(outs)), ("cos_table", optValueAttr(cosTable)), ("sin_table", optValueAttr(sinTable)), ("table_stop", optValueAttr(tableStop))] }
     fileprivate init(_ r: FieldReader) throws {
         self.q = try r.value("q")
         self.k = try r.value("k")
@@ -4998,8 +5026,118 @@ public struct RopeAttentionOp: Hashable, Sendable {
         self.mask = try r.optValue("mask")
         self.causal = try r.bool("causal", false)
         self.outs = try r.values("outs", true)
+        self.cosTable = try r.optValue("cos_table")
+        self.sinTable = try r.optValue("sin_table")
+        self.tableStop = try r.optValue("table_stop")
     }
     fileprivate var resultIDs: [ValueID] { outs }
-    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, k, v, kCache, vCache, indices, offset]; ids.opt(freqs); ids.opt(mask); return ids }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.kCache = f(o.kCache); o.vCache = f(o.vCache); o.indices = f(o.indices); o.offset = f(o.offset); o.freqs = o.freqs.map(f); o.mask = o.mask.map(f); o.outs = o.outs.map(f); return o }
+    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, k, v, kCache, vCache, indices, offset]; ids.opt(freqs); ids.opt(mask); ids.opt(cosTable); ids.opt(sinTable); ids.opt(tableStop); return ids }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.kCache = f(o.kCache); o.vCache = f(o.vCache); o.indices = f(o.indices); o.offset = f(o.offset); o.freqs = o.freqs.map(f); o.mask = o.mask.map(f); o.outs = o.outs.map(f); o.cosTable = o.cosTable.map(f); o.sinTable = o.sinTable.map(f); o.tableStop = o.tableStop.map(f); return o }
+}
+
+/// `rope_table`: RopeTableNode from the mlxc_ops.fbs.
+/// RoPE from precomputed tables, as plain exports write it (made by the fuse-rope-pattern pass):
+/// c = cos[start:stop], s = sin[start:stop] ([T, h], stop − start must equal T = x.shape[-2]);
+/// pair i of row t turns: (x1, x2) → (x1·c − x2·s, x1·s + x2·c), with the pairs (2i, 2i+1) when
+/// traditional, else (i, i + h); features from 2h on pass through. Any table works (scaled or
+/// long-context RoPE variants included): nothing is recomputed from a base.
+public struct RopeTableOp: Hashable, Sendable {
+    public var x: ValueID
+    public var cos: ValueID
+    public var sin: ValueID
+    public var start: ValueID
+    public var stop: ValueID
+    public var traditional: Bool
+    public var out: ValueID
+
+    public init(x: ValueID, cos: ValueID, sin: ValueID, start: ValueID, stop: ValueID, traditional: Bool = false, out: ValueID) {
+        self.x = x; self.cos = cos; self.sin = sin; self.start = start; self.stop = stop; self.traditional = traditional; self.out = out
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("cos", .value(cos)), ("sin", .value(sin)), ("start", .value(start)), ("stop", .value(stop)), ("traditional", .bool(traditional)), ("out", .value(out))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.x = try r.value("x")
+        self.cos = try r.value("cos")
+        self.sin = try r.value("sin")
+        self.start = try r.value("start")
+        self.stop = try r.value("stop")
+        self.traditional = try r.bool("traditional", false)
+        self.out = try r.value("out")
+    }
+    fileprivate var resultIDs: [ValueID] { [out] }
+    fileprivate var operandIDs: [ValueID] { [x, cos, sin, start, stop] }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.cos = f(o.cos); o.sin = f(o.sin); o.start = f(o.start); o.stop = f(o.stop); o.out = f(o.out); return o }
+}
+
+/// `dequantize_affine`: DequantizeAffineNode from the mlxc_ops.fbs.
+/// torchao::dequantize_affine as plain exports call it for weight-only quantized linears (also
+/// quantized_decomposed::dequantize_per_channel{,_group}, written as blocks): element i of x (integer codes as
+/// stored: torchao keeps int4 one code per int8 byte) belongs to the block b(i) whose index along axis d is
+/// i_d / block_size[d]; out[i] = (float(x[i]) − float(zero_point[b(i)])) · scale[b(i)], computed as PyTorch
+/// does (the difference in `dtype`, the product in the promotion of `dtype` and scale's dtype), then cast to
+/// `dtype` (absent: f32). scale and zero_point hold one element per block (row-major over the block grid,
+/// any shape); zero_point absent means 0. quant_min/quant_max are the codes' range (not used to clamp).
+public struct DequantizeAffineOp: Hashable, Sendable {
+    public var x: ValueID
+    public var blockSize: [Int]
+    public var scale: ValueID
+    public var zeroPoint: ValueID?
+    public var quantMin: Int
+    public var quantMax: Int
+    public var dtype: DType?
+    public var out: ValueID
+
+    public init(x: ValueID, blockSize: [Int], scale: ValueID, zeroPoint: ValueID? = nil, quantMin: Int = 0, quantMax: Int = 0, dtype: DType? = nil, out: ValueID) {
+        self.x = x; self.blockSize = blockSize; self.scale = scale; self.zeroPoint = zeroPoint; self.quantMin = quantMin; self.quantMax = quantMax; self.dtype = dtype; self.out = out
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("block_size", intsAttr(blockSize)), ("scale", .value(scale)), ("zero_point", optValueAttr(zeroPoint)), ("quant_min", intAttr(quantMin)), ("quant_max", intAttr(quantMax)), ("dtype", optDTypeAttr(dtype)), ("out", .value(out))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.x = try r.value("x")
+        self.blockSize = try r.ints("block_size", true, Int64.self)
+        self.scale = try r.value("scale")
+        self.zeroPoint = try r.optValue("zero_point")
+        self.quantMin = try r.int("quant_min", 0, Int64.self)
+        self.quantMax = try r.int("quant_max", 0, Int64.self)
+        self.dtype = try r.optDType("dtype")
+        self.out = try r.value("out")
+    }
+    fileprivate var resultIDs: [ValueID] { [out] }
+    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x, scale]; ids.opt(zeroPoint); return ids }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.scale = f(o.scale); o.zeroPoint = o.zeroPoint.map(f); o.out = f(o.out); return o }
+}
+
+/// `pack_affine_weight`: PackAffineWeightNode from the mlxc_ops.fbs.
+/// Made by the fuse-dequant-matmul pass in the init block (runs once at load): a group-wise integer weight
+/// w = (q − zero_point) · scale (q [N, K] in [quant_min, quant_min + 2^bits), one scale/zero point per
+/// `group_size` columns) in MLX's affine layout, where w = scale · u + bias with unsigned codes
+/// u = q − quant_min packed LSB-first into uint32 words (32/bits per word) and bias = scale · (quant_min −
+/// zero_point). outs = [w u32 [N, K·bits/32], scales f32 [N, K/group_size], biases f32 [N, K/group_size]].
+/// A code outside the range is an error (the repack would change the weight).
+public struct PackAffineWeightOp: Hashable, Sendable {
+    public var q: ValueID
+    public var scale: ValueID
+    public var zeroPoint: ValueID?
+    public var quantMin: Int
+    public var bits: Int
+    public var groupSize: Int
+    public var outs: [ValueID]
+
+    public init(q: ValueID, scale: ValueID, zeroPoint: ValueID? = nil, quantMin: Int = 0, bits: Int = 0, groupSize: Int = 0, outs: [ValueID]) {
+        self.q = q; self.scale = scale; self.zeroPoint = zeroPoint; self.quantMin = quantMin; self.bits = bits; self.groupSize = groupSize; self.outs = outs
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("scale", .value(scale)), ("zero_point", optValueAttr(zeroPoint)), ("quant_min", intAttr(quantMin)), ("bits", intAttr(bits)), ("group_size", intAttr(groupSize)), ("outs", .values(outs))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.q = try r.value("q")
+        self.scale = try r.value("scale")
+        self.zeroPoint = try r.optValue("zero_point")
+        self.quantMin = try r.int("quant_min", 0, Int64.self)
+        self.bits = try r.int("bits", 0, Int32.self)
+        self.groupSize = try r.int("group_size", 0, Int32.self)
+        self.outs = try r.values("outs", true)
+    }
+    fileprivate var resultIDs: [ValueID] { outs }
+    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, scale]; ids.opt(zeroPoint); return ids }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.scale = f(o.scale); o.zeroPoint = o.zeroPoint.map(f); o.outs = o.outs.map(f); return o }
 }

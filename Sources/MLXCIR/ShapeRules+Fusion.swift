@@ -38,6 +38,19 @@ extension ShapeRules {
         return [TensorType(q.dtype, out), kCache, vCache]
     }
 
+    /// x's type. The tables are [R, h] alike, 2h fits in x's last dim (rows are checked when run).
+    static func ropeTable(_ o: RopeTableOp, _ e: Env) throws -> TensorType {
+        let x = try e.t(o.x), c = try e.t(o.cos), s = try e.t(o.sin)
+        guard x.rank >= 2 else { throw fail("rope_table", "needs rank >= 2, got \(text(x.shape))") }
+        guard c.rank == 2, meetShapes(c.shape, s.shape) != nil else {
+            throw fail("rope_table", "cos \(text(c.shape)) and sin \(text(s.shape)) must be alike [rows, dims/2]")
+        }
+        if let h = c.shape[1].fixedValue, let d = x.shape[x.rank - 1].fixedValue, 2 * h > d || h == 0 {
+            throw fail("rope_table", "tables of \(h) pairs do not fit the feature size \(d) of \(text(x.shape))")
+        }
+        return x
+    }
+
     /// Two shapes that may be the same (every dim pair meets), else nil.
     static func meetShapes(_ a: [Dim], _ b: [Dim]) -> [Dim]? {
         guard a.count == b.count else { return nil }

@@ -261,10 +261,13 @@ public enum ShapeRules {
         case .quantizedMatmul(let o): return [try quantizedMatmul(o, e)]
         case .gatherQmm(let o): return [try gatherQmm(o, e)]
         case .quantizedEmbedding(let o): return [try quantizedEmbedding(o, e)]
+        case .dequantizeAffine(let o): return [try dequantizeAffine(o, e)]
+        case .packAffineWeight(let o): return try packAffineWeight(o, e)
 
         // Fused by the fusion passes.
         case .fusedQuantizedLinear(let o): return try fusedQuantizedLinear(o, e)
         case .ropeAttention(let o): return try ropeAttention(o, e)
+        case .ropeTable(let o): return [try ropeTable(o, e)]
 
         // Norms, attention, KV caches.
         case .rmsNorm(let o): return [try norm("rms_norm", o.x, weight: o.weight, bias: nil, e)]

@@ -31,6 +31,9 @@ final class JITRopeAttentionTests: XCTestCase {
         var ring = false
         /// q, k, v, caches, output and additive mask dtype.
         var dtype = DType.f32
+        /// RoPE from cos/sin tables (`rope_table`, as plain exports make it), of this dtype; random
+        /// tables, so a wrong row or column shows.
+        var table: DType? = nil
     }
 
     func checkRopeAttention(_ c: RopeAttentionCase, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -50,12 +53,23 @@ final class JITRopeAttentionTests: XCTestCase {
         case .keep: maskValue = dynamicInput(&g, HostTensor(dtype: .bool, shape: [t0, c.s], repeating: 1), dynamic: 0, max: maxT)
         case .causal: break
         }
+        let rows = c.steps.reduce(0, +) + 3
+        let tables = c.table.map { tt in (r.tensor([rows, c.ropeDims / 2], -1, 1, tt), r.tensor([rows, c.ropeDims / 2], -1, 1, tt)) }
+        var tableValues: (cos: ValueID, sin: ValueID, stop: ValueID)? = nil
+        if let tables {
+            tableValues = (g.input(tables.0), g.input(tables.1), g.input(HostTensor.scalar(Double(t0), .i64)))
+        }
         let kc = g.graph.addValue(TensorType(dt, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
         let vc = g.graph.addValue(TensorType(dt, fixed: [1, c.hkv, c.s, c.d]), .state(initial: nil))
         let (q, k, v, qr, kr, o, ot) = (g.result(), g.result(), g.result(), g.result(), g.result(), g.result(), g.result())
         for (x, y) in [(qIn, q), (kIn, k), (vIn, v)] { g.append(.transpose(TransposeOp(x: x, out: y, perm: [0, 2, 1, 3]))) }
-        g.append(.rope(RopeOp(x: q, out: qr, dims: c.ropeDims, offset: pos, traditional: c.traditional, base: 10000)))
-        g.append(.rope(RopeOp(x: k, out: kr, dims: c.ropeDims, offset: pos, traditional: c.traditional, base: 10000)))
+        if let tv = tableValues {
+            g.append(.ropeTable(RopeTableOp(x: q, cos: tv.cos, sin: tv.sin, start: pos, stop: tv.stop, traditional: c.traditional, out: qr)))
+            g.append(.ropeTable(RopeTableOp(x: k, cos: tv.cos, sin: tv.sin, start: pos, stop: tv.stop, traditional: c.traditional, out: kr)))
+        } else {
+            g.append(.rope(RopeOp(x: q, out: qr, dims: c.ropeDims, offset: pos, traditional: c.traditional, base: 10000)))
+            g.append(.rope(RopeOp(x: k, out: kr, dims: c.ropeDims, offset: pos, traditional: c.traditional, base: 10000)))
+        }
         g.append(.indexCopy(IndexCopyOp(dst: kc, update: kr, indices: slots, out: kc, axis: 2)))
         g.append(.indexCopy(IndexCopyOp(dst: vc, update: v, indices: slots, out: vc, axis: 2)))
         g.append(.sdpa(SdpaOp(q: qr, k: kc, v: vc, out: o, scale: 1 / Double(c.d).squareRoot(), mask: maskValue, causal: c.mask == .causal)))
@@ -83,11 +97,12 @@ final class JITRopeAttentionTests: XCTestCase {
                 feeds.append(HostTensor(dtype: .bool, shape: [t, c.s], storage: (0..<(t * c.s)).map { visible($0 / c.s, $0 % c.s) ? 1 : 0 }))
             case .causal: break
             }
+            if let tables { feeds += [tables.0, tables.1, .scalar(Double(at + t), .i64)] }
             calls.append(feeds)
             at += t
         }
 
-        let what = "rope_attention hkv\(c.hkv) group\(c.group) d\(c.d) rope\(c.ropeDims)\(c.traditional ? "t" : "s") s\(c.s) \(c.mask)\(c.ring ? " ring" : "") steps \(c.steps) \(dt.name)"
+        let what = "rope_attention hkv\(c.hkv) group\(c.group) d\(c.d) rope\(c.ropeDims)\(c.traditional ? "t" : "s") s\(c.s) \(c.mask)\(c.ring ? " ring" : "") steps \(c.steps) \(dt.name)\(c.table.map { " table \($0.name)" } ?? "")"
         let reference = try ReferenceExecutor(graph: graph)
         var fused = graph
         XCTAssertEqual(try FuseRopeAttention().run(&fused), 1, what, file: file, line: line)
@@ -156,6 +171,15 @@ final class JITRopeAttentionTests: XCTestCase {
     func testRopeAttentionHalfPrecision() throws {
         try checkRopeAttention(RopeAttentionCase(group: 4, traditional: true, steps: [5, 1, 2], dtype: .bf16), seed: 740)
         try checkRopeAttention(RopeAttentionCase(group: 2, d: 64, ropeDims: 64, s: 40, traditional: false, steps: [3, 1], dtype: .f16), seed: 741)
+    }
+
+    /// RoPE read from cos/sin tables (plain exports' form), traditional and split-half, f32 and bf16
+    /// tables, a ring buffer, and tables with more rows than positions used.
+    func testRopeAttentionFromTables() throws {
+        try checkRopeAttention(RopeAttentionCase(group: 2, traditional: true, table: .f32), seed: 750)
+        try checkRopeAttention(RopeAttentionCase(group: 1, traditional: false, mask: .causal, steps: [4, 1, 1], table: .f32), seed: 751)
+        try checkRopeAttention(RopeAttentionCase(group: 2, s: 7, traditional: false, steps: [4, 1, 1, 3, 1], ring: true, table: .f32), seed: 752)
+        try checkRopeAttention(RopeAttentionCase(group: 4, traditional: true, steps: [5, 1, 2], dtype: .bf16, table: .bf16), seed: 753)
     }
 
     func testRopeAttentionRingBufferWraps() throws {

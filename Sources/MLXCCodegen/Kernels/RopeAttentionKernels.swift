@@ -17,35 +17,23 @@ import LLVMKit
 /// tile's last visible key. A row that sees no key is 0, as in the reference.
 ///
 /// RoPE: row t is at position `offset + t`; pair i turns by position · scale · inv_freq[i]
-/// (base^(−2i/dims), or 1/freqs[i]), angles in f64; pairs (2i, 2i+1) when traditional, else
-/// (i, i + dims/2); features past `dims` pass through.
+/// (base^(−2i/dims), or 1/freqs[i]), angles in f64 — or reads row `position` of cos/sin tables
+/// (`RopeRotation`); pairs (2i, 2i+1) when traditional, else (i, i + dims/2); features past
+/// `dims` pass through.
 ///
 /// q, k, v and out are addressed by (batch, head, row) strides, so BSHD tensors are read (and the
 /// output written) through the head transposes. The caches are contiguous [B, Hkv, S, D], written
 /// in place (the runtime passes the cache's own buffer as the result). Everything is f32 or the
 /// activation dtype `element` (bf16/f16 widened exactly, f32 arithmetic, one rounding per store).
 ///
-/// buffers: [q, k, v, kCache, vCache, indices, offset, mask?, freqs?, out, kCacheOut, vCacheOut];
+/// buffers: [q, k, v, kCache, vCache, indices, offset, mask?, freqs?, cos?, sin?, stop?, out, kCacheOut, vCacheOut];
 /// dims: [Hq, Hkv, T, S, offset, q strides (b, h, t), k strides, v strides, out strides, mask strides];
 /// work items: batch × Hkv.
 public enum RopeAttentionKernels {
     public static let dimCount = 20
     public static let tileRows = 8
 
-    /// The rotation's static attributes (`freqs`: the element type of a frequency tensor, if any).
-    public struct Rope: Sendable {
-        public var dims: Int, traditional: Bool, base: Double, scale: Double, freqs: ElementType?
-        public init(dims: Int, traditional: Bool, base: Double, scale: Double, freqs: ElementType?) {
-            (self.dims, self.traditional, self.base, self.scale, self.freqs) = (dims, traditional, base, scale, freqs)
-        }
-
-        var tag: String {
-            var s = "rope\(dims)\(traditional ? "t" : "s")"
-            if let freqs { s += "_freqs\(freqs.tag)" } else { s += "_base\(Support.name(base))" }
-            if scale != 1 { s += "_rscale\(Support.name(scale))" }
-            return s
-        }
-    }
+    public typealias Rope = RopeRotation.Rope
 
     public static func ropeAttention(dk: Int, dv: Int, rope: Rope, mask: AttentionKernels.Mask, causal: Bool, scale: Double,
                                      index: ElementType, lanes: Int, _ element: ElementType = .f32,
@@ -71,6 +59,8 @@ public enum RopeAttentionKernels {
             if mask != .none { next += 1 }
             let freqs = rope.freqs == nil ? nil : e.buffer(next)
             if rope.freqs != nil { next += 1 }
+            let tables = rope.table == nil ? nil : (cos: e.buffer(next), sin: e.buffer(next + 1))
+            if rope.table != nil { next += 3 }   // cos, sin, and the stop row (read by the host only)
             let out = e.buffer(next), kOut = e.buffer(next + 1), vOut = e.buffer(next + 2)
             let hq = e.dim(0), hkv = e.dim(1), t = e.dim(2), s = e.dim(3), ropeOffset = e.dim(4)
             func strides(_ at: Int) -> [IRValue] { (0..<3).map { e.dim(at + $0) } }
@@ -89,7 +79,7 @@ public enum RopeAttentionKernels {
                 b.add(b.add(b.mul(x, st[0]), b.mul(y, st[1])), b.mul(z, st[2]))
             }
             func slot(_ buffer: IRValue, _ index: IRValue) -> IRValue { b.gep(b.f32, buffer, index) }
-            let rotate = Rotation(b: b, rope: rope, d: dk, lanes: lanes, element: element, freqs: freqs)
+            let rotate = RopeRotation(b: b, rope: rope, d: dk, lanes: lanes, element: element, freqs: freqs, tables: tables)
 
             b.loop(e.begin, e.end, "item") { item in
                 let kh = b.srem(item, hkv), bi = b.sdiv(item, hkv)
@@ -226,51 +216,6 @@ public enum RopeAttentionKernels {
                             cl.storeF32(b.select(seen, b.fdiv(acc, cl.splat(l)), cl.zero(b.f32)), element, out, b.add(oBase, b.i64(c.offset)))
                         }
                     }
-                }
-            }
-        }
-    }
-
-    /// Emits the rotation of one row of `d` features read at `src[base…]` (in `element`), handing
-    /// each computed piece (f32 lanes, offset within the row) to `store`.
-    struct Rotation {
-        let b: Builder, rope: Rope, d: Int, lanes: Int, element: ElementType, freqs: IRValue?
-
-        func emit(from src: IRValue, _ base: IRValue, position: IRValue, store: (Lanes, IRValue, IRValue) -> Void) {
-            let half = rope.dims / 2
-            let invFreq = (0..<half).map { Foundation.exp(-Double($0) * Foundation.log(rope.base) / Double(half)) }
-            let scaled = b.fmul(b.sitofp(position, b.f64), LLVMConstReal(b.f64, rope.scale))
-            var i0 = 0
-            while i0 < half {
-                let w = min(lanes, half - i0)
-                let l = Lanes(b, w)
-                let inv: IRValue
-                if let freqs, let ft = rope.freqs {
-                    inv = b.fdiv(l.f64(1), b.fpext(l.loadF32(ft, freqs, b.i64(i0)), l.type(b.f64)))
-                } else {
-                    inv = w == 1 ? LLVMConstReal(b.f64, invFreq[i0]) : b.constVector((i0..<(i0 + w)).map { LLVMConstReal(b.f64, invFreq[$0]) })
-                }
-                let (sn, cs) = VectorMath.sincos(l, angle: b.fmul(l.splat(scaled), inv))
-                if rope.traditional {
-                    let pairs = Lanes(b, 2 * w)
-                    let xv = pairs.loadF32(element, src, b.add(base, b.i64(2 * i0)))
-                    let x1 = w == 1 ? b.extract(xv, 0) : b.shuffle(xv, xv, (0..<w).map { 2 * $0 })
-                    let x2 = w == 1 ? b.extract(xv, 1) : b.shuffle(xv, xv, (0..<w).map { 2 * $0 + 1 })
-                    let y1 = b.fsub(b.fmul(x1, cs), b.fmul(x2, sn)), y2 = b.fadd(b.fmul(x1, sn), b.fmul(x2, cs))
-                    let y = w == 1 ? b.insert(b.insert(LLVMGetPoison(b.vector(b.f32, 2)), y1, 0), y2, 1)
-                                   : b.shuffle(y1, y2, (0..<w).flatMap { [$0, w + $0] })
-                    store(pairs, y, b.i64(2 * i0))
-                } else {
-                    let x1 = l.loadF32(element, src, b.add(base, b.i64(i0))), x2 = l.loadF32(element, src, b.add(base, b.i64(i0 + half)))
-                    store(l, b.fsub(b.fmul(x1, cs), b.fmul(x2, sn)), b.i64(i0))
-                    store(l, b.fadd(b.fmul(x1, sn), b.fmul(x2, cs)), b.i64(i0 + half))
-                }
-                i0 += w
-            }
-            // Features past `dims` pass through (exact in every dtype).
-            if rope.dims < d {
-                Support.vectorLoop(b, b.i64(rope.dims), b.i64(d), width: lanes, "pass") { l, i in
-                    store(l, l.loadF32(element, src, b.add(base, i)), i)
                 }
             }
         }
