@@ -181,6 +181,7 @@ struct Environment {
         if try executeLinalg(op) { return }
         if try executeLLM(op) { return }
         if try executeQuantized(op) { return }
+        if try executeDequantizeAffine(op) { return }
         if try executeScalar(op) { return }
         if try executeControlFlow(op) { return }
         if try executeFused(op) { return }

@@ -56,6 +56,17 @@ final class FixtureOutputsTests: XCTestCase {
                 let err = zip(out.storage, expected.storage).map { abs($0 - $1) }.max() ?? 0
                 worst = max(worst, err / scale)
                 XCTAssertLessThanOrEqual(err, tol * scale, "\(name) step \(k) output \(j): max error \(err), scale \(scale)")
+                // Plain programs also carry ExecuTorch's own runtime outputs (for weight-only quantized
+                // ones: its run of the dequantized twin, see meta.json notes): held to the same bound.
+                let etPath = dir.appendingPathComponent("step\(k).et_output\(j).npy").path
+                if FileManager.default.fileExists(atPath: etPath) {
+                    let et = try TensorFiles.readNPY(etPath)
+                    XCTAssertEqual(out.shape, et.shape, "\(name) step \(k) et_output \(j)")
+                    guard out.shape == et.shape else { continue }
+                    let etErr = zip(out.storage, et.storage).map { abs($0 - $1) }.max() ?? 0
+                    worst = max(worst, etErr / scale)
+                    XCTAssertLessThanOrEqual(etErr, tol * scale, "\(name) step \(k) vs ExecuTorch's output \(j): max error \(etErr)")
+                }
             }
         }
         return Outcome(name: name, worst: worst, tolerance: tol)

@@ -42,8 +42,27 @@ final class FusionCoverageTests: XCTestCase {
         }
     }
 
+    /// Plain weight-only quantized programs (torchao dequantize_affine → permute_copy → mm): every
+    /// quantized linear of the import runs as a quantized kernel reading the packed weights (q/k/v and
+    /// gate/up share one), no dequantize op is left and nothing falls back to the reference.
+    func testPlainQuantizedProgramsFuseEveryLinear() throws {
+        for name in ["llama_plain_8bit", "llama_plain_4bit"] {
+            let (imported, s, plan) = try stats(name)
+            let linears = imported["dequantize_affine"] ?? 0
+            XCTAssertEqual(linears, 15, "\(name): quantized linears in the import")
+            XCTAssertEqual(s.fallbackOps, 0, "\(name): ops on the reference")
+            let kernels = plan.filter { $0.contains("kernel qmm_affine_") }
+            XCTAssertEqual(kernels.count, s.fusions.dequantMatmul, "\(name): \(plan.filter { $0.contains("qmm") })")
+            // Per layer q/k/v and gate/up are one kernel each, o and down one each; plus the output projection.
+            XCTAssertEqual(s.fusions.dequantMatmul, 9, "\(name): quantized linear kernels")
+            XCTAssertFalse(plan.contains { $0.contains("dequantize") || $0.contains("kernel matmul") || $0.contains("linear_f32") },
+                           "\(name): a dequantized weight or a float matmul is left: \(plan.filter { $0.contains("matmul") || $0.contains("dequant") })")
+        }
+    }
+
     func testPlainProgramsRunWithoutFallbacks() throws {
-        for name in ["llama_plain", "gemma_sliding_plain", "moe_plain", "whisper_encoder_plain", "linear_plain_ptd"] {
+        for name in ["llama_plain", "gemma_sliding_plain", "moe_plain", "whisper_encoder_plain", "linear_plain_ptd",
+                     "llama_plain_8bit", "llama_plain_4bit"] {
             let dir = Self.root.appendingPathComponent(name)
             let ptd = dir.appendingPathComponent("model.ptd").path
             let pte = try PTEFile(path: dir.appendingPathComponent("model.pte").path,

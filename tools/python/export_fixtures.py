@@ -27,6 +27,12 @@ Models (tools/python/models.py) × variants:
              IntxWeightOnlyConfig int4, PerGroup(32), "hqq_scale_only": symmetric, zero points 0)
   mlx_8bit   same with int8, group 32
   xnnpack_fp32 (llama only)  XnnpackPartitioner: opaque XNNPACK delegates + portable ops
+  plain_8bit (llama only)   no delegate; linears int8 weight-only, group 32 (quantize_model_ "8w": torchao
+             IntxWeightOnlyConfig, hqq_scale_only, symmetric, zero points 0). torch.export writes each weight as
+             torchao::dequantize_affine(int8 codes [N, K], block [1, 32], scale [N, K/32], zero_point int8
+             [N, K/32], int8, qmin, qmax) → permute_copy → mm. Embeddings stay fp32.
+  plain_4bit (llama only)   same with int4 codes (stored one per int8 byte, qmin −8, qmax 7), group 32,
+             ASYMMETRIC (non-zero zero points)
   plain_ptd  (linear only)    external constants in model.ptd
 """
 
@@ -91,8 +97,9 @@ class ModelSpec:
 
 
 MLX_VARIANTS = ["mlx_fp32", "mlx_bf16", "mlx_4bit", "mlx_8bit"]
+PLAIN_QUANT_VARIANTS = ["plain_8bit", "plain_4bit"]
 SPECS = [
-    ModelSpec("llama", 1001, ["plain", *MLX_VARIANTS, "xnnpack_fp32"], llama_config,
+    ModelSpec("llama", 1001, ["plain", *MLX_VARIANTS, "xnnpack_fp32", *PLAIN_QUANT_VARIANTS], llama_config,
               steps=[(5, 0), (1, 5), (1, 6), (3, 7)]),
     # 7 calls, 36 tokens in all: more than 4 windows, so the ring wraps several times, also mid-chunk.
     ModelSpec("gemma_sliding", 1002, ["plain", *MLX_VARIANTS], gemma_config,
@@ -111,7 +118,74 @@ def variant_info(variant: str):
         return "mlx", ("bf16" if kind == "bf16" else "fp32"), {"4bit": 4, "8bit": 8}.get(kind)
     if variant.startswith("xnnpack"):
         return "xnnpack", "fp32", None
-    return "plain", "fp32", None
+    return "plain", "fp32", {"plain_4bit": 4, "plain_8bit": 8}.get(variant)
+
+
+def plain_quant_config(variant: str):
+    """torchao config of a plain weight-only quantized variant (linears only)."""
+    from executorch.extension.llm.export.quantize import _make_linear_config
+    from torchao.quantization.granularity import PerGroup
+    from torchao.quantization.quant_api import IntxWeightOnlyConfig
+    from torchao.quantization.quant_primitives import MappingType
+
+    if variant == "plain_8bit":
+        return _make_linear_config("8w", GROUP_SIZE)  # what quantize_model_ uses (hqq_scale_only, symmetric)
+    return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(GROUP_SIZE),
+                                mapping_type=MappingType.ASYMMETRIC)
+
+
+def quant_scheme(variant: str) -> str:
+    if variant == "plain_8bit":
+        return ("torchao IntxWeightOnlyConfig int8 PerGroup(32) hqq_scale_only (symmetric, zero points 0), linears only; "
+                "torchao::dequantize_affine → permute_copy → mm, no delegate")
+    if variant == "plain_4bit":
+        return ("torchao IntxWeightOnlyConfig int4 PerGroup(32) ASYMMETRIC (int8 zero points, codes one per int8 byte in "
+                "[-8, 7]), linears only; torchao::dequantize_affine → permute_copy → mm, no delegate")
+    return "torchao IntxWeightOnlyConfig hqq_scale_only (symmetric, zero points 0); MLX affine mode"
+
+
+_DEQUANT_OUT_LIB = None
+
+
+def register_dequantize_affine_out() -> None:
+    """executorch 1.5.1's to_executorch needs an out variant of every call and torchao 0.18 defines none
+    for torchao::dequantize_affine ("Missing out variants: {'torchao::dequantize_affine'}"). Define
+    `torchao::dequantize_affine.out` (the functional schema plus `out`) so the program keeps the op
+    exactly as torch.export wrote it."""
+    global _DEQUANT_OUT_LIB
+    if _DEQUANT_OUT_LIB is not None:
+        return
+    import torchao  # noqa: F401  (defines torchao::dequantize_affine)
+
+    lib = torch.library.Library("torchao", "FRAGMENT")
+    lib.define("dequantize_affine.out(Tensor input, SymInt[] block_size, Tensor scale, Tensor? zero_point, "
+               "ScalarType input_dtype, Scalar? quant_min=None, Scalar? quant_max=None, ScalarType output_dtype=6, *, "
+               "Tensor(a!) out) -> Tensor(a!)")
+
+    def out_impl(input, block_size, scale, zero_point, input_dtype, quant_min=None, quant_max=None,
+                 output_dtype=torch.float32, *, out):
+        r = torch.ops.torchao.dequantize_affine.default(input, block_size, scale, zero_point, input_dtype,
+                                                        quant_min, quant_max, output_dtype)
+        out.resize_(r.shape)
+        return out.copy_(r)
+
+    lib.impl("dequantize_affine.out", out_impl, "CompositeExplicitAutograd")
+    lib.impl("dequantize_affine.out", lambda *a, out, **k: out, "Meta")
+    _DEQUANT_OUT_LIB = lib
+
+
+def dequantized_twin(m: torch.nn.Module) -> torch.nn.Module:
+    """A float copy of a quantized module whose linear weights are torchao's own dequantization of the
+    quantized ones (IntxUnpackedToInt8Tensor.dequantize, the dequantize_affine the program calls).
+    ExecuTorch's runtime has no torchao::dequantize_affine kernel, so this twin is what it runs."""
+    import copy
+
+    twin = copy.deepcopy(m)
+    for sub in twin.modules():
+        if isinstance(sub, torch.nn.Linear) and type(sub.weight) is not torch.nn.Parameter \
+                and type(sub.weight) is not torch.Tensor:
+            sub.weight = torch.nn.Parameter(sub.weight.dequantize(), requires_grad=False)
+    return twin
 
 
 def pass_expert_bits_(model, bits: int):
@@ -146,7 +220,14 @@ def build_module(spec: ModelSpec, variant: str):
                 sub.use_switch_mlp()
     if dtype == "bf16":
         m = m.to(torch.bfloat16)
-    if bits is not None:
+    if family == "plain" and bits is not None:
+        from torchao.quantization.quant_api import quantize_
+
+        register_dequantize_affine_out()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_(m, plain_quant_config(variant), filter_fn=lambda mod, fqn: isinstance(mod, torch.nn.Linear))
+    elif bits is not None:
         from executorch.extension.llm.export.quantize import quantize_model_
 
         q = "4w" if bits == 4 else "8w"
@@ -220,7 +301,7 @@ def mlx_passes() -> list:
     return [TypedCSEPass() if type(p) is CSEPass else p for p in get_default_passes()]
 
 
-def lower(ep, family: str, methods: Optional[dict], external_constants: bool):
+def lower(ep, family: str, methods: Optional[dict], external_constants: bool, quantized: bool = False):
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
 
@@ -244,7 +325,11 @@ def lower(ep, family: str, methods: Optional[dict], external_constants: bool):
         edge = to_edge_transform_and_lower(ep, partitioner=parts,
                                            compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True),
                                            **kwargs)
-        edge = edge.transform([ConvertToLinearPass()])
+        # Not for weight-only quantized programs: executorch 1.5.1's ConvertToLinearPass looks through the
+        # weight's torchao::dequantize_affine and writes aten::linear(x, int8 codes), which the runtime rejects
+        # (dtype mismatch). Those keep dequantize_affine → permute_copy → mm.
+        if not quantized:
+            edge = edge.transform([ConvertToLinearPass()])
     return edge.to_executorch(ExecutorchBackendConfig(
         extract_delegate_segments=True,
         do_quant_fusion_and_const_prop=(family != "mlx"),
@@ -315,7 +400,8 @@ def export_fixture(spec: ModelSpec, variant: str) -> dict:
     example = tuple(x.to(torch_dtype) if x.is_floating_point() else x for x in example)
     with torch.no_grad():
         ep = torch.export.export(m, example, dynamic_shapes=dynamic)
-    et = lower(ep, family, constant_methods(spec, cfg), external_constants=(variant == "plain_ptd"))
+    quantized_plain = family == "plain" and bits is not None
+    et = lower(ep, family, constant_methods(spec, cfg), external_constants=(variant == "plain_ptd"), quantized=quantized_plain)
 
     out_dir = OUT_ROOT / name
     if out_dir.exists():
@@ -344,7 +430,32 @@ def export_fixture(spec: ModelSpec, variant: str) -> dict:
 
     et_diff = per_step = None
     et_outs = None
-    if family in ("plain", "xnnpack"):
+    et_note = None
+    if quantized_plain:
+        # ExecuTorch's runtime cannot load model.pte (no torchao::dequantize_affine kernel): it runs the
+        # dequantized twin, lowered the plain way, on the same calls.
+        try:
+            et_outs = run_executorch(pte, None, calls)
+            et_note = "et_output: ExecuTorch's runtime on model.pte"
+        except Exception as e:  # noqa: BLE001
+            twin = dequantized_twin(m)
+            reset_state(twin)
+            with torch.no_grad():
+                twin_ep = torch.export.export(twin, example, dynamic_shapes=dynamic)
+            twin_et = lower(twin_ep, "plain", constant_methods(spec, cfg), external_constants=False)
+            tmp = out_dir / "_twin.pte"
+            tmp.write_bytes(twin_et.buffer)
+            try:
+                et_outs = run_executorch(tmp, None, calls)
+            finally:
+                tmp.unlink()
+            et_note = (f"et_output: ExecuTorch's runtime cannot run model.pte ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:120]}); it ran an fp32 twin whose linear weights are torchao's "
+                       "dequantize_affine of the same codes (not stored)")
+        per_step = [max((e.float() - r.float()).abs().max().item() for e, r in zip(eo, ro))
+                    for eo, ro in zip(et_outs, eager)]
+        et_diff = max(per_step)
+    elif family in ("plain", "xnnpack"):
         et_outs = run_executorch(pte, ptd, calls)
         per_step = [max((e.float() - r.float()).abs().max().item() for e, r in zip(eo, ro))
                     for eo, ro in zip(et_outs, eager)]
@@ -370,14 +481,14 @@ def export_fixture(spec: ModelSpec, variant: str) -> dict:
         notes.append(f"moe_min_topk_router_margin={margin.margin:.3g} (smallest p[k-1]-p[k] over all tokens)")
     if dtype == "bf16":
         notes.append("bf16 tensors (float inputs and outputs) are stored widened to float32 in the .npy files")
+    if et_note:
+        notes.append(et_note)
     meta = {
         "model": spec.name,
         "variant": variant,
         "family": family,
         "dtype": dtype,
-        "quant": None if bits is None else {"bits": bits, "group_size": GROUP_SIZE,
-                                            "scheme": "torchao IntxWeightOnlyConfig hqq_scale_only "
-                                                      "(symmetric, zero points 0); MLX affine mode"},
+        "quant": None if bits is None else {"bits": bits, "group_size": GROUP_SIZE, "scheme": quant_scheme(variant)},
         "steps": len(calls),
         "calls": [{"inputs": [list(x.shape) for x in inputs],
                    "outputs": [list(y.shape) for y in eager[k]],

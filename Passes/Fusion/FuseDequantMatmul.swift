@@ -1,0 +1,123 @@
+import MLXCIR
+
+/// Turns the weight-only quantized linears of plain exports into MLX affine quantized matmuls, the
+/// kernels that read packed weights once and dequantize them in registers:
+///
+///     d = dequantize_affine(x: q, block_size: [1, g], scale: s, zero_point: z, quant_min: lo, quant_max: hi)
+///     t = transpose(x: d, perm: [1, 0])                    (permute_copy / t_copy of the export)
+///     y = matmul(a: x, b: t)    or    y = addmm(mat1: x, mat2: t, bias: c, alpha: 1, beta: 1)
+///
+/// becomes, with the repack in the init block (run once at load; the file's bytes are untouched):
+///
+///     init:  w, s', b = pack_affine_weight(q: q, scale: s, zero_point: z, quant_min: lo, bits: B, group_size: g)
+///     main:  y = quantized_matmul(x: x, w: w, scales: s', biases: b, group_size: g, bits: B, mode: "affine", transpose: true)
+///            (+ `add(a: y', b: c)` for a bias)
+///
+/// MLX codes are unsigned with w = s·u + b: u = q − lo and b = s·(lo − z) give the same weight,
+/// (q − z)·s. B is the narrowest of 2, 4, 8 bits that holds hi − lo + 1 codes (int4 codes stored one per
+/// byte become two per byte: decode reads half the bytes). fuse-quantized-linear, after this pass,
+/// then fuses these linears' SwiGLU, residual adds and siblings.
+///
+/// Sound only when (checked): q, s, z are constants (q [N, K] of an integer dtype, s and z one element
+/// per group), the blocks are groups along K (block_size [1, g], g a multiple of 32 dividing K), the
+/// dequantized weight is f32, d and t have no other reader (nor are outputs or state), and the linear
+/// is the unscaled form (alpha = beta = 1).
+public struct FuseDequantMatmul: GraphPass {
+    public let name = "fuse-dequant-matmul"
+    public init() {}
+
+    public func run(_ graph: inout Graph) throws -> Int {
+        var uses: [ValueID: Int] = [:]
+        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { uses[v, default: 0] += 1 } } }
+        for v in graph.outputs { uses[v, default: 0] += 2 }   // never an intermediate
+        var fused = 0
+        for b in graph.blocks.indices where b != graph.initBlock { fused += fuse(&graph, block: b, uses) }
+        return fused
+    }
+
+    /// A dequantized weight the repack can take.
+    struct Weight { var q: ValueID, scale: ValueID, zeroPoint: ValueID?, quantMin: Int, bits: Int, groupSize: Int, n: Int, k: Int }
+
+    func isConstant(_ v: ValueID, _ graph: Graph) -> Bool {
+        guard graph.values.indices.contains(v.index), case .constant = graph[v].kind else { return false }
+        return true
+    }
+
+    func isComputed(_ v: ValueID, _ graph: Graph) -> Bool {
+        guard graph.values.indices.contains(v.index), case .computed = graph[v].kind else { return false }
+        return true
+    }
+
+    static func elementCount(_ t: TensorType?) -> Int? { t?.staticShape?.reduce(1, *) }
+
+    func weight(_ o: DequantizeAffineOp, _ graph: Graph) -> Weight? {
+        guard (o.dtype ?? .f32) == .f32, isConstant(o.x, graph), isConstant(o.scale, graph),
+              o.zeroPoint.map({ isConstant($0, graph) }) ?? true,
+              let qt = graph[o.x].type, [.i8, .u8, .i16, .i32].contains(qt.dtype), let shape = qt.staticShape, shape.count == 2,
+              o.blockSize.count == 2, o.blockSize[0] == 1 else { return nil }
+        let (n, k, g) = (shape[0], shape[1], o.blockSize[1])
+        guard g > 0, g % 32 == 0, k % g == 0, Self.elementCount(graph[o.scale].type) == n * (k / g),
+              graph[o.scale].type.map({ [.f32, .bf16, .f16].contains($0.dtype) }) ?? false,
+              o.zeroPoint.map({ Self.elementCount(graph[$0].type) == n * (k / g) }) ?? true else { return nil }
+        let codes = o.quantMax - o.quantMin + 1
+        guard codes > 1 else { return nil }
+        guard let bits = [2, 4, 8].first(where: { codes <= 1 << $0 }) else { return nil }
+        return Weight(q: o.x, scale: o.scale, zeroPoint: o.zeroPoint, quantMin: o.quantMin, bits: bits, groupSize: g, n: n, k: k)
+    }
+
+    func fuse(_ graph: inout Graph, block b: Int, _ uses: [ValueID: Int]) -> Int {
+        var nodes = graph.blocks[b].nodes
+        var producer: [ValueID: Int] = [:]
+        for (i, node) in nodes.enumerated() { for r in node.op.results { producer[r] = i } }
+        func single(_ v: ValueID) -> Int? {
+            guard uses[v] == 1, isComputed(v, graph), let i = producer[v] else { return nil }
+            return i
+        }
+        var dead = Set<Int>(), replacement: [Int: [Op]] = [:], count = 0
+        for i in nodes.indices where !dead.contains(i) {
+            // The linear: x · tᵀ-form with t = transpose(d).
+            let x: ValueID, rhs: ValueID, out: ValueID, bias: ValueID?
+            switch nodes[i].op {
+            case .matmul(let m): (x, rhs, out, bias) = (m.a, m.b, m.out, nil)
+            case .addmm(let m):
+                guard m.alpha == 1, m.bias == nil || m.beta == 1 else { continue }
+                (x, rhs, out, bias) = (m.mat1, m.mat2, m.out, m.bias)
+            default: continue
+            }
+            guard let ti = single(rhs), !dead.contains(ti), case .transpose(let t) = nodes[ti].op, t.perm == [1, 0],
+                  let di = single(t.x), !dead.contains(di), case .dequantizeAffine(let d) = nodes[di].op,
+                  let w = weight(d, graph) else { continue }
+            if let xt = graph[x].type, xt.dtype != .f32 { continue }
+            if let xt = graph[x].type, let last = xt.shape.last, case .fixed(let kx) = last, kx != w.k { continue }
+
+            let words = graph.addValue(TensorType(.u32, fixed: [w.n, w.k * w.bits / 32]), .computed, name: graph[w.q].name.map { $0 + ".packed" })
+            let scales = graph.addValue(TensorType(.f32, fixed: [w.n, w.k / w.groupSize]), .computed)
+            let biases = graph.addValue(TensorType(.f32, fixed: [w.n, w.k / w.groupSize]), .computed)
+            let initBlock = graph.initBlock ?? {
+                graph.blocks.append(Block(name: "init"))
+                graph.initBlock = graph.blocks.count - 1
+                return graph.blocks.count - 1
+            }()
+            graph.blocks[initBlock].nodes.append(Node(.packAffineWeight(PackAffineWeightOp(
+                q: w.q, scale: w.scale, zeroPoint: w.zeroPoint, quantMin: w.quantMin, bits: w.bits, groupSize: w.groupSize,
+                outs: [words, scales, biases])), origin: nodes[di].origin))
+
+            var product = out
+            if bias != nil { product = graph.addValue(graph[out].type, .computed) }
+            var ops: [Op] = [.quantizedMatmul(QuantizedMatmulOp(x: x, w: words, scales: scales, out: product, biases: biases,
+                                                                groupSize: w.groupSize, bits: w.bits, mode: "affine", transpose: true))]
+            if let bias { ops.append(.add(AddOp(a: product, b: bias, out: out))) }
+            replacement[i] = ops
+            dead.formUnion([ti, di])
+            count += 1
+        }
+        guard count > 0 else { return 0 }
+        var result: [Node] = []
+        for (i, node) in nodes.enumerated() where !dead.contains(i) {
+            if let ops = replacement[i] { result += ops.map { Node($0, origin: node.origin) } } else { result.append(node) }
+        }
+        nodes = result
+        graph.blocks[b].nodes = nodes
+        return count
+    }
+}

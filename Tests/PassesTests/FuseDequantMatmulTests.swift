@@ -1,0 +1,116 @@
+import XCTest
+import MLXCIR
+@testable import MLXCPasses
+
+/// fuse-dequant-matmul, text in → text out: the plain export's weight-only quantized linear
+/// (dequantize_affine → transpose → matmul, or addmm with a bias), 8- and 4-bit, with and without
+/// zero points, and the cases it must leave alone: a weight that is not a constant, blocks that are
+/// not groups along K (or do not match the scales), a dequantized weight with another reader (or an
+/// output), a transpose that is not [1, 0], a scaled addmm, a non-f32 dequantization.
+final class FuseDequantMatmulTests: XCTestCase {
+    let header = """
+    graph @f
+    input %0 : f32[?1..8, 64] "x"
+    const %1 : i8[32, 64] = buffer(1) "q"
+    const %2 : f32[32, 2] = buffer(2) "scale"
+    const %3 : i8[32, 2] = buffer(3) "zero_point"
+    input %4 : i8[32, 64] "runtime_q"
+    const %5 : f32[32, 1] = buffer(4) "scale_g64"
+    const %6 : f32[32] = buffer(5) "bias"
+    const %7 : f32[16, 2] = buffer(6) "short_scale"
+    input %8 : f32[1] "unused8"
+    input %9 : f32[1] "unused9"
+    value %10 : f32[32, 64]
+    value %11 : f32[64, 32]
+    value %12 : f32[?1..8, 32]
+
+    """
+
+    func dq(q: Int = 1, block: String = "[1, 32]", scale: Int = 2, zero: String = "%3", range: (Int, Int) = (-8, 7), dtype: String = "f32") -> String {
+        "  %10 = dequantize_affine(x: %\(q), block_size: \(block), scale: %\(scale), zero_point: \(zero), quant_min: \(range.0), quant_max: \(range.1), dtype: \(dtype)) : f32[32, 64]\n"
+    }
+    let transpose = "  %11 = transpose(x: %10, perm: [1, 0]) : f32[64, 32]\n"
+    let mm = "  %12 = matmul(a: %0, b: %11) : f32[?1..8, 32]\n"
+
+    /// Runs the pass; returns the printed nodes of block main and of the init block (if any).
+    func fused(_ body: String, outputs: String = "%12", file: StaticString = #filePath, line: UInt = #line)
+        throws -> (main: String, initBlock: String, changes: Int) {
+        var g = try IRParser.parse(header + "block main {\n" + body + "}\noutputs \(outputs)\n")
+        let changes = try FuseDequantMatmul().run(&g)
+        try Verifier.verify(g)
+        let text = IRPrinter.print(g, origins: false)
+        XCTAssertEqual(try IRParser.parse(text), g, file: file, line: line)
+        var blocks: [String: [String]] = [:], current = ""
+        for line in text.components(separatedBy: "\n") {
+            if line.hasPrefix("block ") { current = line.hasSuffix(" init {") ? "init" : String(line.dropFirst(6).prefix { $0 != " " }) }
+            else if line.hasPrefix("  ") { blocks[current, default: []].append(line.trimmingCharacters(in: .whitespaces)) }
+        }
+        func nodes(_ name: String) -> String { (blocks[name] ?? []).joined(separator: "\n") }
+        return (nodes("main"), nodes("init"), changes)
+    }
+
+    func assertUnchanged(_ body: String, outputs: String = "%12", _ why: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (main, initBlock, changes) = try fused(body, outputs: outputs, file: file, line: line)
+        XCTAssertEqual(changes, 0, why, file: file, line: line)
+        XCTAssertEqual(initBlock, "", why, file: file, line: line)
+        XCTAssertEqual(main, body.components(separatedBy: "\n").filter { !$0.isEmpty }.map { $0.trimmingCharacters(in: .whitespaces) }
+            .joined(separator: "\n"), why, file: file, line: line)
+    }
+
+    func test4BitGroupWiseLinearBecomesAQuantizedMatmulOverARepackedWeight() throws {
+        let (main, initBlock, changes) = try fused(dq() + transpose + mm)
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(initBlock, """
+        %13, %14, %15 = pack_affine_weight(q: %1, scale: %2, zero_point: %3, quant_min: -8, bits: 4, group_size: 32) : (u32[32, 8], f32[32, 2], f32[32, 2])
+        """)
+        XCTAssertEqual(main, """
+        %12 = quantized_matmul(x: %0, w: %13, scales: %14, biases: %15, group_size: 32, bits: 4, mode: "affine", transpose: true) : f32[?1..8, 32]
+        """)
+    }
+
+    func test8BitWithoutZeroPointsAndGroupsOf64() throws {
+        let (main, initBlock, changes) = try fused(dq(block: "[1, 64]", scale: 5, zero: "none", range: (-128, 127)) + transpose + mm)
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(initBlock, """
+        %13, %14, %15 = pack_affine_weight(q: %1, scale: %5, zero_point: none, quant_min: -128, bits: 8, group_size: 64) : (u32[32, 16], f32[32, 1], f32[32, 1])
+        """)
+        XCTAssertEqual(main, """
+        %12 = quantized_matmul(x: %0, w: %13, scales: %14, biases: %15, group_size: 64, bits: 8, mode: "affine", transpose: true) : f32[?1..8, 32]
+        """)
+    }
+
+    func testAddmmKeepsItsBiasAsAnAdd() throws {
+        let (main, _, changes) = try fused(dq() + transpose + "  %12 = addmm(mat1: %0, mat2: %11, bias: %6, alpha: 1.0, beta: 1.0) : f32[?1..8, 32]\n")
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(main, """
+        %16 = quantized_matmul(x: %0, w: %13, scales: %14, biases: %15, group_size: 32, bits: 4, mode: "affine", transpose: true) : f32[?1..8, 32]
+        %12 = add(a: %16, b: %6) : f32[?1..8, 32]
+        """)
+    }
+
+    func testWeightThatIsNotAConstantIsLeftAlone() throws {
+        try assertUnchanged(dq(q: 4) + transpose + mm, "codes computed at run time (a graph input)")
+    }
+
+    func testGroupMismatchIsLeftAlone() throws {
+        try assertUnchanged(dq(block: "[1, 64]") + transpose + mm, "block_size [1, 64] but scales for groups of 32")
+        try assertUnchanged(dq(block: "[1, 16]") + transpose + mm, "groups of 16 (not a multiple of 32)")
+        try assertUnchanged(dq(block: "[2, 32]", scale: 7) + transpose + mm, "blocks that span rows")
+        try assertUnchanged(dq(scale: 7, zero: "none") + transpose + mm, "scales for 16 rows of a 32-row weight")
+    }
+
+    func testDequantizedWeightWithAnotherReaderIsLeftAlone() throws {
+        let other = "  %13 = sum(x: %10, axes: [1], keepdims: false) : f32[32]\n"
+        try assertUnchanged(dq() + transpose + mm + other, outputs: "%12, %13", "the dequantized weight is also summed")
+        try assertUnchanged(dq() + transpose + mm, outputs: "%12, %10", "the dequantized weight is an output")
+        try assertUnchanged(dq() + transpose + mm, outputs: "%12, %11", "the transposed weight is an output")
+    }
+
+    func testOtherFormsAreLeftAlone() throws {
+        try assertUnchanged(dq() + "  %11 = reshape(x: %10, shape: [64, 32]) : f32[64, 32]\n" + mm, "a reshape is not a transpose")
+        try assertUnchanged(dq() + transpose + "  %12 = addmm(mat1: %0, mat2: %11, bias: %6, alpha: 2.0, beta: 1.0) : f32[?1..8, 32]\n",
+                            "alpha ≠ 1")
+        try assertUnchanged(dq(dtype: "bf16") + transpose + mm, "a bf16 weight (the kernel would change its rounding)")
+        try assertUnchanged(dq(range: (-128, 127 + 256)) + transpose + mm, "more codes than 8 bits hold")
+    }
+}
