@@ -15,6 +15,8 @@ public enum PassRegistry {
         Entry(name: "fold-scalar-constants", summary: "compute int arithmetic on constant scalars at compile time", make: { FoldScalarConstants() }),
         Entry(name: "fuse-dequant-matmul", summary: "plain exports' dequantize_affine weight + linear as an MLX affine quantized_matmul (weights repacked at load)",
               make: { FuseDequantMatmul() }),
+        Entry(name: "fuse-moe-pattern", summary: "plain MoE (all experts dense, one-hot top-k routing) as expert gathers of the selected experts only",
+              make: { FuseMoEPattern() }),
         Entry(name: "fuse-quantized-linear", summary: "quantized linears with their SwiGLU, residual add, and siblings reading the same x, as one kernel",
               make: { FuseQuantizedLinear() }),
         Entry(name: "fuse-rope-attention", summary: "RoPE of q and k, the KV-cache writes and the attention reading them, as one kernel",
@@ -32,7 +34,7 @@ public enum PassRegistry {
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-attention-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-rope-attention"]
+    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-attention-pattern", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).

@@ -96,6 +96,17 @@ extension Lowerings {
         }
     }
 
+    /// Expert weights [E, K, N] that are a transpose of a constant with contiguous columns (what
+    /// `fuse-moe-pattern` makes of a stacked [K, E, N] weight, perm [1, 0, 2]): the constant, read
+    /// in place through (expert, row) strides, and the transpose folded away.
+    static func stridedExperts(_ b: ValueID, _ c: LoweringContext) -> (weight: ValueID, strides: (expert: Int, row: Int))? {
+        guard case .transpose(let t)? = c.producer(b), let w = c.constant(t.x), w.shape.count == 3 else { return nil }
+        let perm = t.perm.map { $0 < 0 ? $0 + 3 : $0 }
+        guard Set(perm) == [0, 1, 2], perm[2] == 2 else { return nil }
+        let strides = StridedLayout.rowMajor(w.shape)
+        return (t.x, (strides[perm[0]], strides[perm[1]]))
+    }
+
     static func gatherMm(_ o: GatherMmOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         let (lt, lok) = indexType(o.lhsIndices, c), (rt, rok) = indexType(o.rhsIndices, c)
         guard lok, rok, o.lhsIndices != nil || o.rhsIndices != nil,
@@ -104,21 +115,27 @@ extension Lowerings {
         let (k, n) = (wShape[wShape.count - 2], wShape[wShape.count - 1])
         let wBatch = Array(wShape.dropLast(2)), experts = wBatch.reduce(1, *)
         let indices = GatherMatmulKernels.Indices(lhs: lt, rhs: rt)
-        let definition = GatherMatmulKernels.float(k: k, n: n, x: t, w: t, out: t, indices: indices, lanes: c.lanes)
+        let strided = wShape.count == 3 ? stridedExperts(o.b, c) : nil
+        let definition = GatherMatmulKernels.float(k: k, n: n, x: t, w: t, out: t, indices: indices, lanes: c.lanes,
+                                                   weightStrides: strided?.strides)
         let width = GatherMatmulKernels.columnWidth(n: n, lanes: c.lanes)
-        var operands = [o.a, o.b]
+        let weightShape = strided.flatMap { c.constant($0.weight)?.shape } ?? wShape
+        var operands = [o.a, strided?.weight ?? o.b]
         var dtypes: [DType?] = [ad, bd]
         if let l = o.lhsIndices { operands.append(l); dtypes.append(c.dtype(l)) }
         if let r = o.rhsIndices { operands.append(r); dtypes.append(c.dtype(r)) }
         let lhsAt = o.lhsIndices == nil ? nil : 2, rhsAt = o.rhsIndices == nil ? nil : 2 + (o.lhsIndices == nil ? 0 : 1)
+        let absorbs: Set<ValueID> = strided != nil && c.useCounts[o.b] == 1 ? [o.b] : []
+        // A call the kernel declines runs on the reference, which needs the folded transpose's value.
+        let fallbackNodes = absorbs.isEmpty ? nil : c.definingNode(o.b).map { [$0, node] }
         return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [ad], operandDTypes: dtypes, grain: 1,
                       check: { inputs in
                           let x = inputs[0]
                           let xBatch = x.count / max(1, x.shape.suffix(2).reduce(1, *))
-                          return inputs[1].shape == wShape
+                          return inputs[1].shape == weightShape
                               && (lhsAt.map { indicesInRange(inputs[$0], xBatch) } ?? true)
                               && (rhsAt.map { indicesInRange(inputs[$0], experts) } ?? true)
-                      }) { inputs in
+                      }, absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
             let x = inputs[0]
             guard x.shape.count >= 2, x.shape.last == k else { return nil }
             return gatherLayout(xBatch: Array(x.shape.dropLast(2)), wBatch: wBatch, lhs: lhsAt.map { inputs[$0].shape },
