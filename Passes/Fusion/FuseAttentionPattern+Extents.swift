@@ -40,7 +40,8 @@ extension AttentionMatcher {
 
     /// `v`'s dim `axis` is at least the run-time value of `s` in every run without a shape error:
     /// it was set to `s` by a reshape/broadcast/full target, and shape-preserving or broadcasting
-    /// ops (elementwise, transpose, softmax, rope, norms) only keep or grow it.
+    /// ops (elementwise, transpose, softmax, rope, norms, concatenate, slices of other axes) only keep
+    /// or grow it.
     func atLeast(_ v: ValueID, _ axis: Int, _ s: ValueID, depth: Int = 0) -> Bool {
         guard depth < 32, let rank = graph.type(v)?.rank, axis >= 0, axis < rank, let op = op(v) else { return false }
         func named(_ shape: [IntOrValue]) -> Bool { shape.count == rank && shape[axis] == .value(s) }
@@ -73,6 +74,10 @@ extension AttentionMatcher {
         case .subtract(let o): return anyOf([o.a, o.b])
         case .multiply(let o): return anyOf([o.a, o.b])
         case .where(let o): return anyOf([o.condition, o.x, o.y])
+        case .concatenate(let o): return anyOf(o.tensors)   // the joined axis only grows
+        case .slice(let o):
+            guard case .literal(let a) = o.axis, Int(a) != axis, Int(a) + rank != axis else { return false }
+            return same(o.x)
         default: return false
         }
     }
