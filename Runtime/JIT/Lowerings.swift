@@ -8,7 +8,7 @@ enum Lowerings {
     static func lower(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         switch node.op {
         case .addmm(let o): return linear(o, node, c)
-        case .quantizedMatmul(let o): return quantizedLinear(o, node, c)
+        case .quantizedMatmul(let o): return o.mode == "affine" ? quantizedLinear(o, node, c) : floatQuantizedLinear(o, node, c)
         case .ropeAttention(let o): return ropeAttention(o, node, c)
         case .transpose(let o) where foldedIntoRopeAttention(o, c): return nil
         default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c) ?? moe(node, c) ?? plain(node, c)
@@ -18,6 +18,8 @@ enum Lowerings {
     static func reason(_ node: Node, _ c: LoweringContext) -> String {
         switch node.op {
         case .addmm: return "only x @ transpose(W) with a constant 2-D f32/bf16/f16 weight, f32/bf16/f16 activations and bias, alpha = beta = 1 has a kernel"
+        case .quantizedMatmul(let o) where o.mode != "affine":
+            return "only nvfp4 (group 16) / mxfp4 / mxfp8 (group 32) constant 2-D weights without biases, u8 scales that are not NaN (E8M0 exponents 1…254, mxfp8 ≤ 246), f32/bf16/f16 activations and transpose = true have a kernel"
         case .quantizedMatmul: return "only affine 2/4/8-bit weights with f32 activations and transpose = true have a kernel"
         case .transpose(let o) where c.constant(o.x) != nil:
             return "transposes of constants are only folded into the matmul that reads them"
