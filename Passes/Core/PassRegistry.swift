@@ -27,6 +27,8 @@ public enum PassRegistry {
               make: { FuseAttentionPattern() }),
         Entry(name: "fuse-rope-pattern", summary: "plain RoPE (cos/sin table slices, halves, multiply-add, concatenate) as one rope_table op",
               make: { FuseRopePattern() }),
+        Entry(name: "fold-transposes", summary: "compose transpose chains, drop identity transposes and copies of values that cannot change",
+              make: { FoldTransposes() }),
         Entry(name: "inplace-state-writes", summary: "index_put into state plus its copy back as one in-place index_copy",
               make: { InPlaceStateWrites() }),
         Entry(name: "last-position-logits", summary: "text generation: run the final norm and output projection on the last position only",
@@ -34,7 +36,8 @@ public enum PassRegistry {
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-attention-pattern", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-rope-attention"]
+    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "inplace-state-writes",
+                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).

@@ -69,6 +69,8 @@ final class FixtureOutputsTests: XCTestCase {
                 }
             }
         }
+        // Every call ran on the kernels the plan chose: none fell back to the reference at run time.
+        if let jit = executor as? JITProgram { XCTAssertEqual(jit.runtimeFallbacks, [:], "\(name): calls left to the reference") }
         return Outcome(name: name, worst: worst, tolerance: tol)
     }
 

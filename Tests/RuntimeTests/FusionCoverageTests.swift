@@ -44,7 +44,8 @@ final class FusionCoverageTests: XCTestCase {
 
     /// Plain weight-only quantized programs (torchao dequantize_affine → permute_copy → mm): every
     /// quantized linear of the import runs as a quantized kernel reading the packed weights (q/k/v and
-    /// gate/up share one), no dequantize op is left and nothing falls back to the reference.
+    /// gate/up share one, with the SwiGLU and residual epilogues), no dequantize op is left and nothing
+    /// falls back to the reference.
     func testPlainQuantizedProgramsFuseEveryLinear() throws {
         for name in ["llama_plain_8bit", "llama_plain_4bit"] {
             let (imported, s, plan) = try stats(name)
@@ -55,9 +56,44 @@ final class FusionCoverageTests: XCTestCase {
             XCTAssertEqual(kernels.count, s.fusions.dequantMatmul, "\(name): \(plan.filter { $0.contains("qmm") })")
             // Per layer q/k/v and gate/up are one kernel each, o and down one each; plus the output projection.
             XCTAssertEqual(s.fusions.dequantMatmul, 9, "\(name): quantized linear kernels")
+            // SwiGLU (the export's sigmoid·x gate) in the gate/up kernel, the residual adds after o and down.
+            XCTAssertEqual(plan.filter { $0.contains("_swiglu") }.count, 2, "\(name): SwiGLU kernels")
+            XCTAssertEqual(plan.filter { $0.contains("kernel qmm_") && $0.contains("_residual") }.count, 4, "\(name): residual kernels")
             XCTAssertFalse(plan.contains { $0.contains("dequantize") || $0.contains("kernel matmul") || $0.contains("linear_f32") },
                            "\(name): a dequantized weight or a float matmul is left: \(plan.filter { $0.contains("matmul") || $0.contains("dequant") })")
         }
+    }
+
+    /// Plain LLM exports (RoPE from cos/sin tables, decomposed attention, index_put + copy_ into the
+    /// caches): one rope_attention kernel per attention layer — a layer is one k and one v cache
+    /// write in the import — and no separate rope, sdpa, softmax-over-scores or cache-copy kernel.
+    func testPlainLLMsHaveOneRopeAttentionPerLayer() throws {
+        for name in ["llama_plain", "gemma_sliding_plain", "moe_plain", "llama_plain_8bit", "llama_plain_4bit"] {
+            let (imported, s, plan) = try stats(name)
+            let layers = (imported["index_put"] ?? 0) / 2
+            XCTAssertEqual(layers, 2, "\(name): attention layers in the import")
+            XCTAssertEqual(s.fusions.ropeAttention, layers, "\(name): rope_attention kernels")
+            XCTAssertEqual(s.fallbackOps, 0, "\(name): ops on the reference")
+            let unfused = plan.filter { k in
+                ["kernel sdpa_", "kernel index_put", "kernel copy_into", "kernel matmul"].contains { k.contains($0) }
+                    || (k.contains("kernel rope_") && !k.contains("kernel rope_attention"))
+            }
+            XCTAssertEqual(unfused, [], "\(name): unfused attention left")
+        }
+    }
+
+    /// moe_plain computes every expert densely (batched matmuls over all 4 experts, a one-hot of
+    /// the top-2): fuse-moe-pattern makes each MoE layer (one router argsort in the import) three
+    /// gathers — gate, up, down — that read only the selected experts, and no batched matmul is left.
+    func testPlainMoELayersAreExpertGathers() throws {
+        let (imported, s, plan) = try stats("moe_plain")
+        let layers = imported["argsort"] ?? 0
+        XCTAssertEqual(layers, 2, "moe_plain: MoE layers in the import")
+        XCTAssertEqual(s.fusions.moeGather, 3 * layers, "moe_plain: gathers per MoE layer")
+        XCTAssertEqual(s.fallbackOps, 0, "moe_plain: ops on the reference")
+        XCTAssertFalse(plan.contains { $0.contains("batched_matmul") || $0.contains("reference matmul") }, "moe_plain: dense experts left")
+        XCTAssertEqual(plan.filter { $0.contains("kernel gather_mm_") && $0.contains("_ws") }.count, 2 * layers,
+                       "moe_plain: gate and up read the stacked weights in place")
     }
 
     func testPlainProgramsRunWithoutFallbacks() throws {

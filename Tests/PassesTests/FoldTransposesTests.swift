@@ -1,0 +1,91 @@
+import XCTest
+import MLXCIR
+@testable import MLXCPasses
+
+/// fold-transposes, text in → text out: the plain export's output permute chain around attention
+/// collapses to its one head swap, two transposes compose, an identity permutation and a copy of
+/// a value that cannot change disappear; and what it must keep: copies and transposes of state (a
+/// snapshot the next cache write must not change), and graph outputs.
+final class FoldTransposesTests: XCTestCase {
+    let header = """
+    graph @f
+    input %0 : f32[1, 4, ?1..8, 16] "attention"
+    state %1 : f32[1, 2, 32, 16] = zeros "cache"
+    input %2 : f32[4, 8] "w"
+
+    """
+
+    func folded(_ body: String, outputs: String, file: StaticString = #filePath, line: UInt = #line) throws -> (text: String, changes: Int) {
+        var g = try IRParser.parse(header + "block main {\n" + body + "}\noutputs \(outputs)\n")
+        let changes = try FoldTransposes().run(&g)
+        _ = try DeadCodeElimination().run(&g)
+        try Verifier.verify(g)
+        let text = IRPrinter.print(g, origins: false)
+        XCTAssertEqual(try IRParser.parse(text), g, file: file, line: line)
+        let nodes = text.components(separatedBy: "\n").filter { $0.hasPrefix("  ") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        return (nodes.joined(separator: "\n"), changes)
+    }
+
+    func testAttentionOutputChainBecomesOneHeadSwap() throws {
+        let body = """
+          %3 = transpose(x: %0, perm: [2, 0, 1, 3]) : f32[?1..8, 1, 4, 16]
+          %4 = id_copy(x: %3) : f32[?1..8, 1, 4, 16]
+          %5 = transpose(x: %4, perm: [1, 2, 0, 3]) : f32[1, 4, ?1..8, 16]
+          %6 = transpose(x: %5, perm: [0, 2, 1, 3]) : f32[1, ?1..8, 4, 16]
+          %7 = id_copy(x: %6) : f32[1, ?1..8, 4, 16]
+          %8 = reshape(x: %7, shape: [1, -1, 64]) : f32[1, ?1..8, 64]
+
+        """
+        let (text, changes) = try folded(body, outputs: "%8")
+        XCTAssertGreaterThan(changes, 0)
+        XCTAssertEqual(text, """
+        %6 = transpose(x: %0, perm: [0, 2, 1, 3]) : f32[1, ?1..8, 4, 16]
+        %8 = reshape(x: %6, shape: [1, -1, 64]) : f32[1, ?1..8, 64]
+        """)
+    }
+
+    func testTwoTransposesCompose() throws {
+        let body = """
+          %3 = transpose(x: %0, perm: [0, 2, 1, 3]) : f32[1, ?1..8, 4, 16]
+          %4 = transpose(x: %3, perm: [0, 1, 3, 2]) : f32[1, ?1..8, 16, 4]
+          %5 = reshape(x: %4, shape: [1, -1, 64]) : f32[1, ?1..8, 64]
+
+        """
+        let (text, _) = try folded(body, outputs: "%5")
+        // out dim i = x dim p[q[i]]: p = [0, 2, 1, 3], q = [0, 1, 3, 2] → [0, 2, 3, 1].
+        XCTAssertEqual(text, """
+        %4 = transpose(x: %0, perm: [0, 2, 3, 1]) : f32[1, ?1..8, 16, 4]
+        %5 = reshape(x: %4, shape: [1, -1, 64]) : f32[1, ?1..8, 64]
+        """)
+    }
+
+    func testKeepsStateCopiesAndOutputs() throws {
+        let body = """
+          %3 = id_copy(x: %1) : f32[1, 2, 32, 16]
+          %4 = transpose(x: %1, perm: [0, 1, 3, 2]) : f32[1, 2, 16, 32]
+          %5 = id_copy(x: %2) : f32[4, 8]
+          %6 = transpose(x: %2, perm: [1, 0]) : f32[8, 4]
+          %7 = transpose(x: %6, perm: [1, 0]) : f32[4, 8]
+
+        """
+        let (text, _) = try folded(body, outputs: "%3, %4, %5, %7")
+        XCTAssertEqual(text, """
+        %3 = id_copy(x: %1) : f32[1, 2, 32, 16]
+        %4 = transpose(x: %1, perm: [0, 1, 3, 2]) : f32[1, 2, 16, 32]
+        %5 = id_copy(x: %2) : f32[4, 8]
+        %6 = transpose(x: %2, perm: [1, 0]) : f32[8, 4]
+        %7 = transpose(x: %6, perm: [1, 0]) : f32[4, 8]
+        """, "state copies, state transposes and graph outputs stay")
+    }
+
+    func testIdentityWithinTheGraphGoes() throws {
+        let body = """
+          %3 = transpose(x: %2, perm: [1, 0]) : f32[8, 4]
+          %4 = transpose(x: %3, perm: [1, 0]) : f32[4, 8]
+          %5 = add(a: %4, b: %2) : f32[4, 8]
+
+        """
+        let (text, _) = try folded(body, outputs: "%5")
+        XCTAssertEqual(text, "%5 = add(a: %2, b: %2) : f32[4, 8]")
+    }
+}
