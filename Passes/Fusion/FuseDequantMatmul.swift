@@ -65,15 +65,32 @@ public struct FuseDequantMatmul: GraphPass {
         return Weight(q: o.x, scale: o.scale, zeroPoint: o.zeroPoint, quantMin: o.quantMin, bits: bits, groupSize: g, n: n, k: k)
     }
 
+    /// `target` is provably `lead + [n]`: same rank, last entry n, and every other entry the same fixed
+    /// positive size but at most one (the element count, equal for a valid reshape, then fixes that one).
+    static func provablySame(_ target: [IntOrValue], _ lead: [Dim], n: Int) -> Bool {
+        guard n > 0, target.count == lead.count + 1, case .literal(let last)? = target.last, last == n else { return false }
+        var free = 0
+        for (t, d) in zip(target.dropLast(), lead) {
+            if case .literal(let v) = t, let f = d.fixedValue, Int(v) == f, f > 0 { continue }
+            free += 1
+        }
+        return free <= 1
+    }
+
     func fuse(_ graph: inout Graph, block b: Int, _ uses: [ValueID: Int]) -> Int {
-        var nodes = graph.blocks[b].nodes
+        let nodes = graph.blocks[b].nodes
         var producer: [ValueID: Int] = [:]
-        for (i, node) in nodes.enumerated() { for r in node.op.results { producer[r] = i } }
+        var readers: [ValueID: [Int]] = [:]
+        for (i, node) in nodes.enumerated() {
+            for r in node.op.results { producer[r] = i }
+            for v in node.op.operands { readers[v, default: []].append(i) }
+        }
         func single(_ v: ValueID) -> Int? {
             guard uses[v] == 1, isComputed(v, graph), let i = producer[v] else { return nil }
             return i
         }
         var dead = Set<Int>(), replacement: [Int: [Op]] = [:], count = 0
+        var linearResults = Set<ValueID>()
         for i in nodes.indices where !dead.contains(i) {
             // The linear: x · tᵀ-form with t = transpose(d).
             let x: ValueID, rhs: ValueID, out: ValueID, bias: ValueID?
@@ -101,13 +118,55 @@ public struct FuseDequantMatmul: GraphPass {
             graph.blocks[initBlock].nodes.append(Node(.packAffineWeight(PackAffineWeightOp(
                 q: w.q, scale: w.scale, zeroPoint: w.zeroPoint, quantMin: w.quantMin, bits: w.bits, groupSize: w.groupSize,
                 outs: [words, scales, biases])), origin: nodes[di].origin))
+            func qmm(_ input: ValueID, _ result: ValueID) -> Op {
+                .quantizedMatmul(QuantizedMatmulOp(x: input, w: words, scales: scales, out: result, biases: biases,
+                                                   groupSize: w.groupSize, bits: w.bits, mode: "affine", transpose: true))
+            }
 
-            var product = out
-            if bias != nil { product = graph.addValue(graph[out].type, .computed) }
-            var ops: [Op] = [.quantizedMatmul(QuantizedMatmulOp(x: x, w: words, scales: scales, out: product, biases: biases,
-                                                                groupSize: w.groupSize, bits: w.bits, mode: "affine", transpose: true))]
-            if let bias { ops.append(.add(AddOp(a: product, b: bias, out: out))) }
-            replacement[i] = ops
+            // The export flattens x [..., K] to [M, K] for mm and views the result back to [..., N]; the
+            // quantized matmul takes any leading dims, so it writes that view's value directly (residual adds
+            // and the SwiGLU product then read the linear itself; a bias is added after it), reading x viewed
+            // to the same leading dims (the unflattened x when that is provably the same shape).
+            var flat: ReshapeOp?
+            if let ri = producer[x], case .reshape(let r) = nodes[ri].op, case .literal(let k)? = r.shape.last, k == w.k,
+               let x0 = graph[r.x].type, x0.shape.last?.fixedValue == w.k, !graph.values[r.x.index].kind.isState { flat = r }
+            let definedBefore: (IntOrValue) -> Bool = { e in
+                guard case .value(let v) = e, let p = producer[v] else { return true }
+                return p < i
+            }
+            if let back = readers[out], back.count == 1, uses[out] == 1, !dead.contains(back[0]), back[0] > i,
+               case .reshape(let view) = nodes[back[0]].op, view.x == out, case .literal(let n)? = view.shape.last, n == w.n,
+               view.shape.dropLast().allSatisfy(definedBefore) {
+                var ops: [Op] = []
+                var input = x
+                if let flat, let x0 = graph[flat.x].type, Self.provablySame(view.shape, Array(x0.shape.dropLast()), n: w.n) {
+                    input = flat.x
+                } else {
+                    input = graph.addValue(graph[view.out].type.map { TensorType(.f32, Array($0.shape.dropLast()) + [.fixed(w.k)]) }, .computed)
+                    ops.append(.reshape(ReshapeOp(x: x, out: input, shape: Array(view.shape.dropLast()) + [.literal(Int64(w.k))])))
+                }
+                if let bias {
+                    let product = graph.addValue(graph[view.out].type.map { TensorType(.f32, $0.shape) }, .computed)
+                    ops += [qmm(input, product), .add(AddOp(a: product, b: bias, out: view.out))]
+                } else {
+                    ops.append(qmm(input, view.out))
+                }
+                replacement[i] = ops
+                dead.insert(back[0])
+                linearResults.insert(view.out)
+            } else if bias == nil, let flat, let x0 = graph[flat.x].type {
+                let y0 = graph.addValue(TensorType(.f32, Array(x0.shape.dropLast()) + [.fixed(w.n)]), .computed)
+                replacement[i] = [qmm(flat.x, y0),
+                                  .reshape(ReshapeOp(x: y0, out: out, shape: Array(flat.shape.dropLast()) + [.literal(Int64(w.n))]))]
+                linearResults.insert(y0)
+            } else {
+                var product = out
+                if bias != nil { product = graph.addValue(graph[out].type, .computed) }
+                var ops: [Op] = [qmm(x, product)]
+                if let bias { ops.append(.add(AddOp(a: product, b: bias, out: out))) }
+                replacement[i] = ops
+                if bias == nil { linearResults.insert(out) }
+            }
             dead.formUnion([ti, di])
             count += 1
         }
@@ -116,8 +175,36 @@ public struct FuseDequantMatmul: GraphPass {
         for (i, node) in nodes.enumerated() where !dead.contains(i) {
             if let ops = replacement[i] { result += ops.map { Node($0, origin: node.origin) } } else { result.append(node) }
         }
-        nodes = result
-        graph.blocks[b].nodes = nodes
+        graph.blocks[b].nodes = result
+        Self.siluOfLinears(&graph, block: b, linearResults)
         return count
     }
+
+    /// `multiply(h, sigmoid(h))` (either order) of a linear's result h is silu(h), as plain exports spell
+    /// it: written as `silu` so fuse-quantized-linear sees the SwiGLU gate. The sigmoid must have no other reader.
+    static func siluOfLinears(_ graph: inout Graph, block b: Int, _ linears: Set<ValueID>) {
+        var uses: [ValueID: Int] = [:]
+        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { uses[v, default: 0] += 1 } } }
+        for v in graph.outputs { uses[v, default: 0] += 2 }
+        let nodes = graph.blocks[b].nodes
+        var sigmoidOf: [ValueID: (index: Int, x: ValueID)] = [:]
+        for (i, node) in nodes.enumerated() {
+            if case .sigmoid(let s) = node.op, linears.contains(s.x), uses[s.out] == 1 { sigmoidOf[s.out] = (i, s.x) }
+        }
+        var out = nodes, dead = Set<Int>()
+        for (i, node) in nodes.enumerated() {
+            guard case .multiply(let m) = node.op else { continue }
+            for (h, s) in [(m.a, m.b), (m.b, m.a)] {
+                guard let sig = sigmoidOf[s], sig.x == h, sig.index < i, !dead.contains(sig.index) else { continue }
+                out[i].op = .silu(SiluOp(x: h, out: m.out))
+                dead.insert(sig.index)
+                break
+            }
+        }
+        graph.blocks[b].nodes = out.enumerated().filter { !dead.contains($0.offset) }.map(\.element)
+    }
+}
+
+private extension ValueKind {
+    var isState: Bool { if case .state = self { return true } else { return false } }
 }

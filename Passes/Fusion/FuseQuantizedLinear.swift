@@ -107,7 +107,7 @@ public struct FuseQuantizedLinear: GraphPass {
                   _ compileTime: Set<ValueID>) -> Match? {
         guard case .add(let a) = nodes[i].op, a.a != a.b else { return nil }
         for (product, skip) in [(a.b, a.a), (a.a, a.b)] {
-            guard !isState(skip, graph), let p = soleProducer(product, producer, uses) else { continue }
+            guard !isState(skip, graph), !broadcasts(skip, to: a.out, graph), let p = soleProducer(product, producer, uses) else { continue }
             var op: FusedQuantizedLinearOp
             if let l = linear(nodes[p].op, graph, compileTime) {
                 op = FusedQuantizedLinearOp(x: l.x, w: [l.w], scales: [l.scales], biases: [l.biases], groupSize: l.groupSize,
@@ -124,6 +124,17 @@ public struct FuseQuantizedLinear: GraphPass {
             return Match(op: .fusedQuantizedLinear(op), absorbed: [p])
         }
         return nil
+    }
+
+    /// A skip value whose declared shape is not the sum's (a bias [N] added to [M, N]): the kernel takes
+    /// only same-shape residuals and would leave every call to the reference.
+    func broadcasts(_ skip: ValueID, to out: ValueID, _ graph: Graph) -> Bool {
+        guard let s = graph[skip].type, let o = graph[out].type else { return false }
+        if s.rank != o.rank { return true }
+        return zip(s.shape, o.shape).contains { a, b in
+            if let x = a.fixedValue, let y = b.fixedValue { return x != y }
+            return false
+        }
     }
 
     /// Linears that read the same x (and quantization), none absorbed above: one op at the first.

@@ -88,6 +88,15 @@ final class FuseDequantMatmulTests: XCTestCase {
         """)
     }
 
+    func testABiasIsNotTakenForAResidual() throws {
+        // fuse-quantized-linear after this pass: the bias [32] broadcast over [?, 32] is not a residual of the kernel.
+        var g = try IRParser.parse(header + "block main {\n" + dq() + transpose
+                                   + "  %12 = addmm(mat1: %0, mat2: %11, bias: %6, alpha: 1.0, beta: 1.0) : f32[?1..8, 32]\n}\noutputs %12\n")
+        XCTAssertEqual(try FuseDequantMatmul().run(&g), 1)
+        XCTAssertEqual(try FuseQuantizedLinear().run(&g), 0)
+        XCTAssertEqual(g.opHistogram["add"], 1)
+    }
+
     func testWeightThatIsNotAConstantIsLeftAlone() throws {
         try assertUnchanged(dq(q: 4) + transpose + mm, "codes computed at run time (a graph input)")
     }
@@ -112,5 +121,91 @@ final class FuseDequantMatmulTests: XCTestCase {
                             "alpha ≠ 1")
         try assertUnchanged(dq(dtype: "bf16") + transpose + mm, "a bf16 weight (the kernel would change its rounding)")
         try assertUnchanged(dq(range: (-128, 127 + 256)) + transpose + mm, "more codes than 8 bits hold")
+    }
+
+    // MARK: the export's views around mm, and its SiLU
+
+    let viewHeader = """
+    graph @f
+    input %0 : f32[1, ?1..8, 64] "x"
+    const %1 : i8[32, 64] = buffer(1) "q"
+    const %2 : f32[32, 2] = buffer(2) "scale"
+    const %3 : i8[32, 2] = buffer(3) "zero_point"
+    input %4 : f32[1, ?1..8, 32] "skip"
+    input %5 : f32[1, ?1..8, 4, 16] "heads"
+
+    """
+
+    func viewed(_ x: Int, back: String = "[1, %6, 32]", tail: String = "  %12 = add(a: %4, b: %11) : f32[1, ?1..8, 32]\n") -> String {
+        """
+          %6 = sym_size(a: %0, dim: 1) : i64[]
+          %7 = reshape(x: %\(x), shape: [%6, 64]) : f32[?1..8, 64]
+          %8 = dequantize_affine(x: %1, block_size: [1, 32], scale: %2, zero_point: %3, quant_min: -8, quant_max: 7, dtype: f32) : f32[32, 64]
+          %9 = transpose(x: %8, perm: [1, 0]) : f32[64, 32]
+          %10 = matmul(a: %7, b: %9) : f32[?1..8, 32]
+          %11 = reshape(x: %10, shape: \(back)) : f32[1, ?1..8, 32]
+
+        """ + tail
+    }
+
+    func run(_ body: String, outputs: String, passes: [any GraphPass]) throws -> String {
+        var g = try IRParser.parse(viewHeader + "block main {\n" + body + "}\noutputs \(outputs)\n")
+        for p in passes { _ = try p.run(&g) }
+        try Verifier.verify(g)
+        let text = IRPrinter.print(g, origins: false)
+        XCTAssertEqual(try IRParser.parse(text), g)
+        var lines: [String] = [], inMain = false
+        for line in text.components(separatedBy: "\n") {
+            if line.hasPrefix("block ") { inMain = line.hasPrefix("block main") } else if inMain, line.hasPrefix("  ") {
+                lines.append(line.trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func testTheViewBackIsWrittenDirectlySoTheResidualAddFuses() throws {
+        let main = try run(viewed(0), outputs: "%12", passes: [FuseDequantMatmul()])
+        XCTAssertEqual(main, """
+        %6 = sym_size(a: %0, dim: 1) : i64[]
+        %7 = reshape(x: %0, shape: [%6, 64]) : f32[?1..8, 64]
+        %11 = quantized_matmul(x: %0, w: %13, scales: %14, biases: %15, group_size: 32, bits: 4, mode: "affine", transpose: true) : f32[1, ?1..8, 32]
+        %12 = add(a: %4, b: %11) : f32[1, ?1..8, 32]
+        """)
+        let fused = try run(viewed(0), outputs: "%12", passes: [FuseDequantMatmul(), FuseQuantizedLinear()])
+        XCTAssertTrue(fused.contains("%12 = fused_quantized_linear(x: %0, w: [%13], scales: [%14], biases: [%15], group_size: 32, bits: 4, epilogue: \"none\", residual: %4)"), fused)
+    }
+
+    func testMergedHeadsAreViewedToTheResultsLeadingDims() throws {
+        // x [1, T, 4, 16] flattened to [T, 64]: the linear reads it viewed as [1, T, 64].
+        let main = try run(viewed(5), outputs: "%12", passes: [FuseDequantMatmul()])
+        XCTAssertEqual(main, """
+        %6 = sym_size(a: %0, dim: 1) : i64[]
+        %7 = reshape(x: %5, shape: [%6, 64]) : f32[?1..8, 64]
+        %16 = reshape(x: %7, shape: [1, %6, 64]) : f32[1, ?1..8, 64]
+        %11 = quantized_matmul(x: %16, w: %13, scales: %14, biases: %15, group_size: 32, bits: 4, mode: "affine", transpose: true) : f32[1, ?1..8, 32]
+        %12 = add(a: %4, b: %11) : f32[1, ?1..8, 32]
+        """)
+    }
+
+    func testAViewBackToOtherDimsKeepsTheFlatResult() throws {
+        // The result is split into heads ([1, T, 2, 16]): the linear reads the unflattened x and views its result flat again.
+        let main = try run(viewed(0, back: "[1, %6, 2, 16]", tail: ""), outputs: "%11", passes: [FuseDequantMatmul()])
+        XCTAssertEqual(main, """
+        %6 = sym_size(a: %0, dim: 1) : i64[]
+        %7 = reshape(x: %0, shape: [%6, 64]) : f32[?1..8, 64]
+        %15 = quantized_matmul(x: %0, w: %12, scales: %13, biases: %14, group_size: 32, bits: 4, mode: "affine", transpose: true) : f32[1, ?1..8, 32]
+        %10 = reshape(x: %15, shape: [%6, 32]) : f32[?1..8, 32]
+        %11 = reshape(x: %10, shape: [1, %6, 2, 16]) : f32[1, ?1..8, 32]
+        """)
+    }
+
+    func testSigmoidTimesTheLinearIsItsSilu() throws {
+        let body = viewed(0, tail: "  %12 = sigmoid(x: %11) : f32[1, ?1..8, 32]\n  %13 = multiply(a: %11, b: %12) : f32[1, ?1..8, 32]\n")
+        let main = try run(body, outputs: "%13", passes: [FuseDequantMatmul()])
+        XCTAssertTrue(main.hasSuffix("%13 = silu(x: %11) : f32[1, ?1..8, 32]"), main)
+        XCTAssertFalse(main.contains("sigmoid"), main)
+        // A sigmoid with another reader stays (and so does the multiply).
+        let kept = try run(body, outputs: "%13, %12", passes: [FuseDequantMatmul()])
+        XCTAssertTrue(kept.contains("%12 = sigmoid(x: %11)") && kept.contains("%13 = multiply(a: %11, b: %12)"), kept)
     }
 }

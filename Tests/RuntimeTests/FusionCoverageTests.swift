@@ -47,18 +47,19 @@ final class FusionCoverageTests: XCTestCase {
     /// gate/up share one, with the SwiGLU and residual epilogues), no dequantize op is left and nothing
     /// falls back to the reference.
     func testPlainQuantizedProgramsFuseEveryLinear() throws {
-        for name in ["llama_plain_8bit", "llama_plain_4bit"] {
+        // (fixture, quantized linears imported, quantized linear kernels, SwiGLU kernels, residual kernels)
+        let expected = [("llama_plain_8bit", 15, 9, 2, 4), ("llama_plain_4bit", 15, 9, 2, 4),
+                        // gate (with a bias, added after the kernel) and up share one kernel; down takes the residual.
+                        ("mlp_plain_8bit_channel", 3, 2, 0, 1)]
+        for (name, linears, kernels, swiglu, residual) in expected {
             let (imported, s, plan) = try stats(name)
-            let linears = imported["dequantize_affine"] ?? 0
-            XCTAssertEqual(linears, 15, "\(name): quantized linears in the import")
+            XCTAssertEqual(imported["dequantize_affine"] ?? 0, linears, "\(name): quantized linears in the import")
             XCTAssertEqual(s.fallbackOps, 0, "\(name): ops on the reference")
-            let kernels = plan.filter { $0.contains("kernel qmm_affine_") }
-            XCTAssertEqual(kernels.count, s.fusions.dequantMatmul, "\(name): \(plan.filter { $0.contains("qmm") })")
-            // Per layer q/k/v and gate/up are one kernel each, o and down one each; plus the output projection.
-            XCTAssertEqual(s.fusions.dequantMatmul, 9, "\(name): quantized linear kernels")
-            // SwiGLU (the export's sigmoid·x gate) in the gate/up kernel, the residual adds after o and down.
-            XCTAssertEqual(plan.filter { $0.contains("_swiglu") }.count, 2, "\(name): SwiGLU kernels")
-            XCTAssertEqual(plan.filter { $0.contains("kernel qmm_") && $0.contains("_residual") }.count, 4, "\(name): residual kernels")
+            XCTAssertEqual(plan.filter { $0.contains("kernel qmm_affine_") }.count, s.fusions.dequantMatmul,
+                           "\(name): \(plan.filter { $0.contains("qmm") })")
+            XCTAssertEqual(s.fusions.dequantMatmul, kernels, "\(name): quantized linear kernels")
+            XCTAssertEqual(plan.filter { $0.contains("kernel qmm_") && $0.contains("_swiglu") }.count, swiglu, "\(name): SwiGLU kernels")
+            XCTAssertEqual(plan.filter { $0.contains("kernel qmm_") && $0.contains("_residual") }.count, residual, "\(name): residual kernels")
             XCTAssertFalse(plan.contains { $0.contains("dequantize") || $0.contains("kernel matmul") || $0.contains("linear_f32") },
                            "\(name): a dequantized weight or a float matmul is left: \(plan.filter { $0.contains("matmul") || $0.contains("dequant") })")
         }
@@ -98,7 +99,7 @@ final class FusionCoverageTests: XCTestCase {
 
     func testPlainProgramsRunWithoutFallbacks() throws {
         for name in ["llama_plain", "gemma_sliding_plain", "moe_plain", "whisper_encoder_plain", "linear_plain_ptd",
-                     "llama_plain_8bit", "llama_plain_4bit"] {
+                     "llama_plain_8bit", "llama_plain_4bit", "mlp_plain_8bit_channel"] {
             let dir = Self.root.appendingPathComponent(name)
             let ptd = dir.appendingPathComponent("model.ptd").path
             let pte = try PTEFile(path: dir.appendingPathComponent("model.pte").path,

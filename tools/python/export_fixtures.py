@@ -31,6 +31,9 @@ Models (tools/python/models.py) × variants:
              IntxWeightOnlyConfig, hqq_scale_only, symmetric, zero points 0). torch.export writes each weight as
              torchao::dequantize_affine(int8 codes [N, K], block [1, 32], scale [N, K/32], zero_point int8
              [N, K/32], int8, qmin, qmax) → permute_copy → mm. Embeddings stay fp32.
+  plain_8bit_channel (mlp only)  gated MLP on int8 per-channel weights dequantized by
+             quantized_decomposed::dequantize_per_channel (ExecuTorch's runtime has this kernel: et_output is its run
+             of model.pte itself)
   plain_4bit (llama only)   same with int4 codes (stored one per int8 byte, qmin −8, qmax 7), group 32,
              ASYMMETRIC (non-zero zero points)
   plain_ptd  (linear only)    external constants in model.ptd
@@ -108,6 +111,7 @@ SPECS = [
               steps=[(5, 0), (1, 5), (1, 6), (3, 7)]),
     ModelSpec("whisper_encoder", 1004, ["plain", *MLX_VARIANTS], models.WhisperConfig),
     ModelSpec("linear", 1005, ["plain_ptd"], lambda: None),
+    ModelSpec("mlp", 1006, ["plain_8bit_channel"], lambda: None),
 ]
 
 
@@ -118,7 +122,7 @@ def variant_info(variant: str):
         return "mlx", ("bf16" if kind == "bf16" else "fp32"), {"4bit": 4, "8bit": 8}.get(kind)
     if variant.startswith("xnnpack"):
         return "xnnpack", "fp32", None
-    return "plain", "fp32", {"plain_4bit": 4, "plain_8bit": 8}.get(variant)
+    return "plain", "fp32", {"plain_4bit": 4, "plain_8bit": 8, "plain_8bit_channel": 8}.get(variant)
 
 
 def plain_quant_config(variant: str):
@@ -135,6 +139,9 @@ def plain_quant_config(variant: str):
 
 
 def quant_scheme(variant: str) -> str:
+    if variant == "plain_8bit_channel":
+        return ("int8 codes, one scale per output channel (symmetric, int64 zero points 0), "
+                "quantized_decomposed::dequantize_per_channel → permute_copy → mm/addmm, no delegate")
     if variant == "plain_8bit":
         return ("torchao IntxWeightOnlyConfig int8 PerGroup(32) hqq_scale_only (symmetric, zero points 0), linears only; "
                 "torchao::dequantize_affine → permute_copy → mm, no delegate")
@@ -208,6 +215,8 @@ def build_module(spec: ModelSpec, variant: str):
     cfg = spec.config()
     if spec.name == "linear":
         m = models.TinyMLP()
+    elif spec.name == "mlp":
+        m = models.QuantizedMLP()
     elif spec.name == "whisper_encoder":
         m = models.WhisperEncoder(cfg)
     else:
@@ -220,7 +229,9 @@ def build_module(spec: ModelSpec, variant: str):
                 sub.use_switch_mlp()
     if dtype == "bf16":
         m = m.to(torch.bfloat16)
-    if family == "plain" and bits is not None:
+    if spec.name == "mlp":
+        m.quantize_()  # per-channel int8 codes, quantized_decomposed::dequantize_per_channel
+    elif family == "plain" and bits is not None:
         from torchao.quantization.quant_api import quantize_
 
         register_dequantize_affine_out()
@@ -253,6 +264,8 @@ def example_and_dynamic(spec: ModelSpec, cfg):
         return ex, ({1: Dim("T", min=1, max=cfg.max_seq_len)}, None), ["tokens", "input_pos"]
     if spec.name == "whisper_encoder":
         return (torch.zeros(1, cfg.n_mels, cfg.n_frames),), None, ["mel"]
+    if spec.name == "mlp":
+        return (torch.zeros(1, 5, 64),), None, ["x"]
     return (torch.zeros(2, 16),), None, ["x"]
 
 
@@ -264,6 +277,8 @@ def call_inputs(spec: ModelSpec, cfg, dtype: torch.dtype) -> List[tuple]:
                 for t, p in spec.steps]
     if spec.name == "whisper_encoder":
         return [(torch.randn(1, cfg.n_mels, cfg.n_frames, generator=g).to(dtype),)]
+    if spec.name == "mlp":
+        return [(torch.randn(1, 5, 64, generator=g),)]
     return [(torch.randn(2, 16, generator=g),)]
 
 
@@ -330,6 +345,8 @@ def lower(ep, family: str, methods: Optional[dict], external_constants: bool, qu
         # (dtype mismatch). Those keep dequantize_affine → permute_copy → mm.
         if not quantized:
             edge = edge.transform([ConvertToLinearPass()])
+        else:
+            import executorch.kernels.quantized  # noqa: F401  (out variants of quantized_decomposed::*)
     return edge.to_executorch(ExecutorchBackendConfig(
         extract_delegate_segments=True,
         do_quant_fusion_and_const_prop=(family != "mlx"),
@@ -496,6 +513,7 @@ def export_fixture(spec: ModelSpec, variant: str) -> dict:
                   for k, inputs in enumerate(calls)],
         "input_names": input_names,
         "config": (cfg.to_json() if cfg is not None else
+                   {"dim": 64, "hidden": 128, "tokens": 5} if spec.name == "mlp" else
                    {"in_features": 16, "hidden": 32, "out_features": 8, "batch": 2}),
         "reference": pte_reference(str(pte)),
         "ptd_reference": ptd_reference(str(ptd)) if ptd else None,

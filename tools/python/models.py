@@ -361,6 +361,48 @@ class TinyMLP(nn.Module):
         return self.lin2(torch.relu(self.lin1(x))) + self.offset
 
 
+class PerChannelInt8Linear(nn.Module):
+    """A linear whose weight is int8 codes with one scale per output channel (symmetric, zero points 0),
+    dequantized with ExecuTorch's `quantized_decomposed::dequantize_per_channel` (the form PT2E weight-only
+    quantization folds to; ExecuTorch's portable runtime has its kernel) and then applied."""
+
+    def __init__(self, lin: nn.Linear):
+        super().__init__()
+        w = lin.weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+        q = torch.clamp(torch.round(w / scale[:, None]), -128, 127).to(torch.int8)
+        self.register_buffer("weight_q", q)
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("weight_zero_point", torch.zeros(w.shape[0], dtype=torch.int64))
+        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x):
+        import torch.ao.quantization.fx._decomposed  # noqa: F401  (defines quantized_decomposed::*)
+
+        w = torch.ops.quantized_decomposed.dequantize_per_channel(
+            self.weight_q, self.weight_scale, self.weight_zero_point, 0, -128, 127, torch.int8)
+        return F.linear(x, w, self.bias)
+
+
+class QuantizedMLP(nn.Module):
+    """x [1, 5, 64] → [1, 5, 64]: gated MLP (SiLU gate 64 → 128 with a bias, up 64 → 128, down 128 → 64) on
+    per-channel int8 weights (`PerChannelInt8Linear`), plus x (a residual)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = nn.Linear(64, 128, bias=True)
+        self.up = nn.Linear(64, 128, bias=False)
+        self.down = nn.Linear(128, 64, bias=False)
+
+    def quantize_(self):
+        for name in ("gate", "up", "down"):
+            setattr(self, name, PerChannelInt8Linear(getattr(self, name)))
+        return self
+
+    def forward(self, x):
+        return x + self.down(F.silu(self.gate(x)) * self.up(x))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Deterministic initialisation
 
