@@ -39,6 +39,9 @@ struct Compile: ParsableCommand {
                                valueName: "file"))
     var statsJson: String?
 
+    @Flag(help: "List on stderr every op left to the reference executor, and every op left unfused, and why.")
+    var remarks = false
+
     func run() throws {
         try MLXC.guarded {
             let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
@@ -50,6 +53,9 @@ struct Compile: ParsableCommand {
             let passes = try passOptions.manager(generation: forGeneration)
             let graph = try ProgramLoader.prepare(pte, method: method, passes: passes)
             let program = try JITProgram(graph: graph, pte: pte)
+            if remarks {
+                for r in program.remarks + program.fusionRemarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
+            }
             if let statsJson {
                 guard FileManager.default.createFile(atPath: statsJson, contents: Data((program.fusionStats.json + "\n").utf8)) else {
                     throw ValidationError("cannot write \(statsJson)")

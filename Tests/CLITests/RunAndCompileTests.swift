@@ -26,6 +26,21 @@ final class RunAndCompileTests: XCTestCase {
         }
     }
 
+    /// `compile --remarks`: nothing is left unfused in the plain llama under the default pipeline; without
+    /// the fusion passes its decomposed attention (a softmax over a score matrix) is named, with where.
+    func testCompileRemarksNameWhatIsLeftUnfused() throws {
+        let dir = try temporaryDirectory()
+        let fused = try cli.mlxc(["compile", cli.fixture("llama_plain"), "--remarks", "-o", dir.appendingPathComponent("a.mlxc").path])
+        XCTAssertEqual(fused.status, 0, fused.stderr)
+        XCTAssertFalse(fused.stderr.contains("remark:"), fused.stderr)
+        let unfused = try cli.mlxc(["compile", cli.fixture("llama_plain"), "--remarks", "--pipeline", "fold-scalar-constants,cse,dce",
+                                    "-o", dir.appendingPathComponent("b.mlxc").path])
+        XCTAssertEqual(unfused.status, 0, unfused.stderr)
+        let lines = unfused.stderr.split(separator: "\n").filter { $0.hasPrefix("remark: ") && $0.contains("softmax left unfused") }
+        XCTAssertEqual(lines.count, 2, unfused.stderr)
+        XCTAssertTrue(lines.allSatisfy { $0.contains("instruction ") }, unfused.stderr)
+    }
+
     func testArtifactRunsWithoutRecompilingAndRejectsAChangedProgram() throws {
         let dir = try temporaryDirectory()
         let pte = dir.appendingPathComponent("model.pte")
