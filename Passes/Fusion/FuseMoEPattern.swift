@@ -35,9 +35,11 @@ import MLXCIR
 /// twice in both forms. That needs every idx in 0..<E (else the one-hot row is all zero but the
 /// gather would read out of range): idx is a slice of an argsort along an axis of size E, so it
 /// is. (It also drops the dense form's 0 · NaN when an unselected expert overflows, as MLX does.)
-/// The gather form reads x row idx-row t for token t, so the rows of idx must be the rows of x0:
-/// the router scores are shape-preserving ops of a linear of x0 itself. w may broadcast (a
-/// [1, k] or [T, 1] w), and does so identically in both forms.
+/// Entry (t, j) of the flattened indices reads row t = entry / k of x0, so idx must have x0's
+/// rows: the router scores are shape-preserving ops of a linear of x0 itself. w may broadcast
+/// (a [1, k] or [T, 1] w) and does so identically in both forms. Both forms compute each selected
+/// expert's output the same way; only the order of the final k-term sum differs from the E-term
+/// one (f32 rounding). The expert weights must have x0's dtype (the gathers read them as stored).
 ///
 /// What the matcher checks (anything else leaves the graph alone): the ops and axes above;
 /// every view (reshape, transpose, expand_dims, squeeze) tracked as a relabelling of its base's
@@ -252,7 +254,8 @@ struct MoEMatcher {
         guard let (mi, mop) = op(mm), case .matmul(let m) = mop else { return nil }
         let (xb, pre) = viewChain(m.a, stop: x0)
         guard xb == x0, let a = layout(through: pre, from: [t, d]), a.last == .some(d),
-              a.compactMap({ $0 }).count == 2, isConstant(m.b), let ws = type(m.b)?.staticShape, ws.count >= 2,
+              a.compactMap({ $0 }).count == 2, isConstant(m.b), type(m.b)?.dtype == type(x0)?.dtype,
+              let ws = type(m.b)?.staticShape, ws.count >= 2,
               ws.dropLast(2).allSatisfy({ $0 == 1 }), ws[ws.count - 2] == d.size.fixedValue, let n = ws.last, n > 1,
               let outShape = shape(m.out), outShape.count == max(a.count, ws.count) else { return nil }
         let produced = [ViewAxis?](repeating: nil, count: outShape.count - a.count) + a.dropLast() + [ViewAxis(label: column, size: .fixed(n))]
@@ -373,7 +376,7 @@ struct MoEMatcher {
               type(x0)?.dtype == type(y)?.dtype else { return nil }
         let t = ViewAxis(label: "T", size: xs[0]), d = ViewAxis(label: "D", size: xs[1])
         let (dn, yPost) = viewChain(y)
-        guard let (dni, dno) = op(dn), case .matmul(let down) = dno, isConstant(down.b),
+        guard let (dni, dno) = op(dn), case .matmul(let down) = dno, isConstant(down.b), type(down.b)?.dtype == type(x0)?.dtype,
               let wd = type(down.b)?.staticShape, wd.count == 3, wd[0] == experts, wd[2] == dim else { return nil }
         let hidden = wd[1]
         let (h, hPost) = viewChain(down.a)
@@ -472,7 +475,7 @@ enum MoERewrite {
         new.append(.sum(SumOp(x: weighted, out: m.out, axes: [1], keepdims: false)))
 
         let old = graph.blocks[b].nodes
-        let origin = old[m.anchor].origin.map { "\($0) (fuse-moe-pattern)" } ?? "fuse-moe-pattern"
+        let origin = old[m.anchor].origin
         var nodes: [Node] = []
         for (i, node) in old.enumerated() {
             if i == m.anchor { nodes += new.map { Node($0, origin: origin) } }
