@@ -83,9 +83,11 @@ public final class JITProgram {
         for i in stateless.values.indices {
             if case .state = stateless.values[i].kind { stateless.values[i].kind = .computed }
         }
+        let packs = Self.takePackNodes(&stateless)   // repacked natively below, not by the reference
         reference = try ReferenceExecutor(graph: stateless, pte: pte)
         baseValues = [NativeTensor?](repeating: nil, count: graph.values.count)
         try loadConstantsAndState()
+        try packAffineWeights(packs)
         try buildPlans()
     }
 
