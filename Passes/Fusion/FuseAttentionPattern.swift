@@ -243,8 +243,10 @@ struct AttentionMatcher {
         case .drop(let m): guard graph.type(m)?.dtype == .bool, fitsMask(m, s) else { return nil }; maskValue = m; dropMask = m
         }
         guard guarded || maskValue == nil else { return nil }
-        guard intermediatesStayInside(), let first = claimed.min(),
-              ([q, k, v] + (maskValue.map { [$0] } ?? [])).allSatisfy({ !isState($0) || untouched($0, after: first) }) else { return nil }
+        // The operands outlive the removed nodes (add(s, s) would make s its own "mask").
+        let operands = [q, k, v] + (maskValue.map { [$0] } ?? [])
+        guard intermediatesStayInside(), let first = claimed.min(), operands.allSatisfy({ producer[$0].map { !claimed.contains($0) } ?? true }),
+              operands.allSatisfy({ !isState($0) || untouched($0, after: first) }) else { return nil }
         let op = SdpaOp(q: q, k: k, v: v, out: out.out, scale: scale, mask: maskValue, causal: false)
         return Found(op: op, absorbed: claimed, dropMask: dropMask)
     }

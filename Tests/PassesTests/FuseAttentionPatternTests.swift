@@ -8,7 +8,8 @@ import MLXCIR
 /// with GQA ratios 1 and 2, no mask, bool masks (where and masked_fill), gemma's sliding form
 /// (ring-buffer mask, split-half q), and the cases it must leave alone: an intermediate with a
 /// second reader or that is an output, a transpose of other axes, softmax on another axis, a scale
-/// that is not a literal, a repeat that is not repeat_interleave, an unguarded softmax with a mask.
+/// that is not a literal, a repeat that is not repeat_interleave, dims not proved equal, a mask one
+/// key wide, scores as their own mask, an unguarded softmax with a mask.
 final class FuseAttentionPatternTests: XCTestCase {
     enum MaskForm { case additive, none, keep, fill }
 
@@ -308,6 +309,13 @@ final class FuseAttentionPatternTests: XCTestCase {
         // A mask one key wide broadcasts in the add; sdpa reads a column per key.
         let narrow = layer.body.map { $0.hasPrefix("%31 = ") ? "%31 = add(a: %30, b: %86) : f32[1, 4, ?1..8, 24]" : $0 }
         try assertUnchanged(layer, body: narrow, "a mask one key wide")
+    }
+
+    func testScoresAddedToThemselvesAreLeftAlone() throws {
+        // The "mask" would be a removed intermediate.
+        let layer = Layer()
+        let doubled = layer.body.map { $0.hasPrefix("%31 = ") ? "%31 = add(a: %30, b: %30) : f32[1, 4, ?1..8, 24]" : $0 }
+        try assertUnchanged(layer, body: doubled, "the scores as their own mask")
     }
 
     func testUnguardedSoftmaxWithAMaskIsLeftAlone() throws {
