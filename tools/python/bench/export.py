@@ -33,6 +33,8 @@ def artifact(peer: str, size: str, precision: str):
     """→ (path, label) or None when the peer has no such variant."""
     if peer in ("mlxc", "mlxc-unfused") and precision in MLX:
         return OUT / f"{size}_{MLX[precision]}.pte", MLX[precision]
+    if peer in ("mlxc-plain", "mlxc-plain-unfused") and precision in PORTABLE:
+        return OUT / f"{size}_{PORTABLE[precision]}.pte", PORTABLE[precision]
     if peer == "xnnpack" and precision in XNNPACK:
         return OUT / f"{size}_{XNNPACK[precision]}.pte", XNNPACK[precision]
     if peer == "portable" and precision in PORTABLE:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import roofline
 
-PEER_NAMES = {"mlxc": "mlxc", "mlxc-unfused": "mlxc unfused", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
+PEER_NAMES = {"mlxc": "mlxc", "mlxc-unfused": "mlxc unfused", "mlxc-plain": "mlxc on the plain export",
+              "mlxc-plain-unfused": "mlxc plain unfused", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
               "eager": "PyTorch eager", "llamacpp": "llama.cpp"}
 NOISY = 0.20  # others' CPU share above which a measurement is marked † (set from the run's --noisy)
 LLAMA_TYPES = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
@@ -141,6 +142,29 @@ def metric_table(agg, sizes, precisions, peers, field, title, higher_better, dig
     return lines + [""]
 
 
+def fusion_table(agg, sizes, precisions) -> list:
+    """Fused ÷ unfused mlxc, decode and prefill, on the MLX-delegated and on the plain export."""
+    pairs = [("MLX-delegated", "mlxc", "mlxc-unfused"), ("plain", "mlxc-plain", "mlxc-plain-unfused")]
+    lines = ["**What fusion buys** — mlxc with its default pipeline ÷ the same mlxc with canonicalization only "
+             "(`--pipeline " + "fold-scalar-constants,cse,dce,last-position-logits`), tokens/s; > 1 means fusion is faster", "",
+             "| model | precision | export | decode fused | decode unfused | decode ratio | prefill fused | prefill unfused | prefill ratio |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    any_row = False
+    for size in sizes:
+        for prec in precisions:
+            for label, fused, unfused in pairs:
+                f, u = agg.get((size, prec, fused)), agg.get((size, prec, unfused))
+                if not (f and u and f.get("ok") and u.get("ok")):
+                    continue
+                any_row = True
+                row = [size, prec, label]
+                for field in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+                    a, b = f.get(field), u.get(field)
+                    row += [fmt(a), fmt(b), ratio(a / b) if a and b else "—"]
+                lines.append("| " + " | ".join(row) + " |")
+    return lines + [""] if any_row else []
+
+
 def roofline_rows(meta, agg, sizes, precisions) -> tuple:
     rf = meta["roofline"]
     bw = rf["read_bandwidth_gb_s"] * 1e9
@@ -224,7 +248,7 @@ def greedy_lines(agg, sizes, peers) -> list:
         cells = []
         order = {p: i for i, p in enumerate(("fp32", "bf16", "8bit", "4bit"))}
         for (sz, prec, peer), r in sorted(agg.items(), key=lambda kv: (order.get(kv[0][1], 9), kv[0][2])):
-            if sz != size or peer in ("mlxc", "mlxc-unfused") or not r.get("ok") or not r.get("tokens") or (prec, peer) == ("fp32", "eager"):
+            if sz != size or peer.startswith("mlxc") or not r.get("ok") or not r.get("tokens") or (prec, peer) == ("fp32", "eager"):
                 continue
             n = next((i for i, (a, b) in enumerate(zip(r["tokens"], ref["tokens"])) if a != b), min(len(r["tokens"]), len(ref["tokens"])))
             cells.append(f"{PEER_NAMES[peer]} {prec} {n}/{len(ref['tokens'])}")
@@ -289,7 +313,7 @@ def render(data) -> str:
           "~30 min with the default 2 rounds on an idle 2-core machine once installed and exported; the first time adds ~11 min to compile "
           "llama-cpp-python and ~8 min of exports) — `tools/bench --quick` for a ~5 min smoke run (small model, 2 runs). "
           "Options: `--sizes small,stories110m --precisions fp32,bf16,8bit,4bit --runs 5 "
-          "--peers mlxc,mlxc-unfused,xnnpack,portable,eager,llamacpp --rounds 2 --budget-s 90` (mlxc-unfused: mlxc without its fusion passes). Raw results: "
+          "--peers mlxc,mlxc-unfused,mlxc-plain,mlxc-plain-unfused,xnnpack,portable,eager,llamacpp --rounds 2 --budget-s 90` (mlxc-unfused: mlxc without its fusion passes; mlxc-plain: mlxc on the plain export). Raw results: "
           f"`{Path(opts['results']).name}` in tools/.work/bench/.", ""]
 
     L += ["## Machine and versions", "",
@@ -312,6 +336,7 @@ def render(data) -> str:
     L += ["## Results", ""]
     L += metric_table(agg, sizes, precisions, peers, "decode_tokens_per_s", "Decode, tokens/s", True)
     L += metric_table(agg, sizes, precisions, peers, "prefill_tokens_per_s", "Prefill (128-token prompt), tokens/s", True)
+    L += fusion_table(agg, sizes, precisions)
     L += metric_table(agg, sizes, precisions, peers, "time_to_first_token_s", "Time to first token, s (load/compile included)", False, 2)
     L += metric_table(agg, sizes, precisions, peers, "peak_rss_mb", "Peak RSS, MB (whole process)", False, 0)
     for peer, why in (meta.get("unavailable") or {}).items():
@@ -348,7 +373,7 @@ def render(data) -> str:
     missed = sum("**not met**" in x for x in t)
     if t:
         L += [f"{met} of {met + missed} applicable targets met on this run."]
-        slow = sorted({(size, prec) for (size, prec, peer), r in agg.items() if peer not in ("mlxc", "mlxc-unfused") and r.get("ok")
+        slow = sorted({(size, prec) for (size, prec, peer), r in agg.items() if not peer.startswith("mlxc") and r.get("ok")
                        and agg.get((size, prec, "mlxc"), {}).get("ok") and r.get("decode_tokens_per_s")
                        and agg[(size, prec, "mlxc")]["decode_tokens_per_s"] < 0.1 * r["decode_tokens_per_s"]})
         if slow:

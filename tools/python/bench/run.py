@@ -36,8 +36,11 @@ import roofline  # noqa: E402
 REPO = HERE.parents[2]
 OUT = bexport.OUT
 MLXC = REPO / ".build" / "release" / "mlxc"
-ALL_PEERS = ["mlxc", "mlxc-unfused", "xnnpack", "portable", "eager", "llamacpp"]
-# mlxc-unfused: the same mlxc without the fusion passes (canonicalization only), to show what fusion buys.
+ALL_PEERS = ["mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "xnnpack", "portable", "eager", "llamacpp"]
+# mlxc-unfused: the same mlxc without the fusion passes (canonicalization only), to show what fusion buys;
+# mlxc-plain(-unfused): mlxc on the plain (non-delegated) export that ExecuTorch portable runs, where every
+# fusion must first recognise the decomposed ops.
+MLXC_PEERS = ("mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused")
 UNFUSED_PIPELINE = "fold-scalar-constants,cse,dce,last-position-logits"
 ALL_PRECISIONS = ["fp32", "bf16", "8bit", "4bit"]
 ALL_SIZES = ["small", "stories110m"]
@@ -101,7 +104,7 @@ def measure_quiet(peer: str, size: str, precision: str, args, vocab: int) -> dic
     best = None
     for attempt in range(args.retries + 1):
         waited = wait_idle(args.max_wait_s, args.idle_threshold) if args.max_wait_s > 0 else 0.0
-        bw = roofline.bandwidth(args.threads, 6) if peer in ("mlxc", "mlxc-unfused") else None
+        bw = roofline.bandwidth(args.threads, 6) if peer in MLXC_PEERS else None
         rec = measure(peer, size, precision, args, vocab)
         if bw:
             rec["bandwidth_gb_s"] = bw  # measured right before: the roofline at that moment
@@ -120,11 +123,11 @@ def measure(peer: str, size: str, precision: str, args, vocab: int) -> dict:
     rec = {"peer": peer, "size": size, "precision": precision, "artifact": label, "file": str(path.relative_to(REPO)),
            "file_mb": path.stat().st_size / 1e6 if path.exists() else None}
     capped = False
-    if peer in ("mlxc", "mlxc-unfused"):
+    if peer in MLXC_PEERS:
         def mlxc_cmd(decode, runs):
             return [str(MLXC), "bench", str(path), "--prompt-length", str(args.prompt_length), "--decode", str(decode),
                     "--runs", str(runs), "--threads", str(args.threads), "--json"] + \
-                (["--pipeline", UNFUSED_PIPELINE] if peer == "mlxc-unfused" else [])
+                (["--pipeline", UNFUSED_PIPELINE] if peer.endswith("-unfused") else [])
         decode, runs = args.decode, args.runs
         if args.budget_s:
             # probe (1 run of 8 decode steps): a pathologically slow variant gets fewer decode tokens / runs
@@ -151,7 +154,7 @@ def measure(peer: str, size: str, precision: str, args, vocab: int) -> dict:
                peak_rss_mb=r["rss_mb"], others_cpu_share=r["others_cpu_share"], loadavg=os.getloadavg()[0])
     line = None
     for ln in r["stdout"].splitlines():
-        if peer in ("mlxc", "mlxc-unfused") and ln.startswith("{"):
+        if peer in MLXC_PEERS and ln.startswith("{"):
             line = ln
         elif ln.startswith("BENCH_JSON "):
             line = ln[len("BENCH_JSON "):]
