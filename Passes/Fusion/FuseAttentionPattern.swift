@@ -138,7 +138,10 @@ struct AttentionMatcher {
     /// repeat_interleave chain (a rank-5 reshape must be exactly that), else the operand itself.
     mutating func unrepeated(_ x4: ValueID, _ b: Int, _ hq: Int, _ s: AttentionExtent, _ d: Int) -> (ValueID, Int)? {
         guard case .reshape(let merge)? = op(x4), graph.type(merge.x)?.rank == 5 else {
-            return holds(x4, [.fixed(b), .fixed(hq), s, .fixed(d)]) ? (x4, hq) : nil
+            // No repeat (Hq = Hkv): the operand itself, through the clones of the cache (`.contiguous()`).
+            var x = x4
+            while case .idCopy(let c)? = op(x) { claim(x); x = c.x }
+            return holds(x, [.fixed(b), .fixed(hq), s, .fixed(d)]) ? (x, hq) : nil
         }
         guard target(merge.shape, is: [.fixed(b), .fixed(hq), s, .fixed(d)]) else { return nil }
         claim(x4)

@@ -221,6 +221,24 @@ final class FuseAttentionPatternTests: XCTestCase {
         try assertFused(Layer(hq: 2, hkv: 2, mask: .none))
     }
 
+    /// Hq = Hkv with the caches cloned before use (`.contiguous()` of the cache, no repeat), as the
+    /// stories110M-shaped export has it: the sdpa reads the caches themselves, so fuse-rope-attention
+    /// sees its in-place writes; written between the clone and the sdpa, it is left alone.
+    func testClonedCachesWithoutRepeatAreReadDirectly() throws {
+        let layer = Layer(hq: 2, hkv: 2)
+        let clones = ["%13 = id_copy(x: %89) : f32[1, 2, 24, 16]", "%17 = id_copy(x: %2) : f32[1, 2, 24, 16]"]
+        let cloned = clones + layer.body.map {
+            $0.hasPrefix("%23 = ") ? $0.replacingOccurrences(of: "(x: %1,", with: "(x: %13,")
+                : $0.hasPrefix("%42 = ") ? $0.replacingOccurrences(of: "(x: %2,", with: "(x: %17,") : $0
+        }
+        let (lines, changes) = try run(layer, cloned)
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(lines, layer.fusedBody(k: "%89"))
+        var between = cloned
+        between.insert("%89 = copy_into(dst: %89, src: %1) : f32[1, 2, 24, 16]", at: between.firstIndex { $0.hasPrefix("%21 = ") }!)
+        try assertUnchanged(layer, body: between, "the k state is written between its clone and the sdpa")
+    }
+
     func testWithoutMask() throws {
         try assertFused(Layer(mask: .none))
         // Without a mask no row is fully masked, so the guard can be missing too.
