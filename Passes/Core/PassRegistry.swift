@@ -19,6 +19,8 @@ public enum PassRegistry {
               make: { FuseMoEPattern() }),
         Entry(name: "fuse-quantized-linear", summary: "quantized linears with their SwiGLU, residual add, and siblings reading the same x, as one kernel",
               make: { FuseQuantizedLinear() }),
+        Entry(name: "fuse-linear", summary: "float linears with their bias add, SwiGLU/GeGLU, residual add, and siblings reading the same x, as one kernel",
+              make: { FuseLinear() }),
         Entry(name: "fuse-rope-attention", summary: "RoPE of q and k, the KV-cache writes and the attention reading them, as one kernel",
               make: { FuseRopeAttention() }),
         Entry(name: "fuse-rms-norm-pattern", summary: "plain RMSNorm (power, mean, add eps, rsqrt, multiply, weight) as one rms_norm op",
@@ -37,7 +39,7 @@ public enum PassRegistry {
 
     /// The default pipeline the compiler runs before planning kernels.
     public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "inplace-state-writes",
-                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-rope-attention"]
+                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).

@@ -61,6 +61,7 @@ public struct LastPositionLogits: GraphPass {
         case .layerNorm(let o): return o.x
         case .quantizedMatmul(let o) where o.transpose: return o.x
         case .fusedQuantizedLinear(let o) where o.outs.count == 1 && o.residual == nil: return o.x
+        case .fusedLinear(let o) where o.outs.count == 1 && o.residual == nil: return o.x
         case .tanh(let o): return o.x
         case .multiply(let o) where constant(o.b): return o.a
         case .multiply(let o) where constant(o.a): return o.b

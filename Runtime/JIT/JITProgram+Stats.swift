@@ -11,11 +11,13 @@ public struct FusionStats: Codable, Equatable {
         public var ropeAttention = 0
         /// MoE layers whose expert matmuls read only the selected experts (gather_qmm / gather_mm kernels).
         public var moeGather = 0
-        /// Kernels with elementwise ops folded in (SwiGLU and residual epilogues of fused linears).
+        /// Float linears fused with their siblings or epilogues (fused_linear kernels).
+        public var linear = 0
+        /// Kernels with elementwise ops folded in (SwiGLU/GeGLU and residual epilogues of fused linears).
         public var elementwise = 0
 
         enum CodingKeys: String, CodingKey {
-            case dequantMatmul = "dequant_matmul", ropeAttention = "rope_attention", moeGather = "moe_gather", elementwise
+            case dequantMatmul = "dequant_matmul", ropeAttention = "rope_attention", moeGather = "moe_gather", linear, elementwise
         }
     }
 
@@ -45,6 +47,9 @@ extension JITProgram {
                     case .quantizedMatmul: stats.fusions.dequantMatmul += 1
                     case .fusedQuantizedLinear(let o):
                         stats.fusions.dequantMatmul += 1
+                        if o.epilogue != "none" || o.residual != nil { stats.fusions.elementwise += 1 }
+                    case .fusedLinear(let o):
+                        stats.fusions.linear += 1
                         if o.epilogue != "none" || o.residual != nil { stats.fusions.elementwise += 1 }
                     case .ropeAttention: stats.fusions.ropeAttention += 1
                     case .gatherQmm, .gatherMm: stats.fusions.moeGather += 1

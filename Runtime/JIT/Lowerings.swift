@@ -9,6 +9,7 @@ enum Lowerings {
         switch node.op {
         case .addmm(let o): return linear(o, node, c)
         case .quantizedMatmul(let o): return o.mode == "affine" ? quantizedLinear(o, node, c) : floatQuantizedLinear(o, node, c)
+        case .fusedLinear(let o): return fusedLinear(o, node, c)
         case .ropeAttention(let o): return ropeAttention(o, node, c)
         case .transpose(let o) where foldedIntoRopeAttention(o, c): return nil
         default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c) ?? moe(node, c) ?? plain(node, c)
@@ -20,6 +21,8 @@ enum Lowerings {
         case .addmm: return "only x @ transpose(W) with a constant 2-D f32/bf16/f16 weight, f32/bf16/f16 activations and bias, alpha = beta = 1 has a kernel"
         case .quantizedMatmul(let o) where o.mode != "affine":
             return "only nvfp4 (group 16) / mxfp4 / mxfp8 (group 32) constant 2-D weights without biases, u8 scales that are not NaN (E8M0 exponents 1…254, mxfp8 ≤ 246), f32/bf16/f16 activations and transpose = true have a kernel"
+        case .fusedLinear:
+            return "needs constant 2-D weights of one f32/bf16/f16 dtype and one K, f32/bf16/f16 activations, [N] biases and residual, a known epilogue"
         case .quantizedMatmul: return "only affine 2/4/8-bit weights with f32 activations and transpose = true have a kernel"
         case .transpose(let o) where c.constant(o.x) != nil:
             return "transposes of constants are only folded into the matmul that reads them"

@@ -25,6 +25,8 @@ public enum FusedOps {
             }
             if let residual = o.residual { ops.append(.add(AddOp(a: residual, b: product, out: o.outs[0]))) }
             return ops
+        case .fusedLinear(let o):
+            return unfusedLinear(o, temp: temp)
         case .ropeAttention(let o):
             guard o.outs.count == 3 else { return nil }
             func rope(_ x: ValueID, _ out: ValueID) -> Op {

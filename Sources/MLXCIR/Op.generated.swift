@@ -157,6 +157,7 @@ public enum Op: Hashable, Sendable {
     case ropeTable(RopeTableOp)
     case dequantizeAffine(DequantizeAffineOp)
     case packAffineWeight(PackAffineWeightOp)
+    case fusedLinear(FusedLinearOp)
 }
 
 extension Op {
@@ -190,7 +191,7 @@ extension Op {
         "random_bits", "update_and_attend", "trunc", "flip", "matmul", "llama_custom_sdpa",
         "llama_update_cache", "llama_update_cache_with_indices", "index_put", "copy_into", "quantized_embedding", "delegate_call",
         "scalar_math", "item", "fused_quantized_linear", "rope_attention", "rope_table", "dequantize_affine",
-        "pack_affine_weight",
+        "pack_affine_weight", "fused_linear",
     ]
 
     /// The schema table of every op (`QuantizedMatmulNode`), in case order.
@@ -225,7 +226,7 @@ extension Op {
         "FlipNode", "MatmulNode", "LlamaCustomSdpaNode", "LlamaUpdateCacheNode", "LlamaUpdateCacheWithIndicesNode",
         "IndexPutNode", "CopyIntoNode", "QuantizedEmbeddingNode", "DelegateCallNode", "ScalarMathNode",
         "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode", "RopeTableNode", "DequantizeAffineNode",
-        "PackAffineWeightNode",
+        "PackAffineWeightNode", "FusedLinearNode",
     ]
 
     /// Position of this case in `allNames` (MLX union tag minus one for MLX nodes).
@@ -382,6 +383,7 @@ extension Op {
         case .ropeTable: return 148
         case .dequantizeAffine: return 149
         case .packAffineWeight: return 150
+        case .fusedLinear: return 151
         }
     }
 
@@ -546,6 +548,7 @@ extension Op {
         case .ropeTable(let o): return o.attributes
         case .dequantizeAffine(let o): return o.attributes
         case .packAffineWeight(let o): return o.attributes
+        case .fusedLinear(let o): return o.attributes
         }
     }
 
@@ -703,6 +706,7 @@ extension Op {
         case .ropeTable(let o): return o.resultIDs
         case .dequantizeAffine(let o): return o.resultIDs
         case .packAffineWeight(let o): return o.resultIDs
+        case .fusedLinear(let o): return o.resultIDs
         }
     }
 
@@ -860,6 +864,7 @@ extension Op {
         case .ropeTable(let o): return o.operandIDs
         case .dequantizeAffine(let o): return o.operandIDs
         case .packAffineWeight(let o): return o.operandIDs
+        case .fusedLinear(let o): return o.operandIDs
         }
     }
 
@@ -1017,6 +1022,7 @@ extension Op {
         case .ropeTable(let o): return .ropeTable(o.mapped(f))
         case .dequantizeAffine(let o): return .dequantizeAffine(o.mapped(f))
         case .packAffineWeight(let o): return .packAffineWeight(o.mapped(f))
+        case .fusedLinear(let o): return .fusedLinear(o.mapped(f))
         }
     }
 
@@ -1178,6 +1184,7 @@ extension Op {
         case "rope_table": self = .ropeTable(try RopeTableOp(r))
         case "dequantize_affine": self = .dequantizeAffine(try DequantizeAffineOp(r))
         case "pack_affine_weight": self = .packAffineWeight(try PackAffineWeightOp(r))
+        case "fused_linear": self = .fusedLinear(try FusedLinearOp(r))
         default: throw IRError("unknown op '\(name)'")
         }
         try r.finish()
@@ -5140,4 +5147,41 @@ public struct PackAffineWeightOp: Hashable, Sendable {
     fileprivate var resultIDs: [ValueID] { outs }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, scale]; ids.opt(zeroPoint); return ids }
     fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.scale = f(o.scale); o.zeroPoint = o.zeroPoint.map(f); o.outs = o.outs.map(f); return o }
+}
+
+/// `fused_linear`: FusedLinearNode from the mlxc_ops.fbs.
+/// Made by the fuse-linear pass: float linears (`addmm(x, transpose(w))`, w a constant [N, K] f32/bf16/f16 weight read
+/// as stored) that read the same x, in one kernel that reads each weight row once for a block of tokens.
+/// epilogue "none":       outs[i] = x · w[i]ᵀ (+ its bias)          (several projections of one x: q/k/v)
+/// epilogue "swiglu":     outs[0] = silu(x · w[0]ᵀ) · (x · w[1]ᵀ)   (a gated MLP's gate and up)
+/// epilogue "geglu_tanh": outs[0] = gelu_tanh(x · w[0]ᵀ) · (x · w[1]ᵀ); "geglu": the same with erf gelu
+/// biases[j] ([N] constant) is the bias of linear bias_of[j]; linears not listed have none. With `residual`
+/// (one output only, the result's shape), outs[0] = residual + the above. Each step rounds to its dtype as
+/// the unfused ops do (FusedOps.unfused is the definition).
+public struct FusedLinearOp: Hashable, Sendable {
+    public var x: ValueID
+    public var w: [ValueID]
+    public var biases: [ValueID]
+    public var biasOf: [Int]
+    public var epilogue: String
+    public var residual: ValueID?
+    public var outs: [ValueID]
+
+    public init(x: ValueID, w: [ValueID], biases: [ValueID], biasOf: [Int], epilogue: String, residual: ValueID? = nil, outs: [ValueID]) {
+        self.x = x; self.w = w; self.biases = biases; self.biasOf = biasOf; self.epilogue = epilogue; self.residual = residual; self.outs = outs
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .values(w)), ("biases", .values(biases)), ("bias_of", intsAttr(biasOf)), ("epilogue", .string(epilogue)), ("residual", optValueAttr(residual)), ("outs", .values(outs))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.x = try r.value("x")
+        self.w = try r.values("w", true)
+        self.biases = try r.values("biases", true)
+        self.biasOf = try r.ints("bias_of", true, Int32.self)
+        self.epilogue = try r.string("epilogue")
+        self.residual = try r.optValue("residual")
+        self.outs = try r.values("outs", true)
+    }
+    fileprivate var resultIDs: [ValueID] { outs }
+    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.all(w); ids.all(biases); ids.opt(residual); return ids }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = o.w.map(f); o.biases = o.biases.map(f); o.residual = o.residual.map(f); o.outs = o.outs.map(f); return o }
 }

@@ -266,6 +266,7 @@ public enum ShapeRules {
 
         // Fused by the fusion passes.
         case .fusedQuantizedLinear(let o): return try fusedQuantizedLinear(o, e)
+        case .fusedLinear(let o): return try fusedLinear(o, e)
         case .ropeAttention(let o): return try ropeAttention(o, e)
         case .ropeTable(let o): return [try ropeTable(o, e)]
 

@@ -1,0 +1,123 @@
+import CLLVM
+import LLVMKit
+
+/// `fused_linear`: float linears over one x in one kernel, their epilogue applied as each block's
+/// sums come out of `LinearRows` (the loop `LinearKernels.f32` / `.typed` run):
+/// - `.none`: out_i = x·W_iᵀ (+ bias_i) for each weight i; work items are the rows of all weights in
+///   order (weight i owns [Σ_{j<i} n_j, … + n_i)), each weight's share tiled 4 rows × 4 tokens;
+/// - gated (`.swiglu`, `.gegluTanh`, `.geglu`): out = act(x·W_0ᵀ + b_0) · (x·W_1ᵀ + b_1); work items
+///   are rows r, tiled 2 rows × 4 tokens with the gate's and the up's rows in one block (4 weight
+///   streams, 16 accumulators, as the plain kernel), so both products of (t, r) meet in registers;
+/// - with `residual` (one result), out += residual (same shape as out).
+/// Decode (M = 1) reads each weight row once with x in L1; prefill reads it once per 4 tokens.
+/// Each step is rounded to its dtype (`Types`) as the unfused ops round their results, so bf16
+/// results match the unfused graph up to the dot products' summation order.
+/// buffers: [x, W_0 … W_{n−1}, the biases (in `biases` order), residual?, outs…]; dims: [M].
+extension LinearKernels {
+    public enum Epilogue: String, CaseIterable {
+        case none, swiglu, gegluTanh = "geglu_tanh", geglu
+        public var gated: Bool { self != .none }
+    }
+
+    /// The element types of a fused linear's operands and of each step's result.
+    public struct Types: Equatable {
+        public var weight: ElementType, activation: ElementType
+        /// One per weight: its bias's type, nil without one.
+        public var biases: [ElementType?]
+        /// One per weight: the type its product (plus bias) is rounded to.
+        public var products: [ElementType]
+        /// Gated: the type of act(gate) · up. Residual: its type. Outs: one per result.
+        public var gated: ElementType?, residual: ElementType?, outs: [ElementType]
+
+        public init(weight: ElementType, activation: ElementType, biases: [ElementType?], products: [ElementType],
+                    gated: ElementType?, residual: ElementType?, outs: [ElementType]) {
+            self.weight = weight; self.activation = activation; self.biases = biases; self.products = products
+            self.gated = gated; self.residual = residual; self.outs = outs
+        }
+    }
+
+    /// Work items per thread split come in multiples of this (the row tiles' height), so shares start on a tile.
+    public static let fusedGrain = LinearRows.rows
+
+    public static func fused(k: Int, ns: [Int], types: Types, epilogue: Epilogue, lanes: Int) -> KernelDefinition {
+        precondition(types.biases.count == ns.count && types.products.count == ns.count)
+        precondition(epilogue.gated ? ns.count == 2 && ns[0] == ns[1] && types.outs.count == 1 : types.outs.count == ns.count)
+        precondition(types.residual == nil || types.outs.count == 1)
+        var name = "linear_fused_\(types.weight.tag)w_\(types.activation.tag)_k\(k)_n" + ns.map(String.init).joined(separator: "+")
+        if types.biases.contains(where: { $0 != nil }) { name += "_bias" + types.biases.map { $0?.tag ?? "0" }.joined(separator: "+") }
+        if epilogue != .none { name += "_\(epilogue.rawValue)" }
+        if let r = types.residual { name += "_residual\(r.tag)" }
+        name += "_to" + types.outs.map(\.tag).joined(separator: "+") + "_v\(lanes)"
+        return KernelDefinition(name: name) { e in
+            let b = e.b, one = Lanes(b, 1)
+            let x = e.buffer(0)
+            let weights = ns.indices.map { e.buffer(1 + $0) }
+            var next = 1 + ns.count
+            let biases: [IRValue?] = types.biases.map { t in
+                guard t != nil else { return nil }
+                defer { next += 1 }
+                return e.buffer(next)
+            }
+            let residual = types.residual != nil ? e.buffer(next) : nil
+            if residual != nil { next += 1 }
+            let outs = types.outs.indices.map { e.buffer(next + $0) }
+            let m = e.dim(0)
+            let rows = LinearRows(b: b, k: k, weight: types.weight, activation: types.activation, lanes: lanes)
+
+            /// `v` as the unfused op that makes it of type `t` would have stored it.
+            func round(_ v: IRValue, _ t: ElementType) -> IRValue { t.isHalf ? one.widenF32(one.narrowF32(v, t), t) : v }
+            func row(_ i: Int, _ r: IRValue) -> (base: IRValue, offset: IRValue) { (weights[i], b.mul(r, b.i64(k))) }
+            func tokens(_ t0: IRValue, _ nt: Int) -> [IRValue] { (0..<nt).map { b.mul(b.add(t0, b.i64($0)), b.i64(k)) } }
+            /// Linear i's (t, r) result: the sum plus its bias, rounded to its product type.
+            func product(_ i: Int, _ sum: IRValue, row r: IRValue) -> IRValue {
+                var v = sum
+                if let bt = types.biases[i], let bias = biases[i] { v = b.fadd(v, one.loadF32(bt, bias, r)) }
+                return round(v, types.products[i])
+            }
+            /// Stores result j's (t, r) value, after the residual's.
+            func store(_ value: IRValue, _ j: Int, row r: IRValue, n: Int, token t: IRValue) {
+                let at = b.add(b.mul(t, b.i64(n)), r)
+                var v = value
+                if let residual, let rt = types.residual { v = b.fadd(v, one.loadF32(rt, residual, at)) }
+                one.storeF32(v, types.outs[j], outs[j], at)
+            }
+
+            if epilogue.gated {
+                let n = ns[0]
+                LinearRows.tiles(b, lo: e.begin, hi: e.end, m: m, rows: 2) { n0, nr, t0, nt in
+                    let r = (0..<nr).map { b.add(n0, b.i64($0)) }
+                    let sums = rows.dot(weights: r.map { row(0, $0) } + r.map { row(1, $0) }, x: x, tokens: tokens(t0, nt))
+                    for t in 0..<nt {
+                        for j in 0..<nr {
+                            let gate = product(0, sums[t][j], row: r[j]), up = product(1, sums[t][nr + j], row: r[j])
+                            let act: IRValue
+                            switch epilogue {
+                            case .swiglu: act = VectorMath.silu(one, gate)
+                            case .gegluTanh: act = VectorMath.gelu(one, gate, tanhForm: true)
+                            default: act = VectorMath.gelu(one, gate, tanhForm: false)
+                            }
+                            var v = b.fmul(round(act, types.products[0]), up)
+                            if types.residual != nil { v = round(v, types.gated ?? .f32) }
+                            store(v, 0, row: r[j], n: n, token: b.add(t0, b.i64(t)))
+                        }
+                    }
+                }
+            } else {
+                // Weight i owns work items [offset_i, offset_i + n_i): each weight's share of this range.
+                var offset = 0
+                for (i, n) in ns.enumerated() {
+                    let lo = Support.smax(b, e.begin, b.i64(offset)), hi = Support.smin(b, e.end, b.i64(offset + n))
+                    let base = b.i64(offset)
+                    LinearRows.tiles(b, lo: b.sub(lo, base), hi: Support.smax(b, b.sub(hi, base), b.sub(lo, base)), m: m) { n0, nr, t0, nt in
+                        let r = (0..<nr).map { b.add(n0, b.i64($0)) }
+                        let sums = rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt))
+                        for t in 0..<nt {
+                            for j in 0..<nr { store(product(i, sums[t][j], row: r[j]), i, row: r[j], n: n, token: b.add(t0, b.i64(t))) }
+                        }
+                    }
+                    offset += n
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+import MLXCIR
+import MLXCPasses
+@testable import MLXCRuntime
+
+/// fuse-linear's kernels against the unfused graph on the reference executor (the definition): a
+/// gated MLP as plain exports write it (gate + a broadcast bias add, silu spelled x·sigmoid(x), the
+/// residual add), a GeGLU (tanh gelu) pair, and q/k/v-style siblings with mixed biases, over every
+/// M from 1 to 19 (decode, the 4-token blocks and their remainders) and K/N that leave vector tails,
+/// odd row tiles and thread splits mid-matrix.
+///
+/// Tolerance: f32 1e-5 × max |reference| (summation order of the dot products; silu's and gelu's
+/// approximations add ~1e-7 relative). bf16 2⁻⁶ × max |reference|: the kernel rounds every step to
+/// bf16 as the unfused ops do, but a dot product summed in another order can round to the
+/// neighbouring bf16 (2⁻⁸ relative), and x·sigmoid(x) is rounded twice by the reference, once by
+/// the kernel. A wrong row, token, bias or epilogue is off by O(1).
+extension JITKernelTests {
+    func checkFusedLinears(dtype: DType, m: Int, k: Int, n: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+        var r = Random(seed)
+        var g = RefGraph()
+        let x = g.input(r.tensor([1, m, k], -1, 1, dtype)), skip = g.input(r.tensor([1, m, n], -1, 1, dtype))
+        let scale = 1 / Double(k).squareRoot()
+        func constant(_ shape: [Int], _ lo: Double, _ hi: Double) -> ValueID {
+            g.graph.addValue(TensorType(dtype, fixed: shape), .constant(.literal(r.tensor(shape, lo, hi, dtype).storage)))
+        }
+        func linear(_ rows: Int, bias: Bool = false) -> ValueID {
+            let w = constant([rows, k], -2 * scale, 2 * scale)
+            let t = g.result(), out = g.result()
+            g.append(.transpose(TransposeOp(x: w, out: t, perm: [1, 0])))
+            g.append(.addmm(AddmmOp(mat1: x, mat2: t, out: out, bias: bias ? constant([rows], -0.5, 0.5) : nil, alpha: 1, beta: 1)))
+            return out
+        }
+        // Gated MLP: (x·W_gᵀ + b) · sigmoid(…) · (x·W_uᵀ) + skip.
+        let gate = linear(n), gb = g.result(), sig = g.result(), act = g.result()
+        g.append(.add(AddOp(a: gate, b: constant([n], -0.5, 0.5), out: gb)))
+        g.append(.sigmoid(SigmoidOp(x: gb, out: sig)))
+        g.append(.multiply(MultiplyOp(a: gb, b: sig, out: act)))
+        let up = linear(n), prod = g.result(), mlp = g.result()
+        g.append(.multiply(MultiplyOp(a: act, b: up, out: prod)))
+        g.append(.add(AddOp(a: skip, b: prod, out: mlp)))
+        // GeGLU.
+        let gate2 = linear(n), gelu = g.result(), up2 = linear(n), geglu = g.result()
+        g.append(.gelu(GeluOp(x: gate2, out: gelu, approximate: "tanh")))
+        g.append(.multiply(MultiplyOp(a: gelu, b: up2, out: geglu)))
+        // Siblings: q (bias), k (none), v (bias).
+        let q = linear(n, bias: true), kk = linear(16), v = linear(n / 2 + 3, bias: true)
+        var graph = g.graph
+        graph.outputs = [mlp, geglu, q, kk, v]
+        let reference = try ReferenceExecutor(graph: graph)
+        var fused = graph
+        let what = "fused linear \(dtype.name) m\(m) k\(k) n\(n)"
+        XCTAssertEqual(try FuseLinear().run(&fused), 5, what)   // bias, swiglu, geglu, residual, q/k/v
+        XCTAssertEqual(fused.opHistogram["fused_linear"], 3, what)
+        XCTAssertEqual(fused.opHistogram["addmm"] ?? 0, 0, what)
+        let jit = try JITProgram(graph: fused, pte: Self.pte)
+        XCTAssertEqual(jit.remarks, [], "\(what): ops left to the reference", file: file, line: line)
+        for part in ["_swiglu_residual\(dtype.name)", "_geglu_tanh", "_bias\(dtype.name)+0+\(dtype.name)"] {
+            XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("linear_fused_") && $0.contains(part) }, "\(what): \(part) in \(jit.kernelNames)",
+                          file: file, line: line)
+        }
+        XCTAssertEqual(jit.fusionStats.fusions.linear, 3, what, file: file, line: line)
+        XCTAssertEqual(jit.fusionStats.fusions.elementwise, 2, what, file: file, line: line)
+        let want = try reference.run(g.feeds), got = try jit.run(g.feeds)
+        let tol: Tolerance = dtype == .f32 ? .scaled(1e-5) : .scaled(0x1p-6)
+        for j in want.indices { compare(got[j], want[j], tol, "\(what) output \(j)", file: file, line: line) }
+        XCTAssertEqual(jit.runtimeFallbacks, [:], what, file: file, line: line)
+        // The fused graph on the reference (its unfused definition) agrees with the original too.
+        let definition = try ReferenceExecutor(graph: fused).run(g.feeds)
+        for j in want.indices { compare(definition[j], want[j], tol, "\(what) definition output \(j)", file: file, line: line) }
+    }
+
+    func testFusedLinearsEveryTokenCount() throws {
+        for dtype in [DType.f32, .bf16] {
+            for m in 1...19 { try checkFusedLinears(dtype: dtype, m: m, k: 96, n: 40, seed: UInt64(1000 + m)) }
+        }
+    }
+
+    func testFusedLinearsVectorTailsAndOddRows() throws {
+        var seed: UInt64 = 2000
+        for dtype in [DType.f32, .bf16] {
+            // K: whole bf16 pairs (64), a pair plus one vector (80), a scalar tail (200); N: odd tiles.
+            for (k, n) in [(64, 37), (80, 45), (200, 21)] {
+                for m in [1, 4, 7, 19] {
+                    seed += 1
+                    try checkFusedLinears(dtype: dtype, m: m, k: k, n: n, seed: seed)
+                }
+            }
+        }
+    }
+}
