@@ -12,6 +12,8 @@ public enum PassRegistry {
         Entry(name: "verify", summary: "check SSA form: every value defined before use and once (state excepted)", make: { VerifyPass() }),
         Entry(name: "dce", summary: "remove nodes whose results nothing reads (side-effect free ones only)", make: { DeadCodeElimination() }),
         Entry(name: "cse", summary: "merge identical pure nodes (same op, same operands) within a block", make: { CommonSubexpressionElimination() }),
+        Entry(name: "merge-constants", summary: "one value per constant (same data, same type), so cse sees what layers share",
+              make: { MergeConstants() }),
         Entry(name: "fold-scalar-constants", summary: "compute int arithmetic on constant scalars at compile time", make: { FoldScalarConstants() }),
         Entry(name: "fuse-dequant-matmul", summary: "plain exports' dequantize_affine weight + linear as an MLX affine quantized_matmul (weights repacked at load)",
               make: { FuseDequantMatmul() }),
@@ -38,7 +40,7 @@ public enum PassRegistry {
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "inplace-state-writes",
+    public static let defaultPipeline = ["fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "inplace-state-writes",
                                                   "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
