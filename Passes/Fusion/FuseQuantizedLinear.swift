@@ -19,7 +19,11 @@ public struct FuseQuantizedLinear: GraphPass {
         var fused = 0
         for b in graph.blocks.indices {
             fused += fuse(&graph, block: b, swiglu)
-            fused += fuse(&graph, block: b, residual)
+            // Inferred types where the file states none (MLX temporaries), for the residual's shape check.
+            let types = ShapeInference.infer(graph).types
+            fused += fuse(&graph, block: b) { i, nodes, producer, uses, graph, compileTime in
+                residual(i, nodes, producer, uses, graph, compileTime, types)
+            }
             fused += groupSharedInputs(&graph, block: b)
         }
         return fused
@@ -104,10 +108,10 @@ public struct FuseQuantizedLinear: GraphPass {
     }
 
     func residual(_ i: Int, _ nodes: [Node], _ producer: [ValueID: Int], _ uses: [ValueID: Int], _ graph: Graph,
-                  _ compileTime: Set<ValueID>) -> Match? {
+                  _ compileTime: Set<ValueID>, _ types: [TensorType?] = []) -> Match? {
         guard case .add(let a) = nodes[i].op, a.a != a.b else { return nil }
         for (product, skip) in [(a.b, a.a), (a.a, a.b)] {
-            guard !isState(skip, graph), !broadcasts(skip, to: a.out, graph), let p = soleProducer(product, producer, uses) else { continue }
+            guard !isState(skip, graph), !broadcasts(skip, to: a.out, graph, types), let p = soleProducer(product, producer, uses) else { continue }
             var op: FusedQuantizedLinearOp
             if let l = linear(nodes[p].op, graph, compileTime) {
                 op = FusedQuantizedLinearOp(x: l.x, w: [l.w], scales: [l.scales], biases: [l.biases], groupSize: l.groupSize,
@@ -128,8 +132,9 @@ public struct FuseQuantizedLinear: GraphPass {
 
     /// A skip value whose declared shape is not the sum's (a bias [N] added to [M, N]): the kernel takes
     /// only same-shape residuals and would leave every call to the reference.
-    func broadcasts(_ skip: ValueID, to out: ValueID, _ graph: Graph) -> Bool {
-        guard let s = graph[skip].type, let o = graph[out].type else { return false }
+    func broadcasts(_ skip: ValueID, to out: ValueID, _ graph: Graph, _ types: [TensorType?]) -> Bool {
+        func type(_ v: ValueID) -> TensorType? { graph[v].type ?? (v.index < types.count ? types[v.index] : nil) }
+        guard let s = type(skip), let o = type(out) else { return false }
         if s.rank != o.rank { return true }
         return zip(s.shape, o.shape).contains { a, b in
             if let x = a.fixedValue, let y = b.fixedValue { return x != y }

@@ -97,6 +97,31 @@ final class FuseDequantMatmulTests: XCTestCase {
         XCTAssertEqual(g.opHistogram["add"], 1)
     }
 
+    func testAnUntypedBiasAddIsNotTakenForAResidualEither() throws {
+        // MLX temporaries carry no type: fuse-quantized-linear infers them (bias [32] vs result [1, ?, 32]).
+        var g = try IRParser.parse("""
+        graph @f
+        input %0 : f32[1, ?1..8, 64] "x"
+        const %1 : u32[32, 8] = named("w")
+        const %2 : f32[32, 2] = named("s")
+        const %3 : f32[32, 2] = named("b")
+        const %4 : f32[32] = named("bias")
+        input %5 : f32[1, ?1..8, 32] "skip"
+        block main {
+          %6 = quantized_matmul(x: %0, w: %1, scales: %2, biases: %3, group_size: 32, bits: 4, mode: "affine", transpose: true) : ?
+          %7 = add(a: %6, b: %4) : ?
+          %8 = quantized_matmul(x: %0, w: %1, scales: %2, biases: %3, group_size: 32, bits: 4, mode: "affine", transpose: true) : ?
+          %9 = add(a: %5, b: %8) : ?
+        }
+        outputs %7, %9
+
+        """)
+        XCTAssertEqual(try FuseQuantizedLinear().run(&g), 1)
+        let text = IRPrinter.print(g, origins: false)
+        XCTAssertTrue(text.contains("%7 = add(a: %6, b: %4)"), text)
+        XCTAssertTrue(text.contains("residual: %5"), text)
+    }
+
     func testWeightThatIsNotAConstantIsLeftAlone() throws {
         try assertUnchanged(dq(q: 4) + transpose + mm, "codes computed at run time (a graph input)")
     }
