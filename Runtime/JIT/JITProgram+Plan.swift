@@ -24,6 +24,8 @@ extension JITProgram {
                 if Self.isView(node.op) { steps.append(.view(node)); continue }
                 if case .if(let op) = node.op { steps.append(.branch(op, origin: node.origin)); continue }
                 if case .noop = node.op { steps.append(.skip(node)); continue }
+                // A consumer whose work an earlier kernel absorbed (a per-tensor scale folded into a quantized matmul).
+                if !node.op.results.isEmpty, node.op.results.allSatisfy(folded.contains) { steps.append(.skip(node)); continue }
                 if let lowered = Lowerings.lower(node, context) {
                     library.require(lowered.definition)
                     folded.formUnion(lowered.absorbs)

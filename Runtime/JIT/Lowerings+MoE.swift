@@ -7,7 +7,7 @@ import MLXCIR
 extension Lowerings {
     static func moe(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         switch node.op {
-        case .gatherQmm(let o): return gatherQmm(o, node, c)
+        case .gatherQmm(let o): return o.mode == "affine" ? gatherQmm(o, node, c) : floatGatherQmm(o, node, c)
         case .gatherMm(let o): return gatherMm(o, node, c)
         default: return router(node, c)
         }
@@ -16,7 +16,7 @@ extension Lowerings {
     static func moeReason(_ node: Node) -> String? {
         switch node.op {
         case .gatherQmm:
-            return "only affine 2/4/8-bit constant expert weights with f32/bf16/f16 activations, transpose = true and i32/u32/i64 indices have a kernel"
+            return "only affine 2/4/8-bit or nvfp4 / mxfp4 / mxfp8 (u8 scales without NaN) constant expert weights with f32/bf16/f16 activations, transpose = true and i32/u32/i64 indices have a kernel"
         case .gatherMm:
             return "needs lhs or rhs indices (i32/u32/i64), f32/bf16/f16 operands of one dtype and expert weights of static shape"
         case .sort, .argsort, .partition, .argPartition:

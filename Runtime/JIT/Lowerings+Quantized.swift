@@ -7,6 +7,7 @@ extension Lowerings {
     static func quantized(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         if case .fusedQuantizedLinear(let o) = node.op { return fusedQuantizedLinear(o, node, c) }
         guard case .dequantize(let o) = node.op else { return nil }
+        if o.mode != "affine" { return floatDequantize(o, node, c) }
         guard o.mode == "affine", o.globalScale == nil, let biases = o.biases,
               DequantizeKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
               c.dtype(o.w) ?? .u32 == .u32, let words = lastDim(o.w, c) else { return nil }

@@ -83,8 +83,11 @@ extension JITKernelTests {
             let largest = want.storage.map(Swift.abs).max() ?? 0
             tolerance = .elementwise(dtype == .bf16 ? 0x1p-7 : 0x1p-10, floor: 0x1p-9 * largest)
         }
-        try check(g, [out], tolerance, kernels: ["qmm_\(mode.rawValue)_g\(mode.groupSize)_\(dtype.name)_k\(k)_n\(n)"], what,
-                  file: file, line: line)
+        let kernel = "qmm_\(mode.rawValue)_g\(mode.groupSize)_\(dtype.name)_k\(k)_n\(n)" + (globalScale == nil ? "_tb" : "_gscale\(dtype.name)")
+        let jit = try check(g, [out], tolerance, kernels: [kernel], what, file: file, line: line)
+        if globalScale != nil {
+            XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("multiply") }, "\(what): the scale was not folded", file: file, line: line)
+        }
     }
 
     /// K per mode: 16-lane chunks with and without remainder blocks, and K whose words only split
@@ -131,6 +134,8 @@ extension JITKernelTests {
         }
     }
 
+    /// The per-tensor scale (`multiply` by a scalar after the matmul, as the MLX delegate emits it)
+    /// is folded into the kernel's store.
     func testNVFP4WithAndWithoutGlobalScale() throws {
         for (i, global) in [nil, 0.01171875, 3.5].enumerated() {
             for dtype in [DType.f32, .bf16] {
@@ -183,6 +188,81 @@ extension JITKernelTests {
             let jit = try JITProgram(graph: graph, pte: Self.pte)
             XCTAssertEqual(jit.remarks.count, 1, "\(mode.rawValue): \(jit.remarks)")
             XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("qmm_\(mode.rawValue)") })
+        }
+    }
+
+    // MARK: gather_qmm
+
+    /// MoE expert matmuls with float-quantized experts [experts, n, k] against the reference.
+    func checkFloatGatherQmm(_ mode: FloatQuantization, experts: Int = 4, k: Int, n: Int = 37, x shape: [Int], lhs: HostTensor? = nil,
+                             rhs: HostTensor?, dtype: DType = .f32, seed: UInt64, _ what: String,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        var r = Random(seed)
+        let (words, scaleBytes) = floatQuantizedWeight(mode, n: experts * n, k: k, &r)
+        var g = RefGraph()
+        let x = g.input(r.tensor(shape, -1, 1, dtype))
+        let w = g.graph.addValue(TensorType(.u32, fixed: [experts, n, k * mode.codeBits / 32]), .constant(.literal(words)))
+        let s = g.graph.addValue(TensorType(.u8, fixed: [experts, n, k / mode.groupSize]), .constant(.literal(scaleBytes)))
+        let l = lhs.map { g.input($0) }, ri = rhs.map { g.input($0) }
+        let out = g.result()
+        g.append(.gatherQmm(GatherQmmOp(x: x, w: w, scales: s, out: out, mode: mode.rawValue, biases: nil, lhsIndices: l, rhsIndices: ri,
+                                        transpose: true, groupSize: mode.groupSize, bits: mode.codeBits)))
+        let tol: Tolerance = dtype == .f32 ? .scaled(1e-5) : .scaled(8e-3)
+        try check(g, [out], tol, kernels: ["gather_qmm_\(mode.rawValue)_g\(mode.groupSize)_\(dtype.name)_k\(k)"],
+                  "gather_qmm \(mode.rawValue) \(what)", file: file, line: line)
+    }
+
+    /// Decode (top-k entries of one token), prefill sorted by expert (token blocks) and not, lhs
+    /// indices, M > 1, both FP4 decodings, bf16 activations.
+    func testFloatGatherQmm() throws {
+        var seed: UInt64 = 1300
+        for mode in FloatQuantization.allCases {
+            for k in [256, 96] {
+                seed += 1
+                var r = Random(seed)
+                try checkFloatGatherQmm(mode, experts: 8, k: k, x: [2, 1, k], rhs: r.ints([2], 0, 7, .i32), seed: seed, "decode k\(k)")
+                var ids = r.ints([22], 0, 3, .i32)
+                try checkFloatGatherQmm(mode, k: k, x: [22, 1, k], rhs: ids, seed: seed + 1, "prefill unsorted k\(k)")
+                ids.storage.sort()
+                try checkFloatGatherQmm(mode, k: k, x: [22, 1, k], rhs: ids, seed: seed + 2, "prefill sorted k\(k)")
+            }
+            var r = Random(seed + 50)
+            try checkFloatGatherQmm(mode, k: 128, x: [3, 1, 128], lhs: r.ints([6], 0, 2, .i64), rhs: r.ints([6], 0, 3, .u32),
+                                    seed: seed + 51, "lhs and rhs")
+            try checkFloatGatherQmm(mode, k: 128, x: [2, 3, 128], rhs: r.ints([2], 0, 3, .i32), seed: seed + 52, "M = 3")
+            var ids = r.ints([12], 0, 3, .i32)
+            ids.storage.sort()
+            try checkFloatGatherQmm(mode, k: 128, x: [12, 1, 128], rhs: ids, dtype: .bf16, seed: seed + 53, "bf16 prefill")
+        }
+    }
+
+    // MARK: dequantize
+
+    /// `dequantize` of every mode to f32 / bf16, with and without a global scale (an f32 value with
+    /// a full mantissa, so the product's rounding is checked): f32 bit for bit, bf16 within one ulp.
+    func testFloatDequantize() throws {
+        var seed: UInt64 = 1400
+        for mode in FloatQuantization.allCases {
+            for k in [64, 96, 512] {
+                for dtype in [DType.f32, .bf16] {
+                    for global in [nil, Double(Float(0.3)), Double(Float(-1.7e-3))] {
+                        seed += 1
+                        var r = Random(seed)
+                        let rows = 9
+                        let (words, scaleBytes) = floatQuantizedWeight(mode, n: rows, k: k, &r)
+                        var g = RefGraph()
+                        let w = g.input(HostTensor(dtype: .u32, shape: [rows, k * mode.codeBits / 32], storage: words))
+                        let s = g.input(HostTensor(dtype: .u8, shape: [rows, k / mode.groupSize], storage: scaleBytes))
+                        let gs = global.map { g.literal($0, .f32) }
+                        let out = g.result()
+                        g.append(.dequantize(DequantizeOp(w: w, scales: s, out: out, groupSize: mode.groupSize, bits: mode.codeBits,
+                                                          mode: mode.rawValue, globalScale: gs, dtype: dtype)))
+                        let tol: Tolerance = dtype == .f32 ? .exact : .elementwise(0x1p-7, floor: 1e-30)
+                        try check(g, [out], tol, kernels: ["dequantize_\(mode.rawValue)_"],
+                                  "dequantize \(mode.rawValue) k\(k) \(dtype.name) global \(global.map { String($0) } ?? "none")")
+                    }
+                }
+            }
         }
     }
 }

@@ -12,22 +12,29 @@ import LLVMKit
 /// chunk once. Activations may be f32, bf16 or f16 (widened into the f32 scratch; results rounded
 /// once on the store, in x's dtype).
 ///
-/// buffers: [x, w u32, scales u8, out]; dims: [M]; work items: output columns n.
+/// With `globalScale` (nvfp4's per-tensor scale, a one-element tensor of that float type) every
+/// result is multiplied by it before the store — the `multiply` the MLX delegate emits after the
+/// matmul, folded in (f32: the same single rounding; bf16/f16: one rounding instead of two).
+///
+/// buffers: [x, w u32, scales u8, global scale?, out]; dims: [M]; work items: output columns n.
 public enum FloatQuantizedLinearKernels {
     /// Shapes with a kernel: k a whole number of groups.
     public static func supports(k: Int, mode: FloatQuantization) -> Bool { FloatQuantizedRows.supports(k: k, mode: mode) }
 
-    public static func linear(k: Int, n: Int, mode: FloatQuantization, x xType: ElementType, lanes: Int) -> KernelDefinition {
+    public static func linear(k: Int, n: Int, mode: FloatQuantization, x xType: ElementType, globalScale: ElementType? = nil,
+                              lanes: Int) -> KernelDefinition {
         let tb = QuantizedLinearKernels.tokenBlock(k: k)
-        let name = "qmm_\(mode.rawValue)_g\(mode.groupSize)_\(xType.tag)_k\(k)_n\(n)_tb\(tb)_"
-            + FloatQuantizedRows.tag(k: k, mode: mode, lanes: lanes)
+        let name = "qmm_\(mode.rawValue)_g\(mode.groupSize)_\(xType.tag)_k\(k)_n\(n)"
+            + (globalScale.map { "_gscale\($0.tag)" } ?? "") + "_tb\(tb)_" + FloatQuantizedRows.tag(k: k, mode: mode, lanes: lanes)
         return KernelDefinition(name: name) { e in
             let b = e.b
-            let x = e.buffer(0), w = e.buffer(1), scales = e.buffer(2), out = e.buffer(3)
+            let x = e.buffer(0), w = e.buffer(1), scales = e.buffer(2)
+            let out = e.buffer(globalScale == nil ? 3 : 4)
             let m = e.dim(0)
             let rows = FloatQuantizedRows(b, k: k, mode: mode, lanes: lanes)
             let l = Lanes(b, rows.cl), scalar = Lanes(b, 1)
             let xp = rows.scratch(tb * k)
+            let global = globalScale.map { scalar.loadF32($0, e.buffer(3), b.i64(0)) }
 
             func tokens(t0: IRValue, nt: Int) {
                 for t in 0..<nt {
@@ -38,7 +45,12 @@ public enum FloatQuantizedLinearKernels {
                     let totals = rows.dot(rowWords: b.gep(b.i32, w, b.mul(r, b.i64(rows.rowWords))),
                                           rowScales: b.gep(b.i8, scales, b.mul(r, b.i64(rows.groups))), x: xp, nt: nt)
                     for t in 0..<nt {
-                        scalar.storeF32(totals[t], xType, out, b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r))
+                        var v = totals[t]
+                        if let global {
+                            v = b.fmul(v, global)
+                            LLVMSetFastMathFlags(v, 0)
+                        }
+                        scalar.storeF32(v, xType, out, b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r))
                     }
                 }
             }

@@ -158,25 +158,34 @@ struct FloatQuantizedRows {
 
     /// Code s of every lane of the words `w` (`cl` i32 lanes), as f32.
     func code(_ w: IRValue, _ s: Int) -> IRValue {
-        let bits = mode.codeBits
-        let raw = s == 0 ? w : b.lshr(w, int(b.i32, bits * s, cl))
-        if bits == 8 {
-            let byte = s == perWord - 1 ? raw : b.and(raw, int(b.i32, 0xFF, cl))
-            return e4m3Scaled(byte, b.i32, cl)
+        let raw = s == 0 ? w : b.lshr(w, int(b.i32, mode.codeBits * s, cl))
+        return Self.value(b, mode, code: raw, width: cl, masked: s == perWord - 1, permute16: permute16)
+    }
+
+    /// The f32 value of the code in the low bits of each i32 lane of `raw` (`width` lanes; the bits
+    /// above it are zero when `masked`). mxfp8 codes come out · 2^-8 (see `loadScales`).
+    static func value(_ b: Builder, _ mode: FloatQuantization, code raw: IRValue, width: Int, masked: Bool, permute16: Bool) -> IRValue {
+        let vec = b.vector(b.f32, width)
+        func int(_ v: Int) -> IRValue { b.splat(LLVMConstInt(b.i32, UInt64(v), 0), width) }
+        if mode.codeBits == 8 {
+            let byte = masked ? raw : b.and(raw, int(0xFF))
+            let magnitude = b.shl(b.and(byte, int(0x7F)), int(7)), sign = b.shl(b.and(byte, int(0x80)), int(8))
+            let h = b.trunc(b.or(magnitude, sign), b.vector(b.i16, width))
+            return b.fpext(b.bitcast(h, b.vector(b.f16, width)), vec)
         }
         if permute16 {
-            let table = b.constVector(Self.fp4Table.map { b.f32($0) })
+            let table = b.constVector(fp4Table.map { b.f32($0) })
             return Support.intrinsic(b, "llvm.x86.avx512.permvar.sf.512", overloads: [], [table, raw])
         }
-        let c = s == perWord - 1 ? raw : b.and(raw, int(b.i32, 0xF, cl))
-        let magnitude = b.and(c, int(b.i32, 7, cl))
+        let c = masked ? raw : b.and(raw, int(0xF))
+        let magnitude = b.and(c, int(7))
         // Exponent e and mantissa m into an f32 with exponent e + 126: 2^(e−1)·(1 + m/2), right for
         // e ≥ 1; the codes with e = 0 are m · 0.5.
-        let normal = b.bitcast(b.add(b.shl(magnitude, int(b.i32, 22, cl)), int(b.i32, 0x3F00_0000, cl)), vec)
-        let small = b.fmul(b.uitofp(magnitude, vec), b.splat(b.f32(0.5), cl))
-        let value = b.select(b.icmp(LLVMIntULT, magnitude, int(b.i32, 2, cl)), small, normal)
-        let sign = b.shl(b.and(c, int(b.i32, 8, cl)), int(b.i32, 28, cl))
-        return b.bitcast(b.or(b.bitcast(value, b.vector(b.i32, cl)), sign), vec)
+        let normal = b.bitcast(b.add(b.shl(magnitude, int(22)), int(0x3F00_0000)), vec)
+        let small = b.fmul(b.uitofp(magnitude, vec), b.splat(b.f32(0.5), width))
+        let value = b.select(b.icmp(LLVMIntULT, magnitude, int(2)), small, normal)
+        let sign = b.shl(b.and(c, int(8)), int(28))
+        return b.bitcast(b.or(b.bitcast(value, b.vector(b.i32, width)), sign), vec)
     }
 
     // MARK: the row
