@@ -15,8 +15,13 @@ import MLXCIR
 ///
 /// MLX codes are unsigned with w = s·u + b: u = q − lo and b = s·(lo − z) give the same weight,
 /// (q − z)·s. B is the narrowest of 2, 4, 8 bits that holds hi − lo + 1 codes (int4 codes stored one per
-/// byte become two per byte: decode reads half the bytes). fuse-quantized-linear, after this pass,
-/// then fuses these linears' SwiGLU, residual adds and siblings.
+/// byte become two per byte: decode reads half the bytes). The JIT runs the repack natively at load
+/// (JITProgram+PackAffineWeights); the reference's `pack_affine_weight` is its definition.
+///
+/// The export's views around mm are read through, so fuse-quantized-linear (after this pass) sees the
+/// SwiGLU, residual adds and siblings of these linears: x = reshape(x0 [..., K], [M, K]) and a sole
+/// reader y' = reshape(y, L + [N]) become y' = quantized_matmul(reshape(x, L + [K])) (x0 itself when L is
+/// provably x0's leading dims), and `multiply(h, sigmoid(h))` of a linear's result becomes `silu(h)`.
 ///
 /// Sound only when (checked): q, s, z are constants (q [N, K] of an integer dtype, s and z one element
 /// per group), the blocks are groups along K (block_size [1, g], g a multiple of 32 dividing K), the
