@@ -41,7 +41,8 @@ final class FuseRopeAttentionTests: XCTestCase {
 
     let fusedLayer = """
     %13, %6, %7 = rope_attention(q: %0, k: %1, v: %2, k_cache: %6, v_cache: %7, indices: %4, offset: %3, rope_dims: 16, freqs: none, \
-    traditional: true, base: 10000.0, rope_scale: 1.0, scale: 0.25, mask: %5, causal: false) : (?, f32[1, 2, 32, 16], f32[1, 2, 32, 16])
+    traditional: true, base: 10000.0, rope_scale: 1.0, scale: 0.25, mask: %5, causal: false, \
+    cos_table: none, sin_table: none, table_stop: none) : (?, f32[1, 2, 32, 16], f32[1, 2, 32, 16])
     """
 
     func fused(_ body: String, outputs: String, file: StaticString = #filePath, line: UInt = #line) throws -> (text: String, changes: Int) {
