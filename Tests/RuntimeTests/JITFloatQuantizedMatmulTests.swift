@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import MLXCCodegen
 import MLXCIR
+import MLXCPasses
 @testable import MLXCRuntime
 
 /// The compiled block-scaled float quantized matmul (MLX nvfp4 / mxfp4 / mxfp8) against the
@@ -264,5 +265,35 @@ extension JITKernelTests {
                 }
             }
         }
+    }
+
+    // MARK: fusion
+
+    /// fuse-quantized-linear takes only affine linears: an nvfp4 SwiGLU MLP (gate, up, down and a
+    /// residual) stays three quantized_matmuls, each on the nvfp4 kernel, matching the reference.
+    func testFuseQuantizedLinearLeavesFloatModesToTheirKernels() throws {
+        var r = Random(1500)
+        let k = 128, hidden = 64
+        var g = RefGraph()
+        let x = g.input(r.tensor([1, 3, k])), skip = g.input(r.tensor([1, 3, k]))
+        func linear(_ input: ValueID, n: Int, k: Int) -> ValueID {
+            let (words, scales) = floatQuantizedWeight(.nvfp4, n: n, k: k, &r)
+            let w = g.graph.addValue(TensorType(.u32, fixed: [n, k / 8]), .constant(.literal(words)))
+            let s = g.graph.addValue(TensorType(.u8, fixed: [n, k / 16]), .constant(.literal(scales)))
+            let out = g.result()
+            g.append(.quantizedMatmul(QuantizedMatmulOp(x: input, w: w, scales: s, out: out, groupSize: 16, bits: 4, mode: "nvfp4",
+                                                        transpose: true)))
+            return out
+        }
+        let gate = linear(x, n: hidden, k: k), up = linear(x, n: hidden, k: k)
+        let act = g.result(), prod = g.result(), out = g.result()
+        g.append(.silu(SiluOp(x: gate, out: act)))
+        g.append(.multiply(MultiplyOp(a: act, b: up, out: prod)))
+        let down = linear(prod, n: k, k: hidden)
+        g.append(.add(AddOp(a: skip, b: down, out: out)))
+        var fused = g
+        XCTAssertEqual(try FuseQuantizedLinear().run(&fused.graph), 0)
+        let jit = try check(fused, [out], .scaled(1e-5), kernels: ["qmm_nvfp4_g16_f32_k128_n64", "qmm_nvfp4_g16_f32_k64_n128"], "nvfp4 mlp")
+        XCTAssertEqual(jit.kernelNames.filter { $0.hasPrefix("qmm_nvfp4") }.count, 2)   // gate and up share one kernel
     }
 }
