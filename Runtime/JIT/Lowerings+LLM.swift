@@ -91,17 +91,26 @@ extension Lowerings {
             guard x.shape.count >= 2, let d = x.shape.last, o.dims <= d, offset.count == 1,
                   ![.f32, .f16, .bf16, .f64].contains(offset.dtype) else { return nil }
             if o.freqs != nil && inputs[2].count != o.dims / 2 { return nil }
-            var shape = x.shape, t = x.shape[x.shape.count - 2]
-            var strides: [Int64] = [1, Int64(t * d), 0, Int64(d)]   // H = 1: rows in order
-            if swap != nil {
-                guard let s = rowStrides(x, swapped: true) else { return nil }
-                shape = [x.shape[0], x.shape[2], x.shape[1], d]
-                t = x.shape[1]
-                strides = s
-            }
-            guard t > 0 else { return CallLayout(shapes: [shape], dims: [Int64(d), 1, 0] + strides, work: 0) }
-            return CallLayout(shapes: [shape], dims: [Int64(d), Int64(t), Int64(offset.intValue())] + strides, work: x.count / d)
+            return ropeRows(x, swapped: swap != nil) { _ in offset.intValue() }
         }
+    }
+
+    /// The row kernel's layout for x (or the [B, T, H, D] tensor x reads through a head swap):
+    /// output shape, dims [D, T, first position, H, sB, sH, sT], one work item per row.
+    /// `first(T)`: the position of row 0, or nil if the call does not fit.
+    static func ropeRows(_ x: NativeTensor, swapped: Bool, first: (Int) -> Int?) -> CallLayout? {
+        guard let d = x.shape.last, d > 0 else { return nil }
+        var shape = x.shape, t = x.shape[x.shape.count - 2]
+        var strides: [Int64] = [1, Int64(t * d), 0, Int64(d)]   // H = 1: rows in order
+        if swapped {
+            guard let s = rowStrides(x, swapped: true) else { return nil }
+            shape = [x.shape[0], x.shape[2], x.shape[1], d]
+            t = x.shape[1]
+            strides = s
+        }
+        guard let position = first(t) else { return nil }
+        guard t > 0 else { return CallLayout(shapes: [shape], dims: [Int64(d), 1, 0] + strides, work: 0) }
+        return CallLayout(shapes: [shape], dims: [Int64(d), Int64(t), Int64(position)] + strides, work: x.count / d)
     }
 
     /// `rope_table` → the RoPE row kernel reading cos/sin table rows [start, stop) (checked per call:
@@ -119,18 +128,9 @@ extension Lowerings {
             guard x.shape.count >= 2, let d = x.shape.last, 2 * h <= d, start.count == 1, stop.count == 1,
                   ![.f32, .f16, .bf16, .f64].contains(start.dtype), ![.f32, .f16, .bf16, .f64].contains(stop.dtype),
                   cosT.shape.count == 2, cosT.shape == sinT.shape, cosT.shape[1] == h else { return nil }
-            var shape = x.shape, t = x.shape[x.shape.count - 2]
-            var strides: [Int64] = [1, Int64(t * d), 0, Int64(d)]   // H = 1: rows in order
-            if swap != nil {
-                guard let s = rowStrides(x, swapped: true) else { return nil }
-                shape = [x.shape[0], x.shape[2], x.shape[1], d]
-                t = x.shape[1]
-                strides = s
-            }
+            // Table rows [start, stop) must be the T positions, inside the tables.
             let first = start.intValue(), end = stop.intValue()
-            guard first >= 0, end - first == t, end <= cosT.shape[0] else { return nil }
-            guard t > 0 else { return CallLayout(shapes: [shape], dims: [Int64(d), 1, 0] + strides, work: 0) }
-            return CallLayout(shapes: [shape], dims: [Int64(d), Int64(t), Int64(first)] + strides, work: x.count / d)
+            return ropeRows(x, swapped: swap != nil) { t in first >= 0 && end - first == t && end <= cosT.shape[0] ? first : nil }
         }
     }
 

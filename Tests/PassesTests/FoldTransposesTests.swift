@@ -16,14 +16,7 @@ final class FoldTransposesTests: XCTestCase {
     """
 
     func folded(_ body: String, outputs: String, file: StaticString = #filePath, line: UInt = #line) throws -> (text: String, changes: Int) {
-        var g = try IRParser.parse(header + "block main {\n" + body + "}\noutputs \(outputs)\n")
-        let changes = try FoldTransposes().run(&g)
-        _ = try DeadCodeElimination().run(&g)
-        try Verifier.verify(g)
-        let text = IRPrinter.print(g, origins: false)
-        XCTAssertEqual(try IRParser.parse(text), g, file: file, line: line)
-        let nodes = text.components(separatedBy: "\n").filter { $0.hasPrefix("  ") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        return (nodes.joined(separator: "\n"), changes)
+        try runPass(FoldTransposes(), on: header + "block main {\n" + body + "}\noutputs \(outputs)\n", file: file, line: line)
     }
 
     func testAttentionOutputChainBecomesOneHeadSwap() throws {

@@ -68,22 +68,14 @@ final class FuseRopePatternTests: XCTestCase {
 
     let concatHalves = "  %20 = concatenate(tensors: [%16, %19], axis: -1) : f32[1, 4, ?1..8, 16]\n"
 
+    func program(_ body: String, _ outputs: String) -> String { header + "block main {\n" + body + "}\noutputs \(outputs)\n" }
+
     func fused(_ body: String, outputs: String = "%23", file: StaticString = #filePath, line: UInt = #line) throws -> (text: String, changes: Int) {
-        var g = try IRParser.parse(header + "block main {\n" + body + "}\noutputs \(outputs)\n")
-        let changes = try FuseRopePattern().run(&g)
-        _ = try DeadCodeElimination().run(&g)
-        try Verifier.verify(g)
-        let text = IRPrinter.print(g, origins: false)
-        XCTAssertEqual(try IRParser.parse(text), g, file: file, line: line)
-        let nodes = text.components(separatedBy: "\n").filter { $0.hasPrefix("  ") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        return (nodes.joined(separator: "\n"), changes)
+        try runPass(FuseRopePattern(), on: program(body, outputs), file: file, line: line)
     }
 
     func assertUnchanged(_ body: String, outputs: String = "%23", _ why: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        var g = try IRParser.parse(header + "block main {\n" + body + "}\noutputs \(outputs)\n")
-        let before = IRPrinter.print(g, origins: false)
-        XCTAssertEqual(try FuseRopePattern().run(&g), 0, why, file: file, line: line)
-        XCTAssertEqual(IRPrinter.print(g, origins: false), before, why, file: file, line: line)
+        try assertPassLeavesUnchanged(FuseRopePattern(), on: program(body, outputs), why, file: file, line: line)
     }
 
     /// Which table is which comes from the rotation's structure, not from names.

@@ -22,22 +22,14 @@ final class InPlaceStateWritesTests: XCTestCase {
 
     """
 
+    func program(_ body: String, _ outputs: String) -> String { header + "block main {\n" + body + "}\noutputs \(outputs)\n" }
+
     func rewritten(_ body: String, outputs: String = "%11", file: StaticString = #filePath, line: UInt = #line) throws -> (text: String, changes: Int) {
-        var g = try IRParser.parse(header + "block main {\n" + body + "}\noutputs \(outputs)\n")
-        let changes = try InPlaceStateWrites().run(&g)
-        _ = try DeadCodeElimination().run(&g)
-        try Verifier.verify(g)
-        let text = IRPrinter.print(g, origins: false)
-        XCTAssertEqual(try IRParser.parse(text), g, file: file, line: line)
-        let nodes = text.components(separatedBy: "\n").filter { $0.hasPrefix("  ") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        return (nodes.joined(separator: "\n"), changes)
+        try runPass(InPlaceStateWrites(), on: program(body, outputs), file: file, line: line)
     }
 
     func assertUnchanged(_ body: String, outputs: String = "%11", _ why: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        var g = try IRParser.parse(header + "block main {\n" + body + "}\noutputs \(outputs)\n")
-        let before = IRPrinter.print(g, origins: false)
-        XCTAssertEqual(try InPlaceStateWrites().run(&g), 0, why, file: file, line: line)
-        XCTAssertEqual(IRPrinter.print(g, origins: false), before, why, file: file, line: line)
+        try assertPassLeavesUnchanged(InPlaceStateWrites(), on: program(body, outputs), why, file: file, line: line)
     }
 
     /// The write (%10), after a filler %9 unless the test defines %9 itself.

@@ -22,14 +22,7 @@ final class FuseRopePatternNumericTests: XCTestCase {
         var r = Random(seed)
         var g = RefGraph()
         let half = c.d / 2, maxT = c.steps.max()!, rows = c.steps.reduce(0, +)
-        func dynamic(_ t: HostTensor, _ axis: Int) -> ValueID {
-            var shape = t.shape.map { Dim.fixed($0) }
-            shape[axis] = .dynamic(min: 1, max: maxT)
-            let v = g.graph.addValue(TensorType(t.dtype, shape), .input(position: g.feeds.count))
-            g.graph.inputs.append(v)
-            g.feeds.append(t)
-            return v
-        }
+        func dynamic(_ t: HostTensor, _ axis: Int) -> ValueID { g.input(t, dynamic: axis, min: 1, max: maxT) }
         let q = dynamic(r.tensor([1, c.h, c.steps[0], c.d], -1, 1, c.dtype), 2)
         let k = dynamic(r.tensor([1, c.h, c.steps[0], c.d], -1, 1, c.dtype), 2)
         let cosTable = r.tensor([rows, half], -1, 1, c.dtype), sinTable = r.tensor([rows, half], -1, 1, c.dtype)

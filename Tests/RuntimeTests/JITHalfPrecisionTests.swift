@@ -221,7 +221,7 @@ final class JITHalfPrecisionTests: XCTestCase {
                     let off = g.input(HostTensor(dtype: .i64, shape: [], storage: [Double(offset)]))
                     let out = g.result()
                     g.append(.rope(RopeOp(x: x, out: out, dims: dims, offset: off, traditional: traditional, base: 10000)))
-                    try check(g, [out], .ulp, kernels: ["rope_\(dtype.name)_dims\(dims)"],
+                    try check(g, [out], .ulp, kernels: ["rope_\(dtype.name)_rope\(dims)"],
                               "rope \(dtype.name) \(shape) dims \(dims) traditional \(traditional) offset \(offset)")
                 }
             }

@@ -338,7 +338,7 @@ final class JITKernelTests: XCTestCase {
                 g.append(.rope(RopeOp(x: x, out: out, dims: dims, offset: off, freqs: freqs, traditional: traditional,
                                       base: 10000, scale: scale)))
                 // sin/cos ≤ 2e-7 absolute (angles reduced in f64): ≤ 1e-5 × max |x|.
-                try check(g, [out], .scaled(1e-5), kernels: ["rope_f32_dims\(dims)"],
+                try check(g, [out], .scaled(1e-5), kernels: ["rope_f32_rope\(dims)"],
                           "rope \(shape) dims \(dims) traditional \(traditional) freqs \(hasFreqs) offset \(offset)")
             }
         }

@@ -42,15 +42,15 @@ final class JITRopeAttentionTests: XCTestCase {
         let hq = c.hkv * c.group, maxT = c.steps.max()!
         let t0 = c.steps[0]
         let dt = c.dtype
-        let qIn = dynamicInput(&g, r.tensor([1, t0, hq, c.d], -1, 1, dt), dynamic: 1, max: maxT)
-        let kIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d], -1, 1, dt), dynamic: 1, max: maxT)
-        let vIn = dynamicInput(&g, r.tensor([1, t0, c.hkv, c.d], -1, 1, dt), dynamic: 1, max: maxT)
+        let qIn = g.input(r.tensor([1, t0, hq, c.d], -1, 1, dt), dynamic: 1, max: maxT)
+        let kIn = g.input(r.tensor([1, t0, c.hkv, c.d], -1, 1, dt), dynamic: 1, max: maxT)
+        let vIn = g.input(r.tensor([1, t0, c.hkv, c.d], -1, 1, dt), dynamic: 1, max: maxT)
         let pos = g.input(HostTensor.scalar(0, .i64))
-        let slots = dynamicInput(&g, HostTensor(dtype: .i64, shape: [t0], storage: (0..<t0).map(Double.init)), dynamic: 0, max: maxT)
+        let slots = g.input(HostTensor(dtype: .i64, shape: [t0], storage: (0..<t0).map(Double.init)), dynamic: 0, max: maxT)
         var maskValue: ValueID? = nil
         switch c.mask {
-        case .additive: maskValue = dynamicInput(&g, r.tensor([t0, c.s], -1, 0, dt), dynamic: 0, max: maxT)
-        case .keep: maskValue = dynamicInput(&g, HostTensor(dtype: .bool, shape: [t0, c.s], repeating: 1), dynamic: 0, max: maxT)
+        case .additive: maskValue = g.input(r.tensor([t0, c.s], -1, 0, dt), dynamic: 0, max: maxT)
+        case .keep: maskValue = g.input(HostTensor(dtype: .bool, shape: [t0, c.s], repeating: 1), dynamic: 0, max: maxT)
         case .causal: break
         }
         let rows = c.steps.reduce(0, +) + 3
@@ -119,16 +119,6 @@ final class JITRopeAttentionTests: XCTestCase {
             }
         }
         XCTAssertEqual(jit.runtimeFallbacks, [:], "\(what): calls left to the reference", file: file, line: line)
-    }
-
-    /// An input whose dim `dynamic` varies between calls (up to `max`).
-    func dynamicInput(_ g: inout RefGraph, _ t: HostTensor, dynamic: Int, max: Int) -> ValueID {
-        var shape = t.shape.map { Dim.fixed($0) }
-        shape[dynamic] = .dynamic(min: 0, max: max)
-        let v = g.graph.addValue(TensorType(t.dtype, shape), .input(position: g.feeds.count))
-        g.graph.inputs.append(v)
-        g.feeds.append(t)
-        return v
     }
 
     /// max |got − want| ≤ tol · max |want| (NaN only where the reference has NaN).

@@ -16,6 +16,16 @@ struct RefGraph {
         return v
     }
 
+    /// A graph input holding `t` whose dim `axis` varies between calls (min…max).
+    mutating func input(_ t: HostTensor, dynamic axis: Int, min: Int = 0, max: Int) -> ValueID {
+        var shape = t.shape.map { Dim.fixed($0) }
+        shape[axis] = .dynamic(min: min, max: max)
+        let v = graph.addValue(TensorType(t.dtype, shape), .input(position: feeds.count))
+        graph.inputs.append(v)
+        feeds.append(t)
+        return v
+    }
+
     /// A rank-0 literal constant (a scalar operand as the importers make them).
     mutating func literal(_ x: Double, _ dtype: DType) -> ValueID {
         graph.addValue(TensorType(dtype, []), .constant(.literal([x])))
