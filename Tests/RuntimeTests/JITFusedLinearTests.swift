@@ -14,15 +14,18 @@ import MLXCPasses
 /// approximations add ~1e-7 relative). bf16 2⁻⁶ × max |reference|: the kernel rounds every step to
 /// bf16 as the unfused ops do, but a dot product summed in another order can round to the
 /// neighbouring bf16 (2⁻⁸ relative), and x·sigmoid(x) is rounded twice by the reference, once by
-/// the kernel. A wrong row, token, bias or epilogue is off by O(1).
+/// the kernel; f16 likewise at 2⁻⁸ (its ulp is 2⁻¹¹). Mixed dtypes with an f32 result are held to
+/// f32's bound. A wrong row, token, bias or epilogue is off by O(1).
 extension JITKernelTests {
-    func checkFusedLinears(dtype: DType, m: Int, k: Int, n: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+    func checkFusedLinears(dtype: DType, weights: DType? = nil, m: Int, k: Int, n: Int, seed: UInt64,
+                           file: StaticString = #filePath, line: UInt = #line) throws {
+        let wdtype = weights ?? dtype, out = ShapeRules.promote(dtype, wdtype)
         var r = Random(seed)
         var g = RefGraph()
         let x = g.input(r.tensor([1, m, k], -1, 1, dtype)), skip = g.input(r.tensor([1, m, n], -1, 1, dtype))
         let scale = 1 / Double(k).squareRoot()
         func constant(_ shape: [Int], _ lo: Double, _ hi: Double) -> ValueID {
-            g.graph.addValue(TensorType(dtype, fixed: shape), .constant(.literal(r.tensor(shape, lo, hi, dtype).storage)))
+            g.graph.addValue(TensorType(wdtype, fixed: shape), .constant(.literal(r.tensor(shape, lo, hi, wdtype).storage)))
         }
         func linear(_ rows: Int, bias: Bool = false) -> ValueID {
             let w = constant([rows, k], -2 * scale, 2 * scale)
@@ -49,20 +52,20 @@ extension JITKernelTests {
         graph.outputs = [mlp, geglu, q, kk, v]
         let reference = try ReferenceExecutor(graph: graph)
         var fused = graph
-        let what = "fused linear \(dtype.name) m\(m) k\(k) n\(n)"
+        let what = "fused linear \(dtype.name) x, \(wdtype.name) w, m\(m) k\(k) n\(n)"
         XCTAssertEqual(try FuseLinear().run(&fused), 5, what)   // bias, swiglu, geglu, residual, q/k/v
         XCTAssertEqual(fused.opHistogram["fused_linear"], 3, what)
         XCTAssertEqual(fused.opHistogram["addmm"] ?? 0, 0, what)
         let jit = try JITProgram(graph: fused, pte: Self.pte)
         XCTAssertEqual(jit.remarks, [], "\(what): ops left to the reference", file: file, line: line)
-        for part in ["_swiglu_residual\(dtype.name)", "_geglu_tanh", "_bias\(dtype.name)+0+\(dtype.name)"] {
+        for part in ["\(wdtype.name)w_\(dtype.name)_", "_swiglu_residual\(dtype.name)", "_geglu_tanh", "_bias\(wdtype.name)+0+\(wdtype.name)"] {
             XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("linear_fused_") && $0.contains(part) }, "\(what): \(part) in \(jit.kernelNames)",
                           file: file, line: line)
         }
         XCTAssertEqual(jit.fusionStats.fusions.linear, 3, what, file: file, line: line)
         XCTAssertEqual(jit.fusionStats.fusions.elementwise, 2, what, file: file, line: line)
         let want = try reference.run(g.feeds), got = try jit.run(g.feeds)
-        let tol: Tolerance = dtype == .f32 ? .scaled(1e-5) : .scaled(0x1p-6)
+        let tol: Tolerance = out == .f32 ? .scaled(1e-5) : .scaled(out == .f16 ? 0x1p-8 : 0x1p-6)
         for j in want.indices { compare(got[j], want[j], tol, "\(what) output \(j)", file: file, line: line) }
         XCTAssertEqual(jit.runtimeFallbacks, [:], what, file: file, line: line)
         // The fused graph on the reference (its unfused definition) agrees with the original too.
@@ -73,6 +76,17 @@ extension JITKernelTests {
     func testFusedLinearsEveryTokenCount() throws {
         for dtype in [DType.f32, .bf16] {
             for m in 1...19 { try checkFusedLinears(dtype: dtype, m: m, k: 96, n: 40, seed: UInt64(1000 + m)) }
+        }
+    }
+
+    /// f16 weights and activations, and mixed dtypes (f32 x with bf16 or f16 weights: f32 results).
+    func testFusedLinearsHalfAndMixedDTypes() throws {
+        var seed: UInt64 = 3000
+        for (x, w) in [(DType.f16, DType.f16), (.f32, .bf16), (.f32, .f16), (.bf16, .f32)] {
+            for m in [1, 5, 19] {
+                seed += 1
+                try checkFusedLinears(dtype: x, weights: w, m: m, k: 80, n: 37, seed: seed)
+            }
         }
     }
 
