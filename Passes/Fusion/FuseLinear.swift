@@ -8,11 +8,12 @@ import MLXCIR
 ///    linear's bias (a broadcast add belongs in the linear, not in a residual);
 /// 2. gated MLPs: `multiply(act(x·W_gᵀ), x·W_uᵀ)` with act = silu, silu spelled `g·sigmoid(g)` (plain
 ///    exports), or gelu (tanh or erf) → epilogue "swiglu" / "geglu_tanh" / "geglu";
-/// 3. a residual add of a linear's result (or of 2's), `add(r, x·Wᵀ)`, r of the sum's shape → `residual: r`;
-/// 4. linears left that read the same x with the same weight dtype (q/k/v) → one op, one result each.
+/// 3. an activation of a linear left after 2 (fc1 and its gelu): `act(x·Wᵀ)` → epilogue "silu" / "gelu_tanh" / "gelu";
+/// 4. a residual add of a linear's result (or of 2's, 3's), `add(r, x·Wᵀ)`, r of the sum's shape → `residual: r`;
+/// 5. linears left that read the same x with the same weight dtype (q/k/v) → one op, one result each.
 ///
 /// Intermediates must have no other reader (nor be graph outputs). A fused op takes the place of the
-/// last node it absorbs (1–3) or of the first (4); x and the residual are never state, so moving
+/// last node it absorbs (1–4) or of the first (5); x and the residual are never state, so moving
 /// their reads cannot cross a write. Transposes of the weights nothing reads any more are removed.
 /// `FusedOps.unfused` is the fused op's definition.
 public struct FuseLinear: GraphPass {
@@ -24,6 +25,7 @@ public struct FuseLinear: GraphPass {
         for b in graph.blocks.indices {
             fused += fuse(&graph, block: b, biasAdd)
             fused += fuse(&graph, block: b, gated)
+            fused += fuse(&graph, block: b, activated)
             fused += fuse(&graph, block: b, residual)
             fused += groupSharedInputs(&graph, block: b)
         }
@@ -128,7 +130,7 @@ public struct FuseLinear: GraphPass {
         FusedLinearOp(x: l.x, w: [l.w], biases: l.bias.map { [$0] } ?? [], biasOf: l.bias == nil ? [] : [0], epilogue: "none", outs: [out])
     }
 
-    // MARK: the four fusions
+    // MARK: the five fusions
 
     /// `add(x·Wᵀ, b)`, b a constant [N] of the linear's width: the addmm with that bias, at the add.
     func biasAdd(_ i: Int, _ c: Context) -> Match? {
@@ -144,22 +146,37 @@ public struct FuseLinear: GraphPass {
         return nil
     }
 
-    /// The activation of a gated MLP whose result is `v`: the gate's value, the epilogue, its nodes.
-    func activation(_ v: ValueID, _ c: Context) -> (gate: ValueID, readers: Int, epilogue: String, nodes: [Int])? {
-        guard let s = c.sole(v) else { return nil }
+    /// Node `s` as an activation: its input, how many readers that input has in the pattern, the
+    /// activation's name ("silu", "gelu_tanh", "gelu") and the pattern's nodes.
+    func activation(node s: Int, _ c: Context) -> (gate: ValueID, readers: Int, name: String, nodes: [Int])? {
         switch c.nodes[s].op {
-        case .silu(let o): return (o.x, 1, "swiglu", [s])
-        case .gelu(let o) where o.approximate == "tanh": return (o.x, 1, "geglu_tanh", [s])
-        case .gelu(let o) where o.approximate == "none": return (o.x, 1, "geglu", [s])
+        case .silu(let o): return (o.x, 1, "silu", [s])
+        case .gelu(let o) where o.approximate == "tanh": return (o.x, 1, "gelu_tanh", [s])
+        case .gelu(let o) where o.approximate == "none": return (o.x, 1, "gelu", [s])
         case .multiply(let m) where m.a != m.b:
             // silu spelled out: g · sigmoid(g), g read by both.
             for (g, sig) in [(m.a, m.b), (m.b, m.a)] {
                 guard let q = c.sole(sig), case .sigmoid(let sg) = c.nodes[q].op, sg.x == g else { continue }
-                return (g, 2, "swiglu", [s, q])
+                return (g, 2, "silu", [s, q])
             }
             return nil
         default: return nil
         }
+    }
+
+    /// The activation of a gated MLP whose result is `v`: the gate's value, the epilogue, its nodes.
+    func activation(_ v: ValueID, _ c: Context) -> (gate: ValueID, readers: Int, epilogue: String, nodes: [Int])? {
+        guard let s = c.sole(v), let a = activation(node: s, c) else { return nil }
+        let gated = ["silu": "swiglu", "gelu_tanh": "geglu_tanh", "gelu": "geglu"]
+        return (a.gate, a.readers, gated[a.name]!, a.nodes)
+    }
+
+    /// `act(x·Wᵀ)` left after the gated MLPs (an MLP's fc1 and its gelu): one weight, the activation as epilogue.
+    func activated(_ i: Int, _ c: Context) -> Match? {
+        guard let a = activation(node: i, c), let (p, l) = c.soleLinear(a.gate, readers: a.readers) else { return nil }
+        var op = single(l, out: c.nodes[i].op.results[0])
+        op.epilogue = a.name
+        return Match(op: .fusedLinear(op), absorbed: a.nodes.filter { $0 != i } + [p])
     }
 
     /// `multiply(act(x·W_gᵀ), x·W_uᵀ)`: gate and up of one x, one width and one weight dtype.

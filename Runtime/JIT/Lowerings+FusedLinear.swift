@@ -40,7 +40,7 @@ extension Lowerings {
             operands.append(r); dtypes.append(rd); residualType = rt
             outs = [ShapeRules.promote(outs[0], rd)]
         }
-        guard outs.count == o.outs.count, !epilogue.gated || (ns.count == 2 && ns[0] == ns[1]) else { return nil }
+        guard outs.count == o.outs.count, !epilogue.gated || (ns.count == 2 && ns[0] == ns[1]), !epilogue.unary || ns.count == 1 else { return nil }
         let outTypes = outs.compactMap(ElementType.init), productTypes = products.compactMap(ElementType.init)
         guard outTypes.count == outs.count, productTypes.count == products.count,
               (outTypes + productTypes).allSatisfy(ElementType.activations.contains) else { return nil }

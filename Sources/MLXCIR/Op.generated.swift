@@ -5155,6 +5155,7 @@ public struct PackAffineWeightOp: Hashable, Sendable {
 /// epilogue "none":       outs[i] = x · w[i]ᵀ (+ its bias)          (several projections of one x: q/k/v)
 /// epilogue "swiglu":     outs[0] = silu(x · w[0]ᵀ) · (x · w[1]ᵀ)   (a gated MLP's gate and up)
 /// epilogue "geglu_tanh": outs[0] = gelu_tanh(x · w[0]ᵀ) · (x · w[1]ᵀ); "geglu": the same with erf gelu
+/// epilogue "silu" / "gelu_tanh" / "gelu": outs[0] = act(x · w[0]ᵀ)   (one linear and its activation: an MLP's fc1)
 /// biases[j] ([N] constant) is the bias of linear bias_of[j]; linears not listed have none. With `residual`
 /// (one output only, the result's shape), outs[0] = residual + the above. Each step rounds to its dtype as
 /// the unfused ops do (FusedOps.unfused is the definition).

@@ -3,8 +3,8 @@
 extension ShapeRules {
     static func fusedLinear(_ o: FusedLinearOp, _ e: Env) throws -> [TensorType?] {
         guard let ops = FusedOps.unfused(.fusedLinear(o), temp: { ValueID(-1 - $0) }) else {
-            throw fail("fused_linear", "needs one result per linear (one for \(FusedOps.linearEpilogues.dropFirst().joined(separator: "/")), two linears), "
-                       + "a residual only with one result, each bias_of a distinct linear, epilogue one of \(FusedOps.linearEpilogues)")
+            throw fail("fused_linear", "needs one result per linear (\"none\"), two linears and one result (swiglu, geglu_tanh, geglu), one linear "
+                       + "(silu, gelu_tanh, gelu), a residual only with one result, each bias_of a distinct linear; epilogue \"\(o.epilogue)\"")
         }
         var temps: [ValueID: TensorType] = [:]
         let inner = Env(typeOf: { v in v.index < 0 ? temps[v] : e.typeOf(v) }, exact: e.exact, bounded: e.bounded, difference: e.difference)

@@ -2,7 +2,8 @@ import XCTest
 import MLXCIR
 @testable import MLXCPasses
 
-/// fuse-linear, text in → text out: bias adds, SwiGLU (silu and x·sigmoid(x)), GeGLU, residual adds,
+/// fuse-linear, text in → text out: bias adds, SwiGLU (silu and x·sigmoid(x)), GeGLU, activations of
+/// lone linears, residual adds,
 /// linears sharing x (with mixed biases), and what it must leave alone (a gate read elsewhere, a
 /// different x, runtime weights, state as x, broadcast residuals, mixed weight dtypes).
 final class FuseLinearTests: XCTestCase {
@@ -130,14 +131,14 @@ final class FuseLinearTests: XCTestCase {
     }
 
     func testLinearsReadingTheSameXShareOneOpWithMixedBiases() throws {
-        // q with a bias, k without, v with (Whisper's k_proj has none); the silu of q stays outside.
+        // q with a bias, k without, v with (Whisper's k_proj has none); the exp of q stays outside.
         let b = Body()
-        let q = b.linear(w: 2, bias: 5).out, k = b.linear(w: 4).out, act = b.node("silu(x: %\(q))"), v = b.linear(w: 3, bias: 5).out
+        let q = b.linear(w: 2, bias: 5).out, k = b.linear(w: 4).out, act = b.node("exp(x: %\(q))"), v = b.linear(w: 3, bias: 5).out
         let (text, changes) = try fused(b, outputs: [act, k, v])
         XCTAssertEqual(changes, 1)
         XCTAssertEqual(text, """
         %\(q), %\(k), %\(v) = fused_linear(x: %0, w: [%2, %4, %3], biases: [%5, %5], bias_of: [0, 2], epilogue: "none", residual: none) : (?, ?, ?)
-        %\(act) = silu(x: %\(q)) : ?
+        %\(act) = exp(x: %\(q)) : ?
         """)
     }
 
@@ -160,13 +161,31 @@ final class FuseLinearTests: XCTestCase {
     }
 
     func testGateAndUpOfDifferentXAreLeftApart() throws {
+        // No SwiGLU across two x: the gate keeps only its own silu, the up projection stays a linear.
         let b = Body()
-        let gate = b.linear(w: 2).out, act = b.node("silu(x: %\(gate))"), up = b.linear(x: 9, w: 3).out
+        let gate = b.linear(w: 2).out, act = b.node("silu(x: %\(gate))"), (t, up) = b.linear(x: 9, w: 3)
         let prod = b.node("multiply(a: %\(act), b: %\(up))")
         let (text, changes) = try fused(b, outputs: [prod])
-        XCTAssertEqual(changes, 0)
-        XCTAssertFalse(text.contains("fused_linear"))
-        XCTAssertEqual(text.components(separatedBy: "\n").count, 6)
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(text, """
+        %\(act) = fused_linear(x: %0, w: [%2], biases: [], bias_of: [], epilogue: "silu", residual: none) : ?
+        %\(t) = transpose(x: %3, perm: [1, 0]) : ?
+        %\(up) = addmm(mat1: %9, mat2: %\(t), bias: none, alpha: 1.0, beta: 1.0) : ?
+        %\(prod) = multiply(a: %\(act), b: %\(up)) : ?
+        """)
+    }
+
+    func testActivationOfALoneLinearBecomesItsEpilogue() throws {
+        // fc1 + bias + gelu (erf), then fc2 + residual; and silu spelled out on a lone linear.
+        let b = Body()
+        let fc1 = b.linear(w: 2, bias: 5).out, act = b.node("gelu(x: %\(fc1), approximate: \"none\")")
+        let g = b.linear(x: 9, w: 3).out, sig = b.node("sigmoid(x: %\(g))"), silu = b.node("multiply(a: %\(g), b: %\(sig))")
+        let (text, changes) = try fused(b, outputs: [act, silu])
+        XCTAssertEqual(changes, 2)
+        XCTAssertEqual(text, """
+        %\(act) = fused_linear(x: %0, w: [%2], biases: [%5], bias_of: [0], epilogue: "gelu", residual: none) : ?
+        %\(silu) = fused_linear(x: %9, w: [%3], biases: [], bias_of: [], epilogue: "silu", residual: none) : ?
+        """)
     }
 
     func testRuntimeWeightsStateInputsAndMixedDTypesAreLeftAlone() throws {

@@ -6,9 +6,9 @@ import MLXCPasses
 
 /// fuse-linear's kernels against the unfused graph on the reference executor (the definition): a
 /// gated MLP as plain exports write it (gate + a broadcast bias add, silu spelled x·sigmoid(x), the
-/// residual add), a GeGLU (tanh gelu) pair, and q/k/v-style siblings with mixed biases, over every
-/// M from 1 to 19 (decode, the 4-token blocks and their remainders) and K/N that leave vector tails,
-/// odd row tiles and thread splits mid-matrix.
+/// residual add), a GeGLU (tanh gelu) pair, an fc1 with its bias and erf gelu, and q/k/v-style
+/// siblings with mixed biases, over every M from 1 to 19 (decode, the 4-token blocks and their
+/// remainders) and K/N that leave vector tails, odd row tiles and thread splits mid-matrix.
 ///
 /// Tolerance: f32 1e-5 × max |reference| (summation order of the dot products; silu's and gelu's
 /// approximations add ~1e-7 relative). bf16 2⁻⁶ × max |reference|: the kernel rounds every step to
@@ -46,24 +46,28 @@ extension JITKernelTests {
         let gate2 = linear(n), gelu = g.result(), up2 = linear(n), geglu = g.result()
         g.append(.gelu(GeluOp(x: gate2, out: gelu, approximate: "tanh")))
         g.append(.multiply(MultiplyOp(a: gelu, b: up2, out: geglu)))
+        // fc1 + bias and its erf gelu.
+        let fc1 = linear(n + 5, bias: true), fcAct = g.result()
+        g.append(.gelu(GeluOp(x: fc1, out: fcAct, approximate: "none")))
         // Siblings: q (bias), k (none), v (bias).
         let q = linear(n, bias: true), kk = linear(16), v = linear(n / 2 + 3, bias: true)
         var graph = g.graph
-        graph.outputs = [mlp, geglu, q, kk, v]
+        graph.outputs = [mlp, geglu, fcAct, q, kk, v]
         let reference = try ReferenceExecutor(graph: graph)
         var fused = graph
         let what = "fused linear \(dtype.name) x, \(wdtype.name) w, m\(m) k\(k) n\(n)"
-        XCTAssertEqual(try FuseLinear().run(&fused), 5, what)   // bias, swiglu, geglu, residual, q/k/v
-        XCTAssertEqual(fused.opHistogram["fused_linear"], 3, what)
+        XCTAssertEqual(try FuseLinear().run(&fused), 6, what)   // bias, swiglu, geglu, gelu, residual, q/k/v
+        XCTAssertEqual(fused.opHistogram["fused_linear"], 4, what)
         XCTAssertEqual(fused.opHistogram["addmm"] ?? 0, 0, what)
         let jit = try JITProgram(graph: fused, pte: Self.pte)
         XCTAssertEqual(jit.remarks, [], "\(what): ops left to the reference", file: file, line: line)
-        for part in ["\(wdtype.name)w_\(dtype.name)_", "_swiglu_residual\(dtype.name)", "_geglu_tanh", "_bias\(wdtype.name)+0+\(wdtype.name)"] {
+        for part in ["\(wdtype.name)w_\(dtype.name)_", "_swiglu_residual\(dtype.name)", "_geglu_tanh", "_bias\(wdtype.name)_gelu_",
+                     "_bias\(wdtype.name)+0+\(wdtype.name)"] {
             XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("linear_fused_") && $0.contains(part) }, "\(what): \(part) in \(jit.kernelNames)",
                           file: file, line: line)
         }
-        XCTAssertEqual(jit.fusionStats.fusions.linear, 3, what, file: file, line: line)
-        XCTAssertEqual(jit.fusionStats.fusions.elementwise, 2, what, file: file, line: line)
+        XCTAssertEqual(jit.fusionStats.fusions.linear, 4, what, file: file, line: line)
+        XCTAssertEqual(jit.fusionStats.fusions.elementwise, 3, what, file: file, line: line)
         let want = try reference.run(g.feeds), got = try jit.run(g.feeds)
         let tol: Tolerance = out == .f32 ? .scaled(1e-5) : .scaled(out == .f16 ? 0x1p-8 : 0x1p-6)
         for j in want.indices { compare(got[j], want[j], tol, "\(what) output \(j)", file: file, line: line) }

@@ -8,6 +8,7 @@ import LLVMKit
 /// - gated (`.swiglu`, `.gegluTanh`, `.geglu`): out = act(x·W_0ᵀ + b_0) · (x·W_1ᵀ + b_1); work items
 ///   are rows r, tiled 2 rows × 4 tokens with the gate's and the up's rows in one block (4 weight
 ///   streams, 16 accumulators, as the plain kernel), so both products of (t, r) meet in registers;
+/// - unary (`.silu`, `.geluTanh`, `.gelu`): out = act(x·W_0ᵀ + b_0), one weight, tiled as `.none`;
 /// - with `residual` (one result), out += residual (same shape as out).
 /// Decode (M = 1) reads each weight row once with x in L1; prefill reads it once per 4 tokens.
 /// Each step is rounded to its dtype (`Types`) as the unfused ops round their results, so bf16
@@ -15,8 +16,21 @@ import LLVMKit
 /// buffers: [x, W_0 … W_{n−1}, the biases (in `biases` order), residual?, outs…]; dims: [M].
 extension LinearKernels {
     public enum Epilogue: String, CaseIterable {
-        case none, swiglu, gegluTanh = "geglu_tanh", geglu
-        public var gated: Bool { self != .none }
+        case none, swiglu, gegluTanh = "geglu_tanh", geglu, silu, geluTanh = "gelu_tanh", gelu
+        /// act(x·W_0ᵀ) · (x·W_1ᵀ).
+        public var gated: Bool { [.swiglu, .gegluTanh, .geglu].contains(self) }
+        /// act(x·W_0ᵀ), one weight.
+        public var unary: Bool { [.silu, .geluTanh, .gelu].contains(self) }
+
+        /// The activation applied to the (first) product.
+        func activate(_ l: Lanes, _ v: IRValue) -> IRValue {
+            switch self {
+            case .swiglu, .silu: return VectorMath.silu(l, v)
+            case .gegluTanh, .geluTanh: return VectorMath.gelu(l, v, tanhForm: true)
+            case .geglu, .gelu: return VectorMath.gelu(l, v, tanhForm: false)
+            case .none: return v
+            }
+        }
     }
 
     /// The element types of a fused linear's operands and of each step's result.
@@ -42,6 +56,7 @@ extension LinearKernels {
     public static func fused(k: Int, ns: [Int], types: Types, epilogue: Epilogue, lanes: Int) -> KernelDefinition {
         precondition(types.biases.count == ns.count && types.products.count == ns.count)
         precondition(epilogue.gated ? ns.count == 2 && ns[0] == ns[1] && types.outs.count == 1 : types.outs.count == ns.count)
+        precondition(!epilogue.unary || ns.count == 1)
         precondition(types.residual == nil || types.outs.count == 1)
         var name = "linear_fused_\(types.weight.tag)w_\(types.activation.tag)_k\(k)_n" + ns.map(String.init).joined(separator: "+")
         if types.biases.contains(where: { $0 != nil }) { name += "_bias" + types.biases.map { $0?.tag ?? "0" }.joined(separator: "+") }
@@ -90,13 +105,7 @@ extension LinearKernels {
                     for t in 0..<nt {
                         for j in 0..<nr {
                             let gate = product(0, sums[t][j], row: r[j]), up = product(1, sums[t][nr + j], row: r[j])
-                            let act: IRValue
-                            switch epilogue {
-                            case .swiglu: act = VectorMath.silu(one, gate)
-                            case .gegluTanh: act = VectorMath.gelu(one, gate, tanhForm: true)
-                            default: act = VectorMath.gelu(one, gate, tanhForm: false)
-                            }
-                            var v = b.fmul(round(act, types.products[0]), up)
+                            var v = b.fmul(round(epilogue.activate(one, gate), types.products[0]), up)
                             if types.residual != nil { v = round(v, types.gated ?? .f32) }
                             store(v, 0, row: r[j], n: n, token: b.add(t0, b.i64(t)))
                         }
@@ -112,7 +121,12 @@ extension LinearKernels {
                         let r = (0..<nr).map { b.add(n0, b.i64($0)) }
                         let sums = rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt))
                         for t in 0..<nt {
-                            for j in 0..<nr { store(product(i, sums[t][j], row: r[j]), i, row: r[j], n: n, token: b.add(t0, b.i64(t))) }
+                            for j in 0..<nr {
+                                var v = product(i, sums[t][j], row: r[j])
+                                // An activation's result has the product's type: rounded again only before a residual.
+                                if epilogue.unary { v = epilogue.activate(one, v); if types.residual != nil { v = round(v, types.products[0]) } }
+                                store(v, i, row: r[j], n: n, token: b.add(t0, b.i64(t)))
+                            }
                         }
                     }
                     offset += n
