@@ -31,8 +31,14 @@ extension ShapeRules {
         guard [2, 4, 8].contains(o.bits) else { throw fail("pack_affine_weight", "\(o.bits) bits is not supported (2, 4 or 8)") }
         guard o.groupSize > 0, o.outs.count == 3 else { throw fail("pack_affine_weight", "group size \(o.groupSize), \(o.outs.count) results (3 needed)") }
         let n = q.shape[0]
-        guard case .fixed(let k) = q.shape[1], k % o.groupSize == 0, (k * o.bits) % 32 == 0 else {
-            throw fail("pack_affine_weight", "\(q.shape[1]) columns do not split into groups of \(o.groupSize) and whole words")
+        guard case .fixed(let k) = q.shape[1] else {
+            // A run-time column count (symbolic shapes): the results' widths follow it; checked when run.
+            let groups = Dim.dynamic(min: 0, max: q.shape[1].upperBound.map { $0 / o.groupSize })
+            let params = TensorType(.f32, [n, groups])
+            return [TensorType(.u32, [n, .dynamic(min: 0, max: q.shape[1].upperBound.map { $0 * o.bits / 32 })]), params, params]
+        }
+        guard k % o.groupSize == 0, (k * o.bits) % 32 == 0 else {
+            throw fail("pack_affine_weight", "\(k) columns do not split into groups of \(o.groupSize) and whole words")
         }
         let params = TensorType(.f32, [n, .fixed(k / o.groupSize)])
         return [TensorType(.u32, [n, .fixed(k * o.bits / 32)]), params, params]

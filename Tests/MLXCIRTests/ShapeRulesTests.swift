@@ -258,6 +258,15 @@ final class ShapeRulesTests: XCTestCase {
                                                     outs: [o, o2, o3])),
                  types: [a: q4, b: T(.f32, 1, 2, 5, 16), c: T(.f32, 1, 2, 5, 16), d: kv, e: kv, f: T(.i64, 5)],
                  expected: [q4, kv, kv]),
+            Case(op: .ropeTable(RopeTableOp(x: a, cos: b, sin: c, start: d, stop: e, traditional: true, out: o)),
+                 types: [a: q4, b: T(.f32, 40, 8), c: T(.f32, 40, 8), d: i64s, e: i64s], expected: [q4]),
+            Case(op: .fusedLinear(FusedLinearOp(x: a, w: [b, b], biases: [], biasOf: [], epilogue: "none", outs: [o, o2])),
+                 types: [a: T(.f32, 5, 64), b: T(.f32, 32, 64)], expected: [T(.f32, 5, 32), T(.f32, 5, 32)]),
+            // Plain exports' weight-only quantization, and its load-time repack into MLX's affine layout.
+            Case(op: .dequantizeAffine(DequantizeAffineOp(x: a, blockSize: [1, 32], scale: b, zeroPoint: c, quantMin: -128, quantMax: 127, out: o)),
+                 types: [a: T(.i8, 8, 64), b: T(.f32, 8, 2), c: T(.i8, 8, 2)], expected: [T(.f32, 8, 64)]),
+            Case(op: .packAffineWeight(PackAffineWeightOp(q: a, scale: b, zeroPoint: c, quantMin: -8, bits: 4, groupSize: 32, outs: [o, o2, o3])),
+                 types: [a: T(.i8, 8, 64), b: T(.f32, 8, 2), c: T(.i8, 8, 2)], expected: [T(.u32, 8, 8), T(.f32, 8, 2), T(.f32, 8, 2)]),
         ]
     }
 
