@@ -55,12 +55,7 @@ public struct FuseQuantizedLinear: GraphPass {
         return known
     }
 
-    func useCounts(_ graph: Graph) -> [ValueID: Int] {
-        var counts: [ValueID: Int] = [:]
-        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { counts[v, default: 0] += 1 } } }
-        for v in graph.outputs { counts[v, default: 0] += 1 }
-        return counts
-    }
+    func useCounts(_ graph: Graph) -> [ValueID: Int] { graph.useCounts(outputWeight: 1) }
 
     /// What a matcher found at node `at`: the replacement op and the other nodes it absorbs.
     struct Match { var op: Op; var absorbed: [Int] }

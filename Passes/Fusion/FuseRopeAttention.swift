@@ -31,12 +31,7 @@ public struct FuseRopeAttention: GraphPass {
         return false
     }
 
-    func useCounts(_ graph: Graph) -> [ValueID: Int] {
-        var counts: [ValueID: Int] = [:]
-        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { counts[v, default: 0] += 1 } } }
-        for v in graph.outputs { counts[v, default: 0] += 1 }
-        return counts
-    }
+    func useCounts(_ graph: Graph) -> [ValueID: Int] { graph.useCounts(outputWeight: 1) }
 
     func fuse(_ graph: inout Graph, block b: Int) -> Int {
         let uses = useCounts(graph)

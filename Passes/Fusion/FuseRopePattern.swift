@@ -33,9 +33,7 @@ public struct FuseRopePattern: GraphPass {
     struct Tables { var cos: ValueID; var sin: ValueID; var start: ValueID; var stop: ValueID }
 
     func fuse(_ graph: inout Graph, block b: Int) -> Int {
-        var uses: [ValueID: Int] = [:]
-        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { uses[v, default: 0] += 1 } } }
-        for v in graph.outputs { uses[v, default: 0] += 2 }
+        let uses = graph.useCounts()
         var nodes = graph.blocks[b].nodes
         var producer: [ValueID: Int] = [:]
         for (i, node) in nodes.enumerated() { for r in node.op.results { producer[r] = i } }

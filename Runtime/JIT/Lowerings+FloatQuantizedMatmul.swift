@@ -66,26 +66,10 @@ extension Lowerings {
               let xt = ElementType(xd), ElementType.activations.contains(xt),
               let q = floatQuantizedWeight(w: o.w, scales: o.scales, mode: mode, groupSize: o.groupSize, c) else { return nil }
         let (n, k, wBatch) = (q.n, q.k, q.batch)
-        let experts = wBatch.reduce(1, *)
         let indices = GatherMatmulKernels.Indices(lhs: lt, rhs: rt)
         let definition = GatherMatmulKernels.floatQuantized(k: k, n: n, mode: mode, x: xt, indices: indices, lanes: c.lanes)
-        var operands = [o.x, o.w, o.scales]
-        var dtypes: [DType?] = [xd, .u32, .u8]
-        if let l = o.lhsIndices { operands.append(l); dtypes.append(c.dtype(l)) }
-        if let r = o.rhsIndices { operands.append(r); dtypes.append(c.dtype(r)) }
-        let lhsAt = o.lhsIndices == nil ? nil : 3, rhsAt = o.rhsIndices == nil ? nil : 3 + (o.lhsIndices == nil ? 0 : 1)
-        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [xd], operandDTypes: dtypes, grain: 1,
-                      check: { inputs in
-                          let x = inputs[0]
-                          let xBatch = x.count / max(1, x.shape.suffix(2).reduce(1, *))
-                          return (lhsAt.map { indicesInRange(inputs[$0], xBatch) } ?? true)
-                              && (rhsAt.map { indicesInRange(inputs[$0], experts) } ?? true)
-                      }) { inputs in
-            let x = inputs[0]
-            guard x.shape.count >= 2, x.shape.last == k else { return nil }
-            return gatherLayout(xBatch: Array(x.shape.dropLast(2)), wBatch: wBatch, lhs: lhsAt.map { inputs[$0].shape },
-                                rhs: rhsAt.map { inputs[$0].shape }, m: x.shape[x.shape.count - 2], n: n, work: n)
-        }
+        return quantizedGatherLaunch(definition, node, o, weightOperands: [o.w, o.scales], weightDTypes: [.u32, .u8],
+                                     xd: xd, k: k, n: n, wBatch: wBatch, c)
     }
 
     /// `dequantize` of float-quantized codes (an nvfp4 embedding's gathered rows), with the global

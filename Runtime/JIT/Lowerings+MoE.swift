@@ -77,11 +77,22 @@ extension Lowerings {
         let indices = GatherMatmulKernels.Indices(lhs: lt, rhs: rt)
         let definition = GatherMatmulKernels.quantized(k: k, n: n, bits: o.bits, groupSize: o.groupSize, params: params,
                                                        x: xt, indices: indices, lanes: c.lanes)
-        var operands = [o.x, o.w, o.scales, biases]
-        var dtypes: [DType?] = [xd, .u32, s.dtype, s.dtype]
+        return quantizedGatherLaunch(definition, node, o, weightOperands: [o.w, o.scales, biases], weightDTypes: [.u32, s.dtype, s.dtype],
+                                     xd: xd, k: k, n: n, wBatch: wBatch, c)
+    }
+
+    /// The launch of a quantized gather kernel: [x, weight operands…, lhs indices?, rhs indices?], indices
+    /// checked in range per call (else the reference runs it), one work item per output column.
+    static func quantizedGatherLaunch(_ definition: KernelDefinition, _ node: Node, _ o: GatherQmmOp, weightOperands: [ValueID],
+                                      weightDTypes: [DType?], xd: DType, k: Int, n: Int, wBatch: [Int],
+                                      _ c: LoweringContext) -> LoweredKernel {
+        let experts = wBatch.reduce(1, *)
+        var operands = [o.x] + weightOperands
+        var dtypes: [DType?] = [xd] + weightDTypes
         if let l = o.lhsIndices { operands.append(l); dtypes.append(c.dtype(l)) }
         if let r = o.rhsIndices { operands.append(r); dtypes.append(c.dtype(r)) }
-        let lhsAt = o.lhsIndices == nil ? nil : 4, rhsAt = o.rhsIndices == nil ? nil : 4 + (o.lhsIndices == nil ? 0 : 1)
+        let first = 1 + weightOperands.count
+        let lhsAt = o.lhsIndices == nil ? nil : first, rhsAt = o.rhsIndices == nil ? nil : first + (o.lhsIndices == nil ? 0 : 1)
         return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [xd], operandDTypes: dtypes, grain: 1,
                       check: { inputs in
                           let x = inputs[0]
