@@ -35,9 +35,7 @@ public struct FuseAttentionPattern: GraphPass {
     public init() {}
 
     public func run(_ graph: inout Graph) throws -> Int {
-        var uses: [ValueID: Int] = [:]
-        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { uses[v, default: 0] += 1 } } }
-        for v in graph.outputs { uses[v, default: 0] += 1 }
+        let uses = graph.useCounts(outputWeight: 1)
         var fused = 0
         for b in graph.blocks.indices where b != graph.initBlock { fused += fuse(&graph, block: b, uses) }
         return fused

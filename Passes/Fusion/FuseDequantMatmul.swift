@@ -186,9 +186,7 @@ public struct FuseDequantMatmul: GraphPass {
     /// `multiply(h, sigmoid(h))` (either order) of a linear's result h is silu(h), as plain exports spell
     /// it: written as `silu` so fuse-quantized-linear sees the SwiGLU gate. The sigmoid must have no other reader.
     static func siluOfLinears(_ graph: inout Graph, block b: Int, _ linears: Set<ValueID>) {
-        var uses: [ValueID: Int] = [:]
-        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { uses[v, default: 0] += 1 } } }
-        for v in graph.outputs { uses[v, default: 0] += 2 }
+        let uses = graph.useCounts()
         let nodes = graph.blocks[b].nodes
         var sigmoidOf: [ValueID: (index: Int, x: ValueID)] = [:]
         for (i, node) in nodes.enumerated() {

@@ -243,9 +243,7 @@ public struct FuseLinear: GraphPass {
 
     /// Transposes of constants whose readers were all absorbed (the fused op reads W as stored).
     func removeDeadWeightTransposes(_ graph: inout Graph) {
-        var uses: [ValueID: Int] = [:]
-        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { uses[v, default: 0] += 1 } } }
-        for v in graph.outputs { uses[v, default: 0] += 1 }
+        let uses = graph.useCounts(outputWeight: 1)
         let values = graph
         for b in graph.blocks.indices {
             graph.blocks[b].nodes.removeAll { node in

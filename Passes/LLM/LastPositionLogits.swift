@@ -16,9 +16,7 @@ public struct LastPositionLogits: GraphPass {
 
     public func run(_ graph: inout Graph) throws -> Int {
         guard let output = graph.outputs.first else { return 0 }
-        var uses: [ValueID: Int] = [:]
-        for block in graph.blocks { for node in block.nodes { for v in node.op.operands { uses[v, default: 0] += 1 } } }
-        for v in graph.outputs { uses[v, default: 0] += 1 }
+        let uses = graph.useCounts(outputWeight: 1)
         var producer: [ValueID: Int] = [:]
         for (i, node) in graph.blocks[0].nodes.enumerated() { for r in node.op.results { producer[r] = i } }
 
