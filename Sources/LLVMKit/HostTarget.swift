@@ -1,4 +1,5 @@
 import CLLVM
+import Foundation
 
 /// The machine the JIT compiles for: LLVM's view of the host CPU.
 public struct HostTarget: Sendable {
@@ -8,10 +9,29 @@ public struct HostTarget: Sendable {
 
     public static let current: HostTarget = {
         LLVMKit.initializeNativeTarget()
-        return HostTarget(triple: takeString(LLVMGetDefaultTargetTriple()),
-                          cpuName: takeString(LLVMGetHostCPUName()),
-                          features: takeString(LLVMGetHostCPUFeatures()))
+        let native = HostTarget(triple: takeString(LLVMGetDefaultTargetTriple()),
+                                cpuName: takeString(LLVMGetHostCPUName()),
+                                features: takeString(LLVMGetHostCPUFeatures()))
+        return native.limited(to: ProcessInfo.processInfo.environment["MLXC_ISA"])
     }()
+
+    /// The host with its wider instruction sets switched off: `MLXC_ISA=avx2` compiles as for an
+    /// AVX2 + FMA machine (Zen 3, Haswell…) on an AVX-512 host, so the AVX2 kernels are tested and
+    /// measured wherever the suite runs. A subset of the host's features always runs on it.
+    public func limited(to isa: String?) -> HostTarget {
+        guard let isa = isa?.lowercased(), !isa.isEmpty, isa != "native" else { return self }
+        let dropped: (String) -> Bool
+        switch isa {
+        case "avx2": dropped = { $0.hasPrefix("avx512") || $0 == "evex512" || $0.hasPrefix("amx") || $0 == "avxvnni" }
+        case "sse4.2", "sse": dropped = { $0.hasPrefix("avx") || $0 == "evex512" || $0.hasPrefix("amx") || $0 == "fma" || $0 == "f16c" }
+        default: return self
+        }
+        let limited = features.split(separator: ",").map { f -> String in
+            let name = f.dropFirst()
+            return f.hasPrefix("+") && dropped(String(name)) ? "-" + name : String(f)
+        }
+        return HostTarget(triple: triple, cpuName: cpuName, features: limited.joined(separator: ","))
+    }
 
     /// Widest vector register the features allow (AVX-512 → 512, AVX2 → 256, SSE/NEON → 128).
     public var vectorBits: Int {

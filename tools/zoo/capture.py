@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Run one of ExecuTorch's export scripts unchanged, and record eager PyTorch references of the very
+module it exports.
+
+Usage: tools/.venv/bin/python tools/zoo/capture.py --out DIR [--prompt-len N] [--decode N] [--seed S]
+           [--vocab-lo L] -- -m some.export.module ARGS…   (or  -- path/to/script.py ARGS…)
+
+`torch.export.export` is wrapped for the script's run. On its first call (the module as the script
+built it: after its quantization and source transforms, with its KV cache), the module is run eagerly:
+  step 0          the prompt, in chunks no longer than the traced sequence bound (so a ring-buffer
+                  cache is fed as the exported program will be);
+  step 1…N        greedy decode, one token per call (argmax, lowest id on ties).
+Its buffers (KV caches, ring positions, …) are snapshotted before and restored after, so the export
+itself proceeds exactly as without this wrapper. The two LLM signatures are recognised from the
+example inputs: `(input_ids [1, T], cache_position [T])` (Hugging Face exports) and
+`(tokens [1, T], input_pos [1])` (etLLM).
+
+Writes DIR/reference.json: {"signature", "prompt", "greedy", "chunk", "logits_rank",
+"steps": [{"tokens", "positions", "argmax", "top2_margin"}]} and DIR/step<K>.logits.npy (the logits
+of the last position of call K, float32). The script writes the program itself wherever its own
+arguments say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def seq_bound(dynamic_shapes, default: int) -> int:
+    """The largest sequence length the export traces (the max of its Dim), or `default`."""
+    found = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+        elif x is not None and hasattr(x, "max"):
+            m = getattr(x, "max")
+            if isinstance(m, int):
+                found.append(m)
+    walk(dynamic_shapes)
+    return min(found) if found else default
+
+
+class Recorder:
+    def __init__(self, out: Path, prompt_len: int, decode: int, seed: int, vocab_lo: int):
+        self.out, self.prompt_len, self.decode, self.seed, self.vocab_lo = out, prompt_len, decode, seed, vocab_lo
+        self.done = False
+
+    def __call__(self, real_export, mod, args=(), kwargs=None, *rest, **kw):
+        kwargs = kwargs or {}
+        if not self.done and isinstance(mod, torch.nn.Module):
+            self.done = True
+            try:
+                self.record(mod, args, kwargs, kw.get("dynamic_shapes"))
+            except Exception as e:  # the export must still run: say why there is no reference
+                print(f"capture: no eager reference: {type(e).__name__}: {e}", file=sys.stderr)
+                raise
+        return real_export(mod, args, kwargs, *rest, **kw)
+
+    def record(self, mod, args, kwargs, dynamic_shapes):
+        values = list(args) + list(kwargs.values())
+        names = list(kwargs.keys()) if kwargs else [f"arg{i}" for i in range(len(args))]
+        if len(values) != 2:
+            raise RuntimeError(f"expected (tokens, positions) example inputs, found {len(values)}")
+        tokens_ex, pos_ex = values
+        per_token_positions = pos_ex.dim() == 1 and pos_ex.shape[0] == tokens_ex.shape[1] and tokens_ex.shape[1] > 1
+        signature = "cache_position" if per_token_positions or "cache_position" in names else "input_pos"
+        chunk = seq_bound(dynamic_shapes, tokens_ex.shape[1])
+        if dynamic_shapes is None:
+            chunk = tokens_ex.shape[1]  # a static export takes exactly its example length
+        vocab = self.vocab_size(mod)
+        g = torch.Generator().manual_seed(self.seed)
+        prompt = torch.randint(self.vocab_lo, vocab, (self.prompt_len,), generator=g).tolist()
+
+        snapshot = {n: b.detach().clone() for n, b in mod.named_buffers()}
+        steps, greedy = [], []
+        position = 0
+
+        def call(toks):
+            nonlocal position
+            t = torch.tensor([toks], dtype=tokens_ex.dtype)
+            if signature == "cache_position":
+                p = torch.arange(position, position + len(toks), dtype=pos_ex.dtype)
+            else:
+                p = torch.tensor([position], dtype=pos_ex.dtype)
+            inputs = {names[0]: t, names[1]: p} if kwargs else None
+            with torch.no_grad():
+                out = mod(**inputs) if inputs else mod(t, p)
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            if hasattr(out, "logits"):
+                out = out.logits
+            position += len(toks)
+            last = out.reshape(-1, out.shape[-1])[-1].float()
+            return out, last
+
+        try:
+            # Prefill in chunks the program accepts; the reference of the step is its last chunk's logits.
+            start = 0
+            while start < len(prompt):
+                piece = prompt[start:start + chunk]
+                out, last = call(piece)
+                start += len(piece)
+            logits_rank = out.dim()
+            for k in range(self.decode + 1):
+                top = torch.topk(last, 2)
+                nxt = int(torch.argmax(last))
+                steps.append({"argmax": nxt, "top2_margin": float(top.values[0] - top.values[1])})
+                np.save(self.out / f"step{k}.logits.npy", last.numpy().astype(np.float32))
+                greedy.append(nxt)
+                if k < self.decode:
+                    out, last = call([nxt])
+        finally:
+            with torch.no_grad():
+                for n, b in mod.named_buffers():
+                    if n in snapshot:
+                        b.copy_(snapshot[n])
+        ref = {"signature": signature, "input_names": names, "prompt": prompt, "greedy": greedy, "chunk": chunk,
+               "logits_rank": logits_rank, "vocab": vocab, "steps": steps,
+               "note": "eager PyTorch on the module passed to torch.export.export; greedy = argmax, lowest id on ties; "
+                       "step K's logits are those of the last position of call K (0: the prompt)"}
+        (self.out / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
+        print(f"capture: {signature} signature, chunk {chunk}, prompt {len(prompt)}, greedy {greedy}", file=sys.stderr)
+
+    @staticmethod
+    def vocab_size(mod) -> int:
+        for m in mod.modules():
+            cfg = getattr(m, "config", None)
+            if cfg is not None:
+                try:
+                    cfg = cfg.get_text_config()
+                except Exception:
+                    pass
+                v = getattr(cfg, "vocab_size", None)
+                if v:
+                    return int(v)
+            v = getattr(m, "vocab_size", None)
+            if isinstance(v, int):
+                return v
+        for m in mod.modules():
+            if isinstance(m, torch.nn.Embedding):
+                return m.num_embeddings
+        raise RuntimeError("cannot tell the vocabulary size of the exported module")
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if "--" not in argv:
+        raise SystemExit(__doc__)
+    split = argv.index("--")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--prompt-len", type=int, default=12)
+    ap.add_argument("--decode", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--vocab-lo", type=int, default=20, help="prompt ids are drawn from [lo, vocab): no special tokens")
+    a = ap.parse_args(argv[:split])
+    rest = argv[split + 1:]
+    a.out.mkdir(parents=True, exist_ok=True)
+
+    recorder = Recorder(a.out, a.prompt_len, a.decode, a.seed, a.vocab_lo)
+    real_export = torch.export.export
+
+    def wrapped(mod, args=(), kwargs=None, *r, **kw):
+        return recorder(real_export, mod, args, kwargs, *r, **kw)
+    torch.export.export = wrapped
+
+    if rest[0] == "-m":
+        sys.argv = [rest[1]] + rest[2:]
+        runpy.run_module(rest[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = rest
+        runpy.run_path(rest[0], run_name="__main__")
+    if not recorder.done:
+        raise SystemExit("capture: the script never called torch.export.export")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

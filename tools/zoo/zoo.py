@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""The model zoo: programs written by ExecuTorch's own export scripts, from tiny Hugging Face checkpoints.
+
+Usage (through tools/zoo/zoo, which picks the venv):
+  zoo list                          the entries: family × variant, the exact export command
+  zoo build [NAME|PREFIX ...]       make the checkpoints, export, record eager references (tools/.work/zoo/)
+  zoo check [NAME|PREFIX ...]       run mlxc on every built entry as a user would; a table of what held
+  zoo commit NAME ...               copy built entries into Tests/Fixtures/zoo/ (what ZooTests runs)
+
+An entry is one export command run unchanged (through capture.py, which records the eager references
+of the module the script exported) on one checkpoint (checkpoint.py: a family at toy sizes). What is
+expected of every entry, checked by `zoo check` and, for committed ones, by the Swift ZooTests:
+  - `mlxc run --jit model.pte --prompt-tokens P --temperature 0 --print-token-ids` prints eager
+    PyTorch's greedy tokens (a step whose top-2 logits are within a tie margin may differ, and ends the
+    comparison there);
+  - `mlxc compile model.pte --stats-json` has fallback_ops 0 and one rope_attention per attention layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+WORK = REPO / "tools" / ".work" / "zoo"
+VENV = REPO / "tools" / ".venv"
+TF5RC1 = VENV / "tf5rc1"          # transformers 5.0.0rc1 overlay (REAL-MODELS.md: optimum-executorch's pin)
+FIXTURES = REPO / "Tests" / "Fixtures" / "zoo"
+MLX_HF = "executorch.backends.mlx.examples.llm.export_llm_hf"
+
+
+@dataclass
+class Entry:
+    name: str
+    family: str                 # checkpoint.py family
+    command: list               # the export command after `python`; {ckpt} and {out} are filled in
+    layers: int                 # attention layers (one rope_attention each)
+    transformers_rc1: bool = False
+    notes: str = ""
+    capture: dict = field(default_factory=dict)  # capture.py options (prompt-len, decode)
+
+
+def mlx_hf(*flags, ctx=64):
+    return ["-m", MLX_HF, "--model-id", "{ckpt}", "--output", "{out}/model.pte", "--max-ctx-len", str(ctx), *flags]
+
+
+def optimum(recipe, *flags, seq=64):
+    return ["{venv}/bin/optimum-cli", "export", "executorch", "--model", "{ckpt}", "--task", "text-generation",
+         "--recipe", recipe, "--max_seq_len", str(seq), *flags, "--output_dir", "{out}"]
+
+
+LAYERS = {"llama": 2, "smollm2": 2, "qwen3": 2, "qwen2": 2, "gemma3": 3, "phi3": 2}
+
+ENTRIES: list[Entry] = []
+
+
+def add(name, family, command, **kw):
+    ENTRIES.append(Entry(name=name, family=family, command=command, layers=LAYERS[family], **kw))
+
+
+# export_llm_hf.py, default path (optimum-executorch's pipeline) and its flags, across families.
+for fam in ["llama", "qwen3", "qwen2", "gemma3", "phi3", "smollm2"]:
+    add(f"{fam}_mlx_fp32", fam, mlx_hf("--dtype", "fp32"))
+add("llama_mlx_bf16", "llama", mlx_hf("--dtype", "bf16"))
+add("qwen3_mlx_bf16_4w", "qwen3", mlx_hf("--dtype", "bf16", "--qlinear", "4w", "--qembedding", "4w"))
+add("llama_mlx_fp32_8w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "8w", "--qembedding", "8w"))
+add("llama_mlx_fp32_4w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32"))
+add("qwen3_mlx_bf16_nvfp4", "qwen3", mlx_hf("--dtype", "bf16", "--qlinear", "nvfp4"))
+# Custom MLX components: mlx::custom_sdpa + mlx::kv_cache_update (ring buffers for sliding layers).
+for fam in ["llama", "qwen3", "gemma3", "phi3"]:
+    add(f"{fam}_mlx_custom_fp32", fam, mlx_hf("--dtype", "fp32", "--use-custom-sdpa", "--use-custom-kv-cache"),
+        transformers_rc1=True)
+add("gemma3_mlx_custom_chunk4", "gemma3",
+    mlx_hf("--dtype", "fp32", "--use-custom-sdpa", "--use-custom-kv-cache", "--prefill-chunk-size", "4"),
+    transformers_rc1=True, capture={"prompt-len": 10, "decode": 20})
+add("llama_mlx_custom_chunk5_4w", "llama",
+    mlx_hf("--dtype", "bf16", "--use-custom-sdpa", "--use-custom-kv-cache", "--prefill-chunk-size", "5",
+           "--qlinear", "4w"), transformers_rc1=True)
+add("llama_mlx_offgraph_fp32", "llama", mlx_hf("--dtype", "fp32", "--use-offgraph-cache"), transformers_rc1=True)
+# Plain programs (no delegate): optimum-executorch's portable recipe.
+for fam in ["llama", "qwen3", "gemma3"]:
+    add(f"{fam}_portable_fp32", fam, optimum("portable"), transformers_rc1=True)
+add("llama_portable_custom_fp32", "llama", optimum("portable", "--use_custom_sdpa", "--use_custom_kv_cache"),
+    transformers_rc1=True)
+
+
+def select(patterns):
+    if not patterns:
+        return ENTRIES
+    out = [e for e in ENTRIES if any(e.name == p or e.name.startswith(p) for p in patterns)]
+    if not out:
+        raise SystemExit(f"no zoo entry matches {patterns}")
+    return out
+
+
+def fill(parts, **kv):
+    return [p.format(**kv) for p in parts]
+
+
+def checkpoint(family: str) -> Path:
+    ckpt = WORK / "ckpt" / family
+    if not (ckpt / "model.safetensors").exists():
+        run([str(VENV / "bin" / "python"), str(REPO / "tools" / "zoo" / "checkpoint.py"), family, str(ckpt)],
+            WORK / "ckpt" / f"{family}.log")
+    return ckpt
+
+
+def env_for(e: Entry):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if e.transformers_rc1:
+        env["PYTHONPATH"] = str(TF5RC1) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run(cmd, log: Path, env=None) -> bool:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    return r.returncode == 0
+
+
+def build(e: Entry) -> bool:
+    out = WORK / "out" / e.name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    ckpt = checkpoint(e.family)
+    cmd = fill(e.command, ckpt=ckpt, out=out, venv=VENV)
+    opts = []
+    for k, v in e.capture.items():
+        opts += [f"--{k}", str(v)]
+    py = str(VENV / "bin" / "python")
+    if cmd[0].endswith("optimum-cli"):
+        # optimum-cli is a console script: run its entry point under capture.py.
+        cmd = ["-m", "optimum.commands.optimum_cli"] + cmd[1:]
+    full = [py, str(REPO / "tools" / "zoo" / "capture.py"), "--out", str(out), *opts, "--", *cmd]
+    t = time.time()
+    ok = run(full, out / "export.log", env_for(e))
+    # optimum writes model.pte into its output dir; the MLX script where --output says.
+    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "config.json", "generation_config.json"]:
+        if (ckpt / f).exists():
+            shutil.copy(ckpt / f, out / f)
+    (out / "entry.json").write_text(json.dumps(entry_meta(e), indent=1) + "\n")
+    ok = ok and (out / "model.pte").exists() and (out / "reference.json").exists()
+    print(f"{'ok  ' if ok else 'FAIL'} {e.name:32s} {time.time() - t:5.0f}s  {out / 'export.log'}", flush=True)
+    return ok
+
+
+def entry_meta(e: Entry) -> dict:
+    """entry.json: what the entry is and what is expected of it (read by ZooTests)."""
+    return {"name": e.name, "family": e.family, "layers": e.layers,
+            "command": " ".join(["python"] + fill(e.command, ckpt=f"<checkpoint {e.family}>", out="<out>", venv="")),
+            "transformers": "5.0.0rc1" if e.transformers_rc1 else "5.25", "notes": e.notes,
+            "dtype": activation_dtype(e.command)}
+
+
+def activation_dtype(command) -> str:
+    """fp32 | bf16 | fp16: the dtype the program computes in (its tolerance follows from it)."""
+    for flag in ("--dtype",):
+        if flag in command:
+            v = command[command.index(flag) + 1]
+            return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(v, v)
+    return "fp32"
+
+
+def mlxc_binary() -> str:
+    for p in [os.environ.get("MLXC"), REPO / ".build" / "release" / "mlxc", REPO / ".build" / "debug" / "mlxc"]:
+        if p and Path(p).exists():
+            return str(p)
+    raise SystemExit("no mlxc binary: swift build first (or set MLXC)")
+
+
+def check(e: Entry, mlxc: str) -> dict:
+    out = WORK / "out" / e.name
+    if not (out / "reference.json").exists():
+        return {"name": e.name, "status": "not built"}
+    ref = json.loads((out / "reference.json").read_text())
+    row = {"name": e.name}
+    stats = out / "stats.json"
+    r = subprocess.run([mlxc, "compile", str(out / "model.pte"), "--stats-json", str(stats), "-o", str(out / "model.mlxc")],
+                       capture_output=True, text=True)
+    if r.returncode == 0 and stats.exists():
+        s = json.loads(stats.read_text())
+        row["fallback_ops"] = s.get("fallback_ops")
+        row["rope_attention"] = f"{s.get('fusions', {}).get('rope_attention')}/{e.layers}"
+    else:
+        row["compile"] = (r.stderr.strip().splitlines() or ["?"])[-1][:160]
+    prompt = ",".join(map(str, ref["prompt"]))
+    n = len(ref["greedy"])
+    r = subprocess.run([mlxc, "run", "--jit", str(out / "model.pte"), "--prompt-tokens", prompt, "--temperature", "0",
+                        "--max-new-tokens", str(n), "--print-token-ids"], capture_output=True, text=True)
+    if r.returncode != 0:
+        row["run"] = (r.stderr.strip().splitlines() or ["?"])[-1][:160]
+        return row
+    got = [int(x) for x in r.stdout.split()]
+    want = ref["greedy"]
+    agree = 0
+    for g, w in zip(got, want):
+        if g != w:
+            break
+        agree += 1
+    # A mismatch at a step whose eager top-2 margin is tiny is a tie, not an error.
+    tie = agree < len(want) and agree < len(got) and ref["steps"][agree]["top2_margin"] < 1e-3
+    row["tokens"] = f"{agree}/{len(want)}" + (" (tie)" if tie else "")
+    row["ok"] = (agree == len(want) or tie) and row.get("fallback_ops") == 0 and \
+        row.get("rope_attention") == f"{e.layers}/{e.layers}"
+    return row
+
+
+def main(argv) -> int:
+    cmd = argv[0] if argv else "list"
+    rest = argv[1:]
+    if cmd == "list":
+        for e in ENTRIES:
+            print(f"{e.name:32s} python {' '.join(fill(e.command, ckpt='<ckpt>', out='<out>', venv='tools/.venv'))}")
+        return 0
+    if cmd == "build":
+        fails = [e.name for e in select(rest) if not build(e)]
+        print(f"{len(select(rest)) - len(fails)} built, {len(fails)} failed" + (f": {' '.join(fails)}" if fails else ""))
+        return 1 if fails else 0
+    if cmd == "check":
+        mlxc = mlxc_binary()
+        rows = [check(e, mlxc) for e in select(rest)]
+        for r in rows:
+            print(json.dumps(r))
+        good = sum(1 for r in rows if r.get("ok"))
+        print(f"{good} passed, {len(rows) - good} failed")
+        return 0 if good == len(rows) else 1
+    if cmd == "commit":
+        for e in select(rest):
+            src, dst = WORK / "out" / e.name, FIXTURES / e.name
+            if dst.exists():
+                shutil.rmtree(dst)
+            dst.mkdir(parents=True)
+            (src / "entry.json").write_text(json.dumps(entry_meta(e), indent=1) + "\n")
+            for f in src.iterdir():
+                if f.suffix in (".pte", ".json", ".npy", ".jinja") and f.name not in ("stats.json",):
+                    shutil.copy(f, dst / f.name)
+            print(f"committed {e.name}: {sum(f.stat().st_size for f in dst.iterdir()) / 1e6:.2f} MB")
+        return 0
+    raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
