@@ -74,6 +74,11 @@ class Recorder:
         if len(values) != 2:
             raise RuntimeError(f"expected (tokens, positions) example inputs, found {len(values)}")
         tokens_ex, pos_ex = values
+        # etLLM passes the position as `{"input_pos": tensor}` (its attention options).
+        pos_key = None
+        if isinstance(pos_ex, dict):
+            pos_key = next(iter(pos_ex))
+            pos_ex = pos_ex[pos_key]
         per_token_positions = pos_ex.dim() == 1 and pos_ex.shape[0] == tokens_ex.shape[1] and tokens_ex.shape[1] > 1
         signature = "cache_position" if per_token_positions or "cache_position" in names else "input_pos"
         chunk = seq_bound(dynamic_shapes, tokens_ex.shape[1])
@@ -94,6 +99,8 @@ class Recorder:
                 p = torch.arange(position, position + len(toks), dtype=pos_ex.dtype)
             else:
                 p = torch.tensor([position], dtype=pos_ex.dtype)
+            if pos_key is not None:
+                p = {pos_key: p}
             inputs = {names[0]: t, names[1]: p} if kwargs else None
             with torch.no_grad():
                 out = mod(**inputs) if inputs else mod(t, p)

@@ -163,6 +163,39 @@ def initialise_(model, family: str, seed: int) -> None:
                 raise SystemExit(f"buffer {name} is not finite after init")
 
 
+def write_meta_checkpoint(model, cfg, out: Path) -> None:
+    """The same weights in Meta's layout for etLLM (`export_llm base.checkpoint=… base.params=…`):
+    Meta's names, and q/k rows in the interleaved-pair order Meta's RoPE rotates (HF's conversion
+    permuted them into rotate-half order; this undoes it)."""
+    sd = model.state_dict()
+    heads, kv_heads, dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.hidden_size
+    head_dim = cfg.head_dim
+
+    def unpermute(w, n):
+        rows = w.shape[0]
+        return w.view(n, 2, head_dim // 2, w.shape[1]).transpose(1, 2).reshape(rows, w.shape[1])
+
+    meta = {"tok_embeddings.weight": sd["model.embed_tokens.weight"], "norm.weight": sd["model.norm.weight"],
+            "output.weight": sd.get("lm_head.weight", sd["model.embed_tokens.weight"])}
+    for i in range(cfg.num_hidden_layers):
+        h = f"model.layers.{i}."
+        meta[f"layers.{i}.attention.wq.weight"] = unpermute(sd[h + "self_attn.q_proj.weight"], heads)
+        meta[f"layers.{i}.attention.wk.weight"] = unpermute(sd[h + "self_attn.k_proj.weight"], kv_heads)
+        meta[f"layers.{i}.attention.wv.weight"] = sd[h + "self_attn.v_proj.weight"]
+        meta[f"layers.{i}.attention.wo.weight"] = sd[h + "self_attn.o_proj.weight"]
+        meta[f"layers.{i}.attention_norm.weight"] = sd[h + "input_layernorm.weight"]
+        meta[f"layers.{i}.ffn_norm.weight"] = sd[h + "post_attention_layernorm.weight"]
+        meta[f"layers.{i}.feed_forward.w1.weight"] = sd[h + "mlp.gate_proj.weight"]
+        meta[f"layers.{i}.feed_forward.w2.weight"] = sd[h + "mlp.down_proj.weight"]
+        meta[f"layers.{i}.feed_forward.w3.weight"] = sd[h + "mlp.up_proj.weight"]
+    (out / "meta").mkdir(exist_ok=True)
+    torch.save({k: v.clone().contiguous() for k, v in meta.items()}, out / "meta" / "consolidated.pth")
+    params = {"dim": dim, "n_layers": cfg.num_hidden_layers, "n_heads": heads, "n_kv_heads": kv_heads,
+              "vocab_size": cfg.vocab_size, "hidden_dim": cfg.intermediate_size, "norm_eps": cfg.rms_norm_eps,
+              "rope_theta": cfg.rope_parameters["rope_theta"], "use_scaled_rope": True, "head_dim": head_dim}
+    (out / "meta" / "params.json").write_text(json.dumps(params) + "\n")
+
+
 def make(family: str, out: Path, seed: int) -> None:
     import transformers as tf
     tok = train_tokenizer()
@@ -179,6 +212,8 @@ def make(family: str, out: Path, seed: int) -> None:
                                       unk_token=None)
     fast.chat_template = template
     fast.save_pretrained(out)
+    if family == "llama":
+        write_meta_checkpoint(model, cfg, out)
     (out / "zoo_checkpoint.json").write_text(json.dumps({"family": family, "seed": seed, "style": style}) + "\n")
 
 

@@ -73,16 +73,34 @@ add("llama_mlx_fp32_8w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "8w", "
 add("llama_mlx_fp32_4w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32"))
 add("qwen3_mlx_bf16_nvfp4", "qwen3", mlx_hf("--dtype", "bf16", "--qlinear", "nvfp4"))
 # Custom MLX components: mlx::custom_sdpa + mlx::kv_cache_update (ring buffers for sliding layers).
+# The script's --prefill-chunk-size defaults to 512, above these contexts: the largest step is given
+# (for Gemma at most its window of 8).
 for fam in ["llama", "qwen3", "gemma3", "phi3"]:
-    add(f"{fam}_mlx_custom_fp32", fam, mlx_hf("--dtype", "fp32", "--use-custom-sdpa", "--use-custom-kv-cache"),
-        transformers_rc1=True)
+    chunk = "8" if fam == "gemma3" else "32"
+    add(f"{fam}_mlx_custom_fp32", fam, mlx_hf("--dtype", "fp32", "--use-custom-sdpa", "--use-custom-kv-cache",
+                                              "--prefill-chunk-size", chunk), transformers_rc1=True)
 add("gemma3_mlx_custom_chunk4", "gemma3",
     mlx_hf("--dtype", "fp32", "--use-custom-sdpa", "--use-custom-kv-cache", "--prefill-chunk-size", "4"),
     transformers_rc1=True, capture={"prompt-len": 10, "decode": 20})
 add("llama_mlx_custom_chunk5_4w", "llama",
     mlx_hf("--dtype", "bf16", "--use-custom-sdpa", "--use-custom-kv-cache", "--prefill-chunk-size", "5",
            "--qlinear", "4w"), transformers_rc1=True)
-add("llama_mlx_offgraph_fp32", "llama", mlx_hf("--dtype", "fp32", "--use-offgraph-cache"), transformers_rc1=True)
+add("llama_mlx_offgraph_fp32", "llama", mlx_hf("--dtype", "fp32", "--use-offgraph-cache", "--prefill-chunk-size", "32"), transformers_rc1=True)
+# etLLM (`export_llm`, Hydra config) on the same Llama weights in Meta's layout (checkpoint.py writes
+# meta/): signature (tokens [1, T], input_pos [1]), logits of the last position; MLX, and plain with
+# ExecuTorch's CPU custom ops llama::custom_sdpa / llama::update_cache.
+def etllm(*flags, ctx=64):
+    return ["-m", "executorch.extension.llm.export.export_llm", "base.model_class=llama3",
+            "base.checkpoint={ckpt}/meta/consolidated.pth", "base.params={ckpt}/meta/params.json",
+            'base.metadata={{"get_bos_id":0,"get_eos_ids":[4,1]}}', "model.use_kv_cache=true",
+            "model.enable_dynamic_shape=true", f"export.max_seq_length={ctx}", f"export.max_context_length={ctx}",
+            "export.output_name={out}/model.pte", *flags]
+
+
+add("etllm_llama_mlx_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.mlx.enabled=true"))
+add("etllm_llama_portable_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=true"))
+add("etllm_llama_portable_8da4w", "llama", etllm("model.use_sdpa_with_kv_cache=true", "quantization.qmode=8da4w",
+                                                "quantization.group_size=32"))
 # Plain programs (no delegate): optimum-executorch's portable recipe.
 for fam in ["llama", "qwen3", "gemma3"]:
     add(f"{fam}_portable_fp32", fam, optimum("portable"), transformers_rc1=True)
@@ -123,7 +141,8 @@ def run(cmd, log: Path, env=None) -> bool:
     with open(log, "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        # Hydra-based scripts write their run folders into the working directory: keep them in the entry's.
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
     return r.returncode == 0
 
 
