@@ -41,14 +41,16 @@ extension Environment {
             let positions = indices.storage.prefix(value.shape[1]).map { Int(Int64(clampingToInt: $0)) }
             set(o.out, try Self.writeRows(cache, value, axis: 1, positions: positions, what: "update_cache_with_indices"))
         case .updateAndAttend(let o):
-            // Append to the layer's off-graph cache, then attend q over the whole history; the new
-            // cells sit at the tail, so the causal mask is aligned lower-right.
+            // Place k/v in the layer's off-graph pool, then attend q over the history it returns: the
+            // new cells sit at the tail, so the causal mask is aligned lower-right (a ring layer's
+            // window comes as an explicit mask).
             guard let layer = o.layerId else { throw ReferenceError("update_and_attend without a layer_id") }
             let q = try tensor(o.q), positions = try tensor(o.position).storage.map { Int(Int64(clampingToInt: $0)) }
-            let (k, v) = try executor.offGraphCache.updateAndFetch(layer: layer, k: try tensor(o.k), v: try tensor(o.v),
-                                                                   positions: Array(positions.prefix(q.shape[2])))
+            let history = try executor.offGraphCache.updateAndFetch(layer: layer, k: try tensor(o.k), v: try tensor(o.v),
+                                                                    positions: Array(positions.prefix(q.shape[2])))
             let scale = o.scale ?? 1 / Double(q.shape[3]).squareRoot()
-            var y = try Self.attention(q: q.converted(to: .f32), k: k, v: v, scale: scale, mask: nil, causal: true, keyCount: nil, queryOffset: nil)
+            var y = try Self.attention(q: q.converted(to: .f32), k: history.keys, v: history.values, scale: scale, mask: history.mask,
+                                       causal: true, keyCount: nil, queryOffset: nil)
             y.dtype = o.outDtype ?? q.dtype
             set(o.out, y)
         default:
