@@ -31,6 +31,8 @@ public enum PassRegistry {
               make: { FuseAttentionPattern() }),
         Entry(name: "fuse-rope-pattern", summary: "plain RoPE (cos/sin table slices, halves, multiply-add, concatenate) as one rope_table op",
               make: { FuseRopePattern() }),
+        Entry(name: "fuse-rotate-half-rope", summary: "HF RoPE (cos/sin computed in the graph, rotate_half, partial rotary) as one rope_table op reading them",
+              make: { FuseRotateHalfRope() }),
         Entry(name: "fold-transposes", summary: "compose transpose chains, drop identity transposes and copies of values that cannot change",
               make: { FoldTransposes() }),
         Entry(name: "inplace-state-writes", summary: "index_put into state plus its copy back as one in-place index_copy",
@@ -40,7 +42,7 @@ public enum PassRegistry {
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "inplace-state-writes",
+    public static let defaultPipeline = ["fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes",
                                                   "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
