@@ -13,7 +13,8 @@ into a Hugging Face folder that `transformers` and ExecuTorch's export scripts r
 
 Usage: tools/.venv/bin/python tools/real-models/convert_gguf.py MODEL.gguf OUT_DIR [--check]
   --check   load OUT_DIR with transformers (eager) and answer "What is the capital of France?" through the chat
-            template, greedy; exit 1 unless the answer contains "Paris".
+            template, greedy; exit 1 unless the answer contains "Paris". Writes OUT_DIR/chat_reference.json:
+            the rendered prompt text, its token ids, eager's greedy answer ids (up to and with EOS) and text.
 """
 from __future__ import annotations
 
@@ -175,12 +176,18 @@ def check(out: Path, max_new: int = 24) -> bool:
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     model = AutoModelForCausalLM.from_pretrained(str(out), torch_dtype=torch.float32, attn_implementation="eager")
     model.eval()
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}], add_generation_prompt=True,
-                                        return_tensors="pt", return_dict=True)["input_ids"]
+    messages = [{"role": "user", "content": QUESTION}]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         gen = model.generate(ids, max_new_tokens=max_new, do_sample=False, eos_token_id=model.config.eos_token_id)
-    answer = tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)
+    answer_ids = gen[0, ids.shape[1]:].tolist()
+    answer = tokenizer.decode(answer_ids, skip_special_tokens=True)
     print(f"check: {QUESTION!r} → {answer!r}", file=sys.stderr)
+    ref = {"question": QUESTION, "prompt_text": text, "prompt_ids": ids[0].tolist(), "answer_ids": answer_ids,
+           "answer": answer, "eos_id": model.config.eos_token_id,
+           "note": "transformers eager, float32, greedy (generate, do_sample=False) on the converted folder"}
+    (out / "chat_reference.json").write_text(json.dumps(ref, indent=1, ensure_ascii=False) + "\n")
     return "Paris" in answer
 
 

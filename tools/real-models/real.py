@@ -139,7 +139,7 @@ def build(e: Entry) -> bool:
     t = time.time()
     ok = log_run(cmd, out / "export.log", env(e.transformers_rc1))
     for f in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-              "config.json", "generation_config.json"]:
+              "config.json", "generation_config.json", "chat_reference.json"]:
         if (ckpt / f).exists():
             shutil.copy(ckpt / f, out / f)
     entry = {"name": e.name, "layers": e.layers, "source": e.source.package + ":" + e.source.member,
