@@ -17,3 +17,14 @@ if ! "$py" -c 'import torch, executorch, torchao' 2>/dev/null; then
   "$py" -m pip install -q -c "$venv/constraints.txt" -r "$here/requirements.txt"
 fi
 "$py" "$here/mlx_generated_files.py"
+# The zoo's optimum-executorch paths (tools/zoo): optimum-executorch 1.1.0 pins transformers 5.0.0rc1, which the
+# rest of the toolchain must not be downgraded to (REAL-MODELS.md). So: optimum-executorch without its pins in
+# the venv, and transformers 5.0.0rc1 (+ its tokenizers/hub) in an overlay folder put first on PYTHONPATH only
+# for the commands that need it.
+if ! "$py" -c 'import optimum.exporters.executorch' 2>/dev/null; then
+  "$py" -m pip install -q -c "$venv/constraints.txt" --no-deps optimum-executorch==1.1.0 "optimum~=2.0.0"
+  "$py" -m pip install -q -c "$venv/constraints.txt" accelerate httpx
+fi
+if [ ! -d "$venv/tf5rc1/transformers" ]; then
+  "$py" -m pip install -q --no-deps --target "$venv/tf5rc1" transformers==5.0.0rc1 tokenizers==0.22.2 huggingface_hub==1.2.3
+fi
