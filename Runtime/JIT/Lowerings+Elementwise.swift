@@ -35,6 +35,8 @@ extension Lowerings {
         case .silu(let o): return (.silu, o.x, o.out)
         case .tanh(let o): return (.tanh, o.x, o.out)
         case .erf(let o): return (.erf, o.x, o.out)
+        case .sin(let o): return (.sin, o.x, o.out)
+        case .cos(let o): return (.cos, o.x, o.out)
         case .sqrt(let o): return (.sqrt, o.x, o.out)
         case .rsqrt(let o): return (.rsqrt, o.x, o.out)
         case .reciprocal(let o): return (.reciprocal, o.x, o.out)

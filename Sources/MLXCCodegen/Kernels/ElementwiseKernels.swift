@@ -20,13 +20,13 @@ public enum ElementwiseKernels {
     }
 
     public enum Unary: String, CaseIterable, Sendable {
-        case exp, sigmoid, silu, tanh, erf, sqrt, rsqrt, reciprocal, neg, abs, square
+        case exp, sigmoid, silu, tanh, erf, sqrt, rsqrt, reciprocal, neg, abs, square, sin, cos
         case geluErf = "gelu", geluTanh = "gelu_tanh", logicalNot = "logical_not"
 
         /// Ops that need a float operand (the reference computes ints as f32; not lowered).
         public var floatOnly: Bool { ![.neg, .abs, .square, .logicalNot].contains(self) }
         /// Rough cost in simple vector ops per element (sets the split grain).
-        public var isTranscendental: Bool { [.exp, .sigmoid, .silu, .tanh, .erf, .geluErf, .geluTanh].contains(self) }
+        public var isTranscendental: Bool { [.exp, .sigmoid, .silu, .tanh, .erf, .geluErf, .geluTanh, .sin, .cos].contains(self) }
     }
 
     /// The result dtype of `op` on two operands of dtype `t`, or nil if there is no kernel.
@@ -165,6 +165,8 @@ public enum ElementwiseKernels {
         case .silu: return VectorMath.silu(l, x)
         case .tanh: return VectorMath.tanh(l, x)
         case .erf: return VectorMath.erf(l, x)
+        case .sin: return VectorMath.sinOrCos(l, x, cosine: false)
+        case .cos: return VectorMath.sinOrCos(l, x, cosine: true)
         case .geluErf: return VectorMath.gelu(l, x, tanhForm: false)
         case .geluTanh: return VectorMath.gelu(l, x, tanhForm: true)
         case .sqrt: return l.call("llvm.sqrt", [x])
