@@ -107,6 +107,37 @@ public final class Conversation {
                      decodeSeconds: Date().timeIntervalSince(decodeStart))
     }
 
+    /// How many tokens of `full` the conversation already holds (the longest common prefix).
+    public func sharedPrefix(with full: [Int]) -> Int {
+        zip(tokens, full).prefix { $0 == $1 }.count
+    }
+
+    /// Whether the conversation can become `full` (its whole token stream re-rendered) in the context window.
+    public func check(continuing full: [Int]) throws {
+        if full.count > capacity {
+            throw ContextOverflow(needed: full.count, used: tokens.count, capacity: capacity)
+        }
+    }
+
+    /// Continues the conversation so that its token stream reads `full` (a chat template renders
+    /// the whole conversation each turn): keeps the prefix the conversation already holds, drops
+    /// what differs after it (the cache rewinds, so e.g. a reply that re-tokenizes differently is
+    /// fed again), and feeds only the new tokens. Throws `ContextOverflow` (conversation
+    /// unchanged) if `full` does not fit.
+    public func reply(continuing full: [Int], maxNewTokens: Int, onToken: (Int) -> Void = { _ in }) throws -> Reply {
+        try check(continuing: full)
+        let common = sharedPrefix(with: full)
+        guard common < full.count || common < tokens.count else {
+            throw ReferenceError("the turn adds no tokens to the conversation")
+        }
+        if common < tokens.count {
+            tokens.removeSubrange(common...)
+            turnStarts.removeAll { $0 > common }
+            if model.position > common { try model.rewind(to: common) }
+        }
+        return try reply(to: Array(full[common...]), maxNewTokens: maxNewTokens, onToken: onToken)
+    }
+
     /// Starts a new conversation: empty stream, cache position 0, and the sampler reseeded so a
     /// reset conversation samples exactly as a fresh run does.
     public func reset() {

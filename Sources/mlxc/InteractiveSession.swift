@@ -10,13 +10,23 @@ import MLXCRuntime
 /// turn the context window cannot hold) is reported on stderr with its line number and skipped,
 /// leaving the conversation as it was, so a terminal session can go on with /undo or /reset.
 /// The exit status is 1 if any line was refused, so scripted use notices.
+///
+/// With a chat template (`chat`), each line is the user's message: the conversation is rendered
+/// in the template and only what the cache has not seen is prefilled.
 struct InteractiveSession {
     let options: GenerationOptions
     let conversation: Conversation
     let tokenizer: Tokenizer?
     let turns: TurnParser
+    let chat: ChatSession?
     let loadSeconds: Double
     let terminal = isatty(STDIN_FILENO) != 0
+
+    /// One turn: token ids or text continuing the stream as they are, or a message for the template.
+    enum Turn {
+        case tokens([Int])
+        case message(String, prompt: [Int])
+    }
 
     static let help = """
         one turn per line; empty lines are skipped; a line starting with "//" sends the rest after one "/"
@@ -26,16 +36,31 @@ struct InteractiveSession {
         end with EOF (Ctrl-D)
         """
 
-    func run(firstTurn: [Int]?) throws {
+    /// A line of text as a turn: a message in the chat template, or tokens continuing the stream.
+    func parse(_ line: String, number: Int) throws -> Turn {
+        guard let chat else {
+            return .tokens(try turns.line(line, number: number, startsConversation: conversation.tokens.isEmpty))
+        }
+        do {
+            return .message(line, prompt: try chat.prompt(for: line))
+        } catch let error as ReferenceError {
+            throw ValidationError("line \(number): \(error)")
+        } catch let error as TemplateError {
+            throw ValidationError("line \(number): \(error)")
+        }
+    }
+
+    func run(firstTurn: Turn?) throws {
         if terminal {
-            let how = turns.tokenInput ? "token ids, comma- or space-separated" : "text"
+            let how = chat.map { "messages in \(($0.template.origin as NSString).lastPathComponent)" }
+                ?? (turns.tokenInput ? "token ids, comma- or space-separated" : "text")
             note("chatting with \(conversation.model.contract.description); one turn per line (\(how)); /help for commands")
         }
         var refused = 0
         var turnNumber = 0
-        func take(_ ids: [Int]) throws {
+        func take(_ t: Turn) throws {
             turnNumber += 1
-            try turn(ids, number: turnNumber)
+            try turn(t, number: turnNumber)
         }
         if let firstTurn { try take(firstTurn) }
         var lineNumber = 0
@@ -51,13 +76,16 @@ struct InteractiveSession {
                     continue
                 }
                 if line.hasPrefix("//") { line.removeFirst() }
-                let ids = try turns.line(line, number: lineNumber, startsConversation: conversation.tokens.isEmpty)
+                let next = try parse(line, number: lineNumber)
                 do {
-                    try conversation.check(adding: ids.count)
+                    switch next {
+                    case .tokens(let ids): try conversation.check(adding: ids.count)
+                    case .message(_, let prompt): try conversation.check(continuing: prompt)
+                    }
                 } catch let overflow as ContextOverflow {
                     throw ValidationError("line \(lineNumber): turn refused: \(overflow); /reset starts a new conversation, /undo drops the last turn")
                 }
-                try take(ids)
+                try take(next)
             } catch let error as ValidationError {
                 refused += 1
                 FileHandle.standardError.write(Data("mlxc: error: \(error)\n".utf8))
@@ -70,9 +98,15 @@ struct InteractiveSession {
     }
 
     /// One turn: prefill what the cache has not seen, stream the reply, report speed.
-    func turn(_ prompt: [Int], number: Int) throws {
+    func turn(_ t: Turn, number: Int) throws {
         let output = ReplyPrinter(tokenizer: options.printTokenIds ? nil : tokenizer)
-        let reply = try conversation.reply(to: prompt, maxNewTokens: options.maxNewTokens) { output.push($0) }
+        let reply: Conversation.Reply
+        switch t {
+        case .tokens(let prompt):
+            reply = try conversation.reply(to: prompt, maxNewTokens: options.maxNewTokens) { output.push($0) }
+        case .message(let text, let prompt):
+            reply = try chat!.reply(to: text, prompt: prompt, maxNewTokens: options.maxNewTokens) { output.push($0) }
+        }
         output.finish(reply.tokens)
         let firstToken = reply.prefillSeconds + (number == 1 ? loadSeconds : 0)
         let stats = String(format: "turn %d: time to first token %.3f s; prefill %.1f tok/s (%d tokens); decode %.1f tok/s (%d tokens); ended by %@; context %d/%d tokens; peak memory %.0f MB\n",
@@ -89,10 +123,10 @@ struct InteractiveSession {
     func command(_ line: String, number: Int) throws {
         switch line {
         case "/reset":
-            conversation.reset()
+            if let chat { chat.reset() } else { conversation.reset() }
             note("new conversation")
         case "/undo":
-            if try conversation.undo() {
+            if try chat?.undo() ?? conversation.undo() {
                 note("dropped the last turn; context \(conversation.tokens.count)/\(conversation.capacity) tokens")
             } else {
                 throw ValidationError("line \(number): /undo: no turn to drop")

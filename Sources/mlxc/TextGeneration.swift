@@ -31,15 +31,24 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: "Seed for sampling.")
     var seed: UInt64 = 0
 
-    @Flag(help: "Print the generated token ids (space-separated, one line) instead of text. With --interactive: stdin lines are ids too.")
+    @Flag(help: "Print the generated token ids (space-separated, one line) instead of text. With --interactive and no chat template: stdin lines are ids too.")
     var printTokenIds = false
 
     @Flag(name: [.long, .customLong("chat")],
-          help: "Multi-turn: one turn per stdin line until EOF, each continuing the conversation in the KV cache (/reset, /undo, /help).")
+          help: "Multi-turn: one turn per stdin line until EOF, each continuing the conversation in the KV cache (/reset, /undo, /help). Text lines are messages in the model's chat template when it has one.")
     var interactive = false
 
-    /// Whether turns are given as token ids rather than text.
-    var tokenInput: Bool { promptTokens != nil || printTokenIds }
+    @Option(help: "With --chat: a system message, first in the conversation (needs a chat template).")
+    var system: String?
+
+    @Option(help: "With --chat: the chat template (a Jinja file) instead of the model's (chat_template.jinja or tokenizer_config.json next to the tokenizer).")
+    var chatTemplate: String?
+
+    @Flag(help: "With --chat: no chat template; turns continue the token stream as they are.")
+    var noChatTemplate = false
+
+    /// Whether turns are given as token ids rather than text (a chat template takes text).
+    func tokenInput(templated: Bool) -> Bool { promptTokens != nil || (printTokenIds && !templated) }
 }
 
 /// Text generation on a loaded LLM: prompt → chunked prefill → token-by-token decode, streamed;
@@ -49,29 +58,77 @@ struct TextGeneration {
     let modelPath: String
     let loaded: ProgramLoader.Loaded
 
+    /// The chat template for `--chat`: the one given, or the model's; nil for raw turns.
+    func chatTemplate(tokenizerDirectory: URL) throws -> ChatTemplate? {
+        guard options.interactive, !options.noChatTemplate, options.promptTokens == nil else {
+            if options.system != nil { throw ValidationError("--system needs --chat with text turns and a chat template") }
+            return nil
+        }
+        let template: ChatTemplate?
+        if let path = options.chatTemplate {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("--chat-template: cannot read \(path)") }
+            template = try ChatTemplate(source: text, origin: path)
+        } else {
+            template = try ChatTemplate.load(directory: tokenizerDirectory)
+        }
+        guard let template else {
+            if options.system != nil {
+                throw ValidationError("--system needs a chat template: \(tokenizerDirectory.path) has no chat_template.jinja and no chat_template in tokenizer_config.json (give --chat-template)")
+            }
+            return nil
+        }
+        // Rendered once up front, so a template this engine cannot run is named before any turn.
+        _ = try template.render(messages: [ChatMessage(role: "user", content: "hello")], addGenerationPrompt: true,
+                                specialTokens: ChatTemplate.specialTokens(directory: tokenizerDirectory))
+        return template
+    }
+
     func run() throws {
         let model = try LanguageModel(executor: loaded.executor, graph: loaded.graph, pte: loaded.pte)
         var tokenizer: Tokenizer?
         let tokenizerPath = options.tokenizer ?? ((modelPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer.json")
-        if options.prompt != nil || !options.printTokenIds, FileManager.default.fileExists(atPath: tokenizerPath) {
+        let tokenizerDirectory = URL(fileURLWithPath: tokenizerPath).deletingLastPathComponent()
+        let template = try chatTemplate(tokenizerDirectory: tokenizerDirectory)
+        if options.prompt != nil || !options.printTokenIds || template != nil, FileManager.default.fileExists(atPath: tokenizerPath) {
             tokenizer = try Tokenizer(jsonPath: tokenizerPath)
         }
         var stop = Set(model.contract.eosIDs)
         if let t = tokenizer { stop.formUnion(t.eosTokenIDs) }
+        if let t = tokenizer, let template {
+            // The template's end-of-turn markers end a reply too (<|im_end|>, <|eot_id|>, <end_of_turn>, …).
+            stop.formUnion(template.endOfTurnTokens.compactMap { t.tokenID($0) })
+        }
+        if let vocab = model.contract.vocabSize { stop = stop.filter { $0 < vocab } }
         let conversation = Conversation(
             model: model,
             sampler: SamplerConfig(temperature: options.temperature, topK: options.topK, topP: options.topP,
                                    repetitionPenalty: options.repetitionPenalty, seed: options.seed),
             stopTokens: stop)
-        let turns = TurnParser(tokenizer: tokenizer, tokenizerPath: tokenizerPath, vocabSize: model.contract.vocabSize, tokenInput: options.tokenInput)
+        let tokenInput = options.tokenInput(templated: template != nil)
+        let turns = TurnParser(tokenizer: tokenizer, tokenizerPath: tokenizerPath, vocabSize: model.contract.vocabSize, tokenInput: tokenInput)
         if options.interactive {
-            if !options.tokenInput && tokenizer == nil {
+            if !tokenInput && tokenizer == nil {
                 throw ValidationError("no tokenizer: \(tokenizerPath) does not exist (give --tokenizer, or --print-token-ids to chat in token ids)")
             }
-            var first: [Int]?
-            if let ids = options.promptTokens { first = try turns.ids(ids, what: "--prompt-tokens") }
-            if let text = options.prompt { first = try turns.text(text, startsConversation: true) }
-            return try InteractiveSession(options: options, conversation: conversation, tokenizer: tokenizer, turns: turns,
+            var chat: ChatSession?
+            if let template, let tokenizer {
+                chat = ChatSession(conversation: conversation, template: template, tokenizer: tokenizer,
+                                   specialTokens: ChatTemplate.specialTokens(directory: tokenizerDirectory), system: options.system)
+            }
+            var first: InteractiveSession.Turn?
+            if let ids = options.promptTokens { first = .tokens(try turns.ids(ids, what: "--prompt-tokens")) }
+            if let text = options.prompt {
+                if let chat {
+                    do {
+                        first = .message(text, prompt: try chat.prompt(for: text))
+                    } catch let error as ReferenceError {
+                        throw ValidationError("--prompt: \(error)")
+                    }
+                } else {
+                    first = .tokens(try turns.text(text, startsConversation: true))
+                }
+            }
+            return try InteractiveSession(options: options, conversation: conversation, tokenizer: tokenizer, turns: turns, chat: chat,
                                           loadSeconds: loaded.loadSeconds).run(firstTurn: first)
         }
         let prompt: [Int]

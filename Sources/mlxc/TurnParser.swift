@@ -32,6 +32,9 @@ struct TurnParser {
         guard let tokenizer else { throw ValidationError("no tokenizer: \(tokenizerPath) does not exist (give --tokenizer or --prompt-tokens)") }
         let ids = tokenizer.encode(text, addSpecialTokens: startsConversation)
         guard !ids.isEmpty else { throw ValidationError("the prompt is empty") }
+        if let vocabSize, let bad = ids.first(where: { $0 >= vocabSize }) {
+            throw ValidationError("\(tokenizerPath) gives id \(bad) (\"\(tokenizer.tokenString(bad) ?? "?")\"), outside the model's vocabulary of \(vocabSize): the tokenizer does not belong to this model")
+        }
         return ids
     }
 
