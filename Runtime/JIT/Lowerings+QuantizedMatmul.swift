@@ -2,7 +2,8 @@ import MLXCCodegen
 import MLXCIR
 
 /// `quantized_matmul` (MLX affine, transpose = true) and `fused_quantized_linear` → the quantized
-/// linear kernels: packed weights are read once and dequantized in registers.
+/// linear kernels: packed weights are read once and dequantized in registers. Activations (and the
+/// residual, and the results) are f32, bf16 or f16, all of one dtype.
 extension Lowerings {
     /// A compile-time quantized weight: [N, K·bits/32] words with its scales and biases.
     struct QuantizedWeight {
@@ -30,20 +31,28 @@ extension Lowerings {
         return QuantizedWeight(n: n, k: k, paramDType: s.dtype, params: params)
     }
 
+    /// x's dtype if a quantized linear kernel takes it (f32 when unknown, checked per call).
+    static func quantizedActivation(_ x: ValueID, _ c: LoweringContext) -> (DType, ElementType)? {
+        let d = c.dtype(x) ?? .f32
+        guard let t = ElementType(d), ElementType.activations.contains(t) else { return nil }
+        return (d, t)
+    }
+
     static func quantizedLinear(_ o: QuantizedMatmulOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard o.mode == "affine", o.transpose, c.dtype(o.x) ?? .f32 == .f32, let biases = o.biases,
+        guard o.mode == "affine", o.transpose, let (xd, xt) = quantizedActivation(o.x, c), let biases = o.biases,
               let q = quantizedWeight(w: o.w, scales: o.scales, biases: biases, bits: o.bits, groupSize: o.groupSize, c) else { return nil }
         let (n, k) = (q.n, q.k)
-        let definition = QuantizedLinearKernels.affine(k: k, n: n, bits: o.bits, groupSize: o.groupSize, params: q.params, lanes: c.lanes)
+        let definition = QuantizedLinearKernels.affine(k: k, n: n, bits: o.bits, groupSize: o.groupSize, params: q.params,
+                                                       activation: xt, lanes: c.lanes)
         return LoweredKernel(definition: definition) { function in
             KernelLaunch(name: definition.name, function: function, operands: [o.x, o.w, o.scales, biases], results: [o.out],
-                         resultDTypes: [.f32],
+                         resultDTypes: [xd],
                          resultShapes: { inputs in
                              guard inputs[0].shape.last == k else { throw ReferenceError("quantized_matmul: x \(inputs[0].shape) does not end in K = \(k)") }
                              return [Array(inputs[0].shape.dropLast()) + [n]]
                          },
                          dims: { inputs in [Int64(inputs[0].count / k)] },
-                         work: { _ in n }, grain: 1, operandDTypes: [.f32, .u32, q.paramDType, q.paramDType], node: node)
+                         work: { _ in n }, grain: 1, operandDTypes: [xd, .u32, q.paramDType, q.paramDType], node: node)
         }
     }
 
@@ -51,7 +60,7 @@ extension Lowerings {
     /// as each row's dot products come out. A residual whose shape is not the result's (a
     /// broadcast) runs on the reference.
     static func fusedQuantizedLinear(_ o: FusedQuantizedLinearOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard c.dtype(o.x) ?? .f32 == .f32, o.residual.map({ c.dtype($0) ?? .f32 == .f32 }) ?? true,
+        guard let (xd, xt) = quantizedActivation(o.x, c), o.residual.map({ c.dtype($0) ?? xd == xd }) ?? true,
               let epilogue = QuantizedLinearKernels.Epilogue(rawValue: o.epilogue) else { return nil }
         var weights: [QuantizedWeight] = []
         for i in o.w.indices {
@@ -63,17 +72,17 @@ extension Lowerings {
         let k = first.k, ns = weights.map(\.n)
         if epilogue == .swiglu { guard ns.count == 2, ns[0] == ns[1] else { return nil } }
         let definition = QuantizedLinearKernels.fused(k: k, ns: ns, bits: o.bits, groupSize: o.groupSize, params: first.params,
-                                                      epilogue: epilogue, residual: o.residual != nil, lanes: c.lanes)
+                                                      activation: xt, epilogue: epilogue, residual: o.residual != nil, lanes: c.lanes)
         var operands = [o.x]
-        var dtypes: [DType?] = [.f32]
+        var dtypes: [DType?] = [xd]
         for i in o.w.indices {
             operands += [o.w[i], o.scales[i], o.biases[i]]
             dtypes += [.u32, first.paramDType, first.paramDType]
         }
-        if let r = o.residual { operands.append(r); dtypes.append(.f32) }
+        if let r = o.residual { operands.append(r); dtypes.append(xd) }
         let resultNs = epilogue == .swiglu ? [ns[0]] : ns
         let work = epilogue == .swiglu ? ns[0] : ns.reduce(0, +)
-        return launch(definition, node, operands: operands, results: o.outs, resultDTypes: resultNs.map { _ in .f32 },
+        return launch(definition, node, operands: operands, results: o.outs, resultDTypes: resultNs.map { _ in xd },
                       operandDTypes: dtypes, grain: 1) { inputs in
             let x = inputs[0]
             guard x.shape.last == k else { return nil }

@@ -23,7 +23,7 @@ enum Lowerings {
             return "only nvfp4 (group 16) / mxfp4 / mxfp8 (group 32) constant 2-D weights without biases, u8 scales that are not NaN (E8M0 exponents 1…254, mxfp8 ≤ 246), f32/bf16/f16 activations and transpose = true have a kernel"
         case .fusedLinear:
             return "needs constant 2-D weights of one f32/bf16/f16 dtype and one K, f32/bf16/f16 activations, [N] biases and residual, a known epilogue"
-        case .quantizedMatmul: return "only affine 2/4/8-bit weights with f32 activations and transpose = true have a kernel"
+        case .quantizedMatmul: return "only affine 2/4/8-bit constant weights (group a multiple of the vector width) with f32/bf16/f16 activations and transpose = true have a kernel"
         case .transpose(let o) where c.constant(o.x) != nil:
             return "transposes of constants are only folded into the matmul that reads them"
         case .rmsNorm, .layerNorm: return "needs f32 operands and a static feature size (from the weight or x's type)"

@@ -11,7 +11,8 @@ import MLXCIR
 /// Tolerance per result dtype: bf16/f16 within one result ulp (`JITHalfPrecisionTests`' rule: the
 /// kernels compute in f32 and round once, the reference in Double and rounds once, so the exact value
 /// may sit on either side of a rounding boundary; a floor of 2^-10 of the largest result covers
-/// cancellation), f32 within `f32Tolerance` × the largest reference magnitude, others exact.
+/// cancellation) or, for chains of rounded steps (`halfScaled`), within that × the largest reference
+/// magnitude; f32 within `f32Tolerance` × the largest reference magnitude; others exact.
 enum ExportOpKernelChecks {
     static func ulp(_ dtype: DType) -> Double {
         switch dtype {
@@ -21,7 +22,7 @@ enum ExportOpKernelChecks {
         }
     }
 
-    static func compare(_ got: HostTensor, _ want: HostTensor, f32Tolerance: Double, _ what: String,
+    static func compare(_ got: HostTensor, _ want: HostTensor, f32Tolerance: Double, halfScaled: Double? = nil, _ what: String,
                         file: StaticString, line: UInt) {
         XCTAssertEqual(got.dtype, want.dtype, "\(what): dtype", file: file, line: line)
         XCTAssertEqual(got.shape, want.shape, "\(what): shape", file: file, line: line)
@@ -35,7 +36,7 @@ enum ExportOpKernelChecks {
             if a == b { continue }
             let bound: Double
             switch want.dtype {
-            case .bf16, .f16: bound = ulp(want.dtype) * Swift.max(Swift.abs(b), 0x1p-10 * scale)
+            case .bf16, .f16: bound = halfScaled.map { $0 * scale } ?? ulp(want.dtype) * Swift.max(Swift.abs(b), 0x1p-10 * scale)
             case .f32: bound = f32Tolerance * scale
             default: bound = 0
             }
@@ -45,13 +46,14 @@ enum ExportOpKernelChecks {
         }
     }
 
-    /// Runs `graph` (outputs set) on both executors over `calls` and compares; every op must compile
+    /// Runs `graph` (outputs set) on the reference and `compiled` (default: `graph`; e.g. the graph
+    /// after a fusion pass) compiled, over `calls`, and compares; every op must compile
     /// and `kernels` (name prefixes) must be among the kernels.
     @discardableResult
-    static func check(_ graph: Graph, calls: [[HostTensor]], f32Tolerance: Double = 1e-5, kernels: [String], _ what: String,
-                      file: StaticString = #filePath, line: UInt = #line) throws -> JITProgram {
+    static func check(_ graph: Graph, compiled: Graph? = nil, calls: [[HostTensor]], f32Tolerance: Double = 1e-5, halfScaled: Double? = nil,
+                      kernels: [String], _ what: String, file: StaticString = #filePath, line: UInt = #line) throws -> JITProgram {
         let reference = try ReferenceExecutor(graph: graph)
-        let jit = try JITProgram(graph: graph, pte: JITKernelTests.pte)
+        let jit = try JITProgram(graph: compiled ?? graph, pte: JITKernelTests.pte)
         XCTAssertEqual(jit.remarks, [], "\(what): ops left to the reference", file: file, line: line)
         for prefix in kernels {
             XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix(prefix) }, "\(what): no kernel \(prefix)… in \(jit.kernelNames)",
@@ -60,7 +62,7 @@ enum ExportOpKernelChecks {
         for (k, feeds) in calls.enumerated() {
             let want = try reference.run(feeds)
             let got = try jit.run(feeds)
-            for j in want.indices { compare(got[j], want[j], f32Tolerance: f32Tolerance, "\(what) call \(k) output \(j)", file: file, line: line) }
+            for j in want.indices { compare(got[j], want[j], f32Tolerance: f32Tolerance, halfScaled: halfScaled, "\(what) call \(k) output \(j)", file: file, line: line) }
         }
         XCTAssertEqual(jit.runtimeFallbacks, [:], "\(what): kernels that left calls to the reference", file: file, line: line)
         return jit

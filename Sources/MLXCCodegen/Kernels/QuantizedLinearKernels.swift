@@ -19,7 +19,12 @@ import LLVMKit
 /// Tokens are processed in blocks of up to `tokenBlock`: each weight chunk is dequantized and
 /// scaled once and used for every token of the block (prefill), with one accumulator per token.
 ///
-/// buffers: [x f32, w u32, scales, biases, out f32]; dims: [M]; work items: output columns n.
+/// Activations may be f32, bf16 or f16 (`activation`): half x is widened as it is read (Σx, the
+/// permutation; 8-bit copies the block's rows into an f32 scratch), the dot products accumulate
+/// in f32, and each result is rounded once to x's dtype, as the unfused ops round theirs (SwiGLU:
+/// the gate and up products, silu(gate) and the product; a residual add after the product's rounding).
+///
+/// buffers: [x, w u32, scales, biases, out (x's dtype)]; dims: [M]; work items: output columns n.
 public enum QuantizedLinearKernels {
     public enum ParamType: String { case f32, bf16, f16 }
 
@@ -37,19 +42,23 @@ public enum QuantizedLinearKernels {
     public enum Epilogue: String { case none, swiglu }
 
     /// One quantized linear (`qmm_affine_…`): buffers [x, w, scales, biases, out].
-    public static func affine(k: Int, n: Int, bits: Int, groupSize: Int, params: ParamType, lanes: Int) -> KernelDefinition {
-        fused(k: k, ns: [n], bits: bits, groupSize: groupSize, params: params, epilogue: .none, residual: false, lanes: lanes)
+    public static func affine(k: Int, n: Int, bits: Int, groupSize: Int, params: ParamType, activation: ElementType = .f32,
+                              lanes: Int) -> KernelDefinition {
+        fused(k: k, ns: [n], bits: bits, groupSize: groupSize, params: params, activation: activation, epilogue: .none,
+              residual: false, lanes: lanes)
     }
 
     /// Linears over one x in one kernel (the x preparation is shared):
     /// - `.none`: out_i = x·W_iᵀ for each weight i; work items are the rows of all weights, in order;
     /// - `.swiglu`: out = silu(x·W_0ᵀ)·(x·W_1ᵀ), both rows computed together; work items are rows;
     /// with `residual` (one result), out += residual (same shape as out).
+    /// x, the residual and the outs are of dtype `activation`.
     /// buffers: [x, (w, scales, biases) per weight, residual?, outs…]; dims: [M].
-    public static func fused(k: Int, ns: [Int], bits: Int, groupSize: Int, params: ParamType, epilogue: Epilogue, residual: Bool,
-                             lanes: Int) -> KernelDefinition {
+    public static func fused(k: Int, ns: [Int], bits: Int, groupSize: Int, params: ParamType, activation: ElementType = .f32,
+                             epilogue: Epilogue, residual: Bool, lanes: Int) -> KernelDefinition {
+        precondition([.f32, .bf16, .f16].contains(activation))
         let tb = tokenBlock(k: k)
-        var name = "qmm_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_f32_k\(k)_n" + ns.map(String.init).joined(separator: "+")
+        var name = "qmm_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_\(activation.tag)_k\(k)_n" + ns.map(String.init).joined(separator: "+")
         if epilogue != .none { name += "_\(epilogue.rawValue)" }
         if residual { name += "_residual" }
         name += "_tb\(tb)_v\(lanes)"
@@ -66,24 +75,35 @@ public enum QuantizedLinearKernels {
             let groups = rows.groups
 
             // Scratch in the entry block: permuted activations and per-group sums, `tb` tokens.
-            let xpScratch = rows.permuted ? rows.scratch(tb * k) : nil
+            // (8-bit with half x: the block's rows widened to f32, read in order.)
+            let widened = !rows.permuted && activation != .f32
+            let xpScratch = rows.permuted || widened ? rows.scratch(tb * k) : nil
             let sumScratch = rows.scratch(tb * groups)
+            let wide = Lanes(b, lanes), chunk = Lanes(b, rows.cl), one = Lanes(b, 1)
 
-            /// Per-call preparation for tokens t0 ..< t0 + nt: Σx per group, and the permuted x.
+            /// Per-call preparation for tokens t0 ..< t0 + nt: Σx per group, and the permuted (or widened) x.
             func prepare(t0: IRValue, nt: Int) {
                 for t in 0..<nt {
-                    let xRow = b.gep(b.f32, x, b.mul(b.add(t0, b.i64(t)), b.i64(k)))
+                    let rowStart = b.mul(b.add(t0, b.i64(t)), b.i64(k))
                     let sums = b.gep(b.f32, sumScratch, b.i64(t * groups))
                     b.loop(b.i64(0), b.i64(groups), "sum") { g in
                         var s: IRValue? = nil
                         for v in 0..<(groupSize / lanes) {
-                            let xv = b.load(b.vector(b.f32, lanes), b.gep(b.f32, xRow, b.add(b.mul(g, b.i64(groupSize)), b.i64(v * lanes))))
+                            let xv = wide.loadF32(activation, x, b.add(rowStart, b.add(b.mul(g, b.i64(groupSize)), b.i64(v * lanes))))
                             s = s.map { b.fadd($0, xv) } ?? xv
                         }
                         b.store(b.reduceAdd(s!), b.gep(b.f32, sums, g))
                     }
                     guard let xpScratch else { continue }
-                    rows.permute(into: b.gep(b.f32, xpScratch, b.i64(t * k))) { i in b.load(rows.vec, b.gep(b.f32, xRow, i)) }
+                    let dst = b.gep(b.f32, xpScratch, b.i64(t * k))
+                    if widened {
+                        b.loop(b.i64(0), b.i64(k / lanes), "widen") { i in
+                            let at = b.mul(i, b.i64(lanes))
+                            wide.store(wide.loadF32(activation, x, b.add(rowStart, at)), b.f32, dst, at)
+                        }
+                    } else {
+                        rows.permute(into: dst) { i in chunk.loadF32(activation, x, b.add(rowStart, i)) }
+                    }
                 }
             }
 
@@ -95,12 +115,15 @@ public enum QuantizedLinearKernels {
                          sums: sumScratch, nt: nt)
             }
 
+            /// `v` as an unfused op of x's dtype stores it.
+            func round(_ v: IRValue) -> IRValue { activation == .f32 ? v : one.widenF32(one.narrowF32(v, activation), activation) }
+
             /// Stores token t's value of row r of an [M, n] result, plus the residual's.
             func store(_ value: IRValue, _ out: IRValue, row r: IRValue, n: Int, token: IRValue) {
                 let at = b.add(b.mul(token, b.i64(n)), r)
                 var v = value
-                if let residualBuffer { v = b.fadd(v, b.load(b.f32, b.gep(b.f32, residualBuffer, at))) }
-                b.store(v, b.gep(b.f32, out, at))
+                if let residualBuffer { v = b.fadd(round(v), one.loadF32(activation, residualBuffer, at)) }
+                one.storeF32(v, activation, out, at)
             }
 
             func tokens(t0: IRValue, nt: Int) {
@@ -110,8 +133,8 @@ public enum QuantizedLinearKernels {
                     b.loop(e.begin, e.end, "n") { r in
                         let gate = row(r, weights[0], t0: t0, nt: nt), up = row(r, weights[1], t0: t0, nt: nt)
                         for t in 0..<nt {
-                            let g = gate[t]
-                            store(b.fmul(VectorMath.silu(Lanes(b, 1), g), up[t]), outs[0], row: r, n: ns[0], token: b.add(t0, b.i64(t)))
+                            let g = round(gate[t])
+                            store(b.fmul(round(VectorMath.silu(one, g)), round(up[t])), outs[0], row: r, n: ns[0], token: b.add(t0, b.i64(t)))
                         }
                     }
                 case .none:
