@@ -79,6 +79,9 @@ public enum ShapeInference {
         /// Int scalars as `base + offset` (base another scalar, offset a range), so that `a − b`
         /// is known for two scalars of one base (a slice's `start` and `start + n`).
         var affine: [Int: (base: ValueID, offset: Bounds)] = [:]
+        /// Which run-time dims and int scalars are equal (ShapeInference+DimSymbols.swift).
+        var dimSymbols: [Int: [DimSymbol?]] = [:]
+        var scalarSymbols: [Int: DimSymbol] = [:]
 
         init(graph: Graph) {
             self.graph = graph
@@ -127,7 +130,7 @@ public enum ShapeInference {
                 var inferred: [TensorType?]
                 do {
                     inferred = try ShapeRules.resultTypes(of: op, type: { type($0) }, scalarBounds: { scalar($0) },
-                                                          difference: { difference($0, $1) })
+                                                          difference: { difference($0, $1) }, sameSize: { sameSize($0, $1, $2) })
                 } catch {
                     warnings.append("\(place): \(error)")
                     inferred = [TensorType?](repeating: nil, count: results.count)
@@ -140,6 +143,8 @@ public enum ShapeInference {
                     if results.count == 1, first, case .computed = graph.values[r.index].kind { affine[r.index] = affineForm(op) }
                     else { affine[r.index] = nil }
                 }
+                // Main and init values are defined once; a body's may be written by both branches.
+                if b == 0 || b == graph.initBlock { trackSymbols(op) }
             }
         }
 

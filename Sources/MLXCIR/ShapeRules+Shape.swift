@@ -12,12 +12,28 @@ extension ShapeRules {
     /// reshape: one `-1` takes the remaining size; the element count must not change.
     static func reshape(_ o: ReshapeOp, _ e: Env) throws -> TensorType {
         let x = try e.t(o.x)
-        let total = count(x.shape)
+        // A run-time entry that is one of x's run-time dims (the same sym_size) keeps that dim and
+        // cancels out of the count: [1, T, 64] → [1, T, -1, 16] has 4 heads, not ?1..4·T.
+        var matched: [Int: Int] = [:]
+        if let same = e.sameSize {
+            for (i, s) in o.shape.enumerated() {
+                guard case .value(let v) = s, e.int(s).exact == nil else { continue }
+                if let a = x.shape.indices.first(where: { a in x.shape[a].fixedValue == nil && !matched.values.contains(a) && same(v, o.x, a) }) {
+                    matched[i] = a
+                }
+            }
+        }
+        let cancelled = Set(matched.values)
+        let total = count(x.shape.indices.filter { !cancelled.contains($0) }.map { x.shape[$0] })
         var shape: [Dim] = []
         shape.reserveCapacity(o.shape.count)
         var hole = -1, unknown = -1, unknownCount = 0
         var known = Bounds.exactly(1)
         for (i, s) in o.shape.enumerated() {
+            if let a = matched[i] {
+                shape.append(x.shape[a])
+                continue
+            }
             let b = e.int(s)
             if let n = b.exact {
                 if n == -1 {
@@ -66,8 +82,8 @@ extension ShapeRules {
         // size, and the -1 is the element count divided by all the others. Without one, an entry
         // that may be -1 is at most the element count.
         var others = known
-        for (i, s) in o.shape.enumerated() where i != hole && e.int(s).exact == nil { others = others * Bounds(e.int(s).dim) }
-        for i in shape.indices where i == hole || e.int(o.shape[i]).exact == nil {
+        for (i, s) in o.shape.enumerated() where i != hole && e.int(s).exact == nil && matched[i] == nil { others = others * Bounds(e.int(s).dim) }
+        for i in shape.indices where matched[i] == nil && (i == hole || e.int(o.shape[i]).exact == nil) {
             if i == hole {
                 shape[i] = quotient(total, others).dim
                 continue

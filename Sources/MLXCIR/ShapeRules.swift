@@ -32,12 +32,17 @@ public enum ShapeRules {
     /// (nil when nothing is). `ShapeInference` uses this to carry e.g. `sym_size` ranges into reshapes.
     /// `difference(a, b)`, if given, bounds `a − b` for two run-time ints (a slice's stop and start
     /// often differ by a known range while both are unknown).
+    /// `sameSize(n, x, axis)`, if given, says a run-time int n equals dim `axis` of tensor x on every
+    /// call (both are one `sym_size`), so a reshape's `[…, n, -1, …]` cancels it out of x's count.
     public static func resultTypes(of op: Op, type: (ValueID) -> TensorType?, scalarBounds: (ValueID) -> Bounds?,
-                                   difference: (ValueID, ValueID) -> Bounds? = { _, _ in nil }) throws -> [TensorType?] {
+                                   difference: (ValueID, ValueID) -> Bounds? = { _, _ in nil },
+                                   sameSize: (ValueID, ValueID, Int) -> Bool = { _, _, _ in false }) throws -> [TensorType?] {
         try withoutActuallyEscaping(type) { type in
             try withoutActuallyEscaping(scalarBounds) { bounds in
                 try withoutActuallyEscaping(difference) { difference in
-                    try resultTypes(op, Env(typeOf: type, exact: nil, bounded: bounds, difference: difference))
+                    try withoutActuallyEscaping(sameSize) { sameSize in
+                        try resultTypes(op, Env(typeOf: type, exact: nil, bounded: bounds, difference: difference, sameSize: sameSize))
+                    }
                 }
             }
         }
@@ -52,6 +57,8 @@ public enum ShapeRules {
         let exact: ((ValueID) -> Int?)?
         let bounded: ((ValueID) -> Bounds?)?
         let difference: ((ValueID, ValueID) -> Bounds?)?
+        /// Whether a run-time int equals a tensor's dim (see `resultTypes(of:type:scalarBounds:difference:sameSize:)`).
+        var sameSize: ((ValueID, ValueID, Int) -> Bool)? = nil
 
         /// The type of an operand; unknown → every result unknown.
         @inline(__always)
