@@ -89,6 +89,7 @@ class Recorder:
         prompt = torch.randint(self.vocab_lo, vocab, (self.prompt_len,), generator=g).tolist()
 
         snapshot = {n: b.detach().clone() for n, b in mod.named_buffers()}
+        offgraph = self.offgraph_cache_scope(mod)
         steps, greedy = [], []
         position = 0
 
@@ -102,7 +103,7 @@ class Recorder:
             if pos_key is not None:
                 p = {pos_key: p}
             inputs = {names[0]: t, names[1]: p} if kwargs else None
-            with torch.no_grad():
+            with torch.no_grad(), offgraph():
                 out = mod(**inputs) if inputs else mod(t, p)
             if isinstance(out, (tuple, list)):
                 out = out[0]
@@ -139,6 +140,29 @@ class Recorder:
                        "step K's logits are those of the last position of call K (0: the prompt)"}
         (self.out / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
         print(f"capture: {signature} signature, chunk {chunk}, prompt {len(prompt)}, greedy {greedy}", file=sys.stderr)
+
+    @staticmethod
+    def offgraph_cache_scope(mod):
+        """For `--use-offgraph-cache` exports (kvcache::update_and_attend: the KV history lives outside the
+        graph), ExecuTorch's own reference cache, installed for the eager run: flat layers, and rings of the
+        sliding window for sliding layers, as the script's runtime metadata describes them."""
+        import contextlib
+        if type(mod).__name__ != "OffGraphExportWrapper":
+            return contextlib.nullcontext
+        from executorch.backends.mlx.llm.cache import resolve_hf_cache_layout
+        from executorch.extension.llm.cache.reference_cache import (CacheConfig, ContiguousReferenceCache,
+                                                                    LayerPolicy)
+        from executorch.extension.llm.cache.update_and_attend import REGISTRY
+        config = mod.model.config
+        layer_types, kv_heads, head_dims = resolve_hf_cache_layout(config)
+        window = getattr(config.get_text_config(), "sliding_window", None) or 0
+        policies = [LayerPolicy.ring(window) if t == "sliding_attention" else LayerPolicy.flat() for t in layer_types]
+        dtype = next(mod.parameters()).dtype
+        cache = ContiguousReferenceCache(CacheConfig(n_layers=len(layer_types), n_kv_heads=kv_heads[0],
+                                                     head_dim=head_dims[0], capacity=4096, dtype=dtype,
+                                                     layers=policies))
+        REGISTRY.install("zoo-capture", cache)
+        return lambda: REGISTRY.active("zoo-capture")
 
     @staticmethod
     def vocab_size(mod) -> int:

@@ -92,7 +92,7 @@ add("llama_mlx_offgraph_fp32", "llama", mlx_hf("--dtype", "fp32", "--use-offgrap
 def etllm(*flags, ctx=64):
     return ["-m", "executorch.extension.llm.export.export_llm", "base.model_class=llama3",
             "base.checkpoint={ckpt}/meta/consolidated.pth", "base.params={ckpt}/meta/params.json",
-            'base.metadata={{"get_bos_id":0,"get_eos_ids":[4,1]}}', "model.use_kv_cache=true",
+            "base.metadata='{{\"get_bos_id\":0,\"get_eos_ids\":[4,1]}}'", "model.use_kv_cache=true",
             "model.enable_dynamic_shape=true", f"export.max_seq_length={ctx}", f"export.max_context_length={ctx}",
             "export.output_name={out}/model.pte", *flags]
 
@@ -197,6 +197,15 @@ def mlxc_binary() -> str:
     raise SystemExit("no mlxc binary: swift build first (or set MLXC)")
 
 
+def eos_ids(out: Path) -> set:
+    ids = set()
+    for f in ("config.json", "generation_config.json"):
+        if (out / f).exists():
+            v = json.loads((out / f).read_text()).get("eos_token_id")
+            ids.update(v if isinstance(v, list) else [v] if v is not None else [])
+    return ids
+
+
 def check(e: Entry, mlxc: str) -> dict:
     out = WORK / "out" / e.name
     if not (out / "reference.json").exists():
@@ -228,8 +237,10 @@ def check(e: Entry, mlxc: str) -> dict:
         agree += 1
     # A mismatch at a step whose eager top-2 margin is tiny is a tie, not an error.
     tie = agree < len(want) and agree < len(got) and ref["steps"][agree]["top2_margin"] < 1e-3
-    row["tokens"] = f"{agree}/{len(want)}" + (" (tie)" if tie else "")
-    row["ok"] = (agree == len(want) or tie) and row.get("fallback_ops") == 0 and \
+    # Generation stops at an end-of-sequence token; eager's greedy list goes on past it.
+    stopped = agree == len(got) and agree < len(want) and want[agree] in eos_ids(out)
+    row["tokens"] = f"{agree}/{len(want)}" + (" (tie)" if tie else "") + (" (eos)" if stopped else "")
+    row["ok"] = (agree == len(want) or tie or stopped) and row.get("fallback_ops") == 0 and \
         row.get("rope_attention") == f"{e.layers}/{e.layers}"
     return row
 
