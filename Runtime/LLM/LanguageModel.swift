@@ -136,12 +136,14 @@ public struct LanguageModelContract: CustomStringConvertible {
 
         offGraphCache = attendsOffGraph ? try OffGraphCacheLayout(meta, maxContext: maxContext, maxChunk: maxChunk, path: path) : nil
         let windows = (try? meta.ints("get_windows")) ?? nil
+        // A cache shorter than the context is a ring (or rolling) buffer of some window, whatever the metadata says.
         let window = try meta.int("sliding_window") ?? 0
-        slidingWindow = window > 0 || (windows ?? []).contains { $0 > 0 }
+        let contextLength = maxContext
+        slidingWindow = window > 0 || (windows ?? []).contains { $0 > 0 } || (cacheLength.map { $0 < contextLength } ?? false)
     }
 
-    /// The sequence length of the KV cache state (the larger of a rank-4 cache's middle two axes,
-    /// [B, H, S, D] or [B, S, H, D]), for programs that publish no context limit.
+    /// The sequence length of the shortest KV cache state (the larger of a rank-4 cache's middle
+    /// two axes, [B, H, S, D] or [B, S, H, D]): the context of programs that publish no limit.
     static func cacheLength(_ graph: Graph) -> Int? {
         graph.values.compactMap { v -> Int? in
             guard case .state = v.kind, let t = v.type, t.rank == 4, let name = v.name?.lowercased(), name.contains("cache"),
