@@ -86,9 +86,9 @@ final class LanguageModelContractTests: XCTestCase {
             .first { FileManager.default.fileExists(atPath: $0) }
     }
 
-    func load(_ name: String) throws -> (LanguageModel, ProgramLoader.Loaded) {
+    func load(_ name: String, engine: ProgramLoader.Engine = .reference) throws -> (LanguageModel, ProgramLoader.Loaded) {
         guard let path = Self.zoo(name) else { throw XCTSkip("zoo entry \(name) is not built or committed") }
-        let loaded = try ProgramLoader.load(path, engine: .jit, mlxcVersion: "test", passes: try PassManager(pipeline: PassRegistry.generationPipeline))
+        let loaded = try ProgramLoader.load(path, engine: engine, mlxcVersion: "test", passes: try PassManager(pipeline: PassRegistry.generationPipeline))
         return (try LanguageModel(executor: loaded.executor, graph: loaded.graph, pte: loaded.pte), loaded)
     }
 
@@ -110,7 +110,7 @@ final class LanguageModelContractTests: XCTestCase {
     /// On a sliding-window program a rewind cannot restore evicted cache entries: the conversation is
     /// fed again from the start, and a retried turn replies exactly as the first try did.
     func testRewindOnASlidingWindowProgramRefeeds() throws {
-        let (model, _) = try load("gemma3_mlx_custom_chunk4")
+        let (model, _) = try load("gemma3_mlx_custom_chunk4", engine: .jit)
         let conversation = Conversation(model: model, sampler: SamplerConfig(temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0),
                                         stopTokens: [])
         let first = try conversation.reply(to: Array(100..<118), maxNewTokens: 6)
