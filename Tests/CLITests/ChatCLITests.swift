@@ -13,12 +13,12 @@ final class ChatCLITests: XCTestCase {
     struct Turn: Decodable { var user: String; var prompt_ids: [Int]; var reply: [Int]; var stop: Int?; var steps: [Step] }
     struct Reference: Decodable { var system: String?; var max_new_tokens: Int; var turns: [Turn] }
 
-    /// One export per family (the default MLX path), and a chunked sliding-window one.
+    /// One export per family (the default MLX path), a chunked sliding-window one and the off-graph cache.
     static func entries() -> [URL] {
         for root in ["Tests/Fixtures/zoo", "tools/.work/zoo/out"] {
             let dir = MLXCBinary.repo.appendingPathComponent(root)
             let found = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
-                .filter { $0.hasSuffix("_mlx_fp32") || $0 == "gemma3_mlx_custom_chunk4" }
+                .filter { $0.hasSuffix("_mlx_fp32") || $0 == "gemma3_mlx_custom_chunk4" || $0 == "llama_mlx_offgraph_fp32" }
                 .map { dir.appendingPathComponent($0) }
                 .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("chat_reference.json").path)
                     && FileManager.default.fileExists(atPath: $0.appendingPathComponent("model.pte").path) }

@@ -105,6 +105,11 @@ final class LanguageModelContractTests: XCTestCase {
         let (chunked, _) = try load("gemma3_mlx_custom_chunk4")
         XCTAssertEqual(chunked.contract.maxChunk, 4, "get_prefill_chunk_size")
         XCTAssertGreaterThan(chunked.contract.maxContext, 8, "a ring-buffer program holds more than its window")
+        let (offGraph, _) = try load("llama_mlx_offgraph_fp32")
+        let layout = try XCTUnwrap(offGraph.contract.offGraphCache, "update_and_attend: mlxc owns the cache")
+        XCTAssertEqual(layout.caches, 2)
+        XCTAssertEqual(layout.windows, [0, 0], "get_windows (an int32 tensor)")
+        XCTAssertEqual([layout.capacity, layout.maxWrite], [offGraph.contract.maxContext, offGraph.contract.maxChunk])
     }
 
     /// On a sliding-window program a rewind cannot restore evicted cache entries: the conversation is
