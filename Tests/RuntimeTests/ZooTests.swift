@@ -1,0 +1,75 @@
+import Foundation
+import XCTest
+import MLXCFrontend
+import MLXCIR
+import MLXCPasses
+@testable import MLXCRuntime
+
+/// Programs written by ExecuTorch's own export scripts (tools/zoo: Hugging Face checkpoints of the
+/// real architectures at toy sizes, exported unchanged), committed with eager PyTorch's references
+/// under Fixtures/zoo/<entry>/. For every entry, as `mlxc run --jit MODEL --prompt-tokens …
+/// --temperature 0` drives it:
+/// - the logits of the last position after the prompt and after every greedy step match eager
+///   PyTorch's (fp32 within 1e-4 × max |expected|; bf16 within 2.5e-2, as FixtureOutputsTests);
+/// - the greedy tokens are eager PyTorch's, up to a step whose top-2 eager logits lie within the
+///   tolerance (a tie: the comparison ends there);
+/// - the plan has no op on the reference executor and one rope_attention per attention layer.
+final class ZooTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/zoo")
+
+    struct Entry: Decodable { var name: String; var layers: Int; var dtype: String; var command: String }
+    struct Step: Decodable { var argmax: Int; var top2_margin: Double }
+    struct Reference: Decodable { var prompt: [Int]; var greedy: [Int]; var steps: [Step]; var signature: String }
+
+    static var entries: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).sorted()
+            .filter { FileManager.default.fileExists(atPath: root.appendingPathComponent("\($0)/reference.json").path) }
+    }
+
+    func load<T: Decodable>(_ type: T.Type, _ dir: URL, _ file: String) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(contentsOf: dir.appendingPathComponent(file)))
+    }
+
+    func tolerance(_ dtype: String) -> Double { dtype == "fp32" ? 1e-4 : 2.5e-2 }
+
+    func testZooIsPresent() {
+        XCTAssertGreaterThanOrEqual(Self.entries.count, 4, "zoo fixtures missing under \(Self.root.path)")
+    }
+
+    func testGenerationMatchesEagerPyTorchFullyFused() throws {
+        for name in Self.entries {
+            let dir = Self.root.appendingPathComponent(name)
+            let entry = try load(Entry.self, dir, "entry.json")
+            let reference = try load(Reference.self, dir, "reference.json")
+            let loaded = try ProgramLoader.load(dir.appendingPathComponent("model.pte").path, engine: .jit, mlxcVersion: "test",
+                                                passes: try PassManager(pipeline: PassRegistry.generationPipeline))
+            let model = try LanguageModel(executor: loaded.executor, graph: loaded.graph, pte: loaded.pte)
+            let tol = tolerance(entry.dtype)
+            // Teacher-forced on eager's tokens, so every step's logits are comparable even past a tie.
+            var logits = try model.feed(reference.prompt)
+            var agreeing = true
+            for (k, step) in reference.steps.enumerated() {
+                let expected = try TensorFiles.readNPY(dir.appendingPathComponent("step\(k).logits.npy").path).storage
+                XCTAssertEqual(logits.count, expected.count, "\(name) step \(k): vocabulary")
+                guard logits.count == expected.count else { break }
+                let scale = max(expected.map(abs).max() ?? 0, 1e-12)
+                let err = zip(logits, expected).map { abs(Double($0) - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(err, tol * scale, "\(name) step \(k): logits max error \(err), scale \(scale)")
+                let argmax = logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) } ?? -1
+                if agreeing, argmax != step.argmax {
+                    // Within the tolerance of each other, the two top logits are a tie, not an error.
+                    XCTAssertLessThanOrEqual(step.top2_margin, 2 * tol * scale,
+                                             "\(name) step \(k): greedy token \(argmax), eager \(step.argmax) (margin \(step.top2_margin))")
+                    agreeing = false
+                }
+                if k < reference.greedy.count - 1 { logits = try model.feed([reference.greedy[k]]) }
+            }
+            // The plan generation runs (the default pipeline + last-position-logits, compiled once).
+            guard let jit = loaded.executor as? JITProgram else { XCTFail("\(name): not compiled"); continue }
+            XCTAssertEqual(jit.runtimeFallbacks, [:], "\(name): calls left to the reference")
+            XCTAssertEqual(jit.fusionStats.fallbackOps, 0, "\(name): ops on the reference executor")
+            XCTAssertEqual(jit.fusionStats.fusions.ropeAttention, entry.layers, "\(name): rope_attention kernels vs attention layers")
+        }
+    }
+}
