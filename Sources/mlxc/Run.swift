@@ -19,7 +19,10 @@ struct Run: ParsableCommand {
         the KV cache of the previous one, so only the new line is prefilled. Lines are text, or token ids \
         (comma- or space-separated) with --prompt-tokens or --print-token-ids, which then prints each reply \
         as one line of ids; --prompt/--prompt-tokens is the first turn. /reset starts a new conversation, \
-        /undo drops the last turn. Turns join one token stream (no chat template: BOS only at the start; a reply's \
+        /undo drops the last turn. With the model's chat template (chat_template.jinja or tokenizer_config.json \
+        next to the tokenizer, or --chat-template) a text line is a user message (--system adds a system \
+        message): the whole conversation is rendered and only the tokens the cache has not seen are prefilled. \
+        Without one (or with --no-chat-template) turns join one token stream (BOS only at the start; a reply's \
         stop token stays in it). A line that is not valid or does not fit the model's context window is \
         reported on stderr and skipped; the exit status is then 1.
         """)
