@@ -5,12 +5,13 @@ module it exports.
 Usage: tools/.venv/bin/python tools/zoo/capture.py --out DIR [--prompt-len N] [--decode N] [--seed S]
            [--vocab-lo L] -- -m some.export.module ARGS…   (or  -- path/to/script.py ARGS…)
 
-`torch.export.export` is wrapped for the script's run. On its first call (the module as the script
+`torch.export.export` is wrapped for the script's run. On each call (the module as the script
 built it: after its quantization and source transforms, with its KV cache), the module is run eagerly:
   step 0          the prompt, in chunks no longer than the traced sequence bound (so a ring-buffer
                   cache is fed as the exported program will be);
   step 1…N        greedy decode, one token per call (argmax, lowest id on ties).
-Its buffers (KV caches, ring positions, …) are snapshotted before and restored after, so the export
+Every call is recorded, the last one overwriting the others (a script that exports twice, before and
+after quantizing, writes the program from the last). Its buffers (KV caches, ring positions, …) are snapshotted before and restored after, so the export
 itself proceeds exactly as without this wrapper. The two LLM signatures are recognised from the
 example inputs: `(input_ids [1, T], cache_position [T])` (Hugging Face exports) and
 `(tokens [1, T], input_pos [1])` (etLLM).
@@ -56,11 +57,15 @@ class Recorder:
     def __init__(self, out: Path, prompt_len: int, decode: int, seed: int, vocab_lo: int):
         self.out, self.prompt_len, self.decode, self.seed, self.vocab_lo = out, prompt_len, decode, seed, vocab_lo
         self.done = False
+        self.calls = 0
 
     def __call__(self, real_export, mod, args=(), kwargs=None, *rest, **kw):
         kwargs = kwargs or {}
-        if not self.done and isinstance(mod, torch.nn.Module):
+        # Scripts may export more than once (etLLM: before and after quantization; optimum: again after a
+        # graph rewrite): every call is recorded and the last one wins, as its module is the program's.
+        if isinstance(mod, torch.nn.Module):
             self.done = True
+            self.calls += 1
             try:
                 self.record(mod, args, kwargs, kw.get("dynamic_shapes"))
             except Exception as e:  # the export must still run: say why there is no reference
@@ -135,7 +140,7 @@ class Recorder:
                     if n in snapshot:
                         b.copy_(snapshot[n])
         ref = {"signature": signature, "input_names": names, "prompt": prompt, "greedy": greedy, "chunk": chunk,
-               "logits_rank": logits_rank, "vocab": vocab, "steps": steps,
+               "logits_rank": logits_rank, "vocab": vocab, "steps": steps, "export_call": self.calls,
                "note": "eager PyTorch on the module passed to torch.export.export; greedy = argmax, lowest id on ties; "
                        "step K's logits are those of the last position of call K (0: the prompt)"}
         (self.out / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")

@@ -94,42 +94,48 @@ def train_tokenizer():
     return tok
 
 
-def family_config(family: str, vocab: int, ids: dict):
-    """The config of one family at toy sizes: (config, token style)."""
+def family_config(family: str, vocab: int, ids: dict, held_out: bool = False):
+    """The config of one family at toy sizes: (config, token style). `held_out` picks other sizes
+    (3:1 GQA, head_dim 32, one more layer, another window and rotary fraction): programs the committed
+    fixtures never saw, to check that what mlxc learned is the family's and not one file's."""
     import transformers as tf
     common = dict(vocab_size=vocab, max_position_embeddings=256)
+    z = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, head_dim=16)
+    if held_out:
+        z = dict(hidden_size=96, intermediate_size=160, num_hidden_layers=3, num_attention_heads=6,
+                 num_key_value_heads=2, head_dim=32)
     if family == "llama":       # Llama 3.2: tied head, llama3 rope scaling, GQA
-        cfg = tf.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5, tie_word_embeddings=True,
+        cfg = tf.LlamaConfig(**z, rms_norm_eps=1e-5, tie_word_embeddings=not held_out,
                              rope_theta=500000.0,
-                             rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                           "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+                             rope_scaling={"rope_type": "llama3", "factor": 32.0 if held_out else 8.0,
+                                           "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                           "original_max_position_embeddings": 64},
                              **common)
         style = "llama"
     elif family == "smollm2":   # SmolLM2: Llama arch, tied, θ 1e5, 3:1 GQA
-        cfg = tf.LlamaConfig(hidden_size=48, intermediate_size=128, num_hidden_layers=2, num_attention_heads=3,
-                             num_key_value_heads=1, head_dim=16, rms_norm_eps=1e-5, tie_word_embeddings=True,
-                             rope_theta=100000.0, **common)
+        sz = dict(z, hidden_size=48, num_attention_heads=3, num_key_value_heads=1) if not held_out else z
+        cfg = tf.LlamaConfig(**sz, rms_norm_eps=1e-5, tie_word_embeddings=True, rope_theta=100000.0, **common)
         style = "chatml"
     elif family == "qwen3":     # Qwen3: q/k RMSNorm per head, untied head
-        cfg = tf.Qwen3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6, tie_word_embeddings=False,
-                             rope_theta=1000000.0, **common)
+        cfg = tf.Qwen3Config(**z, rms_norm_eps=1e-6, tie_word_embeddings=held_out, rope_theta=1000000.0, **common)
         style = "chatml"
-    elif family == "qwen2":     # Qwen2.5: q/k/v biases, tied (as the small Qwen2.5 models are)
-        cfg = tf.Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, rms_norm_eps=1e-6, tie_word_embeddings=True,
-                             rope_theta=1000000.0, **common)
+    elif family == "qwen2":     # Qwen2.5: q/k/v biases, tied (as the small Qwen2.5 models are); head_dim = hidden / heads
+        sz = {k: v for k, v in z.items() if k != "head_dim"}
+        cfg = tf.Qwen2Config(**sz, rms_norm_eps=1e-6, tie_word_embeddings=True, rope_theta=1000000.0, **common)
         style = "chatml"
-    elif family == "gemma3":    # Gemma 3 text: sliding + global layers, window 8 < context, (1 + w) norms, soft caps off
-        cfg = tf.Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-                                  num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6, sliding_window=8,
-                                  layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-                                  query_pre_attn_scalar=16, tie_word_embeddings=True, **common)
+    elif family == "gemma3":    # Gemma 3 text: sliding + global layers, window < context, (1 + w) norms, soft caps off
+        layers = z["num_hidden_layers"] + 1
+        types = ["sliding_attention"] * (layers - 1) + ["full_attention"]
+        if held_out:
+            types = ["sliding_attention", "full_attention"] * (layers // 2)
+        cfg = tf.Gemma3TextConfig(**dict(z, num_hidden_layers=len(types)), rms_norm_eps=1e-6,
+                                  sliding_window=5 if held_out else 8, layer_types=types,
+                                  query_pre_attn_scalar=z["head_dim"], tie_word_embeddings=True, **common)
         style = "gemma"
     elif family == "phi3":      # Phi-4-mini (Phi3): fused qkv and gate_up, partial rotary, no rope scaling
-        cfg = tf.Phi3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                            num_key_value_heads=2, partial_rotary_factor=0.75, rms_norm_eps=1e-5,
+        sz = {k: v for k, v in z.items() if k != "head_dim"}
+        cfg = tf.Phi3Config(**sz, partial_rotary_factor=0.5 if held_out else 0.75, rms_norm_eps=1e-5,
                             tie_word_embeddings=True, rope_theta=10000.0, pad_token_id=ids["<pad>"], **common)
         style = "phi"
     else:
@@ -196,11 +202,11 @@ def write_meta_checkpoint(model, cfg, out: Path) -> None:
     (out / "meta" / "params.json").write_text(json.dumps(params) + "\n")
 
 
-def make(family: str, out: Path, seed: int) -> None:
+def make(family: str, out: Path, seed: int, held_out: bool = False) -> None:
     import transformers as tf
     tok = train_tokenizer()
     ids = {s: tok.token_to_id(s) for s in SPECIALS}
-    cfg, style = family_config(family, tok.get_vocab_size(), ids)
+    cfg, style = family_config(family, tok.get_vocab_size(), ids, held_out)
     torch.manual_seed(seed)
     model = tf.AutoModelForCausalLM.from_config(cfg)
     initialise_(model, family, seed)
@@ -214,7 +220,8 @@ def make(family: str, out: Path, seed: int) -> None:
     fast.save_pretrained(out)
     if family == "llama":
         write_meta_checkpoint(model, cfg, out)
-    (out / "zoo_checkpoint.json").write_text(json.dumps({"family": family, "seed": seed, "style": style}) + "\n")
+    (out / "zoo_checkpoint.json").write_text(json.dumps({"family": family, "seed": seed, "style": style,
+                                                     "held_out": held_out, "layers": cfg.num_hidden_layers}) + "\n")
 
 
 def main() -> int:
@@ -222,8 +229,9 @@ def main() -> int:
     ap.add_argument("family")
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--held-out", action="store_true", help="other sizes than the committed fixtures'")
     a = ap.parse_args()
-    make(a.family, a.out, a.seed)
+    make(a.family, a.out, a.seed, a.held_out)
     return 0
 
 

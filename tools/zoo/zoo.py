@@ -6,6 +6,7 @@ Usage (through tools/zoo/zoo, which picks the venv):
   zoo build [NAME|PREFIX ...]       make the checkpoints, export, record eager references (tools/.work/zoo/)
   zoo check [NAME|PREFIX ...]       run mlxc on every built entry as a user would; a table of what held
   zoo commit NAME ...               copy built entries into Tests/Fixtures/zoo/ (what ZooTests runs)
+  zoo --held-out build|check …      the same entries on checkpoints of other sizes and seed (tools/.work/zoo-heldout)
 
 An entry is one export command run unchanged (through capture.py, which records the eager references
 of the module the script exported) on one checkpoint (checkpoint.py: a family at toy sizes). What is
@@ -29,6 +30,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "tools" / ".work" / "zoo"
+# `zoo --held-out …`: the same entries on checkpoints of other sizes and seed (checkpoint.py --held-out),
+# in their own folder: programs no committed fixture was made from.
+HELD_OUT = False
 VENV = REPO / "tools" / ".venv"
 TF5RC1 = VENV / "tf5rc1"          # transformers 5.0.0rc1 overlay (REAL-MODELS.md: optimum-executorch's pin)
 FIXTURES = REPO / "Tests" / "Fixtures" / "zoo"
@@ -74,9 +78,9 @@ add("llama_mlx_fp32_4w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "4w", "
 add("qwen3_mlx_bf16_nvfp4", "qwen3", mlx_hf("--dtype", "bf16", "--qlinear", "nvfp4"))
 # Custom MLX components: mlx::custom_sdpa + mlx::kv_cache_update (ring buffers for sliding layers).
 # The script's --prefill-chunk-size defaults to 512, above these contexts: the largest step is given
-# (for Gemma at most its window of 8).
+# (for Gemma at most its window: 8, or 5 in the held-out sizes).
 for fam in ["llama", "qwen3", "gemma3", "phi3"]:
-    chunk = "8" if fam == "gemma3" else "32"
+    chunk = "5" if fam == "gemma3" else "32"
     add(f"{fam}_mlx_custom_fp32", fam, mlx_hf("--dtype", "fp32", "--use-custom-sdpa", "--use-custom-kv-cache",
                                               "--prefill-chunk-size", chunk), transformers_rc1=True)
 add("gemma3_mlx_custom_chunk4", "gemma3",
@@ -124,9 +128,16 @@ def fill(parts, **kv):
 def checkpoint(family: str) -> Path:
     ckpt = WORK / "ckpt" / family
     if not (ckpt / "model.safetensors").exists():
-        run([str(VENV / "bin" / "python"), str(REPO / "tools" / "zoo" / "checkpoint.py"), family, str(ckpt)],
+        extra = ["--held-out", "--seed", "7"] if HELD_OUT else []
+        run([str(VENV / "bin" / "python"), str(REPO / "tools" / "zoo" / "checkpoint.py"), family, str(ckpt), *extra],
             WORK / "ckpt" / f"{family}.log")
     return ckpt
+
+
+def layers_of(e: Entry) -> int:
+    """Attention layers of the entry's checkpoint (one rope_attention each)."""
+    info = WORK / "ckpt" / e.family / "zoo_checkpoint.json"
+    return json.loads(info.read_text()).get("layers", e.layers) if info.exists() else e.layers
 
 
 def env_for(e: Entry):
@@ -175,7 +186,7 @@ def build(e: Entry) -> bool:
 
 def entry_meta(e: Entry) -> dict:
     """entry.json: what the entry is and what is expected of it (read by ZooTests)."""
-    return {"name": e.name, "family": e.family, "layers": e.layers,
+    return {"name": e.name, "family": e.family, "layers": layers_of(e), "held_out": HELD_OUT,
             "command": " ".join(["python"] + fill(e.command, ckpt=f"<checkpoint {e.family}>", out="<out>", venv="")),
             "transformers": "5.0.0rc1" if e.transformers_rc1 else "5.25", "notes": e.notes,
             "dtype": activation_dtype(e.command)}
@@ -218,7 +229,7 @@ def check(e: Entry, mlxc: str) -> dict:
     if r.returncode == 0 and stats.exists():
         s = json.loads(stats.read_text())
         row["fallback_ops"] = s.get("fallback_ops")
-        row["rope_attention"] = f"{s.get('fusions', {}).get('rope_attention')}/{e.layers}"
+        row["rope_attention"] = f"{s.get('fusions', {}).get('rope_attention')}/{layers_of(e)}"
     else:
         row["compile"] = (r.stderr.strip().splitlines() or ["?"])[-1][:160]
     prompt = ",".join(map(str, ref["prompt"]))
@@ -241,11 +252,14 @@ def check(e: Entry, mlxc: str) -> dict:
     stopped = agree == len(got) and agree < len(want) and want[agree] in eos_ids(out)
     row["tokens"] = f"{agree}/{len(want)}" + (" (tie)" if tie else "") + (" (eos)" if stopped else "")
     row["ok"] = (agree == len(want) or tie or stopped) and row.get("fallback_ops") == 0 and \
-        row.get("rope_attention") == f"{e.layers}/{e.layers}"
+        row.get("rope_attention") == f"{layers_of(e)}/{layers_of(e)}"
     return row
 
 
 def main(argv) -> int:
+    global WORK, HELD_OUT
+    if argv and argv[0] == "--held-out":
+        HELD_OUT, WORK, argv = True, WORK.parent / "zoo-heldout", argv[1:]
     cmd = argv[0] if argv else "list"
     rest = argv[1:]
     if cmd == "list":
@@ -265,6 +279,8 @@ def main(argv) -> int:
         print(f"{good} passed, {len(rows) - good} failed")
         return 0 if good == len(rows) else 1
     if cmd == "commit":
+        if HELD_OUT:
+            raise SystemExit("held-out programs are for checking, not for committing")
         for e in select(rest):
             src, dst = WORK / "out" / e.name, FIXTURES / e.name
             if dst.exists():
