@@ -7,7 +7,7 @@
 /// flow from operands to results only where the op keeps a dim as it is: elementwise ops (a dim
 /// of the result is its operands' dim where all that are not a fixed 1 agree), transposes,
 /// expand_dims, the other axes of slices/concatenations/splits, gathers' index dims, matmul and sdpa rows,
-/// reshape entries that are such scalars, `arange(0, n)`; `sym_size` makes a scalar of a dim's
+/// reshape entries that are such scalars, `arange(0, n)`, RoPE; `sym_size` makes a scalar of a dim's
 /// symbol. Anything else starts fresh symbols, which only costs precision.
 enum DimSymbol: Hashable {
     case dim(value: Int, axis: Int)
@@ -110,6 +110,8 @@ extension ShapeInference.Walker {
             // [B, Hq, T, Dv]: q's rows.
             let qs = all(o.q)
             if qs.count == rank { out = Array(qs.dropLast()) + [nil] }
+        case .rope(let o): out = all(o.x)        // RoPE keeps x's shape
+        case .ropeTable(let o): out = all(o.x)
         case .arange(let o):
             if case .literal(0) = o.start, case .literal(1) = o.step, rank == 1 { out[0] = scalarSymbol(o.stop) }
         default:
