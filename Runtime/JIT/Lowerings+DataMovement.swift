@@ -15,6 +15,7 @@ extension Lowerings {
         case .slice(let o): return slice(o, node, c)
         case .take(let o): return take(o, node, c)
         case .concatenate(let o): return concatenate(o, node, c)
+        case .split(let o): return split(o, node, c)
         case .indexCopy(let o): return indexCopy(o, node, c)
         case .sliceUpdate(let o): return sliceUpdate(o, node, c)
         case .llamaUpdateCache(let o): return updateCache(o, node, c)
@@ -184,6 +185,27 @@ extension Lowerings {
             shape[a] = inputs.reduce(0) { $0 + $1.shape[a] }
             let chunks = inputs.map { Int64(outer == 0 ? 0 : $0.count / outer) }
             return CallLayout(shapes: [shape], dims: [Int64(outer)] + chunks, work: shape.reduce(1, *) == 0 ? 0 : outer)
+        }
+    }
+
+    /// `split` (MLX SplitNode, aten split_with_sizes_copy / split_copy): sizes as the reference reads
+    /// them (one entry: a chunk size, the last part shorter; several: the parts' sizes, run-time
+    /// values allowed); a call whose sizes give another number of parts than results falls back.
+    static func split(_ o: SplitOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard !o.outs.isEmpty, let dtype = copyDType(o.x, c) else { return nil }
+        var operands = [o.x], scalars: [Int] = []
+        let sizes = o.sizes.map { scalarOperand($0, &operands, &scalars) }
+        let parts = o.outs.count
+        let definition = RowCopyKernels.split(parts: parts, byteSize: dtype.byteSize, lanes: c.lanes, skip: operands.count - 1)
+        return launch(definition, node, operands: operands, results: o.outs, resultDTypes: o.outs.map { _ in dtype },
+                      operandDTypes: [dtype] + scalars.map { _ in nil }, grain: 16, scalars: scalars) { inputs in
+            let x = inputs[0]
+            guard let a = try? Layout.axis(o.axis, rank: x.shape.count, "split"),
+                  let counts = Layout.splitSizes(x.shape[a], sizes.map { $0(inputs) }), counts.count == parts else { return nil }
+            let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
+            let shapes = counts.map { n -> [Int] in var s = x.shape; s[a] = n; return s }
+            return CallLayout(shapes: shapes, dims: [Int64(outer)] + counts.map { Int64($0 * inner) },
+                              work: x.count == 0 ? 0 : outer)
         }
     }
 

@@ -267,25 +267,30 @@ enum Layout {
     /// MLX delegate `SplitNode`: one size is a chunk size (the last chunk may be shorter);
     /// several are the part sizes, which must add up to the axis.
     static func split(_ x: HostTensor, axis: Int, sizes: [Int]) throws -> [HostTensor] {
-        let n = x.shape[axis]
-        var parts: [Int]
-        if sizes.count == 1 {
-            let chunk = sizes[0]
-            guard chunk > 0 else { throw ReferenceError("split: chunk size must be positive, got \(chunk)") }
-            parts = Array(repeating: chunk, count: n / chunk)
-            if n % chunk != 0 { parts.append(n % chunk) }
-            if n == 0 { parts = [0] }
-        } else {
-            parts = sizes
-            guard parts.allSatisfy({ $0 >= 0 }), parts.reduce(0, +) == n else {
-                throw ReferenceError("split: sizes \(sizes) do not add up to dim \(axis) of \(x.shape)")
-            }
+        guard let parts = splitSizes(x.shape[axis], sizes) else {
+            throw ReferenceError(sizes.count == 1 ? "split: chunk size must be positive, got \(sizes[0])"
+                                                  : "split: sizes \(sizes) do not add up to dim \(axis) of \(x.shape)")
         }
         var start = 0
         return try parts.map { size in
             defer { start += size }
             return try slice(x, axis: axis, start: start, stop: start + size, step: 1)
         }
+    }
+
+    /// The parts' sizes when a dim of size `n` is split by `sizes`: one entry is a chunk size (the
+    /// last part shorter), several are the parts' sizes, which must add up to n; nil if they cannot.
+    static func splitSizes(_ n: Int, _ sizes: [Int]) -> [Int]? {
+        if sizes.count == 1 {
+            let chunk = sizes[0]
+            guard chunk > 0 else { return nil }
+            if n == 0 { return [0] }
+            var parts = Array(repeating: chunk, count: n / chunk)
+            if n % chunk != 0 { parts.append(n % chunk) }
+            return parts
+        }
+        guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == n else { return nil }
+        return sizes
     }
 
     /// NumPy `tile`: reps shorter than the rank are padded with leading 1s, longer ones add leading dims.

@@ -99,4 +99,25 @@ public enum RowCopyKernels {
             }
         }
     }
+
+    /// `split` along an axis, concatenate's inverse: per outer row, result k takes the next `dims[1 + k]`
+    /// contiguous elements. buffers: [x, (skip unread scalars), outs…]; dims: [outer, chunk_0, …];
+    /// work items: outer rows.
+    public static func split(parts: Int, byteSize: Int, lanes: Int, skip: Int = 0) -> KernelDefinition {
+        let width = max(1, lanes * 4 / byteSize)
+        return KernelDefinition(name: "split\(parts)_b\(byteSize * 8)_v\(width)" + (skip > 0 ? "_skip\(skip)" : "")) { e in
+            let b = e.b
+            let element = ElementType.bits(byteSize).storage(b)
+            let x = e.buffer(0)
+            let chunks = (0..<parts).map { e.dim(1 + $0) }
+            let total = chunks.dropFirst().reduce(chunks[0]) { b.add($0, $1) }
+            b.loop(e.begin, e.end, "o") { o in
+                var at = b.mul(o, total)
+                for k in 0..<parts {
+                    copyRow(b, element: element, width: width, from: x, at, to: e.buffer(1 + skip + k), b.mul(o, chunks[k]), count: chunks[k])
+                    at = b.add(at, chunks[k])
+                }
+            }
+        }
+    }
 }

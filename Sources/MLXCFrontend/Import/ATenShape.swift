@@ -99,6 +99,15 @@ extension PlanImporter {
             let results = try outs.map { try imp.write(Int($0)) }
             imp.emit(.split(SplitOp(x: x, outs: results, sizes: try imp.intList(a[1]), axis: imp.axis(try imp.literalInt(a[2]), of: x))))
         }
+        // split_copy.Tensor_out(Tensor self, SymInt split_size, int dim=0, *, Tensor(a!)[] out): equal chunks, the last shorter.
+        t["aten::split_copy.Tensor_out"] = { imp, a in
+            try imp.arity(a, 3, "split_copy")
+            let x = try imp.read(a[0])
+            guard case .tensorList(let outs) = try imp.evalue(a.last!) else { throw imp.fail("split_copy output is not a TensorList") }
+            let results = try outs.map { try imp.write(Int($0)) }
+            let dim = a.count >= 4 ? try imp.literalInt(a[2]) : 0
+            imp.emit(.split(SplitOp(x: x, outs: results, sizes: [try imp.intArg(a[1])], axis: imp.axis(dim, of: x))))
+        }
         let identity: ATenTranslator = { imp, a in
             imp.emit(.idCopy(IdCopyOp(x: try imp.read(a[0]), out: try imp.write(a.last!))))
         }

@@ -8,7 +8,7 @@ extension PlanImporter {
     static let translators: [String: ATenTranslator] = {
         var table: [String: ATenTranslator] = [:]
         for group in [elementwiseTranslators, shapeTranslators, reductionTranslators, linalgTranslators,
-                      creationTranslators, llmTranslators, quantizedTranslators, primTranslators] {
+                      creationTranslators, llmTranslators, quantizedTranslators, primTranslators, dimOrderTranslators] {
             table.merge(group) { first, _ in first }
         }
         return table
