@@ -4,6 +4,9 @@ import MLXCIR
 /// or f16 weight — with what surrounds them into `fused_linear`, one kernel that reads each weight
 /// row once per block of tokens:
 ///
+/// 0. `matmul(x, transpose(W, [1, 0]))` (plain `aten::mm` of a permuted weight, as optimum's
+///    portable exports write nn.Linear) is that linear without a bias: the addmm (same definition);
+///
 /// 1. a bias add after a linear without one, `add(x·Wᵀ, b)` with b a constant [N], becomes the
 ///    linear's bias (a broadcast add belongs in the linear, not in a residual);
 /// 2. gated MLPs: `multiply(act(x·W_gᵀ), x·W_uᵀ)` with act = silu, silu spelled `g·sigmoid(g)` (plain
@@ -23,6 +26,7 @@ public struct FuseLinear: GraphPass {
     public func run(_ graph: inout Graph) throws -> Int {
         var fused = 0
         for b in graph.blocks.indices {
+            fused += fuse(&graph, block: b, matmulLinear)
             fused += fuse(&graph, block: b, biasAdd)
             fused += fuse(&graph, block: b, gated)
             fused += fuse(&graph, block: b, activated)
@@ -131,6 +135,14 @@ public struct FuseLinear: GraphPass {
     }
 
     // MARK: the five fusions
+
+    /// `matmul(x, transpose(W, [1, 0]))`, W a constant [N, K] float: `addmm` without a bias (the
+    /// reference computes addmm as that matmul), so the steps below and the linear kernels take it.
+    func matmulLinear(_ i: Int, _ c: Context) -> Match? {
+        guard case .matmul(let o) = c.nodes[i].op, let t = c.transposes[o.b], t.perm == [1, 0],
+              let w = c.constant(t.x), w.rank == 2, Context.floats.contains(w.dtype) else { return nil }
+        return Match(op: .addmm(AddmmOp(mat1: o.a, mat2: o.b, out: o.out, bias: nil, alpha: 1, beta: 1)), absorbed: [])
+    }
 
     /// `add(x·Wᵀ, b)`, b a constant [N] of the linear's width: the addmm with that bias, at the add.
     func biasAdd(_ i: Int, _ c: Context) -> Match? {

@@ -14,6 +14,10 @@ extension Lowerings {
         case .sum(let o): return reduction(.sum, x: o.x, out: o.out, axes: o.axes, node, c)
         case .any(let o): return reduction(.any, x: o.x, out: o.out, axes: o.axes, node, c)
         case .all(let o): return reduction(.all, x: o.x, out: o.out, axes: o.axes, node, c)
+        case .max(let o): return reduction(.max, x: o.x, out: o.out, axes: o.axes, node, c)
+        case .min(let o): return reduction(.min, x: o.x, out: o.out, axes: o.axes, node, c)
+        case .argmax(let o): return argReduction(max: true, x: o.x, out: o.out, axis: o.axis, keepdims: o.keepdims, node, c)
+        case .argmin(let o): return argReduction(max: false, x: o.x, out: o.out, axis: o.axis, keepdims: o.keepdims, node, c)
         case .indexPut(let o): return indexPut(o, node, c)
         case .copyInto(let o): return copyInto(o, node, c)
         case .conv1D(let o): return conv1d(o, node, c)
@@ -26,7 +30,8 @@ extension Lowerings {
         switch node.op {
         case .matmul: return "needs two f32/bf16/f16 operands of one dtype"
         case .power: return "only a constant scalar exponent of 2, 0.5, -0.5 or -1 on f32/bf16/f16 has a kernel"
-        case .mean, .sum: return "needs an f32/bf16/f16 operand reduced over adjacent axes"
+        case .mean, .sum, .max, .min: return "needs an f32/bf16/f16 operand reduced over adjacent axes"
+        case .argmax, .argmin: return "needs an f32/bf16/f16 operand and an i32/i64/u32 result"
         case .any, .all: return "needs a bool operand reduced over adjacent axes"
         case .indexPut:
             return "needs one i32/i64 index tensor, accumulate = false, and a state (or single-use temporary) destination nothing but its copy_into write-back reads afterwards"
@@ -67,25 +72,53 @@ extension Lowerings {
         return (sizes, outA, outB)
     }
 
+    /// The batched matmul kernel's layout for a [..., M, K] @ b [..., K, N] (rank-1 operands as
+    /// NumPy treats them): the result shape, the dims (without addmm's bias stride), the work, M and N.
+    static func matmulLayout(_ a: [Int], _ b: [Int]) -> (shape: [Int], dims: [Int64], work: Int, m: Int, n: Int)? {
+        let rows = BatchedMatmulKernels.rows
+        guard !a.isEmpty, !b.isEmpty else { return nil }
+        let a2 = a.count == 1 ? [1] + a : a, b2 = b.count == 1 ? b + [1] : b
+        let (m, k) = (a2[a2.count - 2], a2[a2.count - 1]), (k2, n) = (b2[b2.count - 2], b2[b2.count - 1])
+        guard k == k2, let batch = collapsedBatch(Array(a2.dropLast(2)), Array(b2.dropLast(2)), aMatrix: m * k, bMatrix: k * n),
+              let full = try? Broadcast.shape(Array(a2.dropLast(2)), Array(b2.dropLast(2))) else { return nil }
+        var shape = full + [m, n]
+        if a.count == 1 { shape.remove(at: shape.count - 2) }
+        if b.count == 1 { shape.removeLast() }
+        let blocks = (m + rows - 1) / rows
+        let count = batch.sizes[0] * batch.sizes[1]
+        let dims = [m, k, n, batch.sizes[1], batch.a[0], batch.a[1], batch.b[0], batch.b[1], blocks].map { Int64($0) }
+        return (shape, dims, n == 0 ? 0 : count * blocks, m, n)
+    }
+
     static func batchedMatmul(_ o: MatmulOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard let (dtype, t) = sharedActivation([o.a, o.b], c) else { return nil }
         let definition = BatchedMatmulKernels.matmul(t, lanes: c.lanes)
-        let rows = BatchedMatmulKernels.rows
         return launch(definition, node, operands: [o.a, o.b], results: [o.out], resultDTypes: [dtype],
                       operandDTypes: [dtype, dtype], grain: 1) { inputs in
-            let a = inputs[0].shape, b = inputs[1].shape
-            guard !a.isEmpty, !b.isEmpty else { return nil }
-            let a2 = a.count == 1 ? [1] + a : a, b2 = b.count == 1 ? b + [1] : b
-            let (m, k) = (a2[a2.count - 2], a2[a2.count - 1]), (k2, n) = (b2[b2.count - 2], b2[b2.count - 1])
-            guard k == k2, let batch = collapsedBatch(Array(a2.dropLast(2)), Array(b2.dropLast(2)), aMatrix: m * k, bMatrix: k * n),
-                  let full = try? Broadcast.shape(Array(a2.dropLast(2)), Array(b2.dropLast(2))) else { return nil }
-            var shape = full + [m, n]
-            if a.count == 1 { shape.remove(at: shape.count - 2) }
-            if b.count == 1 { shape.removeLast() }
-            let blocks = (m + rows - 1) / rows
-            let count = batch.sizes[0] * batch.sizes[1]
-            let dims = [m, k, n, batch.sizes[1], batch.a[0], batch.a[1], batch.b[0], batch.b[1], blocks].map { Int64($0) }
-            return CallLayout(shapes: [shape], dims: dims, work: n == 0 ? 0 : count * blocks)
+            guard let l = matmulLayout(inputs[0].shape, inputs[1].shape) else { return nil }
+            return CallLayout(shapes: [l.shape], dims: l.dims, work: l.work)
+        }
+    }
+
+    /// `addmm` in a form no linear kernel takes (mat2 an activation — HF RoPE's inv_freq ⊗ positions —
+    /// or a constant [K, N] read as stored, alpha or beta ≠ 1): the batched matmul kernel with
+    /// alpha·(mat1·mat2) + beta·bias applied before the one rounding; the bias [N] or [M, N] (leading
+    /// 1s allowed). One dtype for every operand.
+    static func batchedAddmm(_ o: AddmmOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        let operands = [o.mat1, o.mat2] + (o.bias.map { [$0] } ?? [])
+        guard let (dtype, t) = sharedActivation(operands, c), o.alpha.isFinite, o.beta.isFinite else { return nil }
+        let addmm = BatchedMatmulKernels.Addmm(alpha: Float(o.alpha), beta: Float(o.beta), hasBias: o.bias != nil)
+        let definition = BatchedMatmulKernels.matmul(t, addmm: addmm, lanes: c.lanes)
+        return launch(definition, node, operands: operands, results: [o.out], resultDTypes: [dtype],
+                      operandDTypes: operands.map { _ in dtype }, grain: 1) { inputs in
+            guard let l = matmulLayout(inputs[0].shape, inputs[1].shape), inputs[0].shape.count >= 2, inputs[1].shape.count >= 2 else { return nil }
+            guard o.bias != nil else { return CallLayout(shapes: [l.shape], dims: l.dims, work: l.work) }
+            // Bias [.., N] with one row, or [.., M, N]; leading dims 1.
+            let bias = inputs[2].shape
+            guard bias.last == l.n, bias.count <= l.shape.count else { return nil }
+            let rows = bias.dropLast().reduce(1, *)
+            guard rows == 1 || (rows == l.m && bias[bias.count - 2] == l.m) else { return nil }
+            return CallLayout(shapes: [l.shape], dims: l.dims + [Int64(rows == 1 ? 0 : l.n)], work: l.work)
         }
     }
 
@@ -137,6 +170,8 @@ extension Lowerings {
         case .sum(let o): keepdims = o.keepdims
         case .any(let o): keepdims = o.keepdims
         case .all(let o): keepdims = o.keepdims
+        case .max(let o): keepdims = o.keepdims
+        case .min(let o): keepdims = o.keepdims
         default: return nil
         }
         let definition = ReductionKernels.reduce(kind, t, lanes: c.lanes)
@@ -147,6 +182,22 @@ extension Lowerings {
             guard let r = adjacentReduction(shape, axes: axes) else { return nil }
             let outShape = ReductionMath.reducedShape(shape, axes: r.axes, keepdims: keepdims)
             return CallLayout(shapes: [outShape], dims: [Int64(r.n), Int64(r.inner)], work: r.inner == 0 ? 0 : r.outer)
+        }
+    }
+
+    /// argmax / argmin along one axis: indices in the result's declared integer type (else u32, as the reference).
+    static func argReduction(max: Bool, x: ValueID, out: ValueID, axis: Int, keepdims: Bool, _ node: Node,
+                             _ c: LoweringContext) -> LoweredKernel? {
+        guard let (xDType, t) = activation(x, c) else { return nil }
+        let indexDType = c.dtype(out) ?? .u32
+        guard [.i32, .i64, .u32].contains(indexDType), let it = ElementType(indexDType) else { return nil }
+        let definition = ReductionKernels.argReduce(max: max, t, index: it)
+        return launch(definition, node, operands: [x], results: [out], resultDTypes: [indexDType], operandDTypes: [xDType],
+                      grain: 256) { inputs in
+            let shape = inputs[0].shape
+            guard !shape.isEmpty, inputs[0].count > 0, let r = adjacentReduction(shape, axes: [axis]) else { return nil }
+            let outShape = ReductionMath.reducedShape(shape, axes: r.axes, keepdims: keepdims)
+            return CallLayout(shapes: [outShape], dims: [Int64(r.n), Int64(r.inner)], work: r.outer * r.inner)
         }
     }
 

@@ -18,7 +18,7 @@ enum Lowerings {
 
     static func reason(_ node: Node, _ c: LoweringContext) -> String {
         switch node.op {
-        case .addmm: return "only x @ transpose(W) with a constant 2-D f32/bf16/f16 weight, f32/bf16/f16 activations and bias, alpha = beta = 1 has a kernel"
+        case .addmm: return "needs x @ transpose(W) with a constant 2-D f32/bf16/f16 weight (alpha = beta = 1), or one f32/bf16/f16 dtype for every operand and a bias [N] or [M, N]"
         case .quantizedMatmul(let o) where o.mode != "affine":
             return "only nvfp4 (group 16) / mxfp4 / mxfp8 (group 32) constant 2-D weights without biases, u8 scales that are not NaN (E8M0 exponents 1…254, mxfp8 ≤ 246), f32/bf16/f16 activations and transpose = true have a kernel"
         case .fusedLinear:
@@ -51,11 +51,11 @@ enum Lowerings {
         if let typed = typedLinear(o, node, c) { return typed }
         guard o.alpha == 1, o.beta == 1, c.dtype(o.mat1) ?? .f32 == .f32,
               case .transpose(let t)? = c.producer(o.mat2), t.perm == [1, 0],
-              let w = c.constant(t.x), w.dtype == .f32, w.shape.count == 2 else { return nil }
+              let w = c.constant(t.x), w.dtype == .f32, w.shape.count == 2 else { return batchedAddmm(o, node, c) }
         let (n, k) = (w.shape[0], w.shape[1])
         var operands = [o.mat1, t.x]
         if let bias = o.bias {
-            guard let bt = c.constant(bias), bt.dtype == .f32, bt.count == n else { return nil }
+            guard let bt = c.constant(bias), bt.dtype == .f32, bt.count == n else { return batchedAddmm(o, node, c) }
             operands.append(bias)
         }
         let definition = LinearKernels.f32(k: k, n: n, hasBias: o.bias != nil, lanes: c.lanes)

@@ -13,17 +13,32 @@ import LLVMKit
 /// The runtime collapses the broadcast batch to two dims [B0, B1] with a matrix stride per operand
 /// (0 where it broadcasts). Work items are (batch, block of `rows` rows of a): a decode step (M = 1)
 /// still splits across heads.
-/// buffers: [a, b, out]; dims: [M, K, N, B1, sA0, sA1, sB0, sB1, rowBlocks].
+/// With `addmm` (`addmm(bias, a, b, beta, alpha)` in any form no linear kernel takes: b an
+/// activation such as HF RoPE's inv_freq ⊗ positions, b a constant [K, N] read as stored, alpha or
+/// beta ≠ 1), each result is alpha·(a·b) + beta·bias before its one rounding, the bias [N] or [M, N]
+/// (row stride dims[9]: 0 or N) broadcast over the batch, as the reference computes it in Double.
+/// buffers: [a, b, bias?, out]; dims: [M, K, N, B1, sA0, sA1, sB0, sB1, rowBlocks, sBiasRow?].
 public enum BatchedMatmulKernels {
     public static let rows = 4
     static let columns = 2
 
-    public static func matmul(_ t: ElementType, lanes: Int) -> KernelDefinition {
-        KernelDefinition(name: "batched_matmul_\(t.tag)_r\(rows)c\(columns)_v\(lanes)") { e in
+    /// addmm's scalars and bias: out = alpha·(a·b) + beta·bias.
+    public struct Addmm: Equatable, Sendable {
+        public var alpha: Float, beta: Float, hasBias: Bool
+        public init(alpha: Float, beta: Float, hasBias: Bool) { (self.alpha, self.beta, self.hasBias) = (alpha, beta, hasBias) }
+        var tag: String {
+            (hasBias ? "_bias" : "") + (alpha != 1 ? "_alpha\(alpha)" : "") + (hasBias && beta != 1 ? "_beta\(beta)" : "")
+        }
+    }
+
+    public static func matmul(_ t: ElementType, addmm: Addmm? = nil, lanes: Int) -> KernelDefinition {
+        KernelDefinition(name: "batched_matmul_\(t.tag)\(addmm?.tag ?? "")_r\(rows)c\(columns)_v\(lanes)") { e in
             let b = e.b
-            let a = e.buffer(0), bm = e.buffer(1), out = e.buffer(2)
+            let hasBias = addmm?.hasBias ?? false
+            let a = e.buffer(0), bm = e.buffer(1), bias = hasBias ? e.buffer(2) : nil, out = e.buffer(hasBias ? 3 : 2)
             let m = e.dim(0), k = e.dim(1), n = e.dim(2), b1 = e.dim(3)
             let sA0 = e.dim(4), sA1 = e.dim(5), sB0 = e.dim(6), sB1 = e.dim(7), blocks = e.dim(8)
+            let sBiasRow = hasBias ? e.dim(9) : nil
             let scalar = Lanes(b, 1)
 
             /// out rows i0..<i0+nr, columns j0..<j0+nc·width (the lanes of `l`), over all of K.
@@ -41,8 +56,20 @@ public enum BatchedMatmulKernels {
                     return next
                 }
                 for r in 0..<nr {
-                    let row = b.add(outBase, b.mul(b.add(i0, b.i64(r)), n))
-                    for c in 0..<nc { l.storeF32(acc[r * nc + c], t, out, b.add(row, b.add(j0, b.i64(c * l.width)))) }
+                    let i = b.add(i0, b.i64(r))
+                    let row = b.add(outBase, b.mul(i, n))
+                    for c in 0..<nc {
+                        let column = b.add(j0, b.i64(c * l.width))
+                        var v = acc[r * nc + c]
+                        if let addmm {
+                            if addmm.alpha != 1 { v = b.fmul(v, l.f32(addmm.alpha)) }
+                            if let bias, let sBiasRow {
+                                let bv = l.loadF32(t, bias, b.add(b.mul(i, sBiasRow), column))
+                                v = addmm.beta == 1 ? b.fadd(v, bv) : b.fma(bv, l.f32(addmm.beta), v)
+                            }
+                        }
+                        l.storeF32(v, t, out, b.add(row, column))
+                    }
                 }
             }
 

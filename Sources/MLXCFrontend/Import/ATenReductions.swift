@@ -50,6 +50,29 @@ extension PlanImporter {
             guard ax.count == 1 else { throw imp.fail("argmin over all dims (dim=None) is not supported") }
             imp.emit(.argmin(ArgminOp(x: x, out: try imp.write(a.last!), axis: ax[0], keepdims: try imp.boolArg(a[2]))))
         }
+        // max.dim_max / min.dim_min(self, dim, keepdim, *, values, indices): the reduction and its arg.
+        for (name, isMax) in [("aten::max.dim_max", true), ("aten::min.dim_min", false)] {
+            t[name] = { imp, a in
+                try imp.arity(a, 5, name)
+                let x = try imp.read(a[0])
+                let d = imp.axis(try imp.literalInt(a[1]), of: x), keep = try imp.boolArg(a[2])
+                let values = try imp.write(a[3]), indices = try imp.write(a[4])
+                if isMax {
+                    imp.emit(.max(MaxOp(x: x, out: values, axes: [d], keepdims: keep)))
+                    imp.emit(.argmax(ArgmaxOp(x: x, out: indices, axis: d, keepdims: keep)))
+                } else {
+                    imp.emit(.min(MinOp(x: x, out: values, axes: [d], keepdims: keep)))
+                    imp.emit(.argmin(ArgminOp(x: x, out: indices, axis: d, keepdims: keep)))
+                }
+            }
+        }
+        // max.unary_out / min.unary_out(self, *, out): over every element.
+        t["aten::max.unary_out"] = { imp, a in
+            imp.emit(.max(MaxOp(x: try imp.read(a[0]), out: try imp.write(a.last!), axes: [], keepdims: false)))
+        }
+        t["aten::min.unary_out"] = { imp, a in
+            imp.emit(.min(MinOp(x: try imp.read(a[0]), out: try imp.write(a.last!), axes: [], keepdims: false)))
+        }
         t["aten::_softmax.out"] = { imp, a in
             try imp.arity(a, 4, "softmax")
             let x = try imp.read(a[0])

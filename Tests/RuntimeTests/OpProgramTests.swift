@@ -1,0 +1,59 @@
+import Foundation
+import XCTest
+import MLXCFrontend
+import MLXCIR
+@testable import MLXCRuntime
+
+/// Small plain programs exported by ExecuTorch 1.5.1 with the ops LLM exports emit that the fixtures
+/// lack (`tools/python/export_op_programs.py`, `Tests/Fixtures/ops/`): the dim-order ops
+/// (`.contiguous()`, `.to(dtype)`, `.clone()`; dim-order ops are ExecuTorch's default), split with
+/// sizes, `max.dim_max` and `amax`, the fused-QKV split of a linear, addmm with a bias and
+/// alpha/beta ≠ 1, `x @ W` with W [K, N], and nn.Linear on a batched x [1, T, K].
+///
+/// Each runs on the reference (as imported) and compiled after the default pipeline, held to eager
+/// PyTorch's outputs: f32 within 1e-5 × max |expected| (summation order), bf16-rounded values exactly
+/// (the ops round the same f32 products), indices exactly; compiled, no op may be left to the
+/// reference. A permuted dim order (channels-last) is refused with one line naming the op.
+final class OpProgramTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/ops")
+
+    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let pte = try PTEFile(path: Self.root.appendingPathComponent("\(name).pte").path)
+        let graph = try Importer.importMethod(pte).graph
+        var inputs: [HostTensor] = []
+        for i in 0... {
+            let path = Self.root.appendingPathComponent("\(name).input\(i).npy").path
+            guard FileManager.default.fileExists(atPath: path) else { break }
+            inputs.append(try TensorFiles.readNPY(path))
+        }
+        let jit = try JITProgram(graph: try ProgramLoader.prepare(pte, method: nil), pte: pte)
+        XCTAssertEqual(jit.remarks, [], "\(name): ops left to the reference", file: file, line: line)
+        for (engine, executor) in [("reference", try ReferenceExecutor(graph: graph, pte: pte) as any ProgramExecutor), ("compiled", jit)] {
+            let outputs = try executor.run(inputs)
+            for (j, out) in outputs.enumerated() {
+                let expected = try TensorFiles.readNPY(Self.root.appendingPathComponent("\(name).output\(j).npy").path)
+                XCTAssertEqual(out.shape, expected.shape, "\(name) \(engine) output \(j)", file: file, line: line)
+                guard out.shape == expected.shape else { continue }
+                let scale = max(expected.storage.map(abs).max() ?? 0, 1e-12)
+                let err = zip(out.storage, expected.storage).map { abs($0 - $1) }.max() ?? 0
+                let tolerance = out.dtype == .f32 ? 1e-5 * scale : 0
+                XCTAssertLessThanOrEqual(err, tolerance, "\(name) \(engine) output \(j) (\(out.dtype.name) \(out.shape))", file: file, line: line)
+            }
+        }
+        XCTAssertEqual(jit.runtimeFallbacks, [:], "\(name): calls left to the reference", file: file, line: line)
+    }
+
+    func testDimOrderOps() throws { try check("dim_order_ops") }
+    func testSplitAndMax() throws { try check("split_max") }
+    func testAddmmForms() throws { try check("addmm_forms") }
+
+    func testPermutedDimOrderIsRefusedByName() throws {
+        let pte = try PTEFile(path: Self.root.appendingPathComponent("dim_order_channels_last.pte").path)
+        XCTAssertThrowsError(try Importer.importMethod(pte)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("dim_order_ops::_clone_dim_order.out") && message.contains("[0, 2, 3, 1]"), message)
+            XCTAssertFalse(message.contains("\n"), message)
+        }
+    }
+}

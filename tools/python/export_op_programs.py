@@ -1,0 +1,98 @@
+"""Small plain ExecuTorch programs for the ops LLM exports emit that the zoo's checkpoints may not:
+the dim-order ops (`.contiguous()`, `.to(dtype)`, `.clone()` exported WITHOUT _skip_dim_order, as
+ExecuTorch's own export_llama does), split (split_with_sizes_copy / split_copy), max reductions and
+the addmm forms (bias, alpha/beta != 1, batched x).
+
+Writes Tests/Fixtures/ops/<name>.pte with <name>.input<I>.npy and eager-PyTorch <name>.output<J>.npy
+(run from the repo root with the export venv: tools/.venv/bin/python tools/python/export_op_programs.py).
+The directory has no model.pte, so the fixture walkers skip it; OpProgramTests reads it.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+from executorch.exir.passes import MemoryPlanningPass
+
+OUT = Path(__file__).resolve().parents[2] / "Tests" / "Fixtures" / "ops"
+
+
+class DimOrderOps(torch.nn.Module):
+    """transpose(...).contiguous(), .to(bf16), .clone(), .to(f32): _clone_dim_order / _to_dim_order_copy."""
+
+    def forward(self, x):
+        y = x.transpose(1, 2).contiguous()
+        z = (y * 2).to(torch.bfloat16)
+        w = z.clone() + 1
+        return w.to(torch.float32), y.to(torch.int64)
+
+
+class ChannelsLast(torch.nn.Module):
+    """A permuted result memory layout: _clone_dim_order with dim_order [0, 2, 3, 1]."""
+
+    def forward(self, x):
+        return (x * 2).contiguous(memory_format=torch.channels_last) + 1
+
+
+class SplitMax(torch.nn.Module):
+    """split with sizes and with a chunk size (the last part shorter), max over an axis (values and
+    indices), amax over two axes, and the fused-QKV split of a linear's result (Phi-3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = torch.nn.Linear(16, 48, bias=False)
+
+    def forward(self, x):
+        a, b, c = torch.split(x, [1, 2, 3], dim=1)
+        d, e, f = torch.split(x, 6, dim=2)
+        m, i = torch.max(x, dim=-1)
+        q, k, v = self.qkv(x).split([16, 16, 16], dim=-1)
+        return a, b, c, d, e, f, m, i, torch.amax(x, dim=(1, 2)), q, k, v
+
+
+class Addmm(torch.nn.Module):
+    """addmm with a bias and alpha/beta != 1, x @ W (W [K, N] not transposed), and batched x [1, T, K]
+    through nn.Linear with a bias."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.w = torch.nn.Parameter(torch.randn(16, 24, generator=g) * 0.2)      # [K, N]
+        self.bias = torch.nn.Parameter(torch.randn(24, generator=g))
+        self.lin = torch.nn.Linear(16, 12)
+
+    def forward(self, x, x3):
+        return (torch.addmm(self.bias, x, self.w, beta=0.5, alpha=2.0), torch.addmm(self.bias, x, self.w), x @ self.w,
+                self.lin(x3))
+
+
+def export(name: str, module: torch.nn.Module, inputs: tuple) -> None:
+    module.eval()
+    ep = torch.export.export(module, inputs, strict=True)
+    edge = to_edge_transform_and_lower(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    program = edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False)))
+    (OUT / f"{name}.pte").write_bytes(program.buffer)
+    with torch.no_grad():
+        outputs = module(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    for i, t in enumerate(inputs):
+        np.save(OUT / f"{name}.input{i}.npy", t.numpy())
+    for j, t in enumerate(outputs):
+        np.save(OUT / f"{name}.output{j}.npy", t.to(torch.float32).numpy() if t.dtype == torch.bfloat16 else t.numpy())
+    ops = sorted({f"{op.name}.{op.overload}" for plan in program.executorch_program.execution_plan for op in plan.operators})
+    print(name, ops)
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(1)
+    export("dim_order_ops", DimOrderOps(), (torch.randn(2, 3, 5, generator=g),))
+    export("dim_order_channels_last", ChannelsLast(), (torch.randn(1, 2, 3, 4, generator=g),))
+    torch.manual_seed(2)
+    export("split_max", SplitMax(), (torch.randn(2, 6, 16, generator=g),))
+    torch.manual_seed(4)
+    export("addmm_forms", Addmm(), (torch.randn(5, 16, generator=g), torch.randn(1, 7, 16, generator=g)))
+
+
+if __name__ == "__main__":
+    main()
