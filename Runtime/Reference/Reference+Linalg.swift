@@ -49,6 +49,12 @@ enum LinalgKernels {
     /// NumPy/MLX matmul: a [..., M, K] @ b [..., K, N] with batch dims broadcast; a 1-D `a` is a row
     /// and a 1-D `b` a column, their inserted dim removed from the result.
     static func matmul(_ a: HostTensor, _ b: HostTensor, _ op: String) throws -> HostTensor {
+        // Integer codes times floats is no product ATen or MLX defines: it is what a quantized weight
+        // looks like once an export dropped its scales (torchao's IntxUnpackedToInt8Tensor lowered with
+        // no backend, e.g. etLLM's 8da4w without XNNPACK). Computing it would be silent garbage.
+        if a.dtype.isFloatingPoint != b.dtype.isFloatingPoint {
+            throw ReferenceError("\(op): operands are \(a.dtype) \(a.shape) and \(b.dtype) \(b.shape): integer codes times floats is not a matrix product (a quantized weight exported without its scales?)")
+        }
         guard a.rank >= 1, b.rank >= 1 else { throw ReferenceError("\(op): operands must have at least one dim, got \(a.shape) and \(b.shape)") }
         let a2 = a.rank == 1 ? a.reshaped([1, a.count]) : a
         let b2 = b.rank == 1 ? b.reshaped([b.count, 1]) : b

@@ -26,6 +26,8 @@ final class ReferenceLinalgTests: XCTestCase {
         let r = try matmul(K.t([1, 2], [1, 1], .bf16), K.t([2, 1], [1, 0.001953125], .bf16))
         assertTensor(r, [1, 1], [1], .bf16)
         assertThrows(try self.matmul(a, a), mentioning: ["matmul", "[2, 3]"])
+        // Integer codes times floats (a quantized weight whose scales an export dropped) is refused.
+        assertThrows(try self.matmul(a, K.t([3, 2], [1, 0, 0, 1, 1, 1], .i8)), mentioning: ["matmul", "i8", "not a matrix product"])
         assertThrows(try self.matmul(K.t([], [1]), a), mentioning: ["matmul"])
         assertThrows(try self.matmul(K.t([2, 2, 3], [Double](repeating: 0, count: 12)), K.t([3, 3, 1], [Double](repeating: 0, count: 9))),
                      mentioning: ["matmul", "batch"])

@@ -89,7 +89,8 @@ class Recorder:
         chunk = seq_bound(dynamic_shapes, tokens_ex.shape[1])
         if dynamic_shapes is None:
             chunk = tokens_ex.shape[1]  # a static export takes exactly its example length
-        vocab = self.vocab_size(mod)
+        # A later export's module may be a bare graph module: the vocabulary is the first one's.
+        vocab = self.vocab = getattr(self, "vocab", None) or self.vocab_size(mod)
         g = torch.Generator().manual_seed(self.seed)
         prompt = torch.randint(self.vocab_lo, vocab, (self.prompt_len,), generator=g).tolist()
 

@@ -48,6 +48,7 @@ class Entry:
     transformers_rc1: bool = False
     notes: str = ""
     capture: dict = field(default_factory=dict)  # capture.py options (prompt-len, decode)
+    expect_error: str = ""      # a program the script writes wrongly: mlxc must refuse it with this message
 
 
 def mlx_hf(*flags, ctx=64):
@@ -103,8 +104,11 @@ def etllm(*flags, ctx=64):
 
 add("etllm_llama_mlx_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.mlx.enabled=true"))
 add("etllm_llama_portable_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=true"))
+# 8da4w without a backend: ExecuTorch 1.5.1 writes aten::linear over the int8 codes of torchao's
+# IntxUnpackedToInt8Tensor with its scales dropped — a program that computes garbage. mlxc must say so.
 add("etllm_llama_portable_8da4w", "llama", etllm("model.use_sdpa_with_kv_cache=true", "quantization.qmode=8da4w",
-                                                "quantization.group_size=32"))
+                                                "quantization.group_size=32"),
+    expect_error="integer codes times floats is not a matrix product")
 # Plain programs (no delegate): optimum-executorch's portable recipe.
 for fam in ["llama", "qwen3", "gemma3"]:
     add(f"{fam}_portable_fp32", fam, optimum("portable"), transformers_rc1=True)
@@ -236,6 +240,11 @@ def check(e: Entry, mlxc: str) -> dict:
     n = len(ref["greedy"])
     r = subprocess.run([mlxc, "run", "--jit", str(out / "model.pte"), "--prompt-tokens", prompt, "--temperature", "0",
                         "--max-new-tokens", str(n), "--print-token-ids"], capture_output=True, text=True)
+    if e.expect_error:
+        lines = r.stderr.strip().splitlines()
+        row["refused"] = lines[-1][:160] if lines else ""
+        row["ok"] = r.returncode == 1 and e.expect_error in r.stderr and len(lines) == 1
+        return row
     if r.returncode != 0:
         row["run"] = (r.stderr.strip().splitlines() or ["?"])[-1][:160]
         return row
