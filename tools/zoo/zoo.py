@@ -109,6 +109,15 @@ add("etllm_llama_portable_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=tr
 add("etllm_llama_portable_8da4w", "llama", etllm("model.use_sdpa_with_kv_cache=true", "quantization.qmode=8da4w",
                                                 "quantization.group_size=32"),
     expect_error="integer codes times floats is not a matrix product")
+# XNNPACK-delegated programs (optimum-executorch's xnnpack recipe; etLLM with XNNPACK): ExecuTorch's default
+# CPU path. They run once mlxc reads XNNPACK payloads (issue: XNNPACK-delegated programs run).
+add("llama_xnnpack_fp32", "llama", optimum("xnnpack"), transformers_rc1=True)
+add("llama_xnnpack_custom_8da4w", "llama", optimum("xnnpack", "--use_custom_sdpa", "--use_custom_kv_cache",
+                                                   "--qlinear", "8da4w", "--qembedding", "8w"), transformers_rc1=True)
+add("qwen3_xnnpack_custom_fp32", "qwen3", optimum("xnnpack", "--use_custom_sdpa", "--use_custom_kv_cache"),
+    transformers_rc1=True)
+add("etllm_llama_xnnpack_8da4w", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.xnnpack.enabled=true",
+                                               "quantization.qmode=8da4w", "quantization.group_size=32"))
 # Plain programs (no delegate): optimum-executorch's portable recipe.
 for fam in ["llama", "qwen3", "gemma3"]:
     add(f"{fam}_portable_fp32", fam, optimum("portable"), transformers_rc1=True)
