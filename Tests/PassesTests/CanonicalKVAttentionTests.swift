@@ -81,6 +81,97 @@ final class CanonicalKVAttentionTests: XCTestCase {
         %34 = sdpa(q: %12, k: %4, v: %5, scale: 0.25, mask: %39, causal: false) : f32[1, 4, ?1..8, 16]
         """)
     }
+
+    func testWritesOfUnprovenEqualLengthsKeepTheirOwnPositions() throws {
+        // v's rows come from its own input (reshape with -1): no proof they are k's T.
+        let body = projections + "  %24 = reshape(x: %2, shape: [1, -1, 2, 16]) : f32[1, ?1..8, 2, 16]\n"
+            + "  %25 = transpose(x: %24, perm: [0, 2, 1, 3]) : f32[1, 2, ?1..8, 16]\n"
+            + write(4, 14, size: 20, stop: 21) + write(5, 25, size: 22, stop: 23) + read()
+        let (text, _) = try rewritten(body)
+        XCTAssertEqual(text.components(separatedBy: "\n").filter { $0.contains("= arange(start: %15") }.count, 2, text)
+    }
+
+    func testRingBufferPiecesBecomeOneWriteAtPositionsModSlots() throws {
+        let body = projections + """
+          %20 = mod_int(a: %15, b: 32) : i64[]
+          %21 = sym_size(a: %14, dim: 2) : i64[]
+          %22 = subtract_int(a: 32, b: %20) : i64[]
+          %23 = slice(x: %14, axis: 2, start: 0, stop: %22, step: 1) : f32[1, 2, ?0..8, 16]
+          %24 = sym_size(a: %23, dim: 2) : i64[]
+          %25 = slice(x: %14, axis: 2, start: %24, stop: %21, step: 1) : f32[1, 2, ?0..8, 16]
+          %26 = add_int(a: %20, b: %24) : i64[]
+          %27 = subtract_int(a: %21, b: %24) : i64[]
+          %4 = slice_update(dst: %4, update: %23, axis: 2, start: %20, stop: %26, step: 1) : f32[1, 2, 32, 16]
+          %4 = slice_update(dst: %4, update: %25, axis: 2, start: 0, stop: %27, step: 1) : f32[1, 2, 32, 16]
+          %28 = subtract_int(a: 32, b: %10) : i64[]
+          %29 = add_int(a: %28, b: %10) : i64[]
+          %32 = slice(x: %4, axis: 2, start: 0, stop: %29, step: 1) : f32[1, 2, ?0..32, 16]
+          %33 = slice(x: %5, axis: 2, start: 0, stop: %29, step: 1) : f32[1, 2, ?0..32, 16]
+          %34 = sdpa(q: %12, k: %32, v: %33, scale: 0.25, mask: %6, causal: false) : f32[1, 4, ?1..8, 16]
+
+        """
+        let (text, changes) = try rewritten(body)
+        XCTAssertEqual(changes, 2)
+        let kept = projections.trimmedLines.components(separatedBy: "\n").filter { !$0.hasPrefix("%16 ") && !$0.hasPrefix("%17 ") }   // v is unread
+        XCTAssertEqual(text, kept.joined(separator: "\n") + """
+
+        %20 = mod_int(a: %15, b: 32) : i64[]
+        %35 = add_int(a: %20, b: %10) : i64[]
+        %36 = arange(start: %20, stop: %35, step: 1, scalar_type: i64) : i64[?1..8]
+        %38 = remainder(a: %36, b: %37) : i64[?1..8]
+        %4 = index_copy(dst: %4, update: %14, indices: %38, axis: 2) : f32[1, 2, 32, 16]
+        %34 = sdpa(q: %12, k: %4, v: %5, scale: 0.25, mask: %6, causal: false) : f32[1, 4, ?1..8, 16]
+        """)
+    }
+
+    func testLlamaCustomOpsOnBSHDCachesAreRelaidAndRewritten() throws {
+        let text = densified("""
+        graph @f
+        input %0 : f32[1, ?1..8, 64] "x"
+        input %1 : f32[1, ?1..8, 32] "kx"
+        input %2 : f32[1, ?1..8, 32] "vx"
+        input %3 : i64[1] "input_pos"
+        state %4 : f32[1, 32, 2, 16] = zeros "k_cache"
+        state %5 : f32[1, 32, 2, 16] = zeros "v_cache"
+        block main {
+          %6 = take(x: %3, index: 0, axis: 0) : i64[]
+          %7 = item_int(x: %6) : i64[]
+          %9 = sym_size(a: %0, dim: 1) : i64[]
+          %10 = reshape(x: %0, shape: [1, %9, 4, 16]) : f32[1, ?1..8, 4, 16]
+          %11 = reshape(x: %1, shape: [1, %9, 2, 16]) : f32[1, ?1..8, 2, 16]
+          %12 = reshape(x: %2, shape: [1, %9, 2, 16]) : f32[1, ?1..8, 2, 16]
+          %4 = llama_update_cache(value: %11, cache: %4, start_pos: %7) : f32[1, 32, 2, 16]
+          %5 = llama_update_cache(value: %12, cache: %5, start_pos: %7) : f32[1, 32, 2, 16]
+          %8 = llama_custom_sdpa(q: %10, k: %4, v: %5, start_pos: %7, attn_mask: none, dropout_p: 0.0, is_causal: true, scale: 0.25) : f32[1, ?1..8, 4, 16]
+        }
+        outputs %8
+        """)
+        var g = try IRParser.parse(text)
+        XCTAssertEqual(try CanonicalKVAttention().run(&g), 3)
+        try Verifier.verify(g)
+        XCTAssertEqual(g[ValueID(4)].type, TensorType(.f32, fixed: [1, 2, 32, 16]), "the cache is relaid [B, H, S, D]")
+        XCTAssertEqual(g.opHistogram["index_copy"], 2)
+        XCTAssertEqual(g.opHistogram["sdpa"], 1)
+        XCTAssertNil(g.opHistogram["llama_custom_sdpa"])
+        // One position vector serves both writes (and the mask: the read starts at the same %7).
+        XCTAssertEqual(g.opHistogram["arange"], 2)
+    }
+
+    func testLeavesAlone() throws {
+        try assertUnchanged(projections + """
+          %20 = add_int(a: %15, b: 1) : i64[]
+          %4 = slice_update(dst: %4, update: %14, axis: 2, start: %15, stop: %20, step: 1) : f32[1, 2, 32, 16]
+          %34 = id_copy(x: %4) : f32[1, 2, 32, 16]
+
+        """, "a write of T rows that stops at start + 1, and a cache no sdpa reads")
+        try assertUnchanged(projections + read(mask: "%6", causal: false), "a masked read of a slice that may be shorter than the cache")
+        let written = read().replacingOccurrences(of: "  %34 = sdpa", with: """
+          %20 = add_int(a: %15, b: 1) : i64[]
+          %4 = slice_update(dst: %4, update: %14, axis: 2, start: %15, stop: %20, step: 1) : f32[1, 2, 32, 16]
+          %34 = sdpa
+        """)
+        try assertUnchanged(projections + written, "the cache written between its slice and the sdpa")
+    }
 }
 
 /// `text` with a dead `sym_size` filler for every value number it leaves out (the parser wants
