@@ -14,6 +14,7 @@ extension Lowerings {
         let paramDType = c.dtype(o.scales) ?? .f32
         guard c.dtype(biases) ?? paramDType == paramDType, (o.dtype ?? paramDType) == .f32 else { return nil }
         guard let params = quantizedParams(paramDType) else { return nil }
+        guard words * 32 % o.bits == 0 else { return nil }
         let k = words * 32 / o.bits
         guard k % o.groupSize == 0 else { return nil }
         let groups = k / o.groupSize

@@ -505,7 +505,7 @@ final class JITKernelTests: XCTestCase {
         sg.append(.slice(SliceOp(x: sv, out: sout, axis: .literal(0), start: .value(st), stop: .value(sp))))
         try check(sg, [sout], calls: [[sg.feeds[0], .scalar(5, .i64), .scalar(9, .i64)], [sg.feeds[0], .scalar(0, .i64), .scalar(1, .i64)],
                                       [sg.feeds[0], .scalar(30, .i64), .scalar(40, .i64)]],
-                  .exact, kernels: ["strided_copy_b32_v16_skip2"], "slice dynamic")
+                  .exact, kernels: ["strided_copy_b32_v\(HostTarget.current.vectorBits / 32)_skip2"], "slice dynamic")
         // broadcast_to with −1 (the plain llama's GQA expansion).
         var bg = RefGraph()
         let bv = bg.input(r.tensor([1, 2, 1, 64, 16])), bout = bg.result()
@@ -608,7 +608,8 @@ final class JITKernelTests: XCTestCase {
     /// as the reference's exact Double result rounded to f32.
     func testDequantizeAffine() throws {
         var r = Random(14)
-        for (bits, group, k, params) in [(4, 32, 64, DType.f32), (2, 64, 128, .f32), (8, 32, 96, .bf16), (4, 64, 256, .f16)] {
+        for (bits, group, k, params) in [(4, 32, 64, DType.f32), (2, 64, 128, .f32), (8, 32, 96, .bf16), (4, 64, 256, .f16),
+                                         (2, 16, 64, .f32), (8, 128, 256, .f32), (3, 32, 96, .f32), (5, 64, 128, .bf16), (6, 32, 64, .f16)] {
             for rows in [[1, 1], [1, 5], [3, 2]] {
                 let words = k * bits / 32, groups = k / group
                 let w = HostTensor(dtype: .u32, shape: rows + [words], storage: (0..<(rows.reduce(1, *) * words)).map { _ in
@@ -620,6 +621,41 @@ final class JITKernelTests: XCTestCase {
                                                   dtype: .f32)))
                 try check(g, [out], .exact, kernels: ["dequantize_affine_w\(bits)g\(group)_\(params.name)params_f32_k\(k)"],
                           "dequantize \(bits)-bit g\(group) \(rows)")
+            }
+        }
+    }
+
+    /// The dequantize kernel at every vector width (4 lanes: 128-bit SSE/NEON, 8: AVX2, 16: AVX-512,
+    /// whatever the host), every MLX bit width and group size: bit for bit the reference's values.
+    func testDequantizeAffineAtEveryVectorWidth() throws {
+        var r = Random(15)
+        let machine = try TargetMachine()
+        for bits in [2, 3, 4, 5, 6, 8] {
+            for group in [32, 64, 128] {
+                let k = 2 * group, rows = 3, words = k * bits / 32, groups = k / group
+                let w = (0..<(rows * words)).map { _ in UInt32(truncatingIfNeeded: Int(r.next() * Double(UInt32.max))) }
+                let scales = r.tensor([rows, groups], 0.01, 0.2), biases = r.tensor([rows, groups], -1, 1)
+                let want = try Environment.dequantize(HostTensor(dtype: .u32, shape: [rows, words], storage: w.map(Double.init)),
+                                                      scales: scales, biases: biases, groupSize: group, bits: bits, mode: "affine").rounded()
+                for lanes in [4, 8, 16] {
+                    XCTAssertTrue(DequantizeKernels.supports(bits: bits, groupSize: group, lanes: lanes), "\(bits)-bit g\(group) v\(lanes)")
+                    let library = KernelLibrary()
+                    let name = library.require(DequantizeKernels.affine(k: k, bits: bits, groupSize: group, params: .f32, lanes: lanes))
+                    let jit = try JIT(machine: machine)
+                    let (functions, _) = try library.compile(into: jit, machine: machine, partitions: 1)
+                    let kernel = try XCTUnwrap(functions[name])
+                    var wBuffer = w, sBuffer = scales.storage.map(Float.init), bBuffer = biases.storage.map(Float.init)
+                    var out = [Float](repeating: .nan, count: rows * k)
+                    wBuffer.withUnsafeMutableBytes { wp in sBuffer.withUnsafeMutableBytes { sp in bBuffer.withUnsafeMutableBytes { bp in
+                        out.withUnsafeMutableBytes { op in
+                            let buffers: [UnsafeMutableRawPointer?] = [wp.baseAddress, sp.baseAddress, bp.baseAddress, op.baseAddress]
+                            let dims: [Int64] = [0]
+                            kernel(buffers, dims, 0, Int64(rows))
+                        }
+                    } } }
+                    compare(HostTensor(dtype: .f32, shape: [rows, k], storage: out.map(Double.init)), want, .exact,
+                            "dequantize \(bits)-bit g\(group) at \(lanes) lanes", file: #filePath, line: #line)
+                }
             }
         }
     }

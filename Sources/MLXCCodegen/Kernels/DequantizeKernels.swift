@@ -2,28 +2,41 @@ import CLLVM
 import LLVMKit
 
 /// MLX affine dequantization to f32, `out[r, j] = s[r, g] · q[r, j] + b[r, g]` (g = j / groupSize),
-/// with q packed LSB-first in uint32 words along the last axis — what a quantized embedding
-/// table's gathered rows go through. One fused multiply-add per value (the reference's exact
-/// product plus the bias, rounded once). Work items are rows of k values.
+/// with q packed LSB-first in uint32 words along the last axis (a little-endian bit stream: 3/5/6-bit
+/// codes straddle words) — what a quantized embedding table's gathered rows go through. One fused
+/// multiply-add per value (the reference's exact product plus the bias, rounded once). Work items
+/// are rows of k values.
+///
+/// A group starts on a word boundary, so within a group every vector's bit offset is a
+/// compile-time constant: a vector of codes is the few words it spans (one word broadcast when a
+/// word holds more codes than the vector has lanes, e.g. 2-bit on 8 or 4 lanes), spread to the
+/// lanes by a constant shuffle, shifted and masked; a code that straddles two words takes its
+/// high bits from the next one. Vectors are `gcd(lanes, groupSize)` wide so none crosses a group.
 /// buffers: [w u32, scales, biases, out f32].
 public enum DequantizeKernels {
-    /// Codes must not straddle words and a vector must hold whole words.
+    /// Any MLX bit width whose groups start on a word boundary (every group size MLX uses), at any
+    /// vector width.
     public static func supports(bits: Int, groupSize: Int, lanes: Int) -> Bool {
-        [2, 4, 8].contains(bits) && groupSize % lanes == 0 && lanes % (32 / bits) == 0
+        [2, 3, 4, 5, 6, 8].contains(bits) && groupSize > 0 && groupSize * bits % 32 == 0 && lanes > 0
+    }
+
+    /// Lanes per vector: the widest power of two dividing both the register width and the group.
+    static func vectorLanes(groupSize: Int, lanes: Int) -> Int {
+        var width = 1
+        while width * 2 <= lanes, lanes % (width * 2) == 0, groupSize % (width * 2) == 0 { width *= 2 }
+        return width
     }
 
     public static func affine(k: Int, bits: Int, groupSize: Int, params: QuantizedLinearKernels.ParamType, lanes: Int) -> KernelDefinition {
-        KernelDefinition(name: "dequantize_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_f32_k\(k)_v\(lanes)") { e in
+        precondition(supports(bits: bits, groupSize: groupSize, lanes: lanes) && k % groupSize == 0 && k * bits % 32 == 0)
+        return KernelDefinition(name: "dequantize_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_f32_k\(k)_v\(lanes)") { e in
             let b = e.b
             let w = e.buffer(0), scales = e.buffer(1), biases = e.buffer(2), out = e.buffer(3)
-            let codesPerWord = 32 / bits
-            let wordsPerVector = lanes / codesPerWord
-            let wordsPerRow = k * bits / 32
+            let width = vectorLanes(groupSize: groupSize, lanes: lanes)
+            let wordsPerRow = k * bits / 32, wordsPerGroup = groupSize * bits / 32
             let groups = k / groupSize
-            let vec = b.vector(b.f32, lanes)
-            let spread = (0..<lanes).map { $0 / codesPerWord }
-            let shifts = b.constVector((0..<lanes).map { b.i32(bits * ($0 % codesPerWord)) })
-            let mask = b.splat(b.i32((1 << bits) - 1), lanes)
+            let vec = b.vector(b.f32, width)
+            let mask = b.splat(b.i32((1 << bits) - 1), width)
             func param(_ base: IRValue, _ index: IRValue) -> IRValue {
                 switch params {
                 case .f32: return b.load(b.f32, b.gep(b.f32, base, index))
@@ -34,14 +47,28 @@ public enum DequantizeKernels {
             b.loop(e.begin, e.end, "r") { row in
                 b.loop(b.i64(0), b.i64(groups), "g") { g in
                     let pIndex = b.add(b.mul(row, b.i64(groups)), g)
-                    let s = b.splat(param(scales, pIndex), lanes), bias = b.splat(param(biases, pIndex), lanes)
-                    for v in 0..<(groupSize / lanes) {
-                        let wordIndex = b.add(b.mul(row, b.i64(wordsPerRow)),
-                                              b.add(b.mul(g, b.i64(groupSize * bits / 32)), b.i64(v * wordsPerVector)))
-                        let words = b.load(b.vector(b.i32, wordsPerVector), b.gep(b.i32, w, wordIndex), align: 4)
-                        let codes = b.uitofp(b.and(b.lshr(b.shuffle(words, words, spread), shifts), mask), vec)
-                        let at = b.add(b.mul(row, b.i64(k)), b.add(b.mul(g, b.i64(groupSize)), b.i64(v * lanes)))
-                        b.store(Lanes(b, lanes).exactFMA(s, codes, bias), b.gep(b.f32, out, at), align: 4)
+                    let s = b.splat(param(scales, pIndex), width), bias = b.splat(param(biases, pIndex), width)
+                    let groupWord = b.add(b.mul(row, b.i64(wordsPerRow)), b.mul(g, b.i64(wordsPerGroup)))
+                    for v in 0..<(groupSize / width) {
+                        // Bits [first, first + width·bits) of the group, in words firstWord…lastWord.
+                        let first = v * width * bits
+                        let firstWord = first / 32, lastWord = (first + width * bits - 1) / 32
+                        let count = lastWord - firstWord + 1
+                        let lane = (0..<width).map { first - 32 * firstWord + $0 * bits }   // bit offsets in `words`
+                        let words = b.load(b.vector(b.i32, count), b.gep(b.i32, w, b.add(groupWord, b.i64(firstWord))), align: 4)
+                        let low = b.lshr(b.shuffle(words, words, lane.map { $0 / 32 }),
+                                         b.constVector(lane.map { b.i32($0 % 32) }))
+                        var packed = low
+                        if lane.contains(where: { $0 % 32 + bits > 32 }) {
+                            // The next word's low bits; a lane that does not straddle shifts them out
+                            // (by 31 ≥ bits, never the poison 32).
+                            let next = b.shuffle(words, words, lane.map { min($0 / 32 + 1, count - 1) })
+                            let shifts = lane.map { $0 % 32 + bits > 32 ? 32 - $0 % 32 : 31 }
+                            packed = b.or(low, b.shl(next, b.constVector(shifts.map { b.i32($0) })))
+                        }
+                        let codes = b.uitofp(b.and(packed, mask), vec)
+                        let at = b.add(b.mul(row, b.i64(k)), b.add(b.mul(g, b.i64(groupSize)), b.i64(v * width)))
+                        b.store(Lanes(b, width).exactFMA(s, codes, bias), b.gep(b.f32, out, at), align: 4)
                     }
                 }
             }
