@@ -6,7 +6,8 @@ import MLXCIR
 
 /// Small plain programs exported by ExecuTorch 1.5.1 with the ops LLM exports emit that the fixtures
 /// lack (`tools/python/export_op_programs.py`, `Tests/Fixtures/ops/`): the dim-order ops
-/// (`.contiguous()`, `.to(dtype)`, `.clone()`; dim-order ops are ExecuTorch's default), split with
+/// (`.contiguous()`, `.to(dtype)`, `.clone()`; dim-order ops are ExecuTorch's default), fmod of
+/// int64 positions by a scalar (negative dividends and divisors), split with
 /// sizes, `max.dim_max` and `amax`, the fused-QKV split of a linear, addmm with a bias and
 /// alpha/beta ≠ 1, `x @ W` with W [K, N], and nn.Linear on a batched x [1, T, K].
 ///
@@ -47,6 +48,7 @@ final class OpProgramTests: XCTestCase {
     func testDimOrderOps() throws { try check("dim_order_ops") }
     func testSplitAndMax() throws { try check("split_max") }
     func testAddmmForms() throws { try check("addmm_forms") }
+    func testFmodOfIntegers() throws { try check("fmod") }
 
     func testPermutedDimOrderIsRefusedByName() throws {
         let pte = try PTEFile(path: Self.root.appendingPathComponent("dim_order_channels_last.pte").path)

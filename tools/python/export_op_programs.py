@@ -1,6 +1,6 @@
 """Small plain ExecuTorch programs for the ops LLM exports emit that the zoo's checkpoints may not:
 the dim-order ops (`.contiguous()`, `.to(dtype)`, `.clone()` exported WITHOUT _skip_dim_order, as
-ExecuTorch's own export_llama does), split (split_with_sizes_copy / split_copy), max reductions and
+ExecuTorch's own export_llama does), fmod, split (split_with_sizes_copy / split_copy), max reductions and
 the addmm forms (bias, alpha/beta != 1, batched x).
 
 Writes Tests/Fixtures/ops/<name>.pte with <name>.input<I>.npy and eager-PyTorch <name>.output<J>.npy
@@ -66,6 +66,13 @@ class Addmm(torch.nn.Module):
                 self.lin(x3))
 
 
+class Fmod(torch.nn.Module):
+    """fmod by a scalar on int64 positions (Gemma's ring-buffer cache slots), negative ones included."""
+
+    def forward(self, positions):
+        return torch.fmod(positions + 3, 8), torch.fmod(positions, -5)
+
+
 def export(name: str, module: torch.nn.Module, inputs: tuple) -> None:
     module.eval()
     ep = torch.export.export(module, inputs, strict=True)
@@ -90,6 +97,7 @@ def main() -> None:
     export("dim_order_channels_last", ChannelsLast(), (torch.randn(1, 2, 3, 4, generator=g),))
     torch.manual_seed(2)
     export("split_max", SplitMax(), (torch.randn(2, 6, 16, generator=g),))
+    export("fmod", Fmod(), (torch.arange(-20, 20, dtype=torch.int64),))
     torch.manual_seed(4)
     export("addmm_forms", Addmm(), (torch.randn(5, 16, generator=g), torch.randn(1, 7, 16, generator=g)))
 

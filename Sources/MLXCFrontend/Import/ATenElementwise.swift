@@ -111,12 +111,40 @@ extension PlanImporter {
             imp.emit(.where(WhereOp(condition: try imp.read(a[1]), x: try imp.scalarOperand(a[2], like: x), y: x,
                                     out: try imp.write(a.last!))))
         }
+        // fmod (C's remainder: truncated, the dividend's sign; Gemma's ring-buffer cache positions) =
+        // ±remainder(|a|, |b|), negated where a < 0: Python's remainder of non-negative operands is fmod's.
+        t["aten::fmod.Scalar_out"] = { imp, a in
+            try imp.arity(a, 3, "fmod")
+            let x = try imp.read(a[0])
+            let divisor = imp.graph.addValue(TensorType(imp.graph.type(x)?.dtype ?? .f32, []), .constant(.literal([Swift.abs(try imp.doubleArg(a[1]))])))
+            try imp.fmod(x, divisor: divisor, out: try imp.write(a.last!))
+        }
+        t["aten::fmod.Tensor_out"] = { imp, a in
+            try imp.arity(a, 3, "fmod")
+            let x = try imp.read(a[0]), y = try imp.read(a[1])
+            let divisor = imp.temporary(imp.graph.type(y))
+            imp.emit(.abs(AbsOp(x: y, out: divisor)))
+            try imp.fmod(x, divisor: divisor, out: try imp.write(a.last!))
+        }
         t["aten::_to_copy.out"] = { imp, a in
             let out = try imp.write(a.last!)
             guard let dt = imp.graph.type(out)?.dtype else { throw imp.fail("_to_copy output has no dtype") }
             imp.emit(.asType(AsTypeOp(x: try imp.read(a[0]), out: out, scalarType: dt)))
         }
         return t
+    }
+
+    /// fmod(x, d) for a divisor d ≥ 0: remainder(|x|, d), negated where x < 0.
+    func fmod(_ x: ValueID, divisor: ValueID, out: ValueID) throws {
+        let type = graph.type(x)
+        let magnitude = temporary(type), r = temporary(type), negated = temporary(type)
+        let negative = temporary(type.map { TensorType(.bool, $0.shape) })
+        let zero = graph.addValue(TensorType(type?.dtype ?? .f32, []), .constant(.literal([0])))
+        emit(.abs(AbsOp(x: x, out: magnitude)))
+        emit(.remainder(RemainderOp(a: magnitude, b: divisor, out: r)))
+        emit(.neg(NegOp(x: r, out: negated)))
+        emit(.less(LessOp(a: x, b: zero, out: negative)))
+        emit(.where(WhereOp(condition: negative, x: negated, y: r, out: out)))
     }
 
     /// `y * alpha` for the `alpha` argument of add/sub (no op when alpha is 1).
