@@ -56,6 +56,12 @@ enum InspectText {
                     }
                     for b in d.mlxMutableBuffers ?? [] { out += "    state \(b)\n" }
                 }
+                if let nodes = d.xnnNodes {
+                    out += "    XNN graph: \(nodes.values.reduce(0, +)) nodes, \((d.xnnValues ?? [:]).values.reduce(0, +)) values, inputs \(d.xnnInputIDs ?? []), outputs \(d.xnnOutputIDs ?? [])\n"
+                    for (name, count) in nodes.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+                        out += "    \(String(count).leftPad(5))  \(name)\n"
+                    }
+                }
             }
         }
         return out

@@ -25,6 +25,12 @@ public struct ProgramSummary: Codable, Sendable {
         public var mlxInstructions: [Int]?
         public var mlxConstants: Int?
         public var mlxMutableBuffers: [String]?
+        /// For XNNPACK payloads: node-type and value-kind histograms, external ids, constant entries.
+        public var xnnNodes: [String: Int]?
+        public var xnnValues: [String: Int]?
+        public var xnnInputIDs: [Int]?
+        public var xnnOutputIDs: [Int]?
+        public var xnnConstants: Int?
     }
 
     public struct MethodSummary: Codable, Sendable {
@@ -121,6 +127,13 @@ public struct ProgramSummary: Codable, Sendable {
                 let start = Int(g.numConstantTensors) + Int(g.numInputTensors) + Int(g.numOutputTensors)
                 let mutableRange = start ..< start + Int(g.numMutableBufferTensors)
                 s.mlxMutableBuffers = g.namedSlots.filter { $0.slot.slotType == .tensorSlot && mutableRange.contains(Int($0.slot.idx)) }.map(\.name)
+            } else if d.id == XNNPayload.backendID {
+                let g = try XNNPayload(payload, space: context, fileOffset: pte.fileOffset(of: payload)).graph
+                s.xnnNodes = g.nodeHistogram
+                s.xnnValues = g.values.reduce(into: [:]) { $0[$1.kindName, default: 0] += 1 }
+                s.xnnInputIDs = g.inputIDs.map(Int.init)
+                s.xnnOutputIDs = g.outputIDs.map(Int.init)
+                s.xnnConstants = g.constantData.count
             }
             return s
         }
