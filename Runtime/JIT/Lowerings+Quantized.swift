@@ -1,7 +1,7 @@
 import MLXCCodegen
 import MLXCIR
 
-/// Quantized ops other than the matmul (and the fused linears, in Lowerings+QuantizedMatmul): affine `dequantize` to f32 (the rows a quantized
+/// Quantized ops other than the matmul (and the fused linears, in Lowerings+QuantizedMatmul): affine `dequantize` to f32, bf16 or f16 (the rows a quantized
 /// embedding lookup gathers).
 extension Lowerings {
     static func quantized(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
@@ -12,14 +12,16 @@ extension Lowerings {
               DequantizeKernels.supports(bits: o.bits, groupSize: o.groupSize, lanes: c.lanes),
               c.dtype(o.w) ?? .u32 == .u32, let words = lastDim(o.w, c) else { return nil }
         let paramDType = c.dtype(o.scales) ?? .f32
-        guard c.dtype(biases) ?? paramDType == paramDType, (o.dtype ?? paramDType) == .f32 else { return nil }
+        let outDType = o.dtype ?? paramDType
+        guard c.dtype(biases) ?? paramDType == paramDType, let outType = ElementType(outDType),
+              ElementType.activations.contains(outType) else { return nil }
         guard let params = quantizedParams(paramDType) else { return nil }
         guard words * 32 % o.bits == 0 else { return nil }
         let k = words * 32 / o.bits
         guard k % o.groupSize == 0 else { return nil }
         let groups = k / o.groupSize
-        let definition = DequantizeKernels.affine(k: k, bits: o.bits, groupSize: o.groupSize, params: params, lanes: c.lanes)
-        return launch(definition, node, operands: [o.w, o.scales, biases], results: [o.out], resultDTypes: [.f32],
+        let definition = DequantizeKernels.affine(k: k, bits: o.bits, groupSize: o.groupSize, params: params, out: outType, lanes: c.lanes)
+        return launch(definition, node, operands: [o.w, o.scales, biases], results: [o.out], resultDTypes: [outDType],
                       operandDTypes: [.u32, paramDType, paramDType], grain: max(1, 4096 / k)) { inputs in
             let w = inputs[0]
             guard w.shape.last == words else { return nil }

@@ -68,11 +68,11 @@ enum ExportOpKernelChecks {
         return jit
     }
 
-    static func check(_ g: RefGraph, _ outputs: [ValueID], f32Tolerance: Double = 1e-5, kernels: [String], _ what: String,
-                      file: StaticString = #filePath, line: UInt = #line) throws {
+    static func check(_ g: RefGraph, _ outputs: [ValueID], f32Tolerance: Double = 1e-5, halfScaled: Double? = nil, kernels: [String],
+                      _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
         var graph = g.graph
         graph.outputs = outputs
-        try check(graph, calls: [g.feeds], f32Tolerance: f32Tolerance, kernels: kernels, what, file: file, line: line)
+        try check(graph, calls: [g.feeds], f32Tolerance: f32Tolerance, halfScaled: halfScaled, kernels: kernels, what, file: file, line: line)
     }
 
     /// A constant (as a weight is): a literal of `t`'s dtype and shape.

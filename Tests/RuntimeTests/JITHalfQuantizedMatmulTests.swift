@@ -86,4 +86,28 @@ final class JITHalfQuantizedMatmulTests: XCTestCase {
             }
         }
     }
+
+    /// A quantized embedding as the MLX delegate writes a half-precision export's (`--qembedding 4w`):
+    /// take the token rows of the codes, scales and biases, dequantize them to bf16 / f16 — exactly
+    /// the reference's values (one fused multiply-add in f32, rounded once more to the dtype, as the
+    /// reference rounds its Double result through f32).
+    func testQuantizedEmbeddingRowsDequantizedToHalf() throws {
+        var r = Random(73)
+        for dtype in [DType.bf16, .f16] {
+            for (bits, groupSize) in [(4, 32), (8, 64), (2, 32)] {
+                let vocab = 50, k = 128
+                var g = RefGraph()
+                let table = weight(&g, &r, rows: vocab, k: k, bits: bits, groupSize: groupSize, params: dtype)
+                let ids = g.input(r.ints([1, 7], 0, vocab - 1))
+                let w = g.result(), s = g.result(), b = g.result(), out = g.result()
+                g.append(.take(TakeOp(x: table.w, out: w, index: .value(ids), axis: 0)))
+                g.append(.take(TakeOp(x: table.scales, out: s, index: .value(ids), axis: 0)))
+                g.append(.take(TakeOp(x: table.biases, out: b, index: .value(ids), axis: 0)))
+                g.append(.dequantize(DequantizeOp(w: w, scales: s, out: out, biases: b, groupSize: groupSize, bits: bits, mode: "affine",
+                                                  dtype: dtype)))
+                try ExportOpKernelChecks.check(g, [out], halfScaled: 0, kernels: ["dequantize_affine_w\(bits)g\(groupSize)_\(dtype.name)params_\(dtype.name)_"],
+                                               "embedding rows \(dtype.name) w\(bits) g\(groupSize)")
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ import LLVMKit
 /// word holds more codes than the vector has lanes, e.g. 2-bit on 8 or 4 lanes), spread to the
 /// lanes by a constant shuffle, shifted and masked; a code that straddles two words takes its
 /// high bits from the next one. Vectors are `gcd(lanes, groupSize)` wide so none crosses a group.
-/// buffers: [w u32, scales, biases, out f32].
+/// buffers: [w u32, scales, biases, out (f32, bf16 or f16)].
 public enum DequantizeKernels {
     /// Any MLX bit width whose groups start on a word boundary (every group size MLX uses), at any
     /// vector width.
@@ -27,9 +27,13 @@ public enum DequantizeKernels {
         return width
     }
 
-    public static func affine(k: Int, bits: Int, groupSize: Int, params: QuantizedLinearKernels.ParamType, lanes: Int) -> KernelDefinition {
+    /// `out`: the result's dtype (f32, or bf16 / f16 for a half-precision export's embedding rows:
+    /// the f32 value rounded once more, as the reference rounds its Double result through f32).
+    public static func affine(k: Int, bits: Int, groupSize: Int, params: QuantizedLinearKernels.ParamType, out outType: ElementType = .f32,
+                              lanes: Int) -> KernelDefinition {
         precondition(supports(bits: bits, groupSize: groupSize, lanes: lanes) && k % groupSize == 0 && k * bits % 32 == 0)
-        return KernelDefinition(name: "dequantize_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_f32_k\(k)_v\(lanes)") { e in
+        precondition([.f32, .bf16, .f16].contains(outType))
+        return KernelDefinition(name: "dequantize_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_\(outType.tag)_k\(k)_v\(lanes)") { e in
             let b = e.b
             let w = e.buffer(0), scales = e.buffer(1), biases = e.buffer(2), out = e.buffer(3)
             let width = vectorLanes(groupSize: groupSize, lanes: lanes)
@@ -68,7 +72,8 @@ public enum DequantizeKernels {
                         }
                         let codes = b.uitofp(b.and(packed, mask), vec)
                         let at = b.add(b.mul(row, b.i64(k)), b.add(b.mul(g, b.i64(groupSize)), b.i64(v * width)))
-                        b.store(Lanes(b, width).exactFMA(s, codes, bias), b.gep(b.f32, out, at), align: 4)
+                        let l = Lanes(b, width)
+                        l.storeF32(l.exactFMA(s, codes, bias), outType, out, at)
                     }
                 }
             }
