@@ -478,10 +478,12 @@ final class ShapeRulesMatchReferenceTests: XCTestCase {
         agree([f(1, 5, 2, 16), f(1, 64, 2, 16)], "update_cache out of range") {
             .llamaUpdateCache(LlamaUpdateCacheOp(value: $0[0], cache: $0[1], startPos: .literal(60), out: $1[0]))
         }
-        agree([f(1, 4, 5, 16), f(1, 2, 5, 16), f(1, 2, 5, 8), Self.tensor(.i64, [5], 0)], "update_and_attend") {
+        // A runner feeds consecutive positions (the off-graph cache refuses anything else).
+        let positions = HostTensor(dtype: .i64, shape: [5], storage: [0, 1, 2, 3, 4])
+        agree([f(1, 4, 5, 16), f(1, 2, 5, 16), f(1, 2, 5, 8), positions], "update_and_attend") {
             .updateAndAttend(UpdateAndAttendOp(q: $0[0], k: $0[1], v: $0[2], position: $0[3], out: $1[0], layerId: 0, outDtype: .bf16))
         }
-        agree([f(1, 4, 5, 16), f(1, 2, 5, 16), f(1, 2, 5, 8), Self.tensor(.i64, [5], 0)], "update_and_attend without layer") {
+        agree([f(1, 4, 5, 16), f(1, 2, 5, 16), f(1, 2, 5, 8), positions], "update_and_attend without layer") {
             .updateAndAttend(UpdateAndAttendOp(q: $0[0], k: $0[1], v: $0[2], position: $0[3], out: $1[0]))
         }
         for width in [1, 2, 3, 4] {
