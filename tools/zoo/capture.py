@@ -63,7 +63,9 @@ class Recorder:
         kwargs = kwargs or {}
         # Scripts may export more than once (etLLM: before and after quantization; optimum: again after a
         # graph rewrite): every call is recorded and the last one wins, as its module is the program's.
-        if isinstance(mod, torch.nn.Module):
+        # Lowering passes export small pattern modules of their own (XNNPACK's ConvertToUpsampleBilinear2d):
+        # only a call with the LLM's (tokens, positions) inputs is the model.
+        if isinstance(mod, torch.nn.Module) and len(args) + len(kwargs) == 2:
             self.done = True
             self.calls += 1
             try:
