@@ -62,10 +62,11 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(run.stdout.contains(" = sdpa("))
     }
 
-    func testXNNPACKDelegateIsOpaque() throws {
+    func testXNNPACKDelegateIsInlined() throws {
         let run = try mlxc(["dump", fixture("llama_xnnpack_fp32"), "--no-origins"])
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stdout.contains("delegate_call(backend_id: \"XnnpackBackend\""), run.stdout)
+        XCTAssertFalse(run.stdout.contains("delegate_call("), run.stdout)
+        XCTAssertTrue(run.stdout.contains(" = addmm("), run.stdout)
     }
 
     func testBadInputIsOneLineOnStderrAndExitOne() throws {

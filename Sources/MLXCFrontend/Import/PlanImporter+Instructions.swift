@@ -39,6 +39,11 @@ extension PlanImporter {
             try MLXInliner(importer: self, payload: mlx, delegateIndex: index).inline(args: args)
             return
         }
+        if delegate.id == XNNPayload.backendID {
+            let xnn = try XNNPayload(payload, space: context, fileOffset: pte.fileOffset(of: payload))
+            try XNNInliner(importer: self, payload: xnn, delegateIndex: index).inline(args: args)
+            return
+        }
         // Opaque backend (XNNPACK, …): its inputs come first, then its outputs. Outputs are the
         // args no earlier instruction defined and that are planned tensors.
         var inputs: [ValueID] = []

@@ -1,0 +1,152 @@
+import MLXCIR
+
+/// XNN matrix products: FullyConnected (float, QC8W per-channel int8, QC4W/QB4W per-channel and
+/// per-channel-group 4-bit weights — the 8da4w layout), BatchMatrixMultiply, and the Convert to a
+/// dynamically quantized int8 tensor (`qdint8`) that feeds quantized fully connected nodes.
+///
+/// Dynamic quantization is emulated in float: each row is quantized to int8 with XNNPACK's
+/// asymmetric per-row parameters (range [min(x, 0), max(x, 0)] over 255 steps, zero point rounded
+/// into [-128, 127]) and dequantized again, so the matmul sees exactly the activations XNNPACK's
+/// int8 kernels see; the product is then float activations × dequantized weights in f32. That equals
+/// XNNPACK's int32-accumulated result up to f32 summation order, keeps eager torchao's fake-quantized
+/// activations (greedy tokens), and lets the quantized matmul kernels dequantize weights in registers.
+///
+/// 4-bit weights are stored two per byte, low nibble first, as unsigned codes u = q + 8: byte for
+/// byte MLX's 4-bit affine layout (eight codes per little-endian u32), so they are read in place as
+/// `quantized_matmul` weights with w = s·u + b, b = −8·s (the bf16 scales widened to f32 in the init block).
+extension XNNInliner {
+    static let flagTransposeWeights: UInt32 = 1
+
+    func translateLinear(_ node: XNNNode) throws -> Bool {
+        switch node.name {
+        case "XNNFullyConnected": try fullyConnected(node)
+        case "XNNBatchMatrixMultiply":
+            let a = try operand(node.inputs[0], "input1_id")
+            var b = try operand(node.inputs[1], "input2_id")
+            if node.flags & Self.flagTransposeWeights != 0 {
+                let r = rank(node.inputs[1])
+                let t = importer.graph.addValue(nil, .computed)
+                emit(.transpose(TransposeOp(x: b, out: t, perm: Array(0..<(r - 2)) + [r - 1, r - 2])))
+                b = t
+            }
+            try define(node) { .matmul(MatmulOp(a: a, b: b, out: $0)) }
+        case "XNNConvert":
+            guard let to = graph.value(node.outputs[0]), to.datatype == .qdint8,
+                  case .perTokenDynamic(let n)? = to.quant else { return false }
+            let x = try operand(node.inputs[0], "input_id")
+            let r = rank(node.inputs[0])
+            values[node.outputs[0]] = fakeQuantizeRows(x, axes: Array((r - n)..<r))
+        default: return false
+        }
+        return true
+    }
+
+    func fullyConnected(_ node: XNNNode) throws {
+        let x = try operand(node.inputs[0], "input1_id")
+        let bias = node.inputs[2] == xnnInvalidValueID ? nil : try operand(node.inputs[2], "bias_id")
+        guard let w = graph.value(node.inputs[1]) else { throw fail("filter_id: value \(node.inputs[1]) is not defined") }
+        let transposed = node.flags & Self.flagTransposeWeights != 0
+        guard w.dims.count == 2 else { throw fail("filter_id: a \(w.dims.count)-d filter \(w.dims)") }
+        let (n, k) = transposed ? (w.dims[1], w.dims[0]) : (w.dims[0], w.dims[1])
+        switch w.datatype {
+        case .qbint4, .qcint4:
+            guard !transposed, w.constantBufferIndex > 0 else { throw fail("filter_id: a 4-bit filter must be a constant [N, K]") }
+            let group: Int, scaleRef: (index: UInt32, inline: [Float])
+            switch w.quant {
+            case .perChannelGroup(let s, 0, let g, let idx, _)?: group = g; scaleRef = (idx, s)
+            case .perChannel(let s, 0, let idx, _)?: group = k; scaleRef = (idx, s)
+            default: throw fail("filter_id: 4-bit filter with quant params \(w.quant?.name ?? "none") (expected per-channel or per-channel-group on dim 0)")
+            }
+            guard k % 8 == 0 else { throw fail("filter_id: 4-bit filter with \(k) input channels (a multiple of 8 is needed)") }
+            let packed = try constant(w.constantBufferIndex, TensorType(.u32, [.fixed(n), .fixed(k / 8)]), "filter_id")
+            let scalesType = TensorType(w.datatype == .qbint4 ? .bf16 : .f32, [.fixed(n), .fixed(k / group)])
+            let scales = try scaleValue(scaleRef, scalesType)
+            let (s32, b32) = affineParams(scales, zeroCode: 8)
+            try define(node) { out in
+                guard let bias else {
+                    return .quantizedMatmul(QuantizedMatmulOp(x: x, w: packed, scales: s32, out: out, biases: b32, groupSize: group, bits: 4, mode: "affine", transpose: true))
+                }
+                let y = importer.graph.addValue(nil, .computed)
+                emit(.quantizedMatmul(QuantizedMatmulOp(x: x, w: packed, scales: s32, out: y, biases: b32, groupSize: group, bits: 4, mode: "affine", transpose: true)))
+                return .add(AddOp(a: y, b: bias, out: out))
+            }
+        case .qcint8:
+            guard !transposed, w.constantBufferIndex > 0, case .perChannel(let s, 0, let idx, _)? = w.quant else {
+                throw fail("filter_id: int8 filter must be a constant [N, K] with per-channel scales on dim 0")
+            }
+            let q = try constant(w.constantBufferIndex, TensorType(.i8, [.fixed(n), .fixed(k)]), "filter_id")
+            let scales = try scaleValue((idx, s), TensorType(.f32, [.fixed(n), .fixed(1)]))
+            let d = importer.graph.addValue(TensorType(.f32, [.fixed(n), .fixed(k)]), .computed)
+            emit(.dequantizeAffine(DequantizeAffineOp(x: q, blockSize: [1, k], scale: scales, zeroPoint: nil, quantMin: -128, quantMax: 127, dtype: .f32, out: d)))
+            try linear(node, x, d, bias, transposed: false)
+        case .fp32, .fp16, .bf16:
+            try linear(node, x, try operand(node.inputs[1], "filter_id"), bias, transposed: transposed)
+        default:
+            throw fail("filter_id: \(w.datatype.name) filters are not supported")
+        }
+    }
+
+    /// x · Wᵀ (+ bias) as the ATen importer writes nn.Linear, so fuse-linear / fuse-dequant-matmul apply.
+    func linear(_ node: XNNNode, _ x: ValueID, _ w: ValueID, _ bias: ValueID?, transposed: Bool) throws {
+        var wt = w
+        if !transposed {
+            wt = importer.graph.addValue(importer.graph.type(w).map { TensorType($0.dtype, $0.shape.reversed()) }, .computed)
+            emit(.transpose(TransposeOp(x: w, out: wt, perm: [1, 0])))
+        }
+        try define(node) { .addmm(AddmmOp(mat1: x, mat2: wt, out: $0, bias: bias, alpha: 1, beta: 1)) }
+    }
+
+    /// The scales of a quantized filter: inline in the flatbuffer, or constant data `scale_buffer_idx`.
+    func scaleValue(_ ref: (index: UInt32, inline: [Float]), _ type: TensorType) throws -> ValueID {
+        if !ref.inline.isEmpty {
+            return importer.graph.addValue(TensorType(.f32, type.shape), .constant(.literal(ref.inline.map(Double.init))))
+        }
+        return try constant(Int(ref.index), type, "scale_buffer_idx")
+    }
+
+    /// f32 scales and MLX biases b = −zeroCode·s for unsigned codes, computed once in the init block.
+    func affineParams(_ scales: ValueID, zeroCode: Double) -> (ValueID, ValueID) {
+        if importer.graph.initBlock == nil {
+            importer.graph.blocks.append(Block(name: "init"))
+            importer.graph.initBlock = importer.graph.blocks.count - 1
+        }
+        let block = importer.graph.initBlock!
+        let shape = importer.graph.type(scales)?.shape ?? []
+        var s32 = scales
+        if importer.graph.type(scales)?.dtype != .f32 {
+            s32 = importer.graph.addValue(TensorType(.f32, shape), .computed)
+            importer.graph.append(.asType(AsTypeOp(x: scales, out: s32, scalarType: .f32)), origin: "XNNPACK delegate \(delegateIndex) \(origin)", block: block)
+        }
+        let b = importer.graph.addValue(TensorType(.f32, shape), .computed)
+        importer.graph.append(.multiply(MultiplyOp(a: s32, b: scalar(-zeroCode), out: b)), origin: "XNNPACK delegate \(delegateIndex) \(origin)", block: block)
+        return (s32, b)
+    }
+
+    /// XNNPACK's per-row asymmetric int8 quantization of x over `axes`, dequantized again (see above).
+    func fakeQuantizeRows(_ x: ValueID, axes: [Int]) -> ValueID {
+        func v() -> ValueID { importer.graph.addValue(nil, .computed) }
+        let lo = v(), hi = v(), lo0 = v(), hi0 = v(), range = v(), range1 = v(), inv = v(), scale = v()
+        emit(.min(MinOp(x: x, out: lo, axes: axes, keepdims: true)))
+        emit(.max(MaxOp(x: x, out: hi, axes: axes, keepdims: true)))
+        emit(.minimum(MinimumOp(a: lo, b: scalar(0), out: lo0)))
+        emit(.maximum(MaximumOp(a: hi, b: scalar(0), out: hi0)))
+        emit(.subtract(SubtractOp(a: hi0, b: lo0, out: range)))
+        // An all-zero row has no range: any finite scale gives codes equal to the zero point.
+        emit(.maximum(MaximumOp(a: range, b: scalar(1e-30), out: range1)))
+        emit(.divide(DivideOp(a: scalar(255), b: range1, out: inv)))
+        emit(.divide(DivideOp(a: range1, b: scalar(255), out: scale)))
+        let zRaw = v(), zScaled = v(), zClip = v(), zp = v()
+        emit(.multiply(MultiplyOp(a: lo0, b: inv, out: zScaled)))
+        emit(.subtract(SubtractOp(a: scalar(-128), b: zScaled, out: zRaw)))
+        emit(.clip(ClipOp(x: zRaw, out: zClip, aMin: scalar(-128), aMax: scalar(127))))
+        emit(.round(RoundOp(x: zClip, out: zp)))
+        let xs = v(), xr = v(), xq = v(), xc = v(), xd = v(), out = v()
+        emit(.multiply(MultiplyOp(a: x, b: inv, out: xs)))
+        emit(.round(RoundOp(x: xs, out: xr)))
+        emit(.add(AddOp(a: xr, b: zp, out: xq)))
+        emit(.clip(ClipOp(x: xq, out: xc, aMin: scalar(-128), aMax: scalar(127))))
+        emit(.subtract(SubtractOp(a: xc, b: zp, out: xd)))
+        emit(.multiply(MultiplyOp(a: xd, b: scale, out: out)))
+        return out
+    }
+}
