@@ -8,8 +8,10 @@ import XCTest
 /// chat_reference.json: transformers eager on the converted folder). Run as a user would:
 /// - `mlxc run --jit model.pte --prompt-tokens P --temperature 0 --print-token-ids` prints eager's 64 greedy
 ///   tokens (a step whose eager top-2 logits lie within a tie margin may differ and ends the comparison);
-/// - the chat question "What is the capital of France?", in the model's ChatML template, is answered with
-///   text containing "Paris" (fp32: eager's answer token for token).
+/// - the chat question "What is the capital of France?", in the model's ChatML template (rendered by transformers
+///   as `--prompt`, and by mlxc itself in `--chat`), is answered as eager PyTorch answers it with the same exported
+///   module (chat_eager.json), and with text containing "Paris" wherever eager's does (fp32: always). The 8-bit
+///   export sits on a near-tie at the answer's first token (eager's top-2 margin 0.007) and answers otherwise.
 final class RealModelTests: XCTestCase {
     let cli = MLXCBinary()
     static let out = MLXCBinary.repo.appendingPathComponent("tools/.work/real-models/out")
@@ -19,7 +21,9 @@ final class RealModelTests: XCTestCase {
     struct Reference: Decodable { var prompt: [Int]; var greedy: [Int]; var steps: [Step] }
     struct ChatReference: Decodable {
         var question: String; var prompt_text: String; var prompt_ids: [Int]; var answer_ids: [Int]; var answer: String
-        var eos_id: Int
+    }
+    struct ChatEager: Decodable {
+        var answer_ids: [Int]; var top2_margins: [Double]; var eos_id: Int; var answer: String
     }
 
     /// The built entries; skips the test unless MLXC_REAL_MODELS=1 and at least one is there.
@@ -61,26 +65,35 @@ final class RealModelTests: XCTestCase {
         }
     }
 
-    func testChatQuestionIsAnsweredWithParis() throws {
+    /// The chat question through the ChatML template (rendered by transformers, given as `--prompt`): mlxc's greedy
+    /// answer is eager PyTorch's for the same exported module (chat_eager.json; a near-tie may part them), and where
+    /// eager answers "Paris", so does mlxc's text — fp32 always (the conversion's own check).
+    func testChatAnswerIsEagerPyTorchs() throws {
         for dir in try built() {
             let name = dir.lastPathComponent
             let chat = try load(ChatReference.self, dir.appendingPathComponent("chat_reference.json"))
+            let eager = try load(ChatEager.self, dir.appendingPathComponent("chat_eager.json"))
             let model = dir.appendingPathComponent("model.pte").path
+            let tokens = try cli.mlxc(["run", "--jit", model, "--prompt", chat.prompt_text, "--temperature", "0",
+                                       "--max-new-tokens", "32", "--print-token-ids"])
+            XCTAssertEqual(tokens.status, 0, "\(name): \(tokens.stderr)")
+            let got = ids(tokens.stdout)
+            let expected = Array(eager.answer_ids.prefix { $0 != eager.eos_id })  // mlxc stops at EOS, unprinted
+            let agree = zip(got, expected).prefix { $0 == $1 }.count
+            if agree < expected.count || got.count > expected.count && eager.answer_ids.last == eager.eos_id {
+                let margin = agree < eager.top2_margins.count ? eager.top2_margins[agree] : .infinity
+                XCTAssertLessThan(margin, 1e-2, "\(name): answer ids \(got), eager \(eager.answer_ids) (\(eager.answer)): " +
+                                  "they part at step \(agree), eager's top-2 margin \(margin)")
+            }
             let text = try cli.mlxc(["run", "--jit", model, "--prompt", chat.prompt_text, "--temperature", "0",
                                      "--max-new-tokens", "32"])
             XCTAssertEqual(text.status, 0, "\(name): \(text.stderr)")
-            XCTAssertTrue(text.stdout.contains("Paris"), "\(name): answered \(text.stdout.debugDescription)")
+            if eager.answer.contains("Paris") || name.hasSuffix("_fp32") {
+                XCTAssertTrue(text.stdout.contains("Paris"), "\(name): answered \(text.stdout.debugDescription)")
+            }
             if name.hasSuffix("_fp32") {
-                // The same float32 weights as transformers' eager run: the same answer, token for token (mlxc stops at
-                // EOS without printing it).
-                let tokens = try cli.mlxc(["run", "--jit", model, "--prompt", chat.prompt_text, "--temperature", "0",
-                                           "--max-new-tokens", "32", "--print-token-ids"])
-                XCTAssertEqual(tokens.status, 0, "\(name): \(tokens.stderr)")
-                let got = ids(tokens.stdout)
-                let expected = Array(chat.answer_ids.prefix { $0 != chat.eos_id })
-                XCTAssertEqual(Array(got.prefix(expected.count + 1)), expected,
-                               "\(name): answer ids \(got), eager \(chat.answer_ids) (\(chat.answer))")
-                // Tokenizing the rendered template gives transformers' ids: the prompt alone, prefilled, continues the same.
+                // transformers' ids for the rendered template, prefilled as ids, continue the same as mlxc's tokenizer's.
+                XCTAssertEqual(chat.answer_ids, eager.answer_ids, "\(name): transformers' answer vs the exported module's")
                 let byIds = try cli.mlxc(["run", "--jit", model, "--prompt-tokens", chat.prompt_ids.map(String.init).joined(separator: ","),
                                           "--temperature", "0", "--max-new-tokens", "32", "--print-token-ids"])
                 XCTAssertEqual(ids(byIds.stdout), got, "\(name): --prompt-tokens (transformers' ids) vs --prompt (mlxc's tokenizer)")
@@ -88,8 +101,9 @@ final class RealModelTests: XCTestCase {
         }
     }
 
-    /// `mlxc run MODEL --chat`: the question as a plain stdin line, the model's own chat template applied by mlxc.
-    func testChatModeAnswersWithParis() throws {
+    /// `mlxc run MODEL --chat`: the question as a plain stdin line, the model's own chat template applied by mlxc —
+    /// the same reply as the template rendered by transformers.
+    func testChatModeAppliesTheModelsTemplate() throws {
         let dirs = try built()
         let help = try cli.mlxc(["run", "--help"])
         guard help.stdout.contains("--system") else {
@@ -98,10 +112,18 @@ final class RealModelTests: XCTestCase {
         for dir in dirs {
             let name = dir.lastPathComponent
             let chat = try load(ChatReference.self, dir.appendingPathComponent("chat_reference.json"))
-            let run = try cli.mlxc(["run", "--jit", dir.appendingPathComponent("model.pte").path, "--chat",
-                                    "--temperature", "0", "--max-new-tokens", "32"], stdin: chat.question + "\n")
+            let eager = try load(ChatEager.self, dir.appendingPathComponent("chat_eager.json"))
+            let model = dir.appendingPathComponent("model.pte").path
+            let run = try cli.mlxc(["run", "--jit", model, "--chat", "--temperature", "0", "--max-new-tokens", "32"],
+                                   stdin: chat.question + "\n")
             XCTAssertEqual(run.status, 0, "\(name): \(run.stderr)")
-            XCTAssertTrue(run.stdout.contains("Paris"), "\(name): answered \(run.stdout.debugDescription)")
+            let oneShot = try cli.mlxc(["run", "--jit", model, "--prompt", chat.prompt_text, "--temperature", "0",
+                                        "--max-new-tokens", "32"])
+            XCTAssertEqual(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                           oneShot.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(name): --chat vs the rendered template")
+            if eager.answer.contains("Paris") || name.hasSuffix("_fp32") {
+                XCTAssertTrue(run.stdout.contains("Paris"), "\(name): answered \(run.stdout.debugDescription)")
+            }
         }
     }
 }

@@ -15,7 +15,11 @@ Each entry then runs one export command through tools/zoo/capture.py, which reco
 tokens (a 16-token random prompt, 63 decode steps) of the very module the script exports, and copies the
 tokenizer files next to the program, so `mlxc run OUT/model.pte --prompt …` / `--chat` finds them.
 
-Output: tools/.work/real-models/out/<name>/{model.pte, reference.json, step*.logits.npy, tokenizer.json, …, export.log}
+Then tools/real-models/chat_capture.py runs the script once more, up to its torch.export call, for eager's greedy
+answer to the chat question (chat_eager.json): quantization may tip a near-tie, so each variant has its own.
+
+Output: tools/.work/real-models/out/<name>/{model.pte, reference.json, step*.logits.npy, chat_eager.json,
+chat_reference.json, tokenizer.json, …, export.log}
 """
 from __future__ import annotations
 
@@ -143,6 +147,12 @@ def build(e: Entry) -> bool:
               "config.json", "generation_config.json", "chat_reference.json"]:
         if (ckpt / f).exists():
             shutil.copy(ckpt / f, out / f)
+    # Eager's answer to the chat question from the same module (the export script run again up to its
+    # torch.export call): quantization can tip a near-tie, so each variant is held to its own reference.
+    if ok and (ckpt / "chat_reference.json").exists():
+        ccmd = [PY, str(Path(__file__).parent / "chat_capture.py"), "--chat", str(ckpt / "chat_reference.json"),
+                "--out", str(out / "chat_eager.json"), "--", *fill(e.command, ckpt=ckpt, out=out / "chat-unused", venv=VENV)]
+        ok = log_run(ccmd, out / "chat_capture.log", env(e.transformers_rc1)) and (out / "chat_eager.json").exists()
     entry = {"name": e.name, "layers": e.layers, "source": e.source.package + ":" + e.source.member,
              "command": " ".join(["python"] + fill(e.command, ckpt=f"<{e.source.folder}>", out="<out>", venv=""))}
     (out / "entry.json").write_text(json.dumps(entry, indent=1) + "\n")
