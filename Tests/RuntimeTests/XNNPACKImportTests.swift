@@ -6,8 +6,12 @@ import MLXCIR
 
 /// XNNPACK-delegated fixtures run as one IR graph: every delegate inlined (no `delegate_call` left),
 /// the compiled plan has no op on the reference executor, and each call reproduces both eager PyTorch
-/// (`step<K>.output<J>.npy`) and ExecuTorch's own XNNPACK runtime (`step<K>.et_output<J>.npy`):
-/// fp32 within 1e-4 × max |expected| (measured ≤ 4.2e-7: only summation order differs).
+/// (`step<K>.output<J>.npy`) and ExecuTorch's own XNNPACK runtime (`step<K>.et_output<J>.npy`), within
+/// 1e-4 × max |expected|. llama_xnnpack_fp32: measured ≤ 4.2e-7 against both (only summation order
+/// differs). mlp_xnnpack_8da4w: `output` is ExecuTorch's runtime (measured 9e-8: the dynamic int8
+/// activations are emulated exactly, the int32 sums become f32 sums); eager torchao
+/// (`eager_output`) differs from both by 1.4e-3 — its weight scales are f32, XNNPACK's bf16 — and is
+/// held to 1e-2.
 final class XNNPACKImportTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
@@ -44,12 +48,14 @@ final class XNNPACKImportTests: XCTestCase {
                         .prefix { FileManager.default.fileExists(atPath: $0) }.map { try TensorFiles.readNPY($0) }
                     let outputs = try executor.run(Array(inputs))
                     for (j, out) in outputs.enumerated() {
-                        for file in ["output", "et_output"] {
-                            let expected = try TensorFiles.readNPY(dir.appendingPathComponent("step\(k).\(file)\(j).npy").path)
+                        for (file, tolerance) in [("output", 1e-4), ("et_output", 1e-4), ("eager_output", 1e-2)] {
+                            let path = dir.appendingPathComponent("step\(k).\(file)\(j).npy").path
+                            guard FileManager.default.fileExists(atPath: path) else { continue }
+                            let expected = try TensorFiles.readNPY(path)
                             XCTAssertEqual(out.shape, expected.shape, "\(name) step \(k) \(file)\(j)")
                             let scale = max(expected.storage.map(abs).max() ?? 0, 1e-12)
                             let err = zip(out.storage, expected.storage).map { abs($0 - $1) }.max() ?? 0
-                            XCTAssertLessThanOrEqual(err, 1e-4 * scale, "\(name) \(type(of: executor)) step \(k) \(file)\(j)")
+                            XCTAssertLessThanOrEqual(err, tolerance * scale, "\(name) \(type(of: executor)) step \(k) \(file)\(j)")
                         }
                     }
                 }

@@ -135,18 +135,36 @@ extension XNNInliner {
         emit(.maximum(MaximumOp(a: range, b: scalar(1e-30), out: range1)))
         emit(.divide(DivideOp(a: scalar(255), b: range1, out: inv)))
         emit(.divide(DivideOp(a: range1, b: scalar(255), out: scale)))
-        let zRaw = v(), zScaled = v(), zClip = v(), zp = v()
+        let zRaw = v(), zScaled = v()
         emit(.multiply(MultiplyOp(a: lo0, b: inv, out: zScaled)))
         emit(.subtract(SubtractOp(a: scalar(-128), b: zScaled, out: zRaw)))
-        emit(.clip(ClipOp(x: zRaw, out: zClip, aMin: scalar(-128), aMax: scalar(127))))
-        emit(.round(RoundOp(x: zClip, out: zp)))
-        let xs = v(), xr = v(), xq = v(), xc = v(), xd = v(), out = v()
+        let zp = roundCode(clamp(zRaw))
+        let xs = v(), xq = v(), xd = v(), out = v()
         emit(.multiply(MultiplyOp(a: x, b: inv, out: xs)))
-        emit(.round(RoundOp(x: xs, out: xr)))
-        emit(.add(AddOp(a: xr, b: zp, out: xq)))
-        emit(.clip(ClipOp(x: xq, out: xc, aMin: scalar(-128), aMax: scalar(127))))
-        emit(.subtract(SubtractOp(a: xc, b: zp, out: xd)))
+        emit(.add(AddOp(a: roundCode(xs), b: zp, out: xq)))
+        emit(.subtract(SubtractOp(a: clamp(xq), b: zp, out: xd)))
         emit(.multiply(MultiplyOp(a: xd, b: scale, out: out)))
+        return out
+    }
+
+    /// Clamped to the int8 codes [-128, 127] (maximum then minimum: both have kernels).
+    func clamp(_ x: ValueID) -> ValueID {
+        let a = importer.graph.addValue(nil, .computed), b = importer.graph.addValue(nil, .computed)
+        emit(.maximum(MaximumOp(a: x, b: scalar(-128), out: a)))
+        emit(.minimum(MinimumOp(a: a, b: scalar(127), out: b)))
+        return b
+    }
+
+    /// Nearest integer of a code in (-256, 256), halves rounded up: shifted positive, truncated by the
+    /// conversion to i32 and shifted back (the conversions keep kernels from reassociating the shifts).
+    /// XNNPACK rounds halves to even; the two differ only on exact halves.
+    func roundCode(_ x: ValueID) -> ValueID {
+        let a = importer.graph.addValue(nil, .computed), i = importer.graph.addValue(nil, .computed)
+        let f = importer.graph.addValue(nil, .computed), out = importer.graph.addValue(nil, .computed)
+        emit(.add(AddOp(a: x, b: scalar(256.5), out: a)))
+        emit(.asType(AsTypeOp(x: a, out: i, scalarType: .i32)))
+        emit(.asType(AsTypeOp(x: i, out: f, scalarType: .f32)))
+        emit(.subtract(SubtractOp(a: f, b: scalar(256), out: out)))
         return out
     }
 }
