@@ -8,13 +8,16 @@ extension PlanImporter {
             // (input, weight [out, in], bias?, out): input @ weightᵀ + bias.
             try imp.arity(a, 4, "linear")
             let x = try imp.read(a[0]), w = try imp.read(a[1])
+            try imp.requireFloatProduct(x, w, "aten::linear.out")
             let wt = imp.temporary(imp.graph.type(w).map { TensorType($0.dtype, $0.shape.reversed()) })
             imp.emit(.transpose(TransposeOp(x: w, out: wt, perm: [1, 0])))
             imp.emit(.addmm(AddmmOp(mat1: x, mat2: wt, out: try imp.write(a.last!), bias: try imp.optionalTensor(a[2]), alpha: 1, beta: 1)))
         }
         let matmul: ATenTranslator = { imp, a in
             try imp.arity(a, 3, "matmul")
-            imp.emit(.matmul(MatmulOp(a: try imp.read(a[0]), b: try imp.read(a[1]), out: try imp.write(a.last!))))
+            let x = try imp.read(a[0]), y = try imp.read(a[1])
+            try imp.requireFloatProduct(x, y, "matrix product")
+            imp.emit(.matmul(MatmulOp(a: x, b: y, out: try imp.write(a.last!))))
         }
         t["aten::mm.out"] = matmul
         t["aten::bmm.out"] = matmul
@@ -22,6 +25,7 @@ extension PlanImporter {
         t["aten::addmm.out"] = { imp, a in
             // (bias, mat1, mat2, beta, alpha, out)
             try imp.arity(a, 6, "addmm")
+            try imp.requireFloatProduct(try imp.read(a[1]), try imp.read(a[2]), "aten::addmm.out")
             imp.emit(.addmm(AddmmOp(mat1: try imp.read(a[1]), mat2: try imp.read(a[2]), out: try imp.write(a.last!),
                                     bias: try imp.read(a[0]), alpha: try imp.doubleArg(a[4]), beta: try imp.doubleArg(a[3]))))
         }
@@ -97,5 +101,13 @@ extension PlanImporter {
             result = biased
         }
         emit(.transpose(TransposeOp(x: result, out: out, perm: toFirst)))
+    }
+
+    /// A float operand times an integer one is no product a program means: ExecuTorch 1.5.1 writes
+    /// `aten::linear(x, int8 codes)` for 8da4w without a backend (torchao's scales dropped; its own
+    /// runtime rejects it). Refused, naming the op and both dtypes.
+    func requireFloatProduct(_ a: ValueID, _ b: ValueID, _ op: String) throws {
+        guard let ta = graph.type(a)?.dtype, let tb = graph.type(b)?.dtype, ta.isFloatingPoint != tb.isFloatingPoint else { return }
+        throw fail("\(op) of \(ta.name) and \(tb.name): integer codes times floats is not a matrix product (a quantized weight whose scales the export dropped)")
     }
 }
