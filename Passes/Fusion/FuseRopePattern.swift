@@ -18,7 +18,8 @@ import MLXCIR
 /// alike, and that every intermediate of x is read only inside the pattern (the table slices may
 /// be shared, e.g. by q and k). Interleaved results are kept in [..., T, h, 2] form for the
 /// readers of the concatenation: its one reshape reads the rope's result directly, or a reshape
-/// restores that shape.
+/// restores that shape. etLLM's spelling — x reshaped to pairs, tables viewed [1, T, 1, h], a stack —
+/// is the same rotation (FuseRopePattern+Pairs.swift).
 public struct FuseRopePattern: GraphPass {
     public let name = "fuse-rope-pattern"
     public init() {}
@@ -79,12 +80,25 @@ public struct FuseRopePattern: GraphPass {
         }
 
         var dead = Set<Int>(), count = 0
+        var replacements: [Int: [Node]] = [:]
         for i in nodes.indices where !dead.contains(i) {
-            guard case .concatenate(let cat) = nodes[i].op, cat.tensors.count == 2,
-                  let catType = graph[cat.out].type else { continue }
+            // The root: a concatenate of the two rotated halves, or their stack (interleaved).
+            let cat: ConcatenateOp
+            var stacked = false
+            switch nodes[i].op {
+            case .concatenate(let c): cat = c
+            case .stack(let st):
+                guard let ra = graph[st.tensors.first ?? st.out].type?.rank, st.axis == -1 || st.axis == ra else { continue }
+                cat = ConcatenateOp(tensors: st.tensors, out: st.out, axis: ra)
+                stacked = true
+            default: continue
+            }
+            guard cat.tensors.count == 2, let catType = graph[cat.out].type else { continue }
             // The two rotated halves a and b (unwrapping the interleave's expand_dims).
-            var aV = cat.tensors[0], bV = cat.tensors[1], traditional = false, absorbed: [Int] = []
-            if case .expandDims(let ea)? = def(aV)?.1, case .expandDims(let eb)? = def(bV)?.1 {
+            var aV = cat.tensors[0], bV = cat.tensors[1], traditional = stacked, absorbed: [Int] = []
+            if stacked {
+                // stack([a, b], -1): the halves are its operands.
+            } else if case .expandDims(let ea)? = def(aV)?.1, case .expandDims(let eb)? = def(bV)?.1 {
                 guard let ai = private_(aV, 1)?.0, let bi = private_(bV, 1)?.0,
                       let ra = graph[ea.x].type?.rank, ea.axis == -1 || ea.axis == ra,
                       eb.axis == ea.axis, lastAxis(.literal(Int64(cat.axis)), rank: catType.rank) else { continue }
@@ -104,29 +118,56 @@ public struct FuseRopePattern: GraphPass {
             let plusOK = [(plus.first, plus.second), (plus.second, plus.first)].contains { p, q in
                 split(p, half: x1) == s && split(q, half: x2) == c
             }
-            guard plusOK, let (cosT, cStart, cStop) = tableSlice(c), let (sinT, sStart, sStop) = tableSlice(s),
-                  cStart == sStart, cStop == sStop, cosT != sinT, halves.traditional == traditional,
-                  let xt = graph[halves.x].type, let d = xt.shape.last?.fixedValue,
+            guard plusOK, let cv = tableView(c, def: def, tableSlice: tableSlice, graph),
+                  let sv = tableView(s, def: def, tableSlice: tableSlice, graph), cv.rowsAxis == sv.rowsAxis,
+                  graph[c].type?.rank == graph[s].type?.rank else { continue }
+            let (cosT, cStart, cStop, sinT, sStart, sStop) = (cv.table, cv.start, cv.stop, sv.table, sv.start, sv.stop)
+            guard cStart == sStart, cStop == sStop, cosT != sinT, halves.traditional == traditional,
+                  let xt = halves.view?.type ?? graph[halves.x].type, let d = xt.shape.last?.fixedValue,
                   let ct = graph[cosT].type, ct.shape == graph[sinT].type?.shape, let h = ct.shape[1].fixedValue,
                   2 * h == d, halves.width == h, [xt.dtype, ct.dtype].allSatisfy({ [.f32, .bf16, .f16].contains($0) }),
                   catType.dtype == xt.dtype else { continue }
             absorbed += halves.nodes
             guard absorbed.allSatisfy({ !dead.contains($0) }) else { continue }
-            let op = { (out: ValueID) in
-                Op.ropeTable(RopeTableOp(x: halves.x, cos: cosT, sin: sinT, start: cStart, stop: cStop, traditional: traditional, out: out))
+            // Table rows along another axis than rank − 2 (x [B, T, H, D]): rotate x with its rows moved there.
+            var perm: [Int]? = nil
+            if let axis = cv.rowsAxis {
+                guard graph[c].type?.rank == xt.rank, axis < xt.rank - 1 else { continue }
+                if axis != xt.rank - 2 { perm = rowsToSecondLast(axis, rank: xt.rank) }
+            }
+            // The table's rows meet x's rows axis: the same size, or both known only at run time.
+            let rowsAxis = cv.rowsAxis ?? xt.rank - 2
+            guard let viewRows = graph[c].type?.shape[cv.rowsAxis ?? 0],
+                  viewRows.fixedValue == xt.shape[rowsAxis].fixedValue else { continue }
+            let origin = nodes[i].origin
+            func rotation(_ out: ValueID) -> [Node] {
+                func rope(_ x: ValueID, _ y: ValueID) -> Node {
+                    Node(.ropeTable(RopeTableOp(x: x, cos: cosT, sin: sinT, start: cStart, stop: cStop, traditional: traditional, out: y)),
+                         origin: origin)
+                }
+                var x = halves.x, pre: [Node] = []
+                if let view = halves.view {
+                    x = graph.addValue(view.type, .computed)
+                    pre.append(Node(.reshape(ReshapeOp(x: view.source, out: x, shape: view.shape)), origin: origin))
+                }
+                guard let perm else { return pre + [rope(x, out)] }
+                let swapped = TensorType(xt.dtype, perm.map { xt.shape[$0] })
+                let xs = graph.addValue(swapped, .computed), ys = graph.addValue(swapped, .computed)
+                return pre + [Node(.transpose(TransposeOp(x: x, out: xs, perm: perm)), origin: origin), rope(xs, ys),
+                              Node(.transpose(TransposeOp(x: ys, out: out, perm: inverse(perm))), origin: origin)]
             }
             if !traditional {
-                nodes[i].op = op(cat.out)
+                replacements[i] = rotation(cat.out)
             } else if uses[cat.out] == 1, computed(cat.out), let r = nodes.indices.first(where: { nodes[$0].op.operands.contains(cat.out) }),
                       case .reshape(var reshape) = nodes[r].op {
                 // The interleave's reshape back to [..., D] reads the rope's result instead — or,
                 // when it restores x's very shape, is the rope's result.
                 if let rt = graph[reshape.out].type, rt.dtype == xt.dtype, sameShape(rt.shape, xt.shape) {
-                    nodes[i].op = op(reshape.out)
+                    replacements[i] = rotation(reshape.out)
                     absorbed.append(r)
                 } else {
                     let rotated = graph.addValue(xt, .computed)
-                    nodes[i].op = op(rotated)
+                    replacements[i] = rotation(rotated)
                     reshape.x = rotated
                     nodes[r].op = .reshape(reshape)
                 }
@@ -136,7 +177,9 @@ public struct FuseRopePattern: GraphPass {
             dead.formUnion(absorbed)
             count += 1
         }
-        graph.blocks[b].nodes = nodes.enumerated().filter { !dead.contains($0.offset) }.map(\.element)
+        graph.blocks[b].nodes = nodes.enumerated().flatMap { i, node -> [Node] in
+            dead.contains(i) ? [] : replacements[i] ?? [node]
+        }
         return count
     }
 
@@ -153,7 +196,7 @@ public struct FuseRopePattern: GraphPass {
         return dynamic <= 1
     }
 
-    struct HalfSlices { var x: ValueID; var pair: (ValueID, ValueID); var traditional: Bool; var width: Int; var nodes: [Int] }
+    struct HalfSlices { var x: ValueID; var pair: (ValueID, ValueID); var traditional: Bool; var width: Int; var nodes: [Int]; var view: View? = nil }
 
     /// The two halves x1, x2 of one x among the products' operands: even/odd lanes (step 2) or the
     /// first and second half of the last axis (step 1). Each half is read by exactly two products.
@@ -161,6 +204,7 @@ public struct FuseRopePattern: GraphPass {
                 private_: (ValueID, Int) -> (Int, Op)?, literal: (IntOrValue) -> Int64?, _ graph: Graph) -> HalfSlices? {
         for x1 in [p.0, p.1] {
             for x2 in [q.0, q.1] {
+                if let pairs = pairHalves(x1, x2, private_: private_, literal: literal, graph) { return pairs }
                 guard let (i1, o1) = private_(x1, 2), case .slice(let s1) = o1,
                       let (i2, o2) = private_(x2, 2), case .slice(let s2) = o2, s1.x == s2.x,
                       let xt = graph[s1.x].type, let d = xt.shape.last?.fixedValue, d % 2 == 0,
