@@ -37,6 +37,8 @@ public enum PassRegistry {
               make: { FoldTransposes() }),
         Entry(name: "inplace-state-writes", summary: "index_put into state plus its copy back as one in-place index_copy",
               make: { InPlaceStateWrites() }),
+        Entry(name: "inplace-rolled-state-writes", summary: "index_put into a reordering (roll) of state plus its copy back as the reordering copied in, then one in-place index_copy",
+              make: { InPlaceRolledStateWrites() }),
         Entry(name: "canonical-kv-attention", summary: "KV-cache slice writes and attention over cache slices (MLX custom ops, llama::update_cache/custom_sdpa) as index_copy + sdpa over the whole cache with a mask",
               make: { CanonicalKVAttention() }),
         Entry(name: "last-position-logits", summary: "text generation: run the final norm and output projection on the last position only",
@@ -44,7 +46,7 @@ public enum PassRegistry {
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "canonical-kv-attention",
+    public static let defaultPipeline = ["fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
                                                   "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
