@@ -1,6 +1,7 @@
 import Foundation
 import MLXCFrontend
 import MLXCIR
+import MLXCPasses
 
 /// The contract of an exported LLM, learned from the program as ExecuTorch's export scripts write it:
 /// - `forward(tokens [1, T], input_pos [1])` (etLLM: the position of the first token) or
@@ -80,7 +81,9 @@ public struct LanguageModelContract: CustomStringConvertible {
         positionDType = pos.dtype
 
         let hasState = graph.values.contains { if case .state = $0.kind { return true } else { return false } }
+        // update_and_attend, or the state mlxc made of its pools (ProgramLoader): the layout is the metadata's either way.
         let attendsOffGraph = graph.blocks.contains { $0.nodes.contains { if case .updateAndAttend = $0.op { return true } else { return false } } }
+            || graph.values.contains { $0.name?.hasPrefix(OffGraphKVState.statePrefix) == true }
         if try meta.bool("use_kv_cache") == false {
             throw refuse("use_kv_cache returns false (the program recomputes the whole sequence every call)")
         }

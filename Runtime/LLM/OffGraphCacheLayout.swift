@@ -1,5 +1,6 @@
 import Foundation
 import MLXCIR
+import MLXCPasses
 
 /// The KV cache of an `--use-offgraph-cache` export (`update_and_attend`) is not in the program:
 /// the runner owns it. The export publishes its layout as constant methods — `get_n_caches`,
@@ -33,6 +34,9 @@ public struct OffGraphCacheLayout {
             }
         }
     }
+
+    /// The layout as the pass that makes the pools graph state reads it.
+    public var graphLayout: OffGraphKVLayout { OffGraphKVLayout(windows: windows, capacity: capacity, maxWrite: maxWrite) }
 
     /// The pools of the executor that runs `update_and_attend` (the reference executor, or the
     /// one a compiled program falls back to).
