@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 import real  # noqa: E402
 
 WORK = real.WORK
-MLXC = REPO / ".build" / "release" / "mlxc"
+MLXC = Path(os.environ.get("MLXC") or REPO / ".build" / "release" / "mlxc")  # MLXC=path: another build
 VOCAB = 49152
 MLX_ENTRY = {"fp32": "smollm2_real_fp32", "4bit": "smollm2_real_4w"}
 XNN_FLAGS = {"fp32": [], "4bit": ["--qlinear", "8da4w"]}
