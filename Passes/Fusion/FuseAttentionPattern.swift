@@ -28,7 +28,8 @@ import MLXCIR
 ///   without the guard gives NaN there, so it is fused only with no mask at all: then a row is all
 ///   -inf only if every q·k is, i.e. non-finite inputs, where no two engines agree anyway;
 /// - every intermediate is read only inside the pattern, is not a graph output and is not state;
-///   a state operand (a cache written in place) is not written between its first read and the sdpa.
+///   a state operand (a cache written in place) is not written between the pattern's first read of
+///   it and the sdpa (writes before that read, even among the pattern's nodes, are seen by both).
 /// The sdpa takes the place of the last reshape; the other matched nodes are removed.
 public struct FuseAttentionPattern: GraphPass {
     public let name = "fuse-attention-pattern"
@@ -246,8 +247,8 @@ struct AttentionMatcher {
         guard guarded || maskValue == nil else { return nil }
         // The operands outlive the removed nodes (add(s, s) would make s its own "mask").
         let operands = [q, k, v] + (maskValue.map { [$0] } ?? [])
-        guard intermediatesStayInside(), let first = claimed.min(), operands.allSatisfy({ producer[$0].map { !claimed.contains($0) } ?? true }),
-              operands.allSatisfy({ !isState($0) || untouched($0, after: first) }) else { return nil }
+        guard intermediatesStayInside(), operands.allSatisfy({ producer[$0].map { !claimed.contains($0) } ?? true }),
+              operands.allSatisfy({ !isState($0) || untouched($0, after: firstReader(of: $0)) }) else { return nil }
         let op = SdpaOp(q: q, k: k, v: v, out: out.out, scale: scale, mask: maskValue, causal: false)
         return Found(op: op, absorbed: claimed, dropMask: dropMask)
     }
@@ -279,6 +280,13 @@ struct AttentionMatcher {
         return claimed.allSatisfy { j in
             nodes[j].op.results.allSatisfy { r in !isState(r) && uses[r] == inside[r] }
         }
+    }
+
+    /// The first pattern node that reads `v` (where the pattern sees the state's value); the first
+    /// pattern node if none names it. Other pattern nodes may come before it: XNNPACK exports
+    /// scale q, then write the v cache, then read it (llama_xnnpack_fp32).
+    func firstReader(of v: ValueID) -> Int {
+        claimed.filter { nodes[$0].op.operands.contains(v) }.min() ?? claimed.min() ?? end
     }
 
     /// No node after `first` and before the sdpa writes the state `v` or is control flow (whose

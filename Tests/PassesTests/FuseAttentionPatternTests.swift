@@ -293,6 +293,25 @@ final class FuseAttentionPatternTests: XCTestCase {
         try assertUnchanged(layer, body: between, "the k state is written between its read and the sdpa")
     }
 
+    /// optimum's `--recipe xnnpack` order (llama_xnnpack_fp32): q is scaled (a pattern node) before
+    /// the k cache is written in place and then read by the repeat. The write precedes every read of
+    /// the cache, so the sdpa in the last reshape's place sees the same rows; written after the
+    /// repeat read it, it is left alone.
+    func testCacheWrittenAfterQIsScaledButBeforeItsReadIsReadDirectly() throws {
+        let layer = Layer()
+        let write = "%89 = copy_into(dst: %89, src: %1) : f32[1, 2, 24, 16]"
+        let fromState = layer.body.map { $0.hasPrefix("%13 = ") ? "%13 = id_copy(x: %89) : f32[1, 2, 24, 16]" : $0 }
+        let q = fromState.first { $0.hasPrefix("%21 = ") }!
+        var xnnOrder = fromState.filter { $0 != q }
+        xnnOrder.insert(contentsOf: [q, write], at: xnnOrder.firstIndex { $0.hasPrefix("%13 = ") }!)
+        let (lines, changes) = try run(layer, xnnOrder)
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(lines, layer.prelude + [write] + Array(layer.fusedBody(k: "%89").dropFirst(layer.prelude.count)))
+        var late = xnnOrder.filter { $0 != write }
+        late.insert(write, at: late.firstIndex { $0.hasPrefix("%22 = ") }!)
+        try assertUnchanged(layer, body: late, "the k state is written after the repeat read it")
+    }
+
     func testIntermediatesWithOtherReadersAreLeftAlone() throws {
         let layer = Layer()
         try assertUnchanged(layer, outputs: "%46, %32", "the softmax is also an output")
