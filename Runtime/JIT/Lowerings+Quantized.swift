@@ -6,6 +6,7 @@ import MLXCIR
 extension Lowerings {
     static func quantized(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         if case .fusedQuantizedLinear(let o) = node.op { return fusedQuantizedLinear(o, node, c) }
+        if case .quantizedEmbedding(let o) = node.op { return quantizedEmbedding(o, node, c) }
         guard case .dequantize(let o) = node.op else { return nil }
         if o.mode != "affine" { return floatDequantize(o, node, c) }
         guard o.mode == "affine", o.globalScale == nil, let biases = o.biases,

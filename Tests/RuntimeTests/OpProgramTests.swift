@@ -9,7 +9,8 @@ import MLXCIR
 /// (`.contiguous()`, `.to(dtype)`, `.clone()`; dim-order ops are ExecuTorch's default), fmod of
 /// int64 positions by a scalar (negative dividends and divisors), split with
 /// sizes, `max.dim_max` and `amax`, the fused-QKV split of a linear, addmm with a bias and
-/// alpha/beta ≠ 1, `x @ W` with W [K, N], and nn.Linear on a batched x [1, T, K].
+/// alpha/beta ≠ 1, `x @ W` with W [K, N], nn.Linear on a batched x [1, T, K], and the quantized
+/// embeddings (`embedding_byte` / `embedding_4bit`, f32 and bf16 rows).
 ///
 /// Each runs on the reference (as imported) and compiled after the default pipeline, held to eager
 /// PyTorch's outputs: f32 within 1e-5 × max |expected| (summation order), bf16-rounded values exactly
@@ -49,6 +50,15 @@ final class OpProgramTests: XCTestCase {
     func testSplitAndMax() throws { try check("split_max") }
     func testAddmmForms() throws { try check("addmm_forms") }
     func testFmodOfIntegers() throws { try check("fmod") }
+    /// `--qembedding 8w|4w`'s host op: embedding_byte with one scale per row (f32 and bf16 rows),
+    /// per-group scales with zero points, embedding_4bit with bf16 scales; compiled to one
+    /// quantized_embedding kernel each (bf16: eager rounds the same f32 product once, so exact).
+    func testQuantizedEmbeddings() throws {
+        try check("quantized_embedding")
+        let pte = try PTEFile(path: Self.root.appendingPathComponent("quantized_embedding.pte").path)
+        let jit = try JITProgram(graph: try ProgramLoader.prepare(pte, method: nil), pte: pte)
+        XCTAssertEqual(jit.kernelNames.filter { $0.hasPrefix("quantized_embedding_") }.count, 4, "\(jit.kernelNames)")
+    }
 
     func testPermutedDimOrderIsRefusedByName() throws {
         let pte = try PTEFile(path: Self.root.appendingPathComponent("dim_order_channels_last.pte").path)

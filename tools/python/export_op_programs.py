@@ -1,10 +1,12 @@
 """Small plain ExecuTorch programs for the ops LLM exports emit that the zoo's checkpoints may not:
 the dim-order ops (`.contiguous()`, `.to(dtype)`, `.clone()` exported WITHOUT _skip_dim_order, as
 ExecuTorch's own export_llama does), fmod, split (split_with_sizes_copy / split_copy), max reductions and
-the addmm forms (bias, alpha/beta != 1, batched x).
+the addmm forms (bias, alpha/beta != 1, batched x), and the quantized embeddings of `--qembedding 8w|4w`
+(quantized_decomposed::embedding_byte / embedding_4bit, per-row and per-group scales, zero points, bf16 out).
 
 Writes Tests/Fixtures/ops/<name>.pte with <name>.input<I>.npy and eager-PyTorch <name>.output<J>.npy
-(run from the repo root with the export venv: tools/.venv/bin/python tools/python/export_op_programs.py).
+(run from the repo root with the export venv: tools/.venv/bin/python tools/python/export_op_programs.py [NAME…],
+only the named programs when names are given).
 The directory has no model.pte, so the fixture walkers skip it; OpProgramTests reads it.
 """
 from pathlib import Path
@@ -73,6 +75,31 @@ class Fmod(torch.nn.Module):
         return torch.fmod(positions + 3, 8), torch.fmod(positions, -5)
 
 
+class QuantizedEmbeddings(torch.nn.Module):
+    """The host op `--qembedding 8w` leaves between XNNPACK delegates (embedding_byte, one scale per row,
+    as ExecuTorch's export writes it), per-group scales with zero points, bf16 rows (`.dtype`), and
+    embedding_4bit (two codes per byte in uint8, the even column in the high nibble)."""
+
+    def __init__(self):
+        super().__init__()
+        from executorch.exir.passes._quant_patterns_and_replacements import quantized_decomposed_lib  # noqa: F401
+        g = torch.Generator().manual_seed(5)
+        vocab, dim = 40, 64
+        self.register_buffer("w8", torch.randint(-128, 128, (vocab, dim), generator=g, dtype=torch.int8))
+        self.register_buffer("s_row", torch.rand(vocab, generator=g) * 0.02 + 0.001)
+        self.register_buffer("s_group", torch.rand(vocab, 4, generator=g) * 0.02 + 0.001)
+        self.register_buffer("z_group", torch.randint(-8, 8, (vocab, 4), generator=g).to(torch.float32))
+        self.register_buffer("w4", torch.randint(0, 256, (vocab, dim // 2), generator=g, dtype=torch.uint8))
+        self.register_buffer("s4", (torch.rand(vocab, 2, generator=g) * 0.02 + 0.001).to(torch.bfloat16))
+
+    def forward(self, tokens):
+        qd = torch.ops.quantized_decomposed
+        return (qd.embedding_byte.default(self.w8, self.s_row, None, -128, 127, tokens),
+                qd.embedding_byte.default(self.w8, self.s_group, self.z_group, -128, 127, tokens),
+                qd.embedding_byte.dtype(self.w8, self.s_row, None, -128, 127, tokens, dtype=torch.bfloat16),
+                qd.embedding_4bit.dtype(self.w4, self.s4, None, -8, 7, tokens, dtype=torch.bfloat16))
+
+
 def export(name: str, module: torch.nn.Module, inputs: tuple) -> None:
     module.eval()
     ep = torch.export.export(module, inputs, strict=True)
@@ -91,7 +118,13 @@ def export(name: str, module: torch.nn.Module, inputs: tuple) -> None:
 
 
 def main() -> None:
+    import sys
     OUT.mkdir(parents=True, exist_ok=True)
+    wanted = set(sys.argv[1:])
+    global export
+    if wanted:
+        everything = export
+        export = lambda name, module, inputs: everything(name, module, inputs) if name in wanted else None  # noqa: E731
     g = torch.Generator().manual_seed(1)
     export("dim_order_ops", DimOrderOps(), (torch.randn(2, 3, 5, generator=g),))
     export("dim_order_channels_last", ChannelsLast(), (torch.randn(1, 2, 3, 4, generator=g),))
@@ -100,6 +133,7 @@ def main() -> None:
     export("fmod", Fmod(), (torch.arange(-20, 20, dtype=torch.int64),))
     torch.manual_seed(4)
     export("addmm_forms", Addmm(), (torch.randn(5, 16, generator=g), torch.randn(1, 7, 16, generator=g)))
+    export("quantized_embedding", QuantizedEmbeddings(), (torch.tensor([[3, 0, 39, 17, 17, 8, 21]], dtype=torch.int64),))
 
 
 if __name__ == "__main__":
