@@ -4,7 +4,8 @@ import MLXCIR
 /// with what surrounds them into `fused_quantized_linear` — one kernel that prepares x once and
 /// dequantizes the weights in registers:
 ///
-/// 1. SwiGLU: `multiply(silu(x·W_gᵀ), x·W_uᵀ)` → epilogue "swiglu" (gate and up rows in one pass);
+/// 1. SwiGLU: `multiply(silu(x·W_gᵀ), x·W_uᵀ)` → epilogue "swiglu" (gate and up rows in one pass); silu
+///    also spelled `g · sigmoid(g)` (XNNPACK delegates' Sigmoid + Multiply, 8da4w exports);
 /// 2. a residual add of a linear's result, `add(r, x·Wᵀ)` (also after 1) → `residual: r`;
 /// 3. linears left that read the same x (q/k/v projections) → one op with one result each.
 ///
@@ -90,16 +91,35 @@ public struct FuseQuantizedLinear: GraphPass {
                 _ compileTime: Set<ValueID>) -> Match? {
         guard case .multiply(let m) = nodes[i].op else { return nil }
         for (gated, up) in [(m.a, m.b), (m.b, m.a)] {
-            guard let s = soleProducer(gated, producer, uses), case .silu(let silu) = nodes[s].op,
-                  let g = soleProducer(silu.x, producer, uses), let u = soleProducer(up, producer, uses), g != u,
+            guard let (product, silu) = siluOf(gated, nodes, producer, uses), let g = producer[product],
+                  let u = soleProducer(up, producer, uses), g != u,
                   let gate = linear(nodes[g].op, graph, compileTime), let upLinear = linear(nodes[u].op, graph, compileTime),
                   gate.sameFamily(upLinear) else { continue }
             let op = FusedQuantizedLinearOp(x: gate.x, w: [gate.w, upLinear.w], scales: [gate.scales, upLinear.scales],
                                             biases: [gate.biases, upLinear.biases], groupSize: gate.groupSize, bits: gate.bits,
                                             epilogue: "swiglu", outs: [m.out])
-            return Match(op: .fusedQuantizedLinear(op), absorbed: [s, g, u])
+            return Match(op: .fusedQuantizedLinear(op), absorbed: silu + [g, u])
         }
         return nil
+    }
+
+    /// `v` as silu(p) with p read by nothing else: `silu(p)`, or spelled out as `p · sigmoid(p)` (either
+    /// side; XNNPACK's delegates write SiLU as Sigmoid then Multiply), p read only by those two and the
+    /// sigmoid only by the product. → p and the silu's nodes.
+    func siluOf(_ v: ValueID, _ nodes: [Node], _ producer: [ValueID: Int], _ uses: [ValueID: Int]) -> (ValueID, [Int])? {
+        guard let s = soleProducer(v, producer, uses) else { return nil }
+        switch nodes[s].op {
+        case .silu(let o):
+            return uses[o.x] == 1 ? (o.x, [s]) : nil
+        case .multiply(let o):
+            for (p, sig) in [(o.a, o.b), (o.b, o.a)] where p != sig {
+                guard let q = soleProducer(sig, producer, uses), case .sigmoid(let sg) = nodes[q].op, sg.x == p, uses[p] == 2 else { continue }
+                return (p, [s, q])
+            }
+            return nil
+        default:
+            return nil
+        }
     }
 
     func residual(_ i: Int, _ nodes: [Node], _ producer: [ValueID: Int], _ uses: [ValueID: Int], _ graph: Graph,

@@ -58,6 +58,24 @@ final class FuseQuantizedLinearTests: XCTestCase {
         """)
     }
 
+    /// XNNPACK 8da4w delegates write SiLU as Sigmoid then Multiply: `g · sigmoid(g)`, either side.
+    func testSiluSpelledAsSigmoidProductIsSwiGLU() throws {
+        for product in ["%13, b: %14", "%14, b: %13"] {
+            let body = qmm(13, w: 2, s: 3, b: 4) + "  %14 = sigmoid(x: %13) : ?\n  %15 = multiply(a: \(product)) : ?\n" + qmm(16, w: 5, s: 6, b: 7)
+                + "  %17 = multiply(a: %15, b: %16) : ?\n"
+            let (text, changes) = try fused(body, outputs: "%17")
+            XCTAssertEqual(changes, 1)
+            XCTAssertEqual(text, """
+            %17 = fused_quantized_linear(x: %0, w: [%2, %5], scales: [%3, %6], biases: [%4, %7], group_size: 32, bits: 4, epilogue: "swiglu", residual: none) : ?
+            """)
+        }
+        // The gate's product read by a third node: the spelled silu is not absorbed.
+        let body = qmm(13, w: 2, s: 3, b: 4) + "  %14 = sigmoid(x: %13) : ?\n  %15 = multiply(a: %13, b: %14) : ?\n" + qmm(16, w: 5, s: 6, b: 7)
+            + "  %17 = multiply(a: %15, b: %16) : ?\n"
+        let (text, _) = try fused(body, outputs: "%17, %13")
+        XCTAssertTrue(text.contains("epilogue: \"none\"") && text.contains("sigmoid"), text)
+    }
+
     func testLinearsReadingTheSameXShareOneOp() throws {
         let body = qmm(13, w: 2, s: 3, b: 4) + qmm(14, w: 8, s: 9, b: 10) + "  %15 = silu(x: %13) : ?\n" + qmm(16, w: 5, s: 6, b: 7)
         let (text, changes) = try fused(body, outputs: "%15, %14, %16")

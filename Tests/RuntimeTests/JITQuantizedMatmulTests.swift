@@ -75,12 +75,12 @@ extension JITKernelTests {
 
 extension JITKernelTests {
     /// The unfused graph on the reference against the graph after fuse-quantized-linear, compiled:
-    /// SwiGLU with a residual, and q/k/v-style siblings, at 2/4/8 bits, decode and prefill shapes.
-    /// Tolerance as for the plain kernel, 1e-5 × max |reference| (silu's exp approximation adds
-    /// ~1e-7 relative).
+    /// SwiGLU with a residual, and q/k/v-style siblings, at 2/4/8 bits, decode and prefill shapes;
+    /// silu also spelled `g · sigmoid(g)` as XNNPACK 8da4w delegates write it. Tolerance as for the
+    /// plain kernel, 1e-5 × max |reference| (silu's exp approximation adds ~1e-7 relative).
     func testFusedQuantizedLinearsMatchTheUnfusedGraph() throws {
         var seed: UInt64 = 300
-        for bits in [4, 8, 2] {
+        for (bits, spelled) in [(4, false), (8, false), (2, false), (4, true), (8, true)] {
             for m in [1, 6] {
                 seed += 1
                 var r = Random(seed)
@@ -102,7 +102,13 @@ extension JITKernelTests {
                 }
                 let gate = linear(weight(n)), up = linear(weight(n))
                 let act = g.result(), prod = g.result(), mlp = g.result()
-                g.append(.silu(SiluOp(x: gate, out: act)))
+                if spelled {
+                    let sig = g.result()
+                    g.append(.sigmoid(SigmoidOp(x: gate, out: sig)))
+                    g.append(.multiply(MultiplyOp(a: gate, b: sig, out: act)))
+                } else {
+                    g.append(.silu(SiluOp(x: gate, out: act)))
+                }
                 g.append(.multiply(MultiplyOp(a: act, b: up, out: prod)))
                 g.append(.add(AddOp(a: skip, b: prod, out: mlp)))
                 let q = linear(weight(n)), kk = linear(weight(16)), v = linear(weight(16))
@@ -113,10 +119,10 @@ extension JITKernelTests {
                 XCTAssertEqual(try FuseQuantizedLinear().run(&fused), 3)   // swiglu, its residual, q/k/v
                 XCTAssertEqual(fused.opHistogram["fused_quantized_linear"], 2)
                 let jit = try JITProgram(graph: fused, pte: Self.pte)
-                XCTAssertEqual(jit.remarks, [], "w\(bits) m\(m): ops left to the reference")
+                XCTAssertEqual(jit.remarks, [], "w\(bits) m\(m) spelled \(spelled): ops left to the reference")
                 XCTAssertTrue(jit.kernelNames.contains { $0.contains("_swiglu_residual_") }, "\(jit.kernelNames)")
                 let want = try reference.run(g.feeds), got = try jit.run(g.feeds)
-                for j in want.indices { compare(got[j], want[j], .scaled(1e-5), "fused w\(bits) m\(m) output \(j)", file: #filePath, line: #line) }
+                for j in want.indices { compare(got[j], want[j], .scaled(1e-5), "fused w\(bits) m\(m) spelled \(spelled) output \(j)", file: #filePath, line: #line) }
                 XCTAssertEqual(jit.runtimeFallbacks, [:])
             }
         }
