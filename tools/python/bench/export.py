@@ -3,6 +3,7 @@
     peer      fp32                  bf16              8bit              4bit
     mlxc      <size>_mlx_fp32.pte   _mlx_bf16.pte     _mlx_8bit.pte     _mlx_4bit.pte        (MLX delegate)
     xnnpack   _xnnpack_fp32.pte     —                 —                 _xnnpack_8da4w.pte
+    mlxc-xnnpack  the xnnpack peer's very files (mlxc inlines the XNNPACK delegates: the same file, two runtimes)
     portable  _plain.pte            —                 —                 —
     eager     _state_dict.pt → models.DecoderLM (plain) at the precision (8/4-bit: the MLX variants' torchao
               weight-only quantization)
@@ -35,7 +36,7 @@ def artifact(peer: str, size: str, precision: str):
         return OUT / f"{size}_{MLX[precision]}.pte", MLX[precision]
     if peer in ("mlxc-plain", "mlxc-plain-unfused") and precision in PORTABLE:
         return OUT / f"{size}_{PORTABLE[precision]}.pte", PORTABLE[precision]
-    if peer == "xnnpack" and precision in XNNPACK:
+    if peer in ("xnnpack", "mlxc-xnnpack") and precision in XNNPACK:
         return OUT / f"{size}_{XNNPACK[precision]}.pte", XNNPACK[precision]
     if peer == "portable" and precision in PORTABLE:
         return OUT / f"{size}_{PORTABLE[precision]}.pte", PORTABLE[precision]

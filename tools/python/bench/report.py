@@ -13,7 +13,7 @@ from pathlib import Path
 import roofline
 
 PEER_NAMES = {"mlxc": "mlxc", "mlxc-unfused": "mlxc unfused", "mlxc-plain": "mlxc on the plain export",
-              "mlxc-plain-unfused": "mlxc plain unfused", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
+              "mlxc-plain-unfused": "mlxc plain unfused", "mlxc-xnnpack": "mlxc on the XNNPACK export", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
               "eager": "PyTorch eager", "llamacpp": "llama.cpp"}
 NOISY = 0.20  # others' CPU share above which a measurement is marked † (set from the run's --noisy)
 LLAMA_TYPES = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
@@ -165,6 +165,31 @@ def fusion_table(agg, sizes, precisions) -> list:
     return lines + [""] if any_row else []
 
 
+def same_file_table(agg, sizes, precisions) -> list:
+    """mlxc and ExecuTorch on the same XNNPACK .pte (mlxc-xnnpack vs xnnpack): every metric, mlxc ÷ ExecuTorch."""
+    lines = ["**The same XNNPACK file on both runtimes** — mlxc (the delegates inlined, fused, compiled) against "
+             "ExecuTorch's own runtime (XNNPACK) on the identical `.pte`; ratio mlxc ÷ ExecuTorch (tok/s: > 1 mlxc faster; "
+             "time and memory: < 1 mlxc better)", "",
+             "| model | file | decode mlxc | decode ExecuTorch | ratio | prefill mlxc | prefill ExecuTorch | ratio | "
+             "TTFT mlxc, s | TTFT ExecuTorch, s | peak RSS mlxc, MB | peak RSS ExecuTorch, MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    any_row = False
+    for size in sizes:
+        for prec in precisions:
+            m, x = agg.get((size, prec, "mlxc-xnnpack")), agg.get((size, prec, "xnnpack"))
+            if not (m and x and m.get("ok") and x.get("ok")):
+                continue
+            any_row = True
+            row = [size, f"`{x['artifact']}`"]
+            for field in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+                a, b = m.get(field), x.get(field)
+                row += [fmt(a), fmt(b), ratio(a / b) if a and b else "—"]
+            row += [fmt(m.get("time_to_first_token_s"), 2), fmt(x.get("time_to_first_token_s"), 2),
+                    fmt(m.get("peak_rss_mb"), 0), fmt(x.get("peak_rss_mb"), 0)]
+            lines.append("| " + " | ".join(row) + " |")
+    return lines + [""] if any_row else []
+
+
 def roofline_rows(meta, agg, sizes, precisions) -> tuple:
     rf = meta["roofline"]
     bw = rf["read_bandwidth_gb_s"] * 1e9
@@ -215,6 +240,13 @@ def targets(agg, sizes, pct, meta=None) -> list:
         m, x = dec(size, "4bit", "mlxc"), dec(size, "4bit", "xnnpack")
         if m and x:
             out.append(f"- {size}: 4-bit decode ≥ 3× XNNPACK 8da4w — {ratio(m / x)} ({fmt(m)} vs {fmt(x)} tok/s): {verdict(m / x >= 3)}")
+        for prec, name in (("fp32", "xnnpack_fp32"), ("4bit", "xnnpack_8da4w")):
+            m, x = agg.get((size, prec, "mlxc-xnnpack")), agg.get((size, prec, "xnnpack"))
+            if m and x and m.get("ok") and x.get("ok"):
+                d = m["decode_tokens_per_s"] / x["decode_tokens_per_s"]
+                p = m["prefill_tokens_per_s"] / x["prefill_tokens_per_s"]
+                out.append(f"- {size} `{name}`, the same file: decode ≥ 1.5× ExecuTorch — {ratio(d)}: {verdict(d >= 1.5)}; "
+                           f"prefill ≥ ExecuTorch — {ratio(p)}: {verdict(p >= 1)}")
         for prec in ("fp32", "bf16", "8bit", "4bit"):
             m, l = dec(size, prec, "mlxc"), dec(size, prec, "llamacpp")
             if m and l:
@@ -313,7 +345,7 @@ def render(data) -> str:
           "~30 min with the default 2 rounds on an idle 2-core machine once installed and exported; the first time adds ~11 min to compile "
           "llama-cpp-python and ~8 min of exports) — `tools/bench --quick` for a ~5 min smoke run (small model, 2 runs). "
           "Options: `--sizes small,stories110m --precisions fp32,bf16,8bit,4bit --runs 5 "
-          "--peers mlxc,mlxc-unfused,mlxc-plain,mlxc-plain-unfused,xnnpack,portable,eager,llamacpp --rounds 2 --budget-s 90` (mlxc-unfused: mlxc without its fusion passes; mlxc-plain: mlxc on the plain export). Raw results: "
+          "--peers mlxc,mlxc-unfused,mlxc-plain,mlxc-plain-unfused,mlxc-xnnpack,xnnpack,portable,eager,llamacpp --rounds 2 --budget-s 90` (mlxc-unfused: mlxc without its fusion passes; mlxc-plain: mlxc on the plain export; mlxc-xnnpack: mlxc on the XNNPACK export itself). Raw results: "
           f"`{Path(opts['results']).name}` in tools/.work/bench/.", ""]
 
     L += ["## Machine and versions", "",
@@ -337,6 +369,7 @@ def render(data) -> str:
     L += metric_table(agg, sizes, precisions, peers, "decode_tokens_per_s", "Decode, tokens/s", True)
     L += metric_table(agg, sizes, precisions, peers, "prefill_tokens_per_s", "Prefill (128-token prompt), tokens/s", True)
     L += fusion_table(agg, sizes, precisions)
+    L += same_file_table(agg, sizes, precisions)
     L += metric_table(agg, sizes, precisions, peers, "time_to_first_token_s", "Time to first token, s (load/compile included)", False, 2)
     L += metric_table(agg, sizes, precisions, peers, "peak_rss_mb", "Peak RSS, MB (whole process)", False, 0)
     for peer, why in (meta.get("unavailable") or {}).items():

@@ -35,12 +35,13 @@ import roofline  # noqa: E402
 
 REPO = HERE.parents[2]
 OUT = bexport.OUT
-MLXC = REPO / ".build" / "release" / "mlxc"
-ALL_PEERS = ["mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "xnnpack", "portable", "eager", "llamacpp"]
+MLXC = Path(os.environ.get("MLXC") or REPO / ".build" / "release" / "mlxc")   # MLXC=…: another build
+ALL_PEERS = ["mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "mlxc-xnnpack", "xnnpack", "portable", "eager", "llamacpp"]
 # mlxc-unfused: the same mlxc without the fusion passes (canonicalization only), to show what fusion buys;
 # mlxc-plain(-unfused): mlxc on the plain (non-delegated) export that ExecuTorch portable runs, where every
-# fusion must first recognise the decomposed ops.
-MLXC_PEERS = ("mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused")
+# fusion must first recognise the decomposed ops; mlxc-xnnpack: mlxc on the XNNPACK export the xnnpack peer runs
+# (the same file on both runtimes).
+MLXC_PEERS = ("mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "mlxc-xnnpack")
 UNFUSED_PIPELINE = "fold-scalar-constants,cse,dce,last-position-logits"
 ALL_PRECISIONS = ["fp32", "bf16", "8bit", "4bit"]
 ALL_SIZES = ["small", "stories110m"]
@@ -281,7 +282,7 @@ def main(argv=None) -> int:
         args.results.write_text(json.dumps(data, indent=1) + "\n")
         args.out.write_text(report.render(data))
 
-    if "mlxc" in args.peers:
+    if any(p in MLXC_PEERS for p in args.peers):
         ensure_mlxc(log)
     log(f"exports for sizes {args.sizes} (missing files only)")
     meta["export"] = bexport.ensure(args.sizes, args.precisions, args.peers, args.force_export, log)
