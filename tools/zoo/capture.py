@@ -11,8 +11,8 @@ built it: after its quantization and source transforms, with its KV cache), the 
                   cache is fed as the exported program will be);
   step 1…N        greedy decode, one token per call (argmax, lowest id on ties).
 Every call is recorded, the last one overwriting the others (a script that exports twice, before and
-after quantizing, writes the program from the last). Its buffers (KV caches, ring positions, …) are snapshotted before and restored after, so the export
-itself proceeds exactly as without this wrapper. The two LLM signatures are recognised from the
+after quantizing, writes the program from the last). The eager run is on a deep copy of the module (its KV caches, ring positions and the Python-side state
+of transformers' caches), so the export itself traces exactly what it would without this wrapper. The two LLM signatures are recognised from the
 example inputs: `(input_ids [1, T], cache_position [T])` (Hugging Face exports) and
 `(tokens [1, T], input_pos [1])` (etLLM).
 
@@ -25,6 +25,7 @@ arguments say.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import runpy
 import sys
@@ -69,7 +70,10 @@ class Recorder:
             self.done = True
             self.calls += 1
             try:
-                self.record(mod, args, kwargs, kw.get("dynamic_shapes"))
+                # On a copy: running the module changes more than its buffers (transformers' sliding-window
+                # caches keep Python ints such as cumulative_length), and the export must trace the module
+                # exactly as the script left it, as it does without this wrapper.
+                self.record(copy.deepcopy(mod), args, kwargs, kw.get("dynamic_shapes"))
             except Exception as e:  # the export must still run: say why there is no reference
                 print(f"capture: no eager reference: {type(e).__name__}: {e}", file=sys.stderr)
                 raise
@@ -121,6 +125,8 @@ class Recorder:
             last = out.reshape(-1, out.shape[-1])[-1].float()
             return out, last
 
+        eager_error = None
+        logits_rank = None
         try:
             # Prefill in chunks the program accepts; the reference of the step is its last chunk's logits.
             start = 0
@@ -137,6 +143,11 @@ class Recorder:
                 greedy.append(nxt)
                 if k < self.decode:
                     out, last = call([nxt])
+        except (IndexError, RuntimeError) as e:
+            # The module itself cannot go on (e.g. a sliding-window cache traced for static shapes writing
+            # past its window): the reference stops here, and the entry says so; the export still runs.
+            eager_error = f"{type(e).__name__}: {e}"
+            print(f"capture: eager stopped after {len(greedy)} greedy steps: {eager_error}", file=sys.stderr)
         finally:
             with torch.no_grad():
                 for n, b in mod.named_buffers():
@@ -144,6 +155,7 @@ class Recorder:
                         b.copy_(snapshot[n])
         ref = {"signature": signature, "input_names": names, "prompt": prompt, "greedy": greedy, "chunk": chunk,
                "logits_rank": logits_rank, "vocab": vocab, "steps": steps, "export_call": self.calls,
+               "eager_error": eager_error, "decode_steps": self.decode + 1,
                "note": "eager PyTorch on the module passed to torch.export.export; greedy = argmax, lowest id on ties; "
                        "step K's logits are those of the last position of call K (0: the prompt)"}
         (self.out / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
