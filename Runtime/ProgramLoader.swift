@@ -26,6 +26,7 @@ public enum ProgramLoader {
         var graph = try Importer.importMethod(pte, method: method).graph
         try Verifier.verify(graph)
         try InlineScalarConstants.run(&graph, pte)
+        try DuplicatedHalfTables.run(&graph, pte)
         // An off-graph KV cache whose layout the program publishes becomes graph state, so the
         // pipeline fuses its layers like any other (a program that is no LLM keeps update_and_attend).
         if let layout = try? LanguageModelContract(graph: graph, pte: pte).offGraphCache {

@@ -76,14 +76,14 @@ extension FuseRopePattern {
     }
 
     /// The permutation moving `axis` of a rank-`rank` tensor to rank − 2 (the others in order).
-    func rowsToSecondLast(_ axis: Int, rank: Int) -> [Int] {
+    static func rowsToSecondLast(_ axis: Int, rank: Int) -> [Int] {
         var perm = Array(0..<rank).filter { $0 != axis && $0 != rank - 1 }
         perm.append(axis)
         perm.append(rank - 1)
         return perm
     }
 
-    func inverse(_ perm: [Int]) -> [Int] {
+    static func inverse(_ perm: [Int]) -> [Int] {
         var inv = [Int](repeating: 0, count: perm.count)
         for (i, p) in perm.enumerated() { inv[p] = i }
         return inv

@@ -133,7 +133,7 @@ public struct FuseRopePattern: GraphPass {
             var perm: [Int]? = nil
             if let axis = cv.rowsAxis {
                 guard graph[c].type?.rank == xt.rank, axis < xt.rank - 1 else { continue }
-                if axis != xt.rank - 2 { perm = rowsToSecondLast(axis, rank: xt.rank) }
+                if axis != xt.rank - 2 { perm = Self.rowsToSecondLast(axis, rank: xt.rank) }
             }
             // The table's rows meet x's rows axis: the same size, or both known only at run time.
             let rowsAxis = cv.rowsAxis ?? xt.rank - 2
@@ -154,7 +154,7 @@ public struct FuseRopePattern: GraphPass {
                 let swapped = TensorType(xt.dtype, perm.map { xt.shape[$0] })
                 let xs = graph.addValue(swapped, .computed), ys = graph.addValue(swapped, .computed)
                 return pre + [Node(.transpose(TransposeOp(x: x, out: xs, perm: perm)), origin: origin), rope(xs, ys),
-                              Node(.transpose(TransposeOp(x: ys, out: out, perm: inverse(perm))), origin: origin)]
+                              Node(.transpose(TransposeOp(x: ys, out: out, perm: Self.inverse(perm))), origin: origin)]
             }
             if !traditional {
                 replacements[i] = rotation(cat.out)

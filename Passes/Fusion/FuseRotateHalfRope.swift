@@ -20,6 +20,9 @@ import MLXCIR
 /// row count (equal sizes, or both run-time), and that every intermediate of x is read only inside
 /// the pattern (C and S may be shared by q, k and every layer; their table views are made once).
 /// Then `fuse-rope-attention` takes the two rope_tables with the cache writes and the sdpa.
+/// etLLM's HF variant multiplies x [B, T, H, D] by tables [T, 1, D] (precomputed, their halves
+/// spelled equal by DuplicatedHalfTables): the rope then reads x with its rows moved to axis −2 and
+/// a transpose puts them back; its one-tensor concatenate (partial rotary, nothing passed) is the rope.
 public struct FuseRotateHalfRope: GraphPass {
     public let name = "fuse-rotate-half-rope"
     public init() {}
@@ -32,7 +35,7 @@ public struct FuseRotateHalfRope: GraphPass {
 
     /// One matched rotation: the rope's input, the broadcast cos/sin it multiplies by, the half
     /// width, the nodes it replaces (the root stays, rewritten).
-    struct Match { var x: ValueID; var cos: ValueID; var sin: ValueID; var half: Int; var absorbed: [Int]; var xReads: Int }
+    struct Match { var x: ValueID; var cos: ValueID; var sin: ValueID; var half: Int; var absorbed: [Int]; var xReads: Int; var rowsAxis: Int }
 
     func fuse(_ graph: inout Graph, block b: Int) -> Int {
         let uses = graph.useCounts()
@@ -62,7 +65,7 @@ public struct FuseRotateHalfRope: GraphPass {
             guard let (m, result) = matches[i] else { out.append(node); continue }
             func view(_ broadcast: ValueID) -> (table: ValueID, rows: ValueID) {
                 if let v = views[broadcast] { return v }
-                let t = (graph[broadcast].type ?? inferred[broadcast.index])!, rowDim = t.shape[t.rank - 2]
+                let t = (graph[broadcast].type ?? inferred[broadcast.index])!, rowDim = t.shape[Reader.rowsAxis(of: t)]
                 var halfShape = t.shape
                 halfShape[t.rank - 1] = .fixed(m.half)
                 let sliced = graph.addValue(TensorType(t.dtype, halfShape), .computed)
@@ -78,8 +81,20 @@ public struct FuseRotateHalfRope: GraphPass {
             let c = view(m.cos), s = view(m.sin)
             let start = zero ?? graph.addValue(TensorType(.i64, []), .constant(.literal([0])))
             zero = start
-            out.append(Node(.ropeTable(RopeTableOp(x: m.x, cos: c.table, sin: s.table, start: start, stop: c.rows, traditional: false, out: result)),
+            // Rows along another axis of x than −2 (x [B, T, H, D], tables [T, 1, D]): rotate x with its rows moved there.
+            let xt = reader.type(m.x)!
+            guard m.rowsAxis != xt.rank - 2 else {
+                out.append(Node(.ropeTable(RopeTableOp(x: m.x, cos: c.table, sin: s.table, start: start, stop: c.rows, traditional: false, out: result)),
+                                origin: node.origin))
+                continue
+            }
+            let perm = FuseRopePattern.rowsToSecondLast(m.rowsAxis, rank: xt.rank)
+            let swapped = TensorType(xt.dtype, perm.map { xt.shape[$0] })
+            let xs = graph.addValue(swapped, .computed), ys = graph.addValue(swapped, .computed)
+            out.append(Node(.transpose(TransposeOp(x: m.x, out: xs, perm: perm)), origin: node.origin))
+            out.append(Node(.ropeTable(RopeTableOp(x: xs, cos: c.table, sin: s.table, start: start, stop: c.rows, traditional: false, out: ys)),
                             origin: node.origin))
+            out.append(Node(.transpose(TransposeOp(x: ys, out: result, perm: FuseRopePattern.inverse(perm))), origin: node.origin))
         }
         graph.blocks[b].nodes = out
         return matches.count
@@ -123,6 +138,12 @@ public struct FuseRotateHalfRope: GraphPass {
             switch nodes[i].op {
             case .add(let a):
                 return rotation(a).map { ($0, a.out) }
+            case .concatenate(let cat) where cat.tensors.count == 1:
+                // Partial rotary with nothing passed through (torch.cat([rotated, x[..., D:]]) drops the empty part).
+                guard let ct = type(cat.out), isLast(Int64(cat.axis), rank: ct.rank),
+                      let (ai, aop) = private_(cat.tensors[0]), case .add(let a) = aop, var m = rotation(a) else { return nil }
+                m.absorbed.append(ai)
+                return (m, cat.out)
             case .concatenate(let cat):
                 guard cat.tensors.count == 2, let ct = type(cat.out), isLast(Int64(cat.axis), rank: ct.rank),
                       let (ai, aop) = private_(cat.tensors[0]), case .add(let a) = aop, var m = rotation(a),
@@ -149,10 +170,10 @@ public struct FuseRotateHalfRope: GraphPass {
                     if p.a == x { c = p.b } else if p.b == x { c = p.a } else { continue }
                     guard let xt = type(x), let d = xt.shape.last?.fixedValue, d == 2 * half, xt.rank >= 2,
                           [.f32, .bf16, .f16].contains(xt.dtype), type(add.out)?.dtype == xt.dtype,
-                          rowTable(c, like: xt, width: d), rowTable(s, like: xt, width: d),
+                          let rows = rowTable(c, like: xt, width: d), rowTable(s, like: xt, width: d) == rows,
                           type(c)?.shape == type(s)?.shape, c != s,
                           duplicatedHalves(c, width: d), duplicatedHalves(s, width: d) else { continue }
-                    return Match(x: x, cos: c, sin: s, half: half, absorbed: [pi, qi] + rotNodes, xReads: reads + 1)
+                    return Match(x: x, cos: c, sin: s, half: half, absorbed: [pi, qi] + rotNodes, xReads: reads + 1, rowsAxis: rows)
                 }
             }
             return nil
@@ -179,15 +200,22 @@ public struct FuseRotateHalfRope: GraphPass {
             return nil
         }
 
-        /// `c` multiplies x row by row: [.., T, width] with x's dtype, every other dim 1, and T x's
-        /// row count (the same size, or both known only at run time — the kernel and the reference
-        /// check the count on every call).
-        func rowTable(_ c: ValueID, like x: TensorType, width: Int) -> Bool {
+        /// `c` multiplies x row by row: [.., T, width] with x's dtype, every other dim 1 (T may also
+        /// stand further left, as [T, 1, width] against x [B, T, H, width]), and T x's row count there
+        /// (the same size, or both known only at run time — the kernel and the reference check the
+        /// count on every call). → the axis of x the rows run along.
+        func rowTable(_ c: ValueID, like x: TensorType, width: Int) -> Int? {
             guard let t = type(c), t.dtype == x.dtype, t.rank >= 2, t.rank <= x.rank, t.shape.last == .fixed(width),
-                  t.shape.dropLast(2).allSatisfy({ $0 == .fixed(1) }) else { return false }
-            let rows = t.shape[t.rank - 2], xRows = x.shape[x.rank - 2]
-            if let a = rows.fixedValue, let b = xRows.fixedValue { return a == b }
-            return rows.fixedValue == nil && xRows.fixedValue == nil
+                  t.shape.dropLast().filter({ $0 != .fixed(1) }).count <= 1 else { return nil }
+            let axis = Self.rowsAxis(of: t), xAxis = x.rank - t.rank + axis
+            let rows = t.shape[axis], xRows = x.shape[xAxis]
+            if let a = rows.fixedValue, let b = xRows.fixedValue { return a == b ? xAxis : nil }
+            return rows.fixedValue == nil && xRows.fixedValue == nil ? xAxis : nil
+        }
+
+        /// The one dim of a row table other than the last that is not 1, else rank − 2.
+        static func rowsAxis(of t: TensorType) -> Int {
+            t.shape.indices.dropLast().first { t.shape[$0] != .fixed(1) } ?? t.rank - 2
         }
 
         /// Both halves of every row of `v` (last dim `width`) are equal: `v` is reached from a
