@@ -121,12 +121,18 @@ add("etllm_llama_portable_8da4w", "llama", etllm("model.use_sdpa_with_kv_cache=t
 # XNNPACK-delegated programs (optimum-executorch's xnnpack recipe; etLLM with XNNPACK): ExecuTorch's default
 # CPU path. They run once mlxc reads XNNPACK payloads (issue: XNNPACK-delegated programs run).
 add("llama_xnnpack_fp32", "llama", optimum("xnnpack"), transformers_rc1=True)
+# 8da4w: XNNPACK quantizes activations to int8 per token and the file keeps bf16 weight scales; eager's torchao
+# fake-quantization differs from that by ~3e-2 of the logits' scale (ExecuTorch's own runtime vs eager), so the
+# file's semantics, ExecuTorch's runtime, are the reference.
+DYNAMIC_QUANT_NOTE = "int8 dynamic activations and bf16 scales as XNNPACK computes them: reference = ExecuTorch's runtime"
 add("llama_xnnpack_custom_8da4w", "llama", optimum("xnnpack", "--use_custom_sdpa", "--use_custom_kv_cache",
-                                                   "--qlinear", "8da4w", "--qembedding", "8w"), transformers_rc1=True)
+                                                   "--qlinear", "8da4w", "--qembedding", "8w"), transformers_rc1=True,
+    reference="executorch", notes=DYNAMIC_QUANT_NOTE)
 add("qwen3_xnnpack_custom_fp32", "qwen3", optimum("xnnpack", "--use_custom_sdpa", "--use_custom_kv_cache"),
     transformers_rc1=True)
 add("etllm_llama_xnnpack_8da4w", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.xnnpack.enabled=true",
-                                               "quantization.qmode=8da4w", "quantization.group_size=32"))
+                                               "quantization.qmode=8da4w", "quantization.group_size=32"),
+    reference="executorch", notes=DYNAMIC_QUANT_NOTE)
 # Plain programs (no delegate): optimum-executorch's portable recipe.
 for fam in ["llama", "qwen3"]:
     add(f"{fam}_portable_fp32", fam, optimum("portable"), transformers_rc1=True)
