@@ -14,7 +14,8 @@ import MLXCIR
 ///   old rows), and the sdpa reads exactly the two written caches, k then v;
 /// - q, k, v, indices, offset, freqs and mask are not state (no write can come between their read
 ///   and the new position), and both writes use the same indices.
-/// The ropes and writes may come in either order. `FusedOps.unfused` is the op's definition.
+/// The ropes and writes may come in either order; kr may reach its write through reshapes that
+/// restore its shape. `FusedOps.unfused` is the op's definition.
 public struct FuseRopeAttention: GraphPass {
     public let name = "fuse-rope-attention"
     public init() {}
@@ -89,13 +90,40 @@ public struct FuseRopeAttention: GraphPass {
         // The rotated q and k: produced in this block, read only by the sdpa and the k write.
         var producer: [ValueID: Int] = [:]
         for (j, node) in nodes[..<i].enumerated() { for r in node.op.results { producer[r] = j } }
-        guard uses[s.q] == 1, uses[kWrite.update] == 1, let rq = producer[s.q], let rk = producer[kWrite.update], rq != rk,
+        guard uses[s.q] == 1, uses[kWrite.update] == 1, let rq = producer[s.q],
+              let (rk, views) = throughViews(kWrite.update, nodes, producer, uses, graph), rq != rk,
               var op = ropes(nodes[rq].op, nodes[rk].op, graph) else { return nil }
         let moved = [op.q, op.k, vWrite.update, kWrite.indices, op.offset] + [op.freqs, s.mask, op.cosTable, op.sinTable, op.tableStop].compactMap { $0 }
         guard !moved.contains(where: { isState($0, graph) }) else { return nil }
         (op.v, op.kCache, op.vCache, op.indices) = (vWrite.update, s.k, s.v, kWrite.indices)
         (op.scale, op.mask, op.causal, op.outs) = (s.scale, s.mask, s.causal, [s.out, s.k, s.v])
-        return Match(op: op, absorbed: [rq, rk, wk, wv])
+        return Match(op: op, absorbed: [rq, rk, wk, wv] + views)
+    }
+
+    /// The node producing `v`, through reshapes that end where they began: `v` may be the rotated k
+    /// reshaped away and back to its own shape (the bench's XNNPACK export writes k[0] as [H, T, D],
+    /// and the cache write restores [1, H, T, D]). Every reshape is read only by the next. → the
+    /// producer and the reshapes, which the fused op absorbs.
+    func throughViews(_ v: ValueID, _ nodes: [Node], _ producer: [ValueID: Int], _ uses: [ValueID: Int],
+                      _ graph: Graph) -> (Int, [Int])? {
+        guard var i = producer[v] else { return nil }
+        var views: [Int] = []
+        while case .reshape(let r) = nodes[i].op, uses[r.x] == 1, let j = producer[r.x], views.count < 4 {
+            views.append(i)
+            i = j
+        }
+        guard !views.isEmpty else { return (i, []) }
+        // The chain's source has v's shape (at most one run-time dim, in the same place).
+        var inferred: [TensorType?]? = nil
+        func type(_ x: ValueID) -> TensorType? {
+            if let t = graph[x].type { return t }
+            if inferred == nil { inferred = ShapeInference.infer(graph).types }
+            return x.index < inferred!.count ? inferred![x.index] : nil
+        }
+        guard let src = nodes[i].op.results.first, let st = type(src), let vt = type(v), st.dtype == vt.dtype,
+              st.rank == vt.rank, st.shape.filter({ $0.fixedValue == nil }).count <= 1,
+              zip(st.shape, vt.shape).allSatisfy({ a, b in a == b || (a.fixedValue == nil && b.fixedValue == nil) }) else { return nil }
+        return (i, views)
     }
 
     /// The rotation part of the fused op, if q and k turn alike: two MLX `rope`s with the same

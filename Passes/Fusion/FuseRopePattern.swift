@@ -7,7 +7,8 @@ import MLXCIR
 ///     x1 = slice(x, axis: -1, start: 0, step: 2)          x2 = slice(x, axis: -1, start: 1, step: 2)
 ///                                  (split-half form: x1 = x[..., :h], x2 = x[..., h:], step 1)
 ///     a  = subtract(multiply(x1, c), multiply(x2, s))      b = add(multiply(x1, s), multiply(x2, c))
-///     traditional: y = concatenate([expand_dims(a, -1), expand_dims(b, -1)], axis: -1)  (then a reshape)
+///     traditional: y = concatenate([expand_dims(a, -1), expand_dims(b, -1)], axis: -1)  (then a reshape;
+///                  the unit axis also appended by a reshape, as XNNPACK delegates write it)
 ///     split-half:  y = concatenate([a, b], axis: -1)
 ///
 /// becomes `rope_table(x, cos: COS, sin: SIN, start: p, stop: q, traditional:)`: one row kernel (or a
@@ -79,6 +80,13 @@ public struct FuseRopePattern: GraphPass {
             return (s.x, start, stop)
         }
 
+        // Types where the graph states none (values made by delegate translators), computed on demand.
+        var inferredTypes: [TensorType?]? = nil
+        func inferred(_ v: ValueID) -> TensorType? {
+            if let t = graph[v].type { return t }
+            if inferredTypes == nil { inferredTypes = ShapeInference.infer(graph).types }
+            return v.index < inferredTypes!.count ? inferredTypes![v.index] : nil
+        }
         var dead = Set<Int>(), count = 0
         var replacements: [Int: [Node]] = [:]
         for i in nodes.indices where !dead.contains(i) {
@@ -98,11 +106,10 @@ public struct FuseRopePattern: GraphPass {
             var aV = cat.tensors[0], bV = cat.tensors[1], traditional = stacked, absorbed: [Int] = []
             if stacked {
                 // stack([a, b], -1): the halves are its operands.
-            } else if case .expandDims(let ea)? = def(aV)?.1, case .expandDims(let eb)? = def(bV)?.1 {
+            } else if let ea = trailingUnit(def(aV)?.1, graph, inferred), let eb = trailingUnit(def(bV)?.1, graph, inferred) {
                 guard let ai = private_(aV, 1)?.0, let bi = private_(bV, 1)?.0,
-                      let ra = graph[ea.x].type?.rank, ea.axis == -1 || ea.axis == ra,
-                      eb.axis == ea.axis, lastAxis(.literal(Int64(cat.axis)), rank: catType.rank) else { continue }
-                (aV, bV, traditional) = (ea.x, eb.x, true)
+                      lastAxis(.literal(Int64(cat.axis)), rank: catType.rank) else { continue }
+                (aV, bV, traditional) = (ea, eb, true)
                 absorbed += [ai, bi]
             } else {
                 guard lastAxis(.literal(Int64(cat.axis)), rank: catType.rank) else { continue }
@@ -181,6 +188,30 @@ public struct FuseRopePattern: GraphPass {
             dead.contains(i) ? [] : replacements[i] ?? [node]
         }
         return count
+    }
+
+    /// The source of `op` if it appends a unit axis: `expand_dims(x, -1)`, or (XNNPACK's StaticReshape,
+    /// the bench's XNNPACK export) a reshape to x's shape + [1] — each target entry x's fixed dim, or
+    /// −1 for x's one run-time dim.
+    func trailingUnit(_ op: Op?, _ graph: Graph, _ type: (ValueID) -> TensorType?) -> ValueID? {
+        switch op {
+        case .expandDims(let e)?:
+            guard let r = type(e.x)?.rank, e.axis == -1 || e.axis == r else { return nil }
+            return e.x
+        case .reshape(let rs)?:
+            guard let xt = type(rs.x), rs.shape.count == xt.rank + 1, rs.shape.last == .literal(1),
+                  xt.shape.filter({ $0.fixedValue == nil }).count <= 1 else { return nil }
+            for (entry, dim) in zip(rs.shape, xt.shape) {
+                switch (entry, dim.fixedValue) {
+                case (.literal(let n), let f?) where n == Int64(f): continue
+                case (.literal(-1), nil): continue
+                default: return nil
+                }
+            }
+            return rs.x
+        default:
+            return nil
+        }
     }
 
     /// Two shapes of the same element count that must be equal: the same fixed dims, and at most

@@ -91,6 +91,21 @@ final class FuseRopeAttentionTests: XCTestCase {
         XCTAssertTrue(text.hasPrefix(fusedLayer))
     }
 
+    /// The bench's XNNPACK export writes the rotated k as [H, T, D] and the cache write restores
+    /// [1, H, T, D]: reshapes that end in k's own shape are absorbed; ones that do not, or with
+    /// another reader, leave the layer alone.
+    func testRotatedKeyReshapedAwayAndBackIsFused() throws {
+        let views = "  %14 = reshape(x: %12, shape: [2, -1, 16]) : f32[2, ?1..8, 16]\n  %15 = reshape(x: %14, shape: [1, 2, -1, 16]) : f32[1, 2, ?1..8, 16]\n"
+        let body = rope(11, 0) + rope(12, 1) + views + write(6, 15) + write(7, 2) + sdpa(13, q: 11)
+        let (text, changes) = try fused(body, outputs: "%13")
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(text, fusedLayer)
+        let elsewhere = views.replacingOccurrences(of: "shape: [1, 2, -1, 16]) : f32[1, 2, ?1..8, 16]", with: "shape: [1, -1, 2, 16]) : f32[1, ?1..8, 2, 16]")
+        try assertUnchanged(rope(11, 0) + rope(12, 1) + elsewhere + "  %6 = index_copy(dst: %6, update: %15, indices: %4, axis: 1) : f32[1, 2, 32, 16]\n"
+                            + write(7, 2) + sdpa(13, q: 11), "the reshapes end in another shape (and the write is along axis 1)")
+        try assertUnchanged(body, outputs: "%13, %14", "the view in between is also an output")
+    }
+
     func testRotatedQueryWithAnotherReaderIsLeftAlone() throws {
         try assertUnchanged(layer, outputs: "%13, %11", "q's rotation is also an output")
     }

@@ -91,6 +91,20 @@ final class FuseRopePatternTests: XCTestCase {
         XCTAssertEqual(text, "%23 = rope_table(x: %0, cos: %3, sin: %4, start: %1, stop: %2, traditional: true) : f32[1, 4, ?1..8, 16]")
     }
 
+    /// XNNPACK delegates append the unit axis with a StaticReshape (the bench's XNNPACK export): the
+    /// same interleave. A reshape that is not exactly x's shape + [1] is not.
+    func testUnitAxisAppendedByAReshapeIsTheInterleave() throws {
+        let xnn = interleave.replacingOccurrences(of: "expand_dims(x: %16, axis: 4)", with: "reshape(x: %16, shape: [1, 4, -1, 8, 1])")
+            .replacingOccurrences(of: "expand_dims(x: %19, axis: 4)", with: "reshape(x: %19, shape: [1, 4, -1, 8, 1])")
+        let (text, changes) = try fused(tables() + rotation(halves: interleaved) + xnn)
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(text, "%23 = rope_table(x: %0, cos: %3, sin: %4, start: %1, stop: %2, traditional: true) : f32[1, 4, ?1..8, 16]")
+        let moved = xnn.replacingOccurrences(of: "reshape(x: %19, shape: [1, 4, -1, 8, 1])", with: "reshape(x: %19, shape: [1, -1, 4, 8, 1])")
+            .replacingOccurrences(of: "%21 = reshape(x: %19, shape: [1, -1, 4, 8, 1]) : f32[1, 4, ?1..8, 8, 1]", with: "%21 = reshape(x: %19, shape: [1, -1, 4, 8, 1]) : f32[1, ?1..8, 4, 8, 1]")
+        XCTAssertNotEqual(moved, xnn)
+        try assertUnchanged(tables() + rotation(halves: interleaved) + moved, "the second half's reshape moves the heads")
+    }
+
     func testSplitHalfRopeWithProductsInTheOtherOrder() throws {
         let (text, changes) = try fused(tables() + rotation(halves: splitHalf, swapProducts: true) + concatHalves, outputs: "%20")
         XCTAssertEqual(changes, 1)

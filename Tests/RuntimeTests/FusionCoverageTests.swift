@@ -67,9 +67,11 @@ final class FusionCoverageTests: XCTestCase {
 
     /// Plain LLM exports (RoPE from cos/sin tables, decomposed attention, index_put + copy_ into the
     /// caches): one rope_attention kernel per attention layer — a layer is one k and one v cache
-    /// write in the import — and no separate rope, sdpa, softmax-over-scores or cache-copy kernel.
+    /// write in the import — and no separate rope, sdpa, softmax-over-scores or cache-copy kernel. Also
+    /// the same model with its layers in XNNPACK delegates (the cache writes between them; the RoPE
+    /// interleave's unit axis a StaticReshape, the k write reshaped [H, T, D] and back).
     func testPlainLLMsHaveOneRopeAttentionPerLayer() throws {
-        for name in ["llama_plain", "gemma_sliding_plain", "moe_plain", "llama_plain_8bit", "llama_plain_4bit"] {
+        for name in ["llama_plain", "gemma_sliding_plain", "moe_plain", "llama_plain_8bit", "llama_plain_4bit", "llama_xnnpack_fp32"] {
             let (imported, s, plan) = try stats(name)
             let layers = (imported["index_put"] ?? 0) / 2
             XCTAssertEqual(layers, 2, "\(name): attention layers in the import")
