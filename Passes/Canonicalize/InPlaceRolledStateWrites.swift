@@ -58,19 +58,7 @@ public struct InPlaceRolledStateWrites: GraphPass {
         if takeAxis < 0 { takeAxis += st.rank }
         guard axis == takeAxis, (0..<st.rank).contains(axis), let n = st.shape[axis].fixedValue else { return false }
         // The copy of r back into the state, and nothing touching the state from the take to it.
-        guard let copy = nodes.indices.first(where: { j in
-            if case .copyInto(let c) = nodes[j].op, c.dst == state, c.src == r { return j > p }
-            return false
-        }) else { return false }
-        for (j, node) in nodes.enumerated() where j != t && j != copy {
-            if node.op.results.contains(state) { return false }
-            if j > t && j < copy {
-                switch node.op {
-                case .if, .scan: return false
-                default: if node.op.operands.contains(state) { return false }
-                }
-            }
-        }
+        guard InPlaceStateWrites.copyBack(of: r, into: state, in: nodes, after: p, from: t) != nil else { return false }
         // A literal row past either end is index_put's error: left to it (checked before the graph changes).
         if case .constant(.literal(let xs)) = graph[put.indices[0]].kind,
            !xs.allSatisfy({ $0 == $0.rounded() && $0 >= Double(-n) && $0 < Double(n) }) { return false }
@@ -87,17 +75,7 @@ public struct InPlaceRolledStateWrites: GraphPass {
             Node(.copyInto(CopyIntoOp(dst: state, src: take.out, out: state)), origin: origin),
             Node(.indexCopy(IndexCopyOp(dst: state, update: update, indices: indices, out: state, axis: axis)), origin: origin),
         ])
-        rewritten.removeAll { node in
-            if case .copyInto(let c) = node.op { return c.dst == state && c.src == r }
-            return false
-        }
-        graph.blocks[b].nodes = rewritten
-        for bb in graph.blocks.indices {
-            for k in graph.blocks[bb].nodes.indices {
-                graph.blocks[bb].nodes[k].op = graph.blocks[bb].nodes[k].op.mapValues { $0 == r ? state : $0 }
-            }
-        }
-        graph.outputs = graph.outputs.map { $0 == r ? state : $0 }
+        InPlaceStateWrites.dropCopyBack(of: r, into: state, block: b, nodes: rewritten, &graph)
         return true
     }
 

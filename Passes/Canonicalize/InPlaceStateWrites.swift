@@ -47,19 +47,7 @@ public struct InPlaceStateWrites: GraphPass {
         if axis < 0 { axis += st.rank }
         guard (0..<st.rank).contains(axis) else { return false }
         // The copy back into the state, and nothing touching the state in between or elsewhere.
-        guard let copy = nodes.indices.first(where: { j in
-            if case .copyInto(let c) = nodes[j].op, c.dst == state, c.src == r { return j > i }
-            return false
-        }) else { return false }
-        for (j, node) in nodes.enumerated() where j != i && j != copy {
-            if node.op.results.contains(state) { return false }
-            if j > i && j < copy {
-                switch node.op {
-                case .if, .scan: return false
-                default: if node.op.operands.contains(state) { return false }
-                }
-            }
-        }
+        guard Self.copyBack(of: r, into: state, in: nodes, after: i, from: i) != nil else { return false }
         // v in the slot's shape: the state's shape with the index count along the axis.
         var slot = st.shape
         slot[axis] = it.shape[0]
@@ -67,18 +55,45 @@ public struct InPlaceStateWrites: GraphPass {
         var rewritten = graph.blocks[b].nodes
         let at = rewritten.firstIndex(of: nodes[i])!
         rewritten[at].op = .indexCopy(IndexCopyOp(dst: state, update: update, indices: put.indices[0], out: state, axis: axis))
-        rewritten.removeAll { node in
+        Self.dropCopyBack(of: r, into: state, block: b, nodes: rewritten, &graph)
+        return true
+    }
+
+    /// The index of the `copy_into(dst: state, src: r)` after node `after`, when no node but
+    /// `from` and that copy writes `state` and none after `from` and before the copy reads it or is
+    /// control flow (`if`, `scan`); nil otherwise. Shared with `inplace-rolled-state-writes`.
+    static func copyBack(of r: ValueID, into state: ValueID, in nodes: [Node], after: Int, from: Int) -> Int? {
+        guard let copy = nodes.indices.first(where: { j in
+            if case .copyInto(let c) = nodes[j].op, c.dst == state, c.src == r { return j > after }
+            return false
+        }) else { return nil }
+        for (j, node) in nodes.enumerated() where j != from && j != copy {
+            if node.op.results.contains(state) { return nil }
+            if j > from && j < copy {
+                switch node.op {
+                case .if, .scan: return nil
+                default: if node.op.operands.contains(state) { return nil }
+                }
+            }
+        }
+        return copy
+    }
+
+    /// Block `b` as `nodes` without the copy of r back into `state`, and every read of r (there and
+    /// in the outputs) reading `state`.
+    static func dropCopyBack(of r: ValueID, into state: ValueID, block b: Int, nodes: [Node], _ graph: inout Graph) {
+        var nodes = nodes
+        nodes.removeAll { node in
             if case .copyInto(let c) = node.op { return c.dst == state && c.src == r }
             return false
         }
-        graph.blocks[b].nodes = rewritten
+        graph.blocks[b].nodes = nodes
         for bb in graph.blocks.indices {
             for n in graph.blocks[bb].nodes.indices {
                 graph.blocks[bb].nodes[n].op = graph.blocks[bb].nodes[n].op.mapValues { $0 == r ? state : $0 }
             }
         }
         graph.outputs = graph.outputs.map { $0 == r ? state : $0 }
-        return true
     }
 
     /// `v` as a value of the slot's shape (same elements in the same order), inserting a reshape

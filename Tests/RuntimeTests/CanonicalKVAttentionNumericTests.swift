@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import MLXCFrontend
 import MLXCIR
+import IRTestSupport
 import MLXCPasses
 @testable import MLXCRuntime
 
@@ -145,11 +146,11 @@ final class CanonicalKVAttentionNumericTests: XCTestCase {
         _ = try DeadCodeElimination().run(&fused)
         try Verifier.verify(fused)
         XCTAssertNil(fused.opHistogram["slice_update"], what, file: file, line: line)
-        let reference = try ReferenceExecutor(graph: graph)
-        let jit = try JITProgram(graph: fused, pte: Self.pte)
-        XCTAssertEqual(jit.remarks, [], what, file: file, line: line)
         var at = 0
-        for (call, t) in c.steps.enumerated() {
+        try assertFusedMatchesReference(graph, fused: fused, what: what, calls: c.steps.count,
+                                        outputs: llama ? ["out"] : ["out", "k cache", "v cache"], tolerance: 1e-5, file: file, line: line) { call in
+            let t = c.steps[call]
+            defer { at += t }
             var feeds: [HostTensor] = [r.tensor([1, t, c.hq * c.d], -1, 1, .f32), r.tensor([1, t, c.hkv * c.d], -1, 1, .f32),
                                        r.tensor([1, t, c.hkv * c.d], -1, 1, .f32)]
             if llama {
@@ -158,17 +159,8 @@ final class CanonicalKVAttentionNumericTests: XCTestCase {
                 feeds.append(HostTensor(dtype: .i64, shape: [t], storage: (0..<t).map { Double(at + $0) }))
                 feeds.append(ringMask(first: at, t: t, slots: c.slots, window: c.ring > 0 ? c.ring : c.slots))
             }
-            let want = try reference.run(feeds), got = try jit.run(feeds)
-            for (j, name) in ["out", "k cache", "v cache"].enumerated().prefix(want.count) {
-                XCTAssertEqual(got[j].shape, want[j].shape, "\(what) call \(call) \(name)", file: file, line: line)
-                let bound = 1e-5 * (want[j].storage.map(Swift.abs).max() ?? 0)
-                if got[j].shape == want[j].shape, let i = want[j].storage.indices.first(where: { Swift.abs(got[j].storage[$0] - want[j].storage[$0]) > bound }) {
-                    XCTFail("\(what) call \(call) \(name): element \(i) is \(got[j].storage[i]), reference \(want[j].storage[i])", file: file, line: line)
-                }
-            }
-            at += t
+            return feeds
         }
-        XCTAssertEqual(jit.runtimeFallbacks, [:], what, file: file, line: line)
     }
 
     func testFlatCacheCausalRead() throws {
@@ -184,19 +176,4 @@ final class CanonicalKVAttentionNumericTests: XCTestCase {
     func testLlamaCustomOps() throws {
         try check(Case(steps: [5, 1, 3]), llama: true, seed: 3020)
     }
-}
-
-/// `text` with a dead `sym_size` filler for every value number it leaves out (the parser wants
-/// values numbered densely; the layers above number them by role).
-fileprivate func densified(_ text: String) -> String {
-    let numbers = text.components(separatedBy: "\n").compactMap { line -> [Int]? in
-        let t = line.trimmingCharacters(in: .whitespaces)
-        guard let eq = t.range(of: " = ") ?? t.range(of: " : ") else { return nil }
-        let head = t[..<eq.lowerBound]
-        return head.components(separatedBy: CharacterSet(charactersIn: " ,")).compactMap { $0.hasPrefix("%") ? Int($0.dropFirst()) : nil }
-    }.flatMap { $0 }
-    let have = Set(numbers)
-    guard let top = have.max() else { return text }
-    let fillers = (0..<top).filter { !have.contains($0) }.map { "  %\($0) = sym_size(a: %0, dim: 0) : i64[]\n" }.joined()
-    return text.replacingOccurrences(of: "block main {\n", with: "block main {\n" + fillers)
 }

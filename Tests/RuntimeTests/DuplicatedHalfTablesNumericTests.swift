@@ -97,22 +97,13 @@ final class DuplicatedHalfTablesNumericTests: XCTestCase {
             XCTAssertEqual(try FuseRopeAttention().run(&fused), 1, what)
             _ = try DeadCodeElimination().run(&fused)
             try Verifier.verify(fused)
-            let reference = try ReferenceExecutor(graph: graph)
-            let jit = try JITProgram(graph: fused, pte: Self.pte)
-            XCTAssertEqual(jit.remarks, [], what)
             var at = 0
-            for (call, t) in c.steps.enumerated() {
-                let feeds: [HostTensor] = [r.tensor([1, t, c.hq * c.d], -1, 1, .f32), r.tensor([1, t, c.hkv * c.d], -1, 1, .f32),
-                                           r.tensor([1, t, c.hkv * c.d], -1, 1, .f32), HostTensor(dtype: .i64, shape: [1], storage: [Double(at)])]
-                let want = try reference.run(feeds)[0], got = try jit.run(feeds)[0]
-                XCTAssertEqual(got.shape, want.shape, "\(what) call \(call)")
-                let bound = 1e-5 * (want.storage.map(Swift.abs).max() ?? 0)
-                if got.shape == want.shape, let i = want.storage.indices.first(where: { Swift.abs(got.storage[$0] - want.storage[$0]) > bound }) {
-                    XCTFail("\(what) call \(call): element \(i) is \(got.storage[i]), reference \(want.storage[i])")
-                }
-                at += t
+            try assertFusedMatchesReference(graph, fused: fused, what: what, calls: c.steps.count, outputs: ["out"], tolerance: 1e-5) { call in
+                let t = c.steps[call]
+                defer { at += t }
+                return [r.tensor([1, t, c.hq * c.d], -1, 1, .f32), r.tensor([1, t, c.hkv * c.d], -1, 1, .f32),
+                        r.tensor([1, t, c.hkv * c.d], -1, 1, .f32), HostTensor(dtype: .i64, shape: [1], storage: [Double(at)])]
             }
-            XCTAssertEqual(jit.runtimeFallbacks, [:], what)
         }
     }
 }

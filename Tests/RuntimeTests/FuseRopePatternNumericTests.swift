@@ -83,26 +83,15 @@ final class FuseRopePatternNumericTests: XCTestCase {
         XCTAssertEqual(fused.opHistogram["rope_table"], 2, what, file: file, line: line)
         XCTAssertEqual(fused.opHistogram["index_copy"], 1, what, file: file, line: line)
         XCTAssertNil(fused.opHistogram["concatenate"], what, file: file, line: line)
-        let reference = try ReferenceExecutor(graph: graph)
-        let jit = try JITProgram(graph: fused, pte: Self.pte)
-        XCTAssertEqual(jit.remarks, [], what, file: file, line: line)
         var at = 0
-        for (call, t) in c.steps.enumerated() {
-            let feeds: [HostTensor] = [r.tensor([1, c.h, t, c.d], -1, 1, c.dtype), r.tensor([1, c.h, t, c.d], -1, 1, c.dtype), cosTable, sinTable,
-                                       .scalar(Double(at), .i64), .scalar(Double(at + t), .i64),
-                                       HostTensor(dtype: .i64, shape: [t], storage: (0..<t).map { Double(at + $0) })]
-            let want = try reference.run(feeds), got = try jit.run(feeds)
-            let tol = c.dtype == .f32 ? 1e-6 : 0x1p-7
-            for (j, name) in ["rotated q", "cache"].enumerated() {
-                XCTAssertEqual(got[j].shape, want[j].shape, "\(what) call \(call) \(name)", file: file, line: line)
-                let bound = tol * (want[j].storage.map(Swift.abs).max() ?? 0)
-                if got[j].shape == want[j].shape, let i = want[j].storage.indices.first(where: { Swift.abs(got[j].storage[$0] - want[j].storage[$0]) > bound }) {
-                    XCTFail("\(what) call \(call) \(name): element \(i) is \(got[j].storage[i]), reference \(want[j].storage[i])", file: file, line: line)
-                }
-            }
-            at += t
+        try assertFusedMatchesReference(graph, fused: fused, what: what, calls: c.steps.count, outputs: ["rotated q", "cache"],
+                                        tolerance: c.dtype == .f32 ? 1e-6 : 0x1p-7, file: file, line: line) { call in
+            let t = c.steps[call]
+            defer { at += t }
+            return [r.tensor([1, c.h, t, c.d], -1, 1, c.dtype), r.tensor([1, c.h, t, c.d], -1, 1, c.dtype), cosTable, sinTable,
+                    .scalar(Double(at), .i64), .scalar(Double(at + t), .i64),
+                    HostTensor(dtype: .i64, shape: [t], storage: (0..<t).map { Double(at + $0) })]
         }
-        XCTAssertEqual(jit.runtimeFallbacks, [:], what, file: file, line: line)
     }
 
     func testInterleavedAndSplitHalf() throws {

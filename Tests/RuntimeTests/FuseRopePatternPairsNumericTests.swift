@@ -123,23 +123,15 @@ final class FuseRopePatternPairsNumericTests: XCTestCase {
         _ = try DeadCodeElimination().run(&fused)
         try Verifier.verify(fused)
         XCTAssertNil(fused.opHistogram["rope_table"], what, file: file, line: line)
-        let reference = try ReferenceExecutor(graph: graph)
-        let jit = try JITProgram(graph: fused, pte: Self.pte)
-        XCTAssertEqual(jit.remarks, [], what, file: file, line: line)
         let tables = [r.tensor([c.slots, c.d / 2], -1, 1, .f32), r.tensor([c.slots, c.d / 2], -1, 1, .f32)]
         var at = 0
-        for (call, t) in c.steps.enumerated() {
-            let feeds: [HostTensor] = [r.tensor([1, t, c.hq * c.d], -1, 1, .f32), r.tensor([1, t, c.hkv * c.d], -1, 1, .f32),
-                                       r.tensor([1, t, c.hkv * c.d], -1, 1, .f32), HostTensor(dtype: .i64, shape: [1], storage: [Double(at)])] + tables
-            let want = try reference.run(feeds)[0], got = try jit.run(feeds)[0]
-            XCTAssertEqual(got.shape, want.shape, "\(what) call \(call)", file: file, line: line)
-            let bound = 1e-5 * (want.storage.map(Swift.abs).max() ?? 0)
-            if got.shape == want.shape, let i = want.storage.indices.first(where: { Swift.abs(got.storage[$0] - want.storage[$0]) > bound }) {
-                XCTFail("\(what) call \(call): element \(i) is \(got.storage[i]), reference \(want.storage[i])", file: file, line: line)
-            }
-            at += t
+        try assertFusedMatchesReference(graph, fused: fused, what: what, calls: c.steps.count, outputs: ["out"],
+                                        tolerance: 1e-5, file: file, line: line) { call in
+            let t = c.steps[call]
+            defer { at += t }
+            return [r.tensor([1, t, c.hq * c.d], -1, 1, .f32), r.tensor([1, t, c.hkv * c.d], -1, 1, .f32),
+                    r.tensor([1, t, c.hkv * c.d], -1, 1, .f32), HostTensor(dtype: .i64, shape: [1], storage: [Double(at)])] + tables
         }
-        XCTAssertEqual(jit.runtimeFallbacks, [:], what, file: file, line: line)
     }
 
     func testSliceSqueezeLanesAndConcatenate() throws {

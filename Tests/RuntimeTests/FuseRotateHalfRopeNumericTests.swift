@@ -96,30 +96,19 @@ final class FuseRotateHalfRopeNumericTests: XCTestCase {
         try Verifier.verify(fused)
         XCTAssertEqual(fused.opHistogram["rope_attention"], 1, what, file: file, line: line)
         XCTAssertNil(fused.opHistogram["neg"], what, file: file, line: line)
-        let reference = try ReferenceExecutor(graph: graph)
-        let jit = try JITProgram(graph: fused, pte: Self.pte)
-        XCTAssertEqual(jit.remarks, [], what, file: file, line: line)
         let invFreq = HostTensor(dtype: .f32, shape: [c.rotary / 2], storage: (0..<(c.rotary / 2)).map {
             pow(10000, -2 * Double($0) / Double(c.rotary)) * (0.5 + r.next())
         }).rounded()
         let scale = HostTensor.scalar(0.5 + r.next(), .f32).rounded()
         var at = 0
-        for (call, t) in c.steps.enumerated() {
-            let feeds: [HostTensor] = [r.tensor([1, c.hq, t, c.d], -1, 1, c.dtype), r.tensor([1, c.hkv, t, c.d], -1, 1, c.dtype),
-                                       r.tensor([1, c.hkv, t, c.d], -1, 1, c.dtype),
-                                       HostTensor(dtype: .i64, shape: [t], storage: (0..<t).map { Double(at + $0) }), invFreq, scale]
-            let want = try reference.run(feeds), got = try jit.run(feeds)
-            let tol = c.dtype == .f32 ? 1e-5 : 0x1p-6
-            for (j, name) in ["out", "k cache", "v cache"].enumerated() {
-                XCTAssertEqual(got[j].shape, want[j].shape, "\(what) call \(call) \(name)", file: file, line: line)
-                let bound = tol * (want[j].storage.map(Swift.abs).max() ?? 0)
-                if got[j].shape == want[j].shape, let i = want[j].storage.indices.first(where: { Swift.abs(got[j].storage[$0] - want[j].storage[$0]) > bound }) {
-                    XCTFail("\(what) call \(call) \(name): element \(i) is \(got[j].storage[i]), reference \(want[j].storage[i])", file: file, line: line)
-                }
-            }
-            at += t
+        try assertFusedMatchesReference(graph, fused: fused, what: what, calls: c.steps.count, outputs: ["out", "k cache", "v cache"],
+                                        tolerance: c.dtype == .f32 ? 1e-5 : 0x1p-6, file: file, line: line) { call in
+            let t = c.steps[call]
+            defer { at += t }
+            return [r.tensor([1, c.hq, t, c.d], -1, 1, c.dtype), r.tensor([1, c.hkv, t, c.d], -1, 1, c.dtype),
+                    r.tensor([1, c.hkv, t, c.d], -1, 1, c.dtype),
+                    HostTensor(dtype: .i64, shape: [t], storage: (0..<t).map { Double(at + $0) }), invFreq, scale]
         }
-        XCTAssertEqual(jit.runtimeFallbacks, [:], what, file: file, line: line)
     }
 
     func testWholeAndPartialRotary() throws {

@@ -86,26 +86,15 @@ final class RolledKVAttentionNumericTests: XCTestCase {
         try Verifier.verify(fused)
         XCTAssertNil(fused.opHistogram["index_put"], what, file: file, line: line)
         XCTAssertNil(fused.opHistogram["sdpa"], what, file: file, line: line)
-        let reference = try ReferenceExecutor(graph: graph)
-        let jit = try JITProgram(graph: fused, pte: JITKernelTests.pte)
-        XCTAssertEqual(jit.remarks, [], what, file: file, line: line)
         var kept = Set<Int>()
-        for p in 0..<c.calls {
-            let feeds = [r.tensor([1, c.hq, 1, c.d], -1, 1, .f32), r.tensor([1, c.hkv, 1, c.d], -1, 1, .f32),
-                         r.tensor([1, c.hkv, 1, c.d], -1, 1, .f32), HostTensor(dtype: .i64, shape: [1], storage: [Double(p)])]
+        try assertFusedMatchesReference(graph, fused: fused, what: what, calls: c.calls, outputs: ["out", "k cache", "v cache"],
+                                        tolerance: 1e-5, file: file, line: line) { p in
             kept.insert((0..<c.window).filter { p - c.window < $0 + c.keyOffset && $0 + c.keyOffset <= p }.count)
-            let want = try reference.run(feeds), got = try jit.run(feeds)
-            for (j, name) in ["out", "k cache", "v cache"].enumerated() {
-                XCTAssertEqual(got[j].shape, want[j].shape, "\(what) call \(p) \(name)", file: file, line: line)
-                let bound = 1e-5 * (want[j].storage.map(Swift.abs).max() ?? 0)
-                if got[j].shape == want[j].shape, let i = want[j].storage.indices.first(where: { !(Swift.abs(got[j].storage[$0] - want[j].storage[$0]) <= bound) }) {
-                    XCTFail("\(what) call \(p) \(name): element \(i) is \(got[j].storage[i]), reference \(want[j].storage[i])", file: file, line: line)
-                }
-            }
+            return [r.tensor([1, c.hq, 1, c.d], -1, 1, .f32), r.tensor([1, c.hkv, 1, c.d], -1, 1, .f32),
+                    r.tensor([1, c.hkv, 1, c.d], -1, 1, .f32), HostTensor(dtype: .i64, shape: [1], storage: [Double(p)])]
         }
         // The calls covered masks keeping every cell, some, and none.
         XCTAssertTrue(kept.contains(0) && kept.contains(c.window) && kept.contains(c.window / 2), "\(what) kept counts \(kept.sorted())", file: file, line: line)
-        XCTAssertEqual(jit.runtimeFallbacks, [:], what, file: file, line: line)
     }
 
     func testSlidingWindowRollFusesExactly() throws {
