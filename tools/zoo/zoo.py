@@ -86,6 +86,9 @@ add("qwen3_mlx_bf16_4w", "qwen3", mlx_hf("--dtype", "bf16", "--qlinear", "4w", "
 add("llama_mlx_fp32_8w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "8w", "--qembedding", "8w"))
 add("llama_mlx_fp32_4w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32"))
 add("qwen3_mlx_bf16_nvfp4", "qwen3", mlx_hf("--dtype", "bf16", "--qlinear", "nvfp4"))
+add("llama_mlx_fp32_nvfp4_embed", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "nvfp4", "--qembedding", "nvfp4"))
+add("phi3_mlx_bf16_8w_untied", "phi3", mlx_hf("--dtype", "bf16", "--qlinear", "8w", "--qembedding", "8w",
+                                               "--no-tie-word-embeddings"))
 # Custom MLX components: mlx::custom_sdpa + mlx::kv_cache_update (ring buffers for sliding layers).
 # The script's --prefill-chunk-size defaults to 512, above these contexts: the largest step is given
 # (for Gemma at most its window: 8, or 5 in the held-out sizes).
