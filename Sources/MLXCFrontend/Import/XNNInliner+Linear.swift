@@ -7,7 +7,8 @@ import MLXCIR
 /// Dynamic quantization is emulated in float: each row is quantized to int8 with XNNPACK's
 /// asymmetric per-row parameters (range [min(x, 0), max(x, 0)] over 255 steps, zero point rounded
 /// into [-128, 127]) and dequantized again, so the matmul sees exactly the activations XNNPACK's
-/// int8 kernels see; the product is then float activations × dequantized weights in f32. That equals
+/// int8 kernels see (the parameters as xnn_f32_qd8_asymmetric_quantization_params and
+/// xnn_compute_f32_qd8_convert compute them); the product is then float activations × dequantized weights in f32. That equals
 /// XNNPACK's int32-accumulated result up to f32 summation order, keeps eager torchao's fake-quantized
 /// activations (greedy tokens), and lets the quantized matmul kernels dequantize weights in registers.
 ///
@@ -133,14 +134,28 @@ extension XNNInliner {
         emit(.subtract(SubtractOp(a: hi0, b: lo0, out: range)))
         // An all-zero row has no range: any finite scale gives codes equal to the zero point.
         emit(.maximum(MaximumOp(a: range, b: scalar(1e-30), out: range1)))
+        // As xnn_f32_qd8_asymmetric_quantization_params and xnn_compute_f32_qd8_convert round them: the
+        // multiplier m = 255 / range, the GEMM's dequantization scale 1 / m, and the conversion's
+        // multiplier 1 / (1 / m) (not always m: one ulp decides codes that sit on a rounding boundary).
         emit(.divide(DivideOp(a: scalar(255), b: range1, out: inv)))
-        emit(.divide(DivideOp(a: range1, b: scalar(255), out: scale)))
-        let zRaw = v(), zScaled = v()
-        emit(.multiply(MultiplyOp(a: lo0, b: inv, out: zScaled)))
-        emit(.subtract(SubtractOp(a: scalar(-128), b: zScaled, out: zRaw)))
+        emit(.divide(DivideOp(a: scalar(1), b: inv, out: scale)))
+        let qmul = v()
+        emit(.divide(DivideOp(a: scalar(1), b: scale, out: qmul)))
+        // The zero point from whichever end has the smaller error: qmin − lo·m when
+        // (qmin + lo·m) + (qmax + hi·m) > 0, else qmax − hi·m; clamped, then rounded.
+        let loScaled = v(), hiScaled = v(), fromMin = v(), fromMax = v(), minErr = v(), maxErr = v(), errSum = v(), useMin = v(), zRaw = v()
+        emit(.multiply(MultiplyOp(a: lo0, b: inv, out: loScaled)))
+        emit(.multiply(MultiplyOp(a: hi0, b: inv, out: hiScaled)))
+        emit(.subtract(SubtractOp(a: scalar(-128), b: loScaled, out: fromMin)))
+        emit(.subtract(SubtractOp(a: scalar(127), b: hiScaled, out: fromMax)))
+        emit(.add(AddOp(a: scalar(-128), b: loScaled, out: minErr)))
+        emit(.add(AddOp(a: scalar(127), b: hiScaled, out: maxErr)))
+        emit(.add(AddOp(a: minErr, b: maxErr, out: errSum)))
+        emit(.greater(GreaterOp(a: errSum, b: scalar(0), out: useMin)))
+        emit(.where(WhereOp(condition: useMin, x: fromMin, y: fromMax, out: zRaw)))
         let zp = roundCode(clamp(zRaw))
         let xs = v(), xq = v(), xd = v(), out = v()
-        emit(.multiply(MultiplyOp(a: x, b: inv, out: xs)))
+        emit(.multiply(MultiplyOp(a: x, b: qmul, out: xs)))
         emit(.add(AddOp(a: roundCode(xs), b: zp, out: xq)))
         emit(.subtract(SubtractOp(a: clamp(xq), b: zp, out: xd)))
         emit(.multiply(MultiplyOp(a: xd, b: scale, out: out)))
