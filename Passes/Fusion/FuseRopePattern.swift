@@ -49,14 +49,7 @@ public struct FuseRopePattern: GraphPass {
             guard uses[v] == n, computed(v) else { return nil }
             return def(v)
         }
-        func literal(_ x: IntOrValue) -> Int64? {
-            switch x {
-            case .literal(let n): return n
-            case .value(let v):
-                guard case .constant(.literal(let xs)) = graph[v].kind, xs.count == 1 else { return nil }
-                return Int64(exactly: xs[0])
-            }
-        }
+        func literal(_ x: IntOrValue) -> Int64? { graph.literalInt(x) }
         func lastAxis(_ axis: IntOrValue, rank: Int) -> Bool { literal(axis).map { $0 == -1 || $0 == Int64(rank - 1) } ?? false }
 
         /// a or b: the two products of the halves with the tables, added or subtracted.

@@ -113,14 +113,7 @@ public struct FuseRotateHalfRope: GraphPass {
             return def(v)
         }
 
-        func literal(_ x: IntOrValue) -> Int64? {
-            switch x {
-            case .literal(let n): return n
-            case .value(let v):
-                guard case .constant(.literal(let xs)) = graph[v].kind, xs.count == 1 else { return nil }
-                return Int64(exactly: xs[0])
-            }
-        }
+        func literal(_ x: IntOrValue) -> Int64? { graph.literalInt(x) }
 
         func isLast(_ axis: Int64?, rank: Int) -> Bool { axis.map { $0 == -1 || $0 == Int64(rank - 1) } ?? false }
 
