@@ -17,24 +17,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import runpy
 import sys
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "zoo"))
+from capture import run_export_script, split_argv  # noqa: E402
+
 
 def main() -> int:
-    argv = sys.argv[1:]
-    if "--" not in argv:
-        raise SystemExit(__doc__)
-    split = argv.index("--")
+    own, rest = split_argv(sys.argv[1:], __doc__)
     ap = argparse.ArgumentParser()
     ap.add_argument("--chat", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--max-new", type=int, default=32)
-    a = ap.parse_args(argv[:split])
-    rest = argv[split + 1:]
+    a = ap.parse_args(own)
     chat = json.loads(a.chat.read_text())
     prompt, eos = chat["prompt_ids"], chat["eos_id"]
 
@@ -73,13 +71,7 @@ def main() -> int:
         print(f"chat_capture: answer {answer} {text!r}", file=sys.stderr, flush=True)
         os._exit(0)  # the export is not needed
 
-    torch.export.export = wrapped
-    if rest[0] == "-m":
-        sys.argv = [rest[1]] + rest[2:]
-        runpy.run_module(rest[1], run_name="__main__", alter_sys=True)
-    else:
-        sys.argv = rest
-        runpy.run_path(rest[0], run_name="__main__")
+    run_export_script(rest, wrapped)
     raise SystemExit("chat_capture: the script never called torch.export.export")
 
 

@@ -205,19 +205,35 @@ class Recorder:
         raise RuntimeError("cannot tell the vocabulary size of the exported module")
 
 
-def main() -> int:
-    argv = sys.argv[1:]
+def split_argv(argv, doc):
+    """`[own options] -- [-m module | script.py] [its arguments]` → (own options, the script's command)."""
     if "--" not in argv:
-        raise SystemExit(__doc__)
+        raise SystemExit(doc)
     split = argv.index("--")
+    return argv[:split], argv[split + 1:]
+
+
+def run_export_script(command, export_hook) -> None:
+    """Runs an export script (`-m module …` or `script.py …`) unchanged, with `torch.export.export` replaced
+    by `export_hook` for the run."""
+    torch.export.export = export_hook
+    if command[0] == "-m":
+        sys.argv = [command[1]] + command[2:]
+        runpy.run_module(command[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = command
+        runpy.run_path(command[0], run_name="__main__")
+
+
+def main() -> int:
+    own, rest = split_argv(sys.argv[1:], __doc__)
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--prompt-len", type=int, default=12)
     ap.add_argument("--decode", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--vocab-lo", type=int, default=20, help="prompt ids are drawn from [lo, vocab): no special tokens")
-    a = ap.parse_args(argv[:split])
-    rest = argv[split + 1:]
+    a = ap.parse_args(own)
     a.out.mkdir(parents=True, exist_ok=True)
 
     recorder = Recorder(a.out, a.prompt_len, a.decode, a.seed, a.vocab_lo)
@@ -225,14 +241,7 @@ def main() -> int:
 
     def wrapped(mod, args=(), kwargs=None, *r, **kw):
         return recorder(real_export, mod, args, kwargs, *r, **kw)
-    torch.export.export = wrapped
-
-    if rest[0] == "-m":
-        sys.argv = [rest[1]] + rest[2:]
-        runpy.run_module(rest[1], run_name="__main__", alter_sys=True)
-    else:
-        sys.argv = rest
-        runpy.run_path(rest[0], run_name="__main__")
+    run_export_script(rest, wrapped)
     if not recorder.done:
         raise SystemExit("capture: the script never called torch.export.export")
     return 0
