@@ -16,7 +16,18 @@ extension JITProgram {
             guard shape.reduce(1, *) == x.count else { throw ReferenceError("reshape of \(x.shape) to \(shape): sizes differ") }
             values[o.out.index] = NativeTensor(dtype: x.dtype, shape: shape, data: x.data)
         case .idCopy(let o):
-            values[o.out.index] = values[o.x.index]   // undefined stays undefined (an `if` path not taken)
+            // A copy into state (the MLX delegate's write-back of a mutated buffer, e.g. a recurrent state computed
+            // out of place) lands in the state's own buffer: the next call starts from it, not from this call's arena.
+            if case .state = graph[o.out].kind, let buffer = baseValues[o.out.index], let x = values[o.x.index],
+               x.data != buffer.data {
+                guard x.shape == buffer.shape, x.dtype == buffer.dtype else {
+                    throw ReferenceError("id_copy of \(x.dtype.name)\(x.shape) into state \(o.out) of \(buffer.dtype.name)\(buffer.shape)")
+                }
+                buffer.data.copyMemory(from: x.data, byteCount: buffer.byteCount)
+                values[o.out.index] = buffer
+            } else {
+                values[o.out.index] = values[o.x.index]   // undefined stays undefined (an `if` path not taken)
+            }
         case .contiguous(let o):
             values[o.out.index] = try tensor(o.x, what)
         case .expandDims(let o):

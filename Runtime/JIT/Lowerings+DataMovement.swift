@@ -250,6 +250,7 @@ extension Lowerings {
     }
 
     static func sliceUpdate(_ o: SliceUpdateOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        if o.step == 1, !writableInPlace(o.dst, out: o.out, c), o.dst != o.out { return sliceUpdateCopy(o, node, c) }
         guard o.step == 1, writableInPlace(o.dst, out: o.out, c), let dtype = copyDType(o.dst, c) else { return nil }
         var operands = [o.dst, o.update], scalars: [Int] = []
         let axis = scalarOperand(o.axis, &operands, &scalars)

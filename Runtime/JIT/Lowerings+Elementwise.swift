@@ -12,6 +12,7 @@ extension Lowerings {
         case .divide(let o): return (.divide, o.a, o.b, o.out)
         case .maximum(let o): return (.maximum, o.a, o.b, o.out)
         case .minimum(let o): return (.minimum, o.a, o.b, o.out)
+        case .logAddExp(let o): return (.logAddExp, o.a, o.b, o.out)
         case .remainder(let o): return (.remainder, o.a, o.b, o.out)
         case .bitwiseAnd(let o): return (.bitwiseAnd, o.a, o.b, o.out)
         case .bitwiseOr(let o): return (.bitwiseOr, o.a, o.b, o.out)

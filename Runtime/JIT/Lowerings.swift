@@ -11,6 +11,7 @@ enum Lowerings {
         case .quantizedMatmul(let o): return o.mode == "affine" ? quantizedLinear(o, node, c) : floatQuantizedLinear(o, node, c)
         case .fusedLinear(let o): return fusedLinear(o, node, c)
         case .ropeAttention(let o): return ropeAttention(o, node, c)
+        case .gatedDeltaRule(let o): return gatedDeltaRule(o, node, c)
         case .transpose(let o) where foldedIntoRopeAttention(o, c): return nil
         default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c) ?? moe(node, c) ?? plain(node, c)
         }
@@ -30,6 +31,8 @@ enum Lowerings {
         case .sdpa, .llamaCustomSdpa: return "needs f32 q/k/v with static head sizes and an f32 or bool mask"
         case .indexCopy, .sliceUpdate, .llamaUpdateCache:
             return "writes in place only into a state value it redefines or a temporary nothing else reads (and slice_update only with step 1)"
+        case .gatedDeltaRule:
+            return "needs q, k, v, g, beta of one f32/bf16/f16 dtype, an f32/bf16/f16 state and static Dk, Dv"
         case .remainder: return "integer remainder needs a constant divisor without zeros; float remainder has no kernel"
         default:
             if let why = plainReason(node, c) { return why }

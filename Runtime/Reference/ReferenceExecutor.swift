@@ -185,8 +185,9 @@ struct Environment {
         if try executeScalar(op) { return }
         if try executeControlFlow(op) { return }
         if try executeFused(op) { return }
+        if try executeGatedDelta(op) { return }
         if case .metalKernel(let k) = op {
-            throw ReferenceError("unsupported op metal_kernel \"\(k.name)\": it carries Metal source, which cannot run on a CPU yet")
+            throw ReferenceError("unsupported op metal_kernel \"\(k.name)\" (source fingerprint \(k.fingerprint)): it carries Metal source that mlxc does not know, which cannot run on a CPU")
         }
         throw ReferenceError("unsupported op \(op.name)")
     }

@@ -158,6 +158,7 @@ public enum Op: Hashable, Sendable {
     case dequantizeAffine(DequantizeAffineOp)
     case packAffineWeight(PackAffineWeightOp)
     case fusedLinear(FusedLinearOp)
+    case gatedDeltaRule(GatedDeltaRuleOp)
 }
 
 extension Op {
@@ -191,7 +192,7 @@ extension Op {
         "random_bits", "update_and_attend", "trunc", "flip", "matmul", "llama_custom_sdpa",
         "llama_update_cache", "llama_update_cache_with_indices", "index_put", "copy_into", "quantized_embedding", "delegate_call",
         "scalar_math", "item", "fused_quantized_linear", "rope_attention", "rope_table", "dequantize_affine",
-        "pack_affine_weight", "fused_linear",
+        "pack_affine_weight", "fused_linear", "gated_delta_rule",
     ]
 
     /// The schema table of every op (`QuantizedMatmulNode`), in case order.
@@ -226,7 +227,7 @@ extension Op {
         "FlipNode", "MatmulNode", "LlamaCustomSdpaNode", "LlamaUpdateCacheNode", "LlamaUpdateCacheWithIndicesNode",
         "IndexPutNode", "CopyIntoNode", "QuantizedEmbeddingNode", "DelegateCallNode", "ScalarMathNode",
         "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode", "RopeTableNode", "DequantizeAffineNode",
-        "PackAffineWeightNode", "FusedLinearNode",
+        "PackAffineWeightNode", "FusedLinearNode", "GatedDeltaRuleNode",
     ]
 
     /// Position of this case in `allNames` (MLX union tag minus one for MLX nodes).
@@ -384,6 +385,7 @@ extension Op {
         case .dequantizeAffine: return 149
         case .packAffineWeight: return 150
         case .fusedLinear: return 151
+        case .gatedDeltaRule: return 152
         }
     }
 
@@ -549,6 +551,7 @@ extension Op {
         case .dequantizeAffine(let o): return o.attributes
         case .packAffineWeight(let o): return o.attributes
         case .fusedLinear(let o): return o.attributes
+        case .gatedDeltaRule(let o): return o.attributes
         }
     }
 
@@ -707,6 +710,7 @@ extension Op {
         case .dequantizeAffine(let o): return o.resultIDs
         case .packAffineWeight(let o): return o.resultIDs
         case .fusedLinear(let o): return o.resultIDs
+        case .gatedDeltaRule(let o): return o.resultIDs
         }
     }
 
@@ -865,6 +869,7 @@ extension Op {
         case .dequantizeAffine(let o): return o.operandIDs
         case .packAffineWeight(let o): return o.operandIDs
         case .fusedLinear(let o): return o.operandIDs
+        case .gatedDeltaRule(let o): return o.operandIDs
         }
     }
 
@@ -1023,6 +1028,7 @@ extension Op {
         case .dequantizeAffine(let o): return .dequantizeAffine(o.mapped(f))
         case .packAffineWeight(let o): return .packAffineWeight(o.mapped(f))
         case .fusedLinear(let o): return .fusedLinear(o.mapped(f))
+        case .gatedDeltaRule(let o): return .gatedDeltaRule(o.mapped(f))
         }
     }
 
@@ -1185,6 +1191,7 @@ extension Op {
         case "dequantize_affine": self = .dequantizeAffine(try DequantizeAffineOp(r))
         case "pack_affine_weight": self = .packAffineWeight(try PackAffineWeightOp(r))
         case "fused_linear": self = .fusedLinear(try FusedLinearOp(r))
+        case "gated_delta_rule": self = .gatedDeltaRule(try GatedDeltaRuleOp(r))
         default: throw IRError("unknown op '\(name)'")
         }
         try r.finish()
@@ -5185,4 +5192,39 @@ public struct FusedLinearOp: Hashable, Sendable {
     fileprivate var resultIDs: [ValueID] { outs }
     fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [x]; ids.all(w); ids.all(biases); ids.opt(residual); return ids }
     fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = o.w.map(f); o.biases = o.biases.map(f); o.residual = o.residual.map(f); o.outs = o.outs.map(f); return o }
+}
+
+/// `gated_delta_rule`: GatedDeltaRuleNode from the mlxc_ops.fbs.
+/// The gated delta rule (ExecuTorch's mlx::gated_delta_rule, which the MLX delegate emits as the Metal kernel
+/// "gated_delta_step"; imported from it through the known-kernel registry). q, k [B, T, Hk, Dk], v [B, T, Hv, Dv],
+/// g, beta [B, T, Hv], state [B, Hv, Dv, Dk]; value head h reads key head h / (Hv / Hk). For each t, in f32:
+/// S = S · g[t, h];  kv = S · k[t];  δ = (v[t] − kv) · beta[t, h];  S = S + δ ⊗ k[t];  y[t] = S · q[t]
+/// with S the head's [Dv, Dk] state, rounded to the state's dtype only after the last step (y rounded per step).
+/// outs = [y [B, T, Hv, Dv], the new state] (the state redefined in place, as index_copy does).
+public struct GatedDeltaRuleOp: Hashable, Sendable {
+    public var q: ValueID
+    public var k: ValueID
+    public var v: ValueID
+    public var g: ValueID
+    public var beta: ValueID
+    public var state: ValueID
+    public var outs: [ValueID]
+
+    public init(q: ValueID, k: ValueID, v: ValueID, g: ValueID, beta: ValueID, state: ValueID, outs: [ValueID]) {
+        self.q = q; self.k = k; self.v = v; self.g = g; self.beta = beta; self.state = state; self.outs = outs
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("g", .value(g)), ("beta", .value(beta)), ("state", .value(state)), ("outs", .values(outs))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.q = try r.value("q")
+        self.k = try r.value("k")
+        self.v = try r.value("v")
+        self.g = try r.value("g")
+        self.beta = try r.value("beta")
+        self.state = try r.value("state")
+        self.outs = try r.values("outs", true)
+    }
+    fileprivate var resultIDs: [ValueID] { outs }
+    fileprivate var operandIDs: [ValueID] { [q, k, v, g, beta, state] }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.g = f(o.g); o.beta = f(o.beta); o.state = f(o.state); o.outs = o.outs.map(f); return o }
 }

@@ -52,6 +52,7 @@ class Entry:
     # "eager" (the module the script exported), or "executorch" (its runtime on the file) where the two
     # disagree because the script wrote a program that is not its module; `notes` says why.
     reference: str = "eager"
+    dtype: str = ""             # the activation dtype when the command has no --dtype (fp32 | bf16 | fp16)
 
     @property
     def runs_on_executorch(self) -> bool:
@@ -148,6 +149,12 @@ add("gemma3_portable_fp32", "gemma3", optimum("portable"), transformers_rc1=True
     notes="the exported program cannot pass its sliding window (eager and ExecuTorch fail at position 8 too)")
 add("llama_portable_custom_fp32", "llama", optimum("portable", "--use_custom_sdpa", "--use_custom_kv_cache"),
     transformers_rc1=True)
+# Qwen 3.5 MoE (GatedDeltaNet + routed experts): its own script and checkpoints, in qwen35_entries.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qwen35_entries  # noqa: E402
+LAYERS.update(qwen35_entries.LAYERS)
+for _name, _family, _command, _kw in qwen35_entries.ENTRIES:
+    add(_name, _family, _command, **_kw)
 
 
 def select(patterns):
@@ -167,7 +174,8 @@ def checkpoint(family: str) -> Path:
     ckpt = WORK / "ckpt" / family
     if not (ckpt / "model.safetensors").exists():
         extra = ["--held-out", "--seed", "7"] if HELD_OUT else []
-        run([str(VENV / "bin" / "python"), str(REPO / "tools" / "zoo" / "checkpoint.py"), family, str(ckpt), *extra],
+        script = qwen35_entries.CHECKPOINT if family in qwen35_entries.LAYERS else REPO / "tools" / "zoo" / "checkpoint.py"
+        run([str(VENV / "bin" / "python"), str(script), family, str(ckpt), *extra],
             WORK / "ckpt" / f"{family}.log")
     return ckpt
 
@@ -229,7 +237,7 @@ def entry_meta(e: Entry) -> dict:
     return {"name": e.name, "family": e.family, "layers": layers_of(e), "held_out": HELD_OUT,
             "command": " ".join(["python"] + fill(e.command, ckpt=f"<checkpoint {e.family}>", out="<out>", venv="")),
             "transformers": "5.0.0rc1" if e.transformers_rc1 else "5.25", "notes": e.notes,
-            "dtype": activation_dtype(e.command), "reference": e.reference}
+            "dtype": e.dtype or activation_dtype(e.command), "reference": e.reference}
 
 
 def activation_dtype(command) -> str:

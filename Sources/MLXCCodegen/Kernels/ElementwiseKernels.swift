@@ -11,6 +11,7 @@ import LLVMKit
 public enum ElementwiseKernels {
     public enum Binary: String, CaseIterable, Sendable {
         case add, subtract, multiply, divide, maximum, minimum, remainder
+        case logAddExp = "log_add_exp"
         case bitwiseAnd = "bitwise_and", bitwiseOr = "bitwise_or", bitwiseXor = "bitwise_xor"
         case logicalAnd = "logical_and", logicalOr = "logical_or"
         case less, lessEqual = "less_equal", greater, greaterEqual = "greater_equal", equal, notEqual = "not_equal"
@@ -33,7 +34,7 @@ public enum ElementwiseKernels {
     public static func binaryResult(_ op: Binary, _ t: ElementType) -> ElementType? {
         if op.isComparison || op.isLogical { return .bool }
         switch op {
-        case .divide: return ElementType.activations.contains(t) ? t : nil
+        case .divide, .logAddExp: return ElementType.activations.contains(t) ? t : nil
         case .bitwiseAnd, .bitwiseOr, .bitwiseXor: return t.isFloat ? nil : t
         case .remainder: return t.isFloat || t == .bool ? nil : t
         default: return ElementType.activations.contains(t) || (!t.isFloat && t != .bool) ? t : nil
@@ -103,6 +104,7 @@ public enum ElementwiseKernels {
             case .divide: return b.fdiv(x, y)
             case .maximum: return l.call("llvm.maximum", [x, y])
             case .minimum: return l.call("llvm.minimum", [x, y])
+            case .logAddExp: return VectorMath.logAddExp(l, x, y)
             default: fatalError("\(op) has no f32 kernel")
             }
         }

@@ -141,10 +141,14 @@ final class MLXInliner: MLXSlotResolver {
             } else if case .scan = op {
                 throw fail("\(origin): scan (a loop over a body chain) is not supported by the importer yet")
             }
-            importer.graph.append(op, origin: origin, block: block)
             if case .metalKernel(let k) = op {
-                importer.remarks.append("\(origin): metal_kernel \"\(k.name)\" carries Metal source and cannot run on a CPU yet")
+                if let native = try KnownMetalKernels.native(k, type: { self.importer.graph.type($0) }, origin: "chain \(index) instruction \(i)", fail: fail) {
+                    op = native
+                } else {
+                    importer.remarks.append("\(origin): metal_kernel \"\(k.name)\" (source fingerprint \(k.fingerprint)) carries Metal source mlxc does not know and cannot run on a CPU")
+                }
             }
+            importer.graph.append(op, origin: origin, block: block)
         }
     }
 

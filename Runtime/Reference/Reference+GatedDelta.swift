@@ -1,0 +1,70 @@
+import MLXCIR
+
+/// The gated delta rule (GatedDeltaNet's recurrence; `mlx::gated_delta_rule`, the MLX delegate's Metal kernel
+/// "gated_delta_step"): per batch b and value head h (key head h / (Hv / Hk)), the [Dv, Dk] state S goes through
+/// the T steps of the call, carried unrounded (the Metal kernel keeps it in f32 registers), and is rounded to the
+/// state's dtype once at the end; y is rounded per step.
+///   S = S · g;  kv = S · k;  δ = (v − kv) · beta;  S = S + δ ⊗ k;  y = S · q
+extension Environment {
+    mutating func executeGatedDelta(_ op: Op) throws -> Bool {
+        guard case .gatedDeltaRule(let o) = op else { return false }
+        let q = try tensor(o.q), k = try tensor(o.k), v = try tensor(o.v)
+        let g = try tensor(o.g), beta = try tensor(o.beta), state = try tensor(o.state)
+        let (y, s) = try Self.gatedDeltaRule(q: q, k: k, v: v, g: g, beta: beta, state: state)
+        set(o.outs[0], y)
+        set(o.outs[1], s)
+        return true
+    }
+
+    static func gatedDeltaRule(q: HostTensor, k: HostTensor, v: HostTensor, g: HostTensor, beta: HostTensor,
+                               state: HostTensor) throws -> (y: HostTensor, state: HostTensor) {
+        guard q.rank == 4, k.shape == q.shape, v.rank == 4, state.rank == 4 else {
+            throw ReferenceError("gated_delta_rule: q \(q.shape), k \(k.shape), v \(v.shape), state \(state.shape) are not [B, T, Hk, Dk], [B, T, Hv, Dv], [B, Hv, Dv, Dk]")
+        }
+        let (bN, tN, hk, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (hv, dv) = (v.shape[2], v.shape[3])
+        guard v.shape[0] == bN, v.shape[1] == tN else {
+            throw ReferenceError("gated_delta_rule: v \(v.shape) does not share [B, T] with q \(q.shape)")
+        }
+        guard g.shape == [bN, tN, hv], beta.shape == [bN, tN, hv] else {
+            throw ReferenceError("gated_delta_rule: g \(g.shape) and beta \(beta.shape) must be [B, T, Hv] = \([bN, tN, hv])")
+        }
+        guard state.shape == [bN, hv, dv, dk] else {
+            throw ReferenceError("gated_delta_rule: state \(state.shape) must be [B, Hv, Dv, Dk] = \([bN, hv, dv, dk])")
+        }
+        guard hk > 0, hv % hk == 0 else {
+            throw ReferenceError("gated_delta_rule: the \(hv) value heads are not a multiple of the \(hk) key heads")
+        }
+        var y = HostTensor(dtype: q.dtype, shape: [bN, tN, hv, dv])
+        var s = state
+        let group = hv / hk
+        for b in 0..<bN {
+            for h in 0..<hv {
+                let kh = h / group
+                for i in 0..<dv {
+                    let row = ((b * hv + h) * dv + i) * dk
+                    var srow = Array(s.storage[row..<(row + dk)])
+                    for t in 0..<tN {
+                        let qk = ((b * tN + t) * hk + kh) * dk
+                        let gb = (b * tN + t) * hv + h
+                        let decay = g.storage[gb]
+                        var kv = 0.0
+                        for j in 0..<dk {
+                            srow[j] *= decay
+                            kv += srow[j] * k.storage[qk + j]
+                        }
+                        let delta = (v.storage[((b * tN + t) * hv + h) * dv + i] - kv) * beta.storage[gb]
+                        var out = 0.0
+                        for j in 0..<dk {
+                            srow[j] += k.storage[qk + j] * delta
+                            out += srow[j] * q.storage[qk + j]
+                        }
+                        y.storage[((b * tN + t) * hv + h) * dv + i] = out
+                    }
+                    s.storage.replaceSubrange(row..<(row + dk), with: srow)
+                }
+            }
+        }
+        return (y, s)
+    }
+}

@@ -1,0 +1,59 @@
+import MLXCIR
+
+/// The Metal kernels ExecuTorch's MLX delegate emits whose semantics mlxc knows, recognised by name plus the
+/// fingerprint of their code (`MetalKernelOp.fingerprint`: whitespace-normalised source, template parameter
+/// names and kinds, input/output names) and replaced by a native op with a reference and CPU kernels.
+/// A known name with a fingerprint not listed here is an error (the delegate's code changed: its meaning
+/// must be checked before mlxc runs it); an unknown name stays a `metal_kernel` op, which the reference
+/// refuses naming it and its fingerprint.
+enum KnownMetalKernels {
+    /// name → the fingerprints of the versions whose semantics the native op implements.
+    static let fingerprints: [String: Set<String>] = [
+        // executorch 1.5.1 backends/mlx/custom_kernel_ops/gated_delta_rule.py, GatedDeltaRuleHandler._emit_metal_kernel
+        "gated_delta_step": ["c667d012b255ef57"],
+    ]
+
+    /// The native op for `k`, or nil when the kernel's name is not a known one.
+    static func native(_ k: MetalKernelOp, type: (ValueID) -> TensorType?, origin: String,
+                       fail: (String) -> Error) throws -> Op? {
+        guard let known = fingerprints[k.name] else { return nil }
+        guard known.contains(k.fingerprint) else {
+            throw fail("\(origin): metal_kernel \"\(k.name)\" has source fingerprint \(k.fingerprint), not one of the versions mlxc knows (\(known.sorted().joined(separator: ", ")))")
+        }
+        switch k.name {
+        case "gated_delta_step": return try gatedDeltaStep(k, type: type, origin: origin, fail: fail)
+        default: return nil
+        }
+    }
+
+    /// inputs [q, k, v, g, beta, state_in, T], outputs [y, state_out], template <InT, Dk, Dv, Hk, Hv>.
+    /// T (a 0-D int32 made from q's dim 1) is q's own; the template values must be the operands' when known.
+    static func gatedDeltaStep(_ k: MetalKernelOp, type: (ValueID) -> TensorType?, origin: String,
+                               fail: (String) -> Error) throws -> Op {
+        let what = "\(origin): metal_kernel \"gated_delta_step\""
+        guard k.inputs.count == 7, k.outputs.count == 2 else {
+            throw fail("\(what) has \(k.inputs.count) inputs and \(k.outputs.count) outputs, 7 and 2 expected")
+        }
+        guard k.templateArgValues.count == 5 else {
+            throw fail("\(what) has \(k.templateArgValues.count) template_arg_values, 5 expected (InT, Dk, Dv, Hk, Hv)")
+        }
+        let t = k.templateArgValues
+        if let q = type(k.inputs[0]), let v = type(k.inputs[2]) {
+            let declared: [(String, Int, Dim)] = [("Dk", t[1], q.shape[safe: 3] ?? .fixed(-1)), ("Dv", t[2], v.shape[safe: 3] ?? .fixed(-1)),
+                                                  ("Hk", t[3], q.shape[safe: 2] ?? .fixed(-1)), ("Hv", t[4], v.shape[safe: 2] ?? .fixed(-1))]
+            for (name, value, dim) in declared {
+                if let n = dim.fixedValue, n != value {
+                    throw fail("\(what): template_arg_values \(name) = \(value), but the operands have \(n)")
+                }
+            }
+            if t[0] != Int(q.dtype.rawValue) {
+                throw fail("\(what): template_arg_values InT = ScalarType \(t[0]), but q is \(q.dtype.name)")
+            }
+        }
+        if let d = t[safe: 1], d % 32 != 0 {
+            throw fail("\(what): Dk = \(d) is not a multiple of 32 (the kernel's simdgroup split)")
+        }
+        return .gatedDeltaRule(GatedDeltaRuleOp(q: k.inputs[0], k: k.inputs[1], v: k.inputs[2], g: k.inputs[3],
+                                                beta: k.inputs[4], state: k.inputs[5], outs: k.outputs))
+    }
+}

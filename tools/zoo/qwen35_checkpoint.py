@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Tiny random-weight Qwen 3.5 MoE checkpoints (GatedDeltaNet + full attention, routed experts), from
+transformers' own `Qwen3_5MoeTextConfig` / `Qwen3_5MoeForCausalLM`, saved as a Hugging Face folder —
+what ExecuTorch's `examples/models/qwen3_5_moe/export.py --model-dir DIR` reads (`config.json` with
+`layer_types` and `rope_parameters`, `model.safetensors` with HF's key names, fused expert tensors).
+
+Usage: tools/.venv/bin/python tools/zoo/qwen35_checkpoint.py FAMILY OUT_DIR [--seed N] [--held-out]
+
+Families (zoo entries pick one):
+  qwen35moe        4 layers (linear, full, linear, full), GQA 4/2, head_dim 32 with 25% rotary; GatedDeltaNet
+                   key heads 2, value heads 4 (GQA 1:2), Dk = Dv = 32 (a multiple of 32: the Metal kernel path);
+                   8 experts, top-2, shared expert
+  qwen35moe_e16k8  the same with 16 experts, top-8
+  qwen35moe_dk48   Dk = Dv = 48 (not a multiple of 32: the delegate's ScanNode path)
+
+Weights as checkpoint.py initialises them, with two family-specific choices: Gemma-style (1 + w) norms
+near 0 (the script's GemmaRMSNorm), and A_log = log(U(0.5, 2)) so the delta rule's decay
+exp(-exp(A_log) · softplus(a + dt_bias)) keeps some memory instead of erasing the state every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from checkpoint import CHATML_TEMPLATE, SPECIALS, train_tokenizer  # noqa: E402
+
+FAMILIES = {
+    "qwen35moe": dict(num_experts=8, num_experts_per_tok=2, linear_key_head_dim=32, linear_value_head_dim=32),
+    "qwen35moe_e16k8": dict(num_experts=16, num_experts_per_tok=8, linear_key_head_dim=32, linear_value_head_dim=32),
+    "qwen35moe_dk48": dict(num_experts=8, num_experts_per_tok=2, linear_key_head_dim=48, linear_value_head_dim=48),
+}
+
+
+def config(family: str, vocab: int, ids: dict, held_out: bool):
+    import transformers as tf
+    z = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+             linear_num_key_heads=2, linear_num_value_heads=4, moe_intermediate_size=32,
+             shared_expert_intermediate_size=32, full_attention_interval=2)
+    if held_out:  # other sizes: 3 linear layers before each full one, GDN 1:3 heads, 4:1 attention GQA
+        z = dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1, head_dim=32,
+                 linear_num_key_heads=1, linear_num_value_heads=3, moe_intermediate_size=48,
+                 shared_expert_intermediate_size=40, full_attention_interval=4)
+    cfg = tf.Qwen3_5MoeTextConfig(vocab_size=vocab, max_position_embeddings=256, rms_norm_eps=1e-6,
+                                  linear_conv_kernel_dim=4, tie_word_embeddings=False,
+                                  **z, **FAMILIES[family])
+    cfg.bos_token_id = ids["<|im_start|>"]
+    cfg.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    cfg.pad_token_id = ids["<pad>"]
+    return cfg
+
+
+def initialise_(model, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("A_log"):
+                p.copy_(torch.log(0.5 + 1.5 * torch.rand(p.shape, generator=g)))
+            elif p.ndim == 1 and "norm" in name:
+                # GemmaRMSNorm (layer, final, q/k norms) scales by (1 + w); the gated norm of the
+                # GatedDeltaNet output by w.
+                base = 1.0 if "linear_attn.norm" in name else 0.0
+                p.copy_(base + 0.1 * torch.randn(p.shape, generator=g))
+            elif p.ndim == 1:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif "embed" in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
+
+
+def make(family: str, out: Path, seed: int, held_out: bool) -> None:
+    import transformers as tf
+    tok = train_tokenizer()
+    ids = {s: tok.token_to_id(s) for s in SPECIALS}
+    cfg = config(family, tok.get_vocab_size(), ids, held_out)
+    torch.manual_seed(seed)
+    model = tf.AutoModelForCausalLM.from_config(cfg)
+    initialise_(model, seed)
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                      pad_token="<pad>", unk_token=None)
+    fast.chat_template = CHATML_TEMPLATE
+    fast.save_pretrained(out)
+    attention_layers = sum(1 for t in cfg.layer_types if t == "full_attention")
+    (out / "zoo_checkpoint.json").write_text(json.dumps({"family": family, "seed": seed, "style": "chatml",
+                                                         "held_out": held_out, "layers": attention_layers,
+                                                         "layer_types": cfg.layer_types}) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("family", choices=sorted(FAMILIES))
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--held-out", action="store_true")
+    a = ap.parse_args()
+    make(a.family, a.out, a.seed, a.held_out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
