@@ -51,10 +51,13 @@ extension JITProgram {
         if let object = options.precompiledObject {
             if !library.definitions.isEmpty { try jit.addObject(object, name: "mlxc_artifact_kernels") }
             functions = try library.lookup(in: jit)
-        } else {
-            let (compiled, dumps) = try library.compile(into: jit, machine: machine, keepDumps: options.keepDumps)
+        } else if options.keepDumps {
+            let (compiled, dumps) = try library.compile(into: jit, machine: machine, keepDumps: true)
             functions = compiled
             self.dumps = dumps
+        } else {
+            (functions, compileReport) = try library.compile(into: jit, machine: machine, cache: options.kernelCache,
+                                                            threads: AvailableCores.count, progress: options.compileProgress)
         }
         compileSeconds = Date().timeIntervalSince(start)
         self.library = library

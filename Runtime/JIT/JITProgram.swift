@@ -9,8 +9,12 @@ import MLXCIR
 /// State (KV caches) lives in persistent buffers; intermediate values in a per-call arena.
 public final class JITProgram {
     public struct Options {
-        public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        public var threads: Int = AvailableCores.count
         public var keepDumps = false
+        /// Compiled kernels kept between runs (`mlxc run` and `bench` use one unless `--no-cache`).
+        public var kernelCache: KernelCache?
+        /// Hears a line on stderr's behalf when a cold compile takes longer than a second.
+        public var compileProgress: ((String) -> Void)?
         /// Object code from a `mlxc compile` artifact: load it instead of running LLVM's optimizer.
         public var precompiledObject: [UInt8]?
         public init() {}
@@ -71,6 +75,8 @@ public final class JITProgram {
 
     /// Seconds spent emitting, optimizing and compiling kernels.
     public internal(set) var compileSeconds = 0.0
+    /// How many kernels came from the cache and how many LLVM optimized.
+    public internal(set) var compileReport = CompileReport()
 
     public init(graph: Graph, pte: PTEFile, options: Options = Options()) throws {
         self.graph = graph

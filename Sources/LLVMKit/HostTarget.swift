@@ -54,6 +54,13 @@ public enum LLVMKit {
         return LLVMInitializeNativeTarget() == 0 && LLVMInitializeNativeAsmPrinter() == 0
     }()
 
+    /// The LLVM library's version ("19.1.7"), part of the kernel cache's keys.
+    public static let version: String = {
+        var major: UInt32 = 0, minor: UInt32 = 0, patch: UInt32 = 0
+        LLVMGetVersion(&major, &minor, &patch)
+        return "\(major).\(minor).\(patch)"
+    }()
+
     /// Registers the host target with LLVM once per process.
     @discardableResult
     public static func initializeNativeTarget() -> Bool { initialized }

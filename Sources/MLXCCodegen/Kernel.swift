@@ -43,7 +43,7 @@ public struct KernelEmitter {
 public final class KernelLibrary {
     public private(set) var definitions: [KernelDefinition] = []
     /// Kernels dropped at compile time, with the reason.
-    public private(set) var rejected: [String: String] = [:]
+    public internal(set) var rejected: [String: String] = [:]
     private var names: Set<String> = []
 
     public init() {}
@@ -113,59 +113,27 @@ public final class KernelLibrary {
         return functions
     }
 
-    /// Compiles every kernel into `jit` and returns their entry points by name.
-    ///
-    /// LLVM optimizes and generates code for one module on one thread, so the kernels are split
-    /// into `partitions` modules (each with its own context and target machine) compiled to
-    /// object code concurrently, then added to the JIT — on 2 cores this halves the time to first
-    /// token. Dumps need the whole module's text, so `keepDumps` compiles one module.
+    /// Compiles every kernel into `jit` and returns their entry points by name: each kernel as its
+    /// own module, on `partitions` threads (`compile(into:machine:cache:)`, without a cache). Dumps
+    /// need the whole module's text, so `keepDumps` compiles one module.
     public func compile(into jit: JIT, machine: TargetMachine, keepDumps: Bool = false,
-                        partitions: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> ([String: KernelFunction], Dumps) {
+                        partitions: Int = AvailableCores.count) throws -> ([String: KernelFunction], Dumps) {
         var dumps = Dumps()
+        guard keepDumps else {
+            return (try compile(into: jit, machine: machine, cache: nil, threads: partitions).0, dumps)
+        }
         guard !definitions.isEmpty else { return ([:], dumps) }
         rejected = [:]
-        let parts = keepDumps ? 1 : max(1, min(partitions, definitions.count))
-        if parts == 1 {
-            let context = Context()
-            let module = emitModule(context: context)
-            machine.configure(module.ref)
-            if keepDumps { dumps.llvm = module.text }
-            rejectInvalid(module)
-            try module.verify()
-            try machine.optimize(module.ref)
-            if keepDumps {
-                dumps.optimizedLLVM = module.text
-                dumps.assembly = String(decoding: try machine.emit(module.ref, .assembly), as: UTF8.self)
-            }
-            try jit.add(module)
-        } else {
-            // Round-robin keeps big kernels (they come in families) spread over the partitions.
-            let groups = (0..<parts).map { p in stride(from: p, to: definitions.count, by: parts).map { definitions[$0] } }
-            var objects = [Result<([UInt8], [String: String]), Error>](repeating: .success(([], [:])), count: parts)
-            let host = machine.host
-            objects.withUnsafeMutableBufferPointer { results in
-                let slots = results
-                DispatchQueue.concurrentPerform(iterations: parts) { p in
-                    slots[p] = Result {
-                        let part = KernelLibrary()
-                        for d in groups[p] { part.require(d) }
-                        let tm = try TargetMachine(host: host)
-                        let context = Context()
-                        let module = part.emitModule(context: context, name: "mlxc_kernels_\(p)")
-                        tm.configure(module.ref)
-                        part.rejectInvalid(module)
-                        try module.verify()
-                        try tm.optimize(module.ref)
-                        return (try tm.emit(module.ref, .object), part.rejected)
-                    }
-                }
-            }
-            for (p, result) in objects.enumerated() {
-                let (object, rejectedHere) = try result.get()
-                rejected.merge(rejectedHere) { a, _ in a }
-                try jit.addObject(object, name: "mlxc_kernels_\(p)")
-            }
-        }
+        let context = Context()
+        let module = emitModule(context: context)
+        machine.configure(module.ref)
+        dumps.llvm = module.text
+        rejectInvalid(module)
+        try module.verify()
+        try machine.optimize(module.ref)
+        dumps.optimizedLLVM = module.text
+        dumps.assembly = String(decoding: try machine.emit(module.ref, .assembly), as: UTF8.self)
+        try jit.add(module)
         var functions: [String: KernelFunction] = [:]
         for definition in definitions where rejected[definition.name] == nil {
             functions[definition.name] = unsafeBitCast(try jit.address(of: definition.name), to: KernelFunction.self)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MLXCFrontend
 import MLXCIR
+import MLXCCodegen
 import MLXCRuntime
 
 struct Bench: ParsableCommand {
@@ -12,6 +13,8 @@ struct Bench: ParsableCommand {
     @OptionGroup var options: ModelOptions
 
     @OptionGroup var passOptions: PipelineOptions
+
+    @OptionGroup var cacheOptions: CacheOptions
 
     @Option(help: "Prompt tokens to prefill.")
     var promptLength = 128
@@ -35,6 +38,7 @@ struct Bench: ParsableCommand {
         try MLXC.guarded {
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
+            try cacheOptions.apply(to: &jitOptions)
             let loaded = try ProgramLoader.load(options.model, dataFiles: options.dataFiles, engine: reference ? .reference : .jit,
                                                 options: jitOptions, mlxcVersion: MLXC.version, passes: try passOptions.manager(generation: true))
             let executor = loaded.executor, graph = loaded.graph, pte = loaded.pte
@@ -70,14 +74,16 @@ struct Bench: ParsableCommand {
                 }
             }
             func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
+            let report = (executor as? JITProgram)?.compileReport ?? CompileReport()
             let result: [String: Any] = [
                 "model": options.model, "engine": reference ? "reference" : "jit",
-                "threads": threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                "threads": threads ?? AvailableCores.count,
                 "prompt_tokens": promptLength, "decode_tokens": decode, "runs": runs,
                 "prefill_tokens_per_s": median(prefillRates), "decode_tokens_per_s": median(decodeRates),
                 "load_compile_s": loadSeconds, "llvm_compile_s": compileSeconds,
                 "time_to_first_token_s": loadSeconds + median(firstTokenSeconds),
                 "peak_rss_mb": Double(PeakMemory.residentBytes()) / 1_048_576,
+                "kernels": report.kernels, "kernels_cached": report.cached, "kernels_optimized": report.optimized,
             ]
             if let program = executor as? JITProgram, !program.profileReport.isEmpty {
                 FileHandle.standardError.write(Data((program.profileReport + "\n").utf8))

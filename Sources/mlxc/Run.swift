@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MLXCFrontend
+import MLXCCodegen
 import MLXCIR
 import MLXCRuntime
 
@@ -43,6 +44,8 @@ struct Run: ParsableCommand {
 
     @OptionGroup var passOptions: PipelineOptions
 
+    @OptionGroup var cacheOptions: CacheOptions
+
     @Option(help: "The method to run (default: forward).")
     var method: String?
 
@@ -73,6 +76,7 @@ struct Run: ParsableCommand {
             let useJIT = jit || Artifact.isArtifact(modelPath) || (model == nil && isText) || (isText && !reference)
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
+            try cacheOptions.apply(to: &jitOptions)
             let loaded = try ProgramLoader.load(modelPath, dataFiles: dataFiles, method: method,
                                                 engine: useJIT ? .jit : .reference, options: jitOptions, mlxcVersion: MLXC.version,
                                                 passes: try passOptions.manager(generation: isText || (model == nil && inputs.isEmpty && inputsDir == nil)))
@@ -81,7 +85,12 @@ struct Run: ParsableCommand {
             }
             if timing {
                 let what = loaded.fromArtifact ? "loaded artifact (no LLVM optimization)" : (useJIT ? "imported and compiled" : "imported")
-                FileHandle.standardError.write(Data(String(format: "timing: %@ in %.3f s (LLVM %.3f s)\n", what, loaded.loadSeconds, loaded.llvmSeconds).utf8))
+                var kernels = ""
+                if let program = loaded.executor as? JITProgram, !loaded.fromArtifact {
+                    let r = program.compileReport
+                    kernels = "; \(r.kernels) kernels: \(r.cached) from the cache, \(r.optimized) optimized by LLVM"
+                }
+                FileHandle.standardError.write(Data(String(format: "timing: %@ in %.3f s (LLVM %.3f s%@)\n", what, loaded.loadSeconds, loaded.llvmSeconds, kernels).utf8))
             }
             if isText || (model == nil && inputs.isEmpty && inputsDir == nil) {
                 return try TextGeneration(options: generation, modelPath: modelPath, loaded: loaded).run()
