@@ -8,11 +8,11 @@ extension Lowerings {
     static func gatedDeltaRule(_ o: GatedDeltaRuleOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard o.outs.count == 2, let xd = c.dtype(o.q), let x = ElementType(xd), ElementType.activations.contains(x),
               [o.k, o.v, o.g, o.beta].allSatisfy({ c.dtype($0) == xd }),
-              let sd = c.dtype(o.state), let s = ElementType(sd), ElementType.activations.contains(s),
+              let sd = c.dtype(o.state), sd == xd,
               let qt = c.type(o.q), qt.rank == 4, let dk = qt.shape[3].fixedValue, dk > 0,
               let vt = c.type(o.v), vt.rank == 4, let dv = vt.shape[3].fixedValue, dv > 0 else { return nil }
         let rows = GatedDeltaKernels.rows(dv: dv)
-        let definition = GatedDeltaKernels.rule(dk: dk, rows: rows, x: x, state: s, lanes: c.lanes)
+        let definition = GatedDeltaKernels.rule(dk: dk, rows: rows, x: x, lanes: c.lanes)
         let inPlace = writableInPlace(o.state, out: o.outs[1], c)
         return launch(definition, node, operands: [o.q, o.k, o.v, o.g, o.beta, o.state], results: o.outs,
                       resultDTypes: [xd, sd], operandDTypes: [xd, xd, xd, xd, xd, sd], grain: 1,

@@ -32,7 +32,7 @@ enum Lowerings {
         case .indexCopy, .sliceUpdate, .llamaUpdateCache:
             return "writes in place only into a state value it redefines or a temporary nothing else reads (and slice_update only with step 1)"
         case .gatedDeltaRule:
-            return "needs q, k, v, g, beta of one f32/bf16/f16 dtype, an f32/bf16/f16 state and static Dk, Dv"
+            return "needs q, k, v, g, beta and the state of one f32/bf16/f16 dtype and static Dk, Dv"
         case .remainder: return "integer remainder needs a constant divisor without zeros; float remainder has no kernel"
         default:
             if let why = plainReason(node, c) { return why }

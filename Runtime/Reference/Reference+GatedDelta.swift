@@ -1,10 +1,13 @@
 import MLXCIR
 
 /// The gated delta rule (GatedDeltaNet's recurrence; `mlx::gated_delta_rule`, the MLX delegate's Metal kernel
-/// "gated_delta_step"): per batch b and value head h (key head h / (Hv / Hk)), the [Dv, Dk] state S goes through
-/// the T steps of the call, carried unrounded (the Metal kernel keeps it in f32 registers), and is rounded to the
-/// state's dtype once at the end; y is rounded per step.
-///   S = S · g;  kv = S · k;  δ = (v − kv) · beta;  S = S + δ ⊗ k;  y = S · q
+/// "gated_delta_step"), as ExecuTorch's eager definition of the op computes it (backends/mlx/custom_kernel_ops/
+/// gated_delta_rule.py, the semantics the delegate's kernels stand for): per batch b and value head h (key head
+/// h / (Hv / Hk)), for each step t, every elementwise op rounded to the dtype and each sum accumulated unrounded
+/// then rounded (PyTorch's reductions):
+///   S = S · g;  kv = Σ S ⊙ k;  δ = (v − kv) · beta;  S = S + k ⊗ δ;  y = Σ S ⊙ q
+/// (The Metal kernel keeps S in f32 over a call instead; in bf16 the two differ by bf16 roundings, which a tiny
+/// random GatedDeltaNet amplifies past eager's greedy tokens, so eager's rounding is the reference.)
 extension Environment {
     mutating func executeGatedDelta(_ op: Op) throws -> Bool {
         guard case .gatedDeltaRule(let o) = op else { return false }
@@ -38,6 +41,8 @@ extension Environment {
         var y = HostTensor(dtype: q.dtype, shape: [bN, tN, hv, dv])
         var s = state
         let group = hv / hk
+        let dtype = q.dtype
+        func r(_ x: Double) -> Double { DTypeCodec.round(x, to: dtype) }
         for b in 0..<bN {
             for h in 0..<hv {
                 let kh = h / group
@@ -50,14 +55,14 @@ extension Environment {
                         let decay = g.storage[gb]
                         var kv = 0.0
                         for j in 0..<dk {
-                            srow[j] *= decay
-                            kv += srow[j] * k.storage[qk + j]
+                            srow[j] = r(srow[j] * decay)
+                            kv += r(srow[j] * k.storage[qk + j])
                         }
-                        let delta = (v.storage[((b * tN + t) * hv + h) * dv + i] - kv) * beta.storage[gb]
+                        let delta = r(r(v.storage[((b * tN + t) * hv + h) * dv + i] - r(kv)) * beta.storage[gb])
                         var out = 0.0
                         for j in 0..<dk {
-                            srow[j] += k.storage[qk + j] * delta
-                            out += srow[j] * q.storage[qk + j]
+                            srow[j] = r(srow[j] + r(k.storage[qk + j] * delta))
+                            out += r(srow[j] * q.storage[qk + j])
                         }
                         y.storage[((b * tN + t) * hv + h) * dv + i] = out
                     }

@@ -5197,9 +5197,10 @@ public struct FusedLinearOp: Hashable, Sendable {
 /// `gated_delta_rule`: GatedDeltaRuleNode from the mlxc_ops.fbs.
 /// The gated delta rule (ExecuTorch's mlx::gated_delta_rule, which the MLX delegate emits as the Metal kernel
 /// "gated_delta_step"; imported from it through the known-kernel registry). q, k [B, T, Hk, Dk], v [B, T, Hv, Dv],
-/// g, beta [B, T, Hv], state [B, Hv, Dv, Dk]; value head h reads key head h / (Hv / Hk). For each t, in f32:
-/// S = S · g[t, h];  kv = S · k[t];  δ = (v[t] − kv) · beta[t, h];  S = S + δ ⊗ k[t];  y[t] = S · q[t]
-/// with S the head's [Dv, Dk] state, rounded to the state's dtype only after the last step (y rounded per step).
+/// g, beta [B, T, Hv], state [B, Hv, Dv, Dk]; value head h reads key head h / (Hv / Hk). For each t, as the op's
+/// eager definition computes it (each elementwise result rounded to the dtype, each sum rounded once):
+/// S = S · g[t, h];  kv = Σ S ⊙ k[t];  δ = (v[t] − kv) · beta[t, h];  S = S + k[t] ⊗ δ;  y[t] = Σ S ⊙ q[t]
+/// with S the head's [Dv, Dk] state.
 /// outs = [y [B, T, Hv, Dv], the new state] (the state redefined in place, as index_copy does).
 public struct GatedDeltaRuleOp: Hashable, Sendable {
     public var q: ValueID

@@ -58,7 +58,7 @@ class Entry:
     def runs_on_executorch(self) -> bool:
         """Plain and XNNPACK programs run on ExecuTorch's Python runtime here; MLX ones need Apple GPUs."""
         text = " ".join(self.command)
-        return "export_llm_hf" not in text and "backend.mlx" not in text
+        return "export_llm_hf" not in text and "backend.mlx" not in text and "--backend mlx" not in text
 
 
 def mlx_hf(*flags, ctx=64):

@@ -3,23 +3,26 @@ import LLVMKit
 
 /// The gated delta rule (`gated_delta_rule`: GatedDeltaNet's recurrence, the MLX delegate's Metal kernel
 /// "gated_delta_step"). Each row i of a value head's [Dv, Dk] state evolves on its own over the call's T steps:
-///   s = s · g[t];  kv = s · k[t];  δ = (v[t, i] − kv) · beta[t];  s = s + δ · k[t];  y[t, i] = s · q[t]
-/// so a work item is a block of `rows` state rows of one (batch, value head), kept in f32 registers for the whole
-/// call (read once, written once, in place) and sharing each step's k and q loads. Value head h reads key head
-/// h / (Hv / Hk). f32/bf16/f16 operands (q, k, v, g, beta of one dtype; the state its own), f32 arithmetic,
-/// y rounded per step and the state once at the end, as the Metal kernel does.
+///   s = s · g[t];  kv = Σ s ⊙ k[t];  δ = (v[t, i] − kv) · beta[t];  s = s + k[t] · δ;  y[t, i] = Σ s ⊙ q[t]
+/// so a work item is a block of `rows` state rows of one (batch, value head), kept in registers for the whole call
+/// (read once, written once, in place) and sharing each step's k and q loads. Value head h reads key head
+/// h / (Hv / Hk). f32/bf16/f16 (q, k, v, g, beta and the state of one dtype): f32 arithmetic with every
+/// elementwise result rounded to the dtype and sums rounded once, as the op's eager definition (the reference) does.
 /// buffers: [q, k, v, g, beta, state, y, state out (= state)]; dims: [T, Hk, Hv, Dv]; work items: B·Hv·Dv / rows.
 public enum GatedDeltaKernels {
     /// Rows per work item: 4 when Dv allows (k and q loads shared by four rows).
     public static func rows(dv: Int) -> Int { dv % 4 == 0 ? 4 : dv % 2 == 0 ? 2 : 1 }
 
-    public static func rule(dk: Int, rows: Int, x: ElementType, state: ElementType, lanes: Int) -> KernelDefinition {
-        precondition(ElementType.activations.contains(x) && ElementType.activations.contains(state) && dk > 0 && rows > 0)
+    public static func rule(dk: Int, rows: Int, x: ElementType, lanes: Int) -> KernelDefinition {
+        precondition(ElementType.activations.contains(x) && dk > 0 && rows > 0)
+        let state = x
         let width = Support.width(dividing: dk, lanes: lanes)
         let chunks = dk / width
-        return KernelDefinition(name: "gated_delta_rule_\(x.tag)_state\(state.tag)_dk\(dk)_r\(rows)_v\(width)") { e in
+        return KernelDefinition(name: "gated_delta_rule_\(x.tag)_dk\(dk)_r\(rows)_v\(width)") { e in
             let b = e.b
             let l = Lanes(b, width), one = Lanes(b, 1)
+            // Each elementwise result rounded to the dtype (exact no-op in f32).
+            func round(_ lanes: Lanes, _ v: IRValue) -> IRValue { x.isHalf ? lanes.widenF32(lanes.narrowF32(v, x), x) : v }
             let q = e.buffer(0), k = e.buffer(1), v = e.buffer(2), g = e.buffer(3), beta = e.buffer(4)
             let stateIn = e.buffer(5), y = e.buffer(6), stateOut = e.buffer(7)
             let tN = e.dim(0), hk = e.dim(1), hv = e.dim(2), dv = e.dim(3)
@@ -49,18 +52,18 @@ public enum GatedDeltaKernels {
                         var decayed: [IRValue] = []
                         var kv = l.f32(0)
                         for c in 0..<chunks {
-                            let sc = b.fmul(s[r * chunks + c], decay)
+                            let sc = round(l, b.fmul(s[r * chunks + c], decay))
                             decayed.append(sc)
-                            kv = b.fma(sc, kc[c], kv)
+                            kv = b.fadd(kv, round(l, b.fmul(sc, kc[c])))
                         }
-                        let kvSum = width == 1 ? kv : b.reduceAdd(kv)
+                        let kvSum = round(one, width == 1 ? kv : b.reduceAdd(kv))
                         let target = one.loadF32(x, v, b.add(vRow, b.i64(r)))
-                        let delta = l.splat(b.fmul(b.fsub(target, kvSum), rate))
+                        let delta = l.splat(round(one, b.fmul(round(one, b.fsub(target, kvSum)), rate)))
                         var out = l.f32(0)
                         for c in 0..<chunks {
-                            let sc = b.fma(kc[c], delta, decayed[c])
+                            let sc = round(l, b.fadd(decayed[c], round(l, b.fmul(kc[c], delta))))
                             next.append(sc)
-                            out = b.fma(sc, qc[c], out)
+                            out = b.fadd(out, round(l, b.fmul(sc, qc[c])))
                         }
                         one.storeF32(width == 1 ? out : b.reduceAdd(out), x, y, b.add(vRow, b.i64(r)))
                     }
