@@ -25,6 +25,8 @@ public enum PassRegistry {
               make: { FuseLinear() }),
         Entry(name: "fuse-rope-attention", summary: "RoPE of q and k, the KV-cache writes and the attention reading them, as one kernel",
               make: { FuseRopeAttention() }),
+        Entry(name: "fuse-kv-attention", summary: "KV-cache writes and the attention reading them, q and k not rotated (no RoPE: Whisper's decoder), as one kernel",
+              make: { FuseKVAttention() }),
         Entry(name: "fuse-rms-norm-pattern", summary: "plain RMSNorm (power, mean, add eps, rsqrt, multiply, weight) as one rms_norm op",
               make: { FuseRMSNormPattern() }),
         Entry(name: "fuse-attention-pattern", summary: "plain attention (scaled q·kᵀ, mask, safe softmax, ·v; GQA repeats) as one sdpa op reading the KV cache",
@@ -47,7 +49,7 @@ public enum PassRegistry {
 
     /// The default pipeline the compiler runs before planning kernels.
     public static let defaultPipeline = ["fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
-                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention"]
+                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention", "fuse-kv-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).

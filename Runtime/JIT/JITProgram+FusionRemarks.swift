@@ -17,9 +17,13 @@ extension JITProgram {
 
     func unfusedReason(_ op: Op) -> String? {
         switch op {
+        case .sdpa(let s) where !readsState(s.k) && !readsState(s.v):
+            // Attention over computed keys and values (an encoder's, cross-attention over given K/V): no cache
+            // write to fold in, so the attention kernel is the whole fusion.
+            return nil
         case .sdpa, .llamaCustomSdpa:
             return "runs as the attention kernel (online softmax, no score matrix); rope_attention would also take the rope of q and k "
-                + "and both in-place cache writes, had they fed it"
+                + "and both in-place cache writes (fuse-kv-attention: the writes alone, without RoPE), had they fed it"
         case .rope, .ropeTable:
             return "a RoPE not followed by its cache write and attention runs as its own kernel"
         case .dequantize(let d):
@@ -33,5 +37,10 @@ extension JITProgram {
         default:
             return nil
         }
+    }
+
+    private func readsState(_ v: ValueID) -> Bool {
+        guard graph.values.indices.contains(v.index), case .state = graph[v].kind else { return false }
+        return true
     }
 }

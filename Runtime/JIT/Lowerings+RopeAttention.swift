@@ -13,7 +13,7 @@ extension Lowerings {
               let (dtype, t) = sharedActivation([o.q, o.k, o.v, o.kCache, o.vCache], c),
               let (mask, maskDType, maskType) = maskKind(o.mask, c),
               let dk = lastDim(o.kCache, c), let dv = lastDim(o.vCache, c), dk > 0, dv > 0,
-              o.ropeDims > 0, o.ropeDims % 2 == 0, o.ropeDims <= dk else { return nil }
+              o.ropeDims >= 0, o.ropeDims % 2 == 0, o.ropeDims <= dk else { return nil }   // 0: no RoPE (fuse-kv-attention)
         let indexDType = c.dtype(o.indices) ?? .i64
         guard indexDType == .i64 || indexDType == .i32, let it = ElementType(indexDType) else { return nil }
         var freqsDType: DType? = nil, ft: ElementType? = nil

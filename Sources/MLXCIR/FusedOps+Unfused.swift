@@ -36,10 +36,13 @@ public enum FusedOps {
                 return .rope(RopeOp(x: x, out: out, dims: o.ropeDims, offset: o.offset, freqs: o.freqs, traditional: o.traditional,
                              base: o.base, scale: o.ropeScale))
             }
-            return [rope(o.q, temp(0)), rope(o.k, temp(1)),
-                    .indexCopy(IndexCopyOp(dst: o.kCache, update: temp(1), indices: o.indices, out: o.outs[1], axis: 2)),
+            // rope_dims 0 without tables: no rotation (fuse-kv-attention: attention over a cache without RoPE).
+            let rotated = o.ropeDims > 0 || o.cosTable != nil
+            let (q, k) = rotated ? (temp(0), temp(1)) : (o.q, o.k)
+            return (rotated ? [rope(o.q, q), rope(o.k, k)] : []) + [
+                    .indexCopy(IndexCopyOp(dst: o.kCache, update: k, indices: o.indices, out: o.outs[1], axis: 2)),
                     .indexCopy(IndexCopyOp(dst: o.vCache, update: o.v, indices: o.indices, out: o.outs[2], axis: 2)),
-                    .sdpa(SdpaOp(q: temp(0), k: o.outs[1], v: o.outs[2], out: o.outs[0], scale: o.scale, mask: o.mask, causal: o.causal))]
+                    .sdpa(SdpaOp(q: q, k: o.outs[1], v: o.outs[2], out: o.outs[0], scale: o.scale, mask: o.mask, causal: o.causal))]
         default:
             return nil
         }

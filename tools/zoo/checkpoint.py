@@ -82,13 +82,17 @@ TOKENS = {
 
 
 def train_tokenizer():
+    return train_tokenizer_with(VOCAB, SPECIALS)
+
+
+def train_tokenizer_with(vocab: int, special_tokens: list):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     texts = json.loads(CORPUS.read_text())
     texts = [t if isinstance(t, str) else json.dumps(t) for t in texts]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=SPECIALS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=special_tokens,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer)
     return tok
@@ -204,6 +208,9 @@ def write_meta_checkpoint(model, cfg, out: Path) -> None:
 
 def make(family: str, out: Path, seed: int, held_out: bool = False) -> None:
     import transformers as tf
+    if family.startswith("whisper"):  # encoder-decoder speech models: their own module
+        import whisper_checkpoint
+        return whisper_checkpoint.make(family, out, seed, held_out)
     tok = train_tokenizer()
     ids = {s: tok.token_to_id(s) for s in SPECIALS}
     cfg, style = family_config(family, tok.get_vocab_size(), ids, held_out)

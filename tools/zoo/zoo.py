@@ -7,6 +7,7 @@ Usage (through tools/zoo/zoo, which picks the venv):
   zoo check [NAME|PREFIX ...]       run mlxc on every built entry as a user would; a table of what held
   zoo commit NAME ...               copy built entries into Tests/Fixtures/zoo/ (what ZooTests runs)
   zoo --held-out build|check …      the same entries on checkpoints of other sizes and seed (tools/.work/zoo-heldout)
+  zoo [--held-out] whisper list|build|check|commit …   Whisper's programs (whisper_entries.py)
 
 An entry is one export command run unchanged (through capture.py, which records the eager references
 of the module the script exported) on one checkpoint (checkpoint.py: a family at toy sizes). What is
@@ -331,6 +332,10 @@ def main(argv) -> int:
         HELD_OUT, WORK, argv = True, WORK.parent / "zoo-heldout", argv[1:]
     cmd = argv[0] if argv else "list"
     rest = argv[1:]
+    if cmd == "whisper":  # encoder-decoder speech programs: their own entries, capture and checks
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import whisper_entries
+        return whisper_entries.main(rest, WORK, HELD_OUT, FIXTURES)
     if cmd == "list":
         for e in ENTRIES:
             print(f"{e.name:32s} python {' '.join(fill(e.command, ckpt='<ckpt>', out='<out>', venv='tools/.venv'))}")

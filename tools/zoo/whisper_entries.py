@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Zoo entries for Whisper: the programs ExecuTorch's scripts write for speech recognition, run unchanged on tiny
+random-weight checkpoints (whisper_checkpoint.py), with eager references chained as a transcription runs them
+(whisper_capture.py).
+
+Usage (through tools/zoo/zoo):
+  zoo whisper list                   the entries and their exact export commands
+  zoo whisper build [NAME|PREFIX …]  checkpoint, export, references → tools/.work/zoo/out/<entry>/
+  zoo whisper check [NAME|PREFIX …]  mlxc on every program: outputs = eager within the dtype's tolerance,
+                                     fallback_ops 0, no attention left unfused (--remarks)
+  zoo whisper commit NAME …          copy small entries into Tests/Fixtures/zoo/ (what WhisperZooTests runs)
+
+A built entry folder is a self-contained Whisper model folder, what `mlxc transcribe` takes:
+  encoder.pte cross_kv.pte decoder.pte   (export_whisper; optimum's asr task writes model.pte with methods
+                                          encoder / text_decoder / sampler instead)
+  tokenizer.json tokenizer_config.json config.json generation_config.json preprocessor_config.json
+  whisper_reference.json ref/<program>/step<K>.input<I>.npy, step<K>.output<J>.npy   (eager's calls)
+  et_ref/<method>/…                      ExecuTorch's own runtime on the same inputs (plain and XNNPACK programs)
+`whisper_*` entries use a 1 s window (100 mel frames, small enough to commit); `whisper30_*` the real 30 s window
+(3000 frames, 1500 encoder positions) for transcription tests on real-length audio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+VENV = REPO / "tools" / ".venv"
+TF5RC1 = VENV / "tf5rc1"
+MLX_WHISPER = "executorch.backends.mlx.examples.whisper.export_whisper"
+CHECKPOINT_FILES = ["tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json",
+                    "preprocessor_config.json", "processor_config.json"]
+# Tolerances of the repo (README, Numerics): per activation dtype, relative to max |expected| of each output.
+TOLERANCE = {"fp32": 1e-4, "bf16": 2.5e-2}
+
+
+@dataclass
+class Entry:
+    name: str
+    family: str                 # whisper (30 s window) | whisper_short (1 s)
+    command: list               # after `python`; {ckpt} {out} {venv} filled in
+    dtype: str = "fp32"
+    transformers_rc1: bool = False
+    notes: str = ""
+    runs_on_executorch: bool = False   # plain / XNNPACK: also run on ExecuTorch's runtime
+    decode: int = 5
+
+
+def mlx(*flags, seq=64):
+    return ["-m", MLX_WHISPER, "--model-id", "{ckpt}", "--output-dir", "{out}", "--max-decoder-seq-len", str(seq),
+            *flags]
+
+
+def optimum(recipe, *flags, seq=64):
+    return ["-m", "optimum.commands.optimum_cli", "export", "executorch", "--model", "{ckpt}", "--task", "asr",
+            "--recipe", recipe, "--max_seq_len", str(seq), *flags, "--output_dir", "{out}"]
+
+
+ENTRIES = [
+    Entry("whisper_mlx_fp32", "whisper_short", mlx("--dtype", "fp32")),
+    Entry("whisper_mlx_bf16", "whisper_short", mlx("--dtype", "bf16"), dtype="bf16"),
+    Entry("whisper_mlx_fp32_4w", "whisper_short", mlx("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32")),
+    Entry("whisper_xnnpack_fp32", "whisper_short", optimum("xnnpack"), transformers_rc1=True, runs_on_executorch=True),
+    Entry("whisper_portable_fp32", "whisper_short", optimum("portable"), transformers_rc1=True, runs_on_executorch=True),
+    # The real 30 s window: the folders `mlxc transcribe` is developed against (not committed: 3000-frame inputs).
+    Entry("whisper30_mlx_fp32", "whisper", mlx("--dtype", "fp32", seq=64)),
+    Entry("whisper30_mlx_fp32_4w", "whisper", mlx("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32")),
+]
+
+
+def select(patterns):
+    if not patterns:
+        return ENTRIES
+    out = [e for e in ENTRIES if any(e.name == p or e.name.startswith(p) for p in patterns)]
+    if not out:
+        raise SystemExit(f"no whisper zoo entry matches {patterns}")
+    return out
+
+
+def env_for(e: Entry):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if e.transformers_rc1:
+        env["PYTHONPATH"] = str(TF5RC1) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run(cmd, log: Path, env=None, cwd=None) -> bool:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        f.write("$ " + " ".join(map(str, cmd)) + "\n")
+        f.flush()
+        r = subprocess.run(list(map(str, cmd)), stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd or log.parent)
+    return r.returncode == 0
+
+
+def checkpoint(work: Path, family: str, held_out: bool) -> Path:
+    ckpt = work / "ckpt" / family
+    if not (ckpt / "model.safetensors").exists():
+        extra = ["--held-out", "--seed", "7"] if held_out else []
+        run([VENV / "bin" / "python", HERE / "checkpoint.py", family, ckpt, *extra], work / "ckpt" / f"{family}.log")
+    return ckpt
+
+
+def prompt_ids(ckpt: Path) -> list:
+    """<|startoftranscript|> <|en|> <|transcribe|> <|notimestamps|>, from the checkpoint's generation config."""
+    g = json.loads((ckpt / "generation_config.json").read_text())
+    return [g["decoder_start_token_id"], g["lang_to_id"]["<|en|>"], g["task_to_id"]["transcribe"],
+            g["no_timestamps_token_id"]]
+
+
+def build(e: Entry, work: Path, held_out: bool) -> bool:
+    out = work / "out" / e.name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    ckpt = checkpoint(work, e.family, held_out)
+    cmd = [c.format(ckpt=ckpt, out=out, venv=VENV) for c in e.command]
+    py = VENV / "bin" / "python"
+    t = time.time()
+    ok = run([py, HERE / "whisper_capture.py", "--out", out, "--prompt-ids", ",".join(map(str, prompt_ids(ckpt))),
+              "--decode", str(e.decode), "--", *cmd], out / "export.log", env_for(e))
+    for f in CHECKPOINT_FILES:
+        if (ckpt / f).exists():
+            shutil.copy(ckpt / f, out / f)
+    (out / "entry.json").write_text(json.dumps(entry_meta(e, held_out), indent=1) + "\n")
+    ok = ok and bool(programs(out))
+    if ok and e.runs_on_executorch:
+        ok = run([py, HERE / "whisper_et_runtime.py", out], out / "et_runtime.log", env_for(e))
+    print(f"{'ok  ' if ok else 'FAIL'} {e.name:28s} {time.time() - t:5.0f}s  {out / 'export.log'}", flush=True)
+    return ok
+
+
+def entry_meta(e: Entry, held_out: bool) -> dict:
+    return {"name": e.name, "family": e.family, "held_out": held_out, "dtype": e.dtype, "notes": e.notes,
+            "command": " ".join(["python"] + [c.format(ckpt=f"<checkpoint {e.family}>", out="<out>", venv="")
+                                              for c in e.command]),
+            "transformers": "5.0.0rc1" if e.transformers_rc1 else "5.25", "tolerance": TOLERANCE[e.dtype]}
+
+
+def programs(out: Path) -> list:
+    """(program file, method, reference folder) for every recorded program of a built entry."""
+    p = out / "whisper_reference.json"
+    if not p.exists():
+        return []
+    names = json.loads(p.read_text())["programs"]
+    rows = []
+    for name in names:
+        if (out / f"{name}.pte").exists():
+            rows.append((out / f"{name}.pte", "forward", name))
+        elif (out / "model.pte").exists():
+            rows.append((out / "model.pte", name, name))
+    return rows
+
+
+def mlxc_binary() -> str:
+    for p in [os.environ.get("MLXC"), REPO / ".build" / "release" / "mlxc", REPO / ".build" / "debug" / "mlxc"]:
+        if p and Path(p).exists():
+            return str(p)
+    raise SystemExit("no mlxc binary: swift build first (or set MLXC)")
+
+
+def compare(ref_dir: Path, got_dir: Path) -> float:
+    """Worst |got - want| / max |want| over every output of every step."""
+    worst = 0.0
+    for f in sorted(ref_dir.glob("step*.output*.npy")):
+        want, g = np.load(f).astype(np.float64), got_dir / f.name
+        if not g.exists():
+            return float("inf")
+        got = np.load(g).astype(np.float64)
+        if got.shape != want.shape:
+            return float("inf")
+        worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30)))
+    return worst
+
+
+def check(e: Entry, work: Path, mlxc: str) -> list:
+    out = work / "out" / e.name
+    rows = []
+    if not programs(out):
+        return [{"name": e.name, "status": "not built", "ok": False}]
+    ref = json.loads((out / "whisper_reference.json").read_text())["programs"]
+    tol = TOLERANCE[e.dtype]
+    for pte, method, name in programs(out):
+        row = {"name": f"{e.name}/{name}"}
+        stats = out / f"{name}.stats.json"
+        r = subprocess.run([mlxc, "compile", str(pte), "--method", method, "--stats-json", str(stats), "--remarks",
+                            "-o", str(out / f"{name}.mlxc")], capture_output=True, text=True)
+        if r.returncode == 0 and stats.exists():
+            s = json.loads(stats.read_text())
+            row["fallback_ops"] = s.get("fallback_ops")
+            row["fusions"] = {k: v for k, v in s.get("fusions", {}).items() if v}
+            row["unfused_attention"] = sum(1 for line in r.stderr.splitlines()
+                                           if "left unfused" in line and ("sdpa" in line or "attention" in line))
+        else:
+            row["compile"] = (r.stderr.strip().splitlines() or ["?"])[-1][:160]
+        got = out / "got" / name
+        shutil.rmtree(got, ignore_errors=True)
+        r = subprocess.run([mlxc, "run", "--jit", str(pte), "--method", method, "--inputs-dir", str(out / "ref" / name),
+                            "--output-dir", str(got)], capture_output=True, text=True)
+        if r.returncode != 0:
+            row["run"] = (r.stderr.strip().splitlines() or ["?"])[-1][:160]
+            row["ok"] = False
+            rows.append(row)
+            continue
+        err = compare(out / "ref" / name, got)
+        row["max_err"] = f"{err:.1e} (tol {tol:g})"
+        if (out / "et_ref" / name).exists():
+            row["et_vs_eager"] = f"{compare(out / 'ref' / name, out / 'et_ref' / name):.1e}"
+        if "greedy" in ref.get(name, {}):
+            row["tokens"] = greedy_agreement(ref[name], got)
+        row["ok"] = err <= tol and row.get("fallback_ops") == 0 and row.get("unfused_attention") == 0 and \
+            row.get("tokens", "ok").split(" ")[0] in ("ok", f"{len(ref[name].get('greedy', []))}/{len(ref[name].get('greedy', []))}")
+        rows.append(row)
+    return rows
+
+
+def greedy_agreement(ref: dict, got: Path) -> str:
+    """mlxc's argmax after each of eager's calls against eager's greedy tokens (ties within 1e-3 tolerated)."""
+    first = ref["prompt_calls"] - 1
+    agree = 0
+    for i, want in enumerate(ref["greedy"]):
+        logits = np.load(got / f"step{first + i}.output0.npy").reshape(-1)
+        if int(np.argmax(logits)) != want and ref["greedy_steps"][i]["top2_margin"] >= 1e-3:
+            break
+        agree += 1
+    return f"{agree}/{len(ref['greedy'])}"
+
+
+def commit(e: Entry, work: Path, fixtures: Path) -> None:
+    src, dst = work / "out" / e.name, fixtures / e.name
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src / "ref", dst / "ref")
+    for f in src.iterdir():
+        if f.suffix == ".pte" or f.name in ("whisper_reference.json", "entry.json", "metadata.json"):
+            shutil.copy(f, dst / f.name)
+    if (src / "et_ref").exists():
+        shutil.copytree(src / "et_ref", dst / "et_ref")
+    size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
+    print(f"committed {e.name}: {size / 1e6:.2f} MB")
+
+
+def main(argv, work: Path, held_out: bool, fixtures: Path) -> int:
+    cmd, rest = (argv[0] if argv else "list"), argv[1:]
+    if cmd == "list":
+        for e in ENTRIES:
+            print(f"{e.name:28s} python {' '.join(c.format(ckpt='<ckpt>', out='<out>', venv='tools/.venv') for c in e.command)}")
+        return 0
+    if cmd == "build":
+        fails = [e.name for e in select(rest) if not build(e, work, held_out)]
+        print(f"{len(select(rest)) - len(fails)} built, {len(fails)} failed" + (f": {' '.join(fails)}" if fails else ""))
+        return 1 if fails else 0
+    if cmd == "check":
+        mlxc = mlxc_binary()
+        rows = [r for e in select(rest) for r in check(e, work, mlxc)]
+        for r in rows:
+            print(json.dumps(r))
+        good = sum(1 for r in rows if r.get("ok"))
+        print(f"{good} passed, {len(rows) - good} failed")
+        return 0 if good == len(rows) else 1
+    if cmd == "commit":
+        if held_out:
+            raise SystemExit("held-out programs are for checking, not for committing")
+        for e in select(rest):
+            commit(e, work, fixtures)
+        return 0
+    raise SystemExit(__doc__)
