@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+@testable import MLXCRuntime
+
+/// The band-limited resampler: tones in the pass band keep their amplitude and frequency, tones above
+/// the new Nyquist frequency are removed rather than aliased (the stop-band attenuation is measured).
+final class ResamplerTests: XCTestCase {
+    static func tone(_ hz: Double, rate: Int, seconds: Double, amplitude: Double = 0.5) -> [Float] {
+        (0..<Int(Double(rate) * seconds)).map { Float(amplitude * sin(2 * Double.pi * hz * Double($0) / Double(rate))) }
+    }
+
+    /// Amplitude of the `hz` component in the middle of `x` (edges skipped), by correlation with sin and cos.
+    static func amplitude(_ x: [Float], _ hz: Double, rate: Int) -> Double {
+        let lo = x.count / 4, hi = 3 * x.count / 4
+        var s = 0.0, c = 0.0
+        for n in lo..<hi {
+            let w = 2 * Double.pi * hz * Double(n) / Double(rate)
+            s += Double(x[n]) * sin(w); c += Double(x[n]) * cos(w)
+        }
+        return 2 * (s * s + c * c).squareRoot() / Double(hi - lo)
+    }
+
+    static func rms(_ x: [Float]) -> Double {
+        let lo = x.count / 4, hi = 3 * x.count / 4
+        return (x[lo..<hi].reduce(0.0) { $0 + Double($1) * Double($1) } / Double(hi - lo)).squareRoot()
+    }
+
+    func testDownsamplingKeepsThePassBandAndRemovesAliases() {
+        for rate in [48000, 44100, 22050] {
+            let r = Resampler(from: rate, to: 16000)
+            let pass = r.resample(Self.tone(1000, rate: rate, seconds: 1))
+            XCTAssertEqual(pass.count, 16000)
+            XCTAssertEqual(Self.amplitude(pass, 1000, rate: 16000), 0.5, accuracy: 5e-4, "\(rate) Hz: 1 kHz amplitude")
+            let nearEdge = r.resample(Self.tone(7000, rate: rate, seconds: 1))
+            XCTAssertEqual(Self.amplitude(nearEdge, 7000, rate: 16000), 0.5, accuracy: 5e-3, "\(rate) Hz: 7 kHz amplitude")
+            if rate > 17200 {
+                // 8.6 kHz lies above 16 kHz's Nyquist: what survives (aliased to 7.4 kHz) is noise, measured in dB.
+                let stop = r.resample(Self.tone(8600, rate: rate, seconds: 1))
+                let attenuation = 20 * log10(Self.rms(stop) / (0.5 / 2.0.squareRoot()))
+                XCTAssertLessThan(attenuation, -95, "\(rate) Hz: stop band at \(attenuation) dB")
+                print("ResamplerTests: \(rate) Hz → 16 kHz: an 8.6 kHz tone comes out at \(String(format: "%.1f", attenuation)) dB")
+            }
+        }
+    }
+
+    func testUpsamplingAndIdentity() {
+        let up = Resampler(from: 8000, to: 16000).resample(Self.tone(440, rate: 8000, seconds: 1))
+        XCTAssertEqual(up.count, 16000)
+        XCTAssertEqual(Self.amplitude(up, 440, rate: 16000), 0.5, accuracy: 5e-4)
+        let constant = Resampler(from: 44100, to: 16000).resample([Float](repeating: 0.25, count: 44100))
+        XCTAssertEqual(Double(constant[8000]), 0.25, accuracy: 1e-6)
+        let same = AudioClip(samples: [1, 2, 3], sampleRate: 16000).resampled(to: 16000)
+        XCTAssertEqual(same.samples, [1, 2, 3])
+    }
+}
