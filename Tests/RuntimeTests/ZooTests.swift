@@ -13,7 +13,8 @@ import MLXCPasses
 ///   reference — eager PyTorch, or ExecuTorch's runtime on the file where the entry says the two differ
 ///   (int8 dynamic activations) — fp32 within 1e-4 × max |expected|; bf16 within 4e-2: eager rounds every
 ///   op to bf16 where the fused kernels round once per kernel, and the difference grows over the steps
-///   (measured worst 3.0e-2, qwen3_mlx_bf16_4w at step 11);
+///   (measured worst 3.0e-2, qwen3_mlx_bf16_4w at step 11), or the entry's own `logits_tolerance` (entry.json,
+///   with its reason in `notes`: Qwen 3.5 MoE's bf16 recurrence and top-8 router, measured 4.3e-2);
 /// - the greedy tokens are eager PyTorch's, up to a step whose top-2 eager logits lie within the
 ///   tolerance (a tie: the comparison ends there);
 /// - the plan has no op on the reference executor and one rope_attention per attention layer.
@@ -21,7 +22,11 @@ final class ZooTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/zoo")
 
-    struct Entry: Decodable { var name: String; var layers: Int; var dtype: String; var command: String }
+    struct Entry: Decodable {
+        var name: String; var layers: Int; var dtype: String; var command: String
+        /// An entry's own logits bound where its notes say why the dtype's does not hold (bf16 GatedDeltaNet).
+        var logits_tolerance: Double?
+    }
     struct Step: Decodable { var argmax: Int; var top2_margin: Double }
     struct Reference: Decodable { var prompt: [Int]; var greedy: [Int]; var steps: [Step]; var signature: String }
 
@@ -48,7 +53,7 @@ final class ZooTests: XCTestCase {
             let loaded = try ProgramLoader.load(dir.appendingPathComponent("model.pte").path, engine: .jit, mlxcVersion: "test",
                                                 passes: try PassManager(pipeline: PassRegistry.generationPipeline))
             let model = try LanguageModel(executor: loaded.executor, graph: loaded.graph, pte: loaded.pte)
-            let tol = tolerance(entry.dtype)
+            let tol = entry.logits_tolerance ?? tolerance(entry.dtype)
             // Teacher-forced on eager's tokens, so every step's logits are comparable even past a tie.
             var logits = try model.feed(reference.prompt)
             var agreeing = true

@@ -16,7 +16,7 @@ from pathlib import Path
 CHECKPOINT = Path(__file__).resolve().parent / "qwen35_checkpoint.py"
 
 # family → attention layers (one rope_attention each); the GatedDeltaNet layers have their own kernel.
-LAYERS = {"qwen35moe": 2, "qwen35moe_e16k8": 2, "qwen35moe_dk48": 2}
+LAYERS = {"qwen35moe": 2, "qwen35moe_e16k8": 2}
 
 SCRIPT = "executorch.examples.models.qwen3_5_moe.export"
 
@@ -26,12 +26,24 @@ def export(*flags, seq=64):
             "--max-seq-len", str(seq), *flags]
 
 
+# The bf16 recurrence and routers: eager rounds every op of the gated delta rule and of the router to bf16, mlxc's
+# fused kernels round once per kernel; a near-tie of the k-th and (k+1)-th expert scores (a few bf16 ulps) then
+# picks another expert for one token. Measured (teacher-forced, max |error| / max |logit|): 8 experts bf16 4.1e-2,
+# 16 experts bf16 4.3e-2; with --qlinear 4w (scales/biases of MLX's affine layout vs torchao's dequantization,
+# the router quantized too) 1.3e-1 (16 experts) and 2.8e-1 at the two steps of the 8-expert program whose eager
+# router gap is 3-5 ulps, where its greedy token differs.
+BF16_NOTE = ("bf16 GatedDeltaNet and top-k router: eager rounds every op to bf16, mlxc once per kernel "
+             "(measured 4.3e-2 of the logits' scale)")
+
 # (name, family, command, options for zoo.add)
 ENTRIES = [
-    ("qwen35moe_mlx_bf16", "qwen35moe", export(), {"dtype": "bf16"}),
+    ("qwen35moe_mlx_bf16", "qwen35moe", export(), {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": BF16_NOTE}),
     ("qwen35moe_mlx_4w", "qwen35moe", export("--qlinear", "4w", "--qlinear-group-size", "32"), {"dtype": "bf16"}),
-    ("qwen35moe_e16k8_mlx_bf16", "qwen35moe_e16k8", export(), {"dtype": "bf16"}),
+    ("qwen35moe_e16k8_mlx_bf16", "qwen35moe_e16k8", export(),
+     {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": BF16_NOTE}),
     ("qwen35moe_e16k8_mlx_4w", "qwen35moe_e16k8", export("--qlinear", "4w", "--qlinear-group-size", "32"),
      {"dtype": "bf16"}),
-    ("qwen35moe_dk48_mlx_bf16", "qwen35moe_dk48", export(), {"dtype": "bf16"}),
 ]
+# Not an entry: Dk not a multiple of 32 (family qwen35moe_dk48). The script cannot export it: the delegate's
+# GatedDeltaRuleHandler raises "MetalKernelNode requires Dk to be a multiple of 32" (export.py calls the op with
+# use_custom_kernel's default, True); the ScanNode form exists only in the op's own tests (use_custom_kernel=False).

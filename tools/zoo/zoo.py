@@ -54,6 +54,7 @@ class Entry:
     # disagree because the script wrote a program that is not its module; `notes` says why.
     reference: str = "eager"
     dtype: str = ""             # the activation dtype when the command has no --dtype (fp32 | bf16 | fp16)
+    logits_tolerance: float = 0.0  # ZooTests' logits bound when the dtype's does not hold (`notes` says why)
 
     @property
     def runs_on_executorch(self) -> bool:
@@ -238,7 +239,8 @@ def entry_meta(e: Entry) -> dict:
     return {"name": e.name, "family": e.family, "layers": layers_of(e), "held_out": HELD_OUT,
             "command": " ".join(["python"] + fill(e.command, ckpt=f"<checkpoint {e.family}>", out="<out>", venv="")),
             "transformers": "5.0.0rc1" if e.transformers_rc1 else "5.25", "notes": e.notes,
-            "dtype": e.dtype or activation_dtype(e.command), "reference": e.reference}
+            "dtype": e.dtype or activation_dtype(e.command), "reference": e.reference,
+            **({"logits_tolerance": e.logits_tolerance} if e.logits_tolerance else {})}
 
 
 def activation_dtype(command) -> str:
