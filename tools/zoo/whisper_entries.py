@@ -132,7 +132,7 @@ def build(e: Entry, work: Path, held_out: bool) -> bool:
     for f in CHECKPOINT_FILES:
         if (ckpt / f).exists():
             shutil.copy(ckpt / f, out / f)
-    (out / "entry.json").write_text(json.dumps(entry_meta(e, held_out), indent=1) + "\n")
+    (out / "entry.json").write_text(json.dumps(entry_meta(e, held_out, work), indent=1) + "\n")
     ok = ok and bool(programs(out))
     if ok and e.runs_on_executorch:
         ok = run([py, HERE / "whisper_et_runtime.py", out], out / "et_runtime.log", env_for(e))
@@ -140,8 +140,11 @@ def build(e: Entry, work: Path, held_out: bool) -> bool:
     return ok
 
 
-def entry_meta(e: Entry, held_out: bool) -> dict:
-    return {"name": e.name, "family": e.family, "held_out": held_out, "dtype": e.dtype, "notes": e.notes,
+def entry_meta(e: Entry, held_out: bool, work: Path) -> dict:
+    """entry.json: what the entry is and what is expected of it (read by WhisperZooTests)."""
+    info = work / "ckpt" / e.family / "zoo_checkpoint.json"
+    layers = json.loads(info.read_text())["layers"] if info.exists() else 2
+    return {"name": e.name, "family": e.family, "held_out": held_out, "dtype": e.dtype, "notes": e.notes, "layers": layers,
             "command": " ".join(["python"] + [c.format(ckpt=f"<checkpoint {e.family}>", out="<out>", venv="")
                                               for c in e.command]),
             "transformers": "5.0.0rc1" if e.transformers_rc1 else "5.25", "tolerance": TOLERANCE[e.dtype]}
@@ -238,9 +241,17 @@ def greedy_agreement(ref: dict, got: Path) -> str:
 
 def commit(e: Entry, work: Path, fixtures: Path) -> None:
     src, dst = work / "out" / e.name, fixtures / e.name
+    (src / "entry.json").write_text(json.dumps(entry_meta(e, False, work), indent=1) + "\n")
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src / "ref", dst / "ref")
+    # An input identical to the previous call's (the decoder's cross K/V) is kept once: the Swift test reuses it.
+    for f in sorted((dst / "ref").glob("*/step*.input*.npy")):
+        k, rest = f.name[4:].split(".", 1)
+        prev = f.with_name(f"step{int(k) - 1}.{rest}")
+        if int(k) > 0 and (src / "ref" / f.parent.name / prev.name).exists() and \
+                (src / "ref" / f.parent.name / prev.name).read_bytes() == f.read_bytes():
+            f.unlink()
     for f in src.iterdir():
         if f.suffix == ".pte" or f.name in ("whisper_reference.json", "entry.json", "metadata.json"):
             shutil.copy(f, dst / f.name)
