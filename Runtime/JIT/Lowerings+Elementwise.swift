@@ -45,6 +45,7 @@ extension Lowerings {
         case .abs(let o): return (.abs, o.x, o.out)
         case .square(let o): return (.square, o.x, o.out)
         case .logicalNot(let o): return (.logicalNot, o.x, o.out)
+        case .round(let o) where o.decimals == 0: return (.round, o.x, o.out)
         case .gelu(let o):
             switch o.approximate {
             case "none", "": return (.geluErf, o.x, o.out)

@@ -240,6 +240,11 @@ final class JITKernelTests: XCTestCase {
             try unary({ .rsqrt(RsqrtOp(x: $0, out: $1)) }, x, .elementwise(1.2e-7, floor: 0), "rsqrt", kernel: "rsqrt_f32")
         }
         try unary({ .neg(NegOp(x: $0, out: $1)) }, r.ints([19], -9, 9), .exact, "neg i64", kernel: "neg_i64")
+        // round: halves to even, exact (XNNPACK's int8 codes depend on it), on exact halves and on random codes.
+        let halves: [Double] = [-2.5, -1.5, -0.5, -0.0, 0.5, 1.5, 2.5, 126.5, -127.5, 255.5, 0.49999997, 8388607.5, .infinity, .nan]
+        let codes = r.tensor([4096 + 3], -300, 300)
+        let roundInput = HostTensor(dtype: .f32, shape: [codes.count + halves.count], storage: codes.storage + halves).rounded()
+        try unary({ .round(RoundOp(x: $0, out: $1)) }, roundInput, .exact, "round", kernel: "round_f32")
     }
 
     func testWhereAndAsType() throws {

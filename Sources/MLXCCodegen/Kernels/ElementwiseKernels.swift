@@ -22,6 +22,8 @@ public enum ElementwiseKernels {
 
     public enum Unary: String, CaseIterable, Sendable {
         case exp, sigmoid, silu, tanh, erf, sqrt, rsqrt, reciprocal, neg, abs, square, sin, cos
+        /// Nearest integer, halves to even (NumPy/MLX `round` with 0 decimals; XNNPACK's int8 conversion).
+        case round
         case geluErf = "gelu", geluTanh = "gelu_tanh", logicalNot = "logical_not"
 
         /// Ops that need a float operand (the reference computes ints as f32; not lowered).
@@ -177,6 +179,7 @@ public enum ElementwiseKernels {
         case .neg: return b.fneg(x)
         case .abs: return l.call("llvm.fabs", [x])
         case .square: return b.fmul(x, x)
+        case .round: return l.call("llvm.roundeven", [x])
         case .logicalNot: fatalError("handled above")
         }
     }

@@ -170,16 +170,11 @@ extension XNNInliner {
         return b
     }
 
-    /// Nearest integer of a code in (-256, 256), halves rounded up: shifted positive, truncated by the
-    /// conversion to i32 and shifted back (the conversions keep kernels from reassociating the shifts).
-    /// XNNPACK rounds halves to even; the two differ only on exact halves.
+    /// Nearest integer, halves to even: XNNPACK converts with the FPU's default rounding (`cvtps2dq`,
+    /// `lrintf`, NEON `fcvtns`), so a code exactly between two integers goes to the even one.
     func roundCode(_ x: ValueID) -> ValueID {
-        let a = importer.graph.addValue(nil, .computed), i = importer.graph.addValue(nil, .computed)
-        let f = importer.graph.addValue(nil, .computed), out = importer.graph.addValue(nil, .computed)
-        emit(.add(AddOp(a: x, b: scalar(256.5), out: a)))
-        emit(.asType(AsTypeOp(x: a, out: i, scalarType: .i32)))
-        emit(.asType(AsTypeOp(x: i, out: f, scalarType: .f32)))
-        emit(.subtract(SubtractOp(a: f, b: scalar(256), out: out)))
+        let out = importer.graph.addValue(nil, .computed)
+        emit(.round(RoundOp(x: x, out: out)))
         return out
     }
 }
