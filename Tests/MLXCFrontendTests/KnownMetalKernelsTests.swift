@@ -73,12 +73,10 @@ final class KnownMetalKernelsTests: XCTestCase {
         var wrong = try XCTUnwrap(kernels.first)
         wrong.name = "gated_delta_step"
         wrong.templateArgValues[1] = 64
-        let q = wrong.inputs[0], v = wrong.inputs[2]
-        let types: (ValueID) -> TensorType? = { id in
-            id == q ? TensorType(.bf16, [.fixed(1), .dynamic(min: 1, max: 63), .fixed(2), .fixed(32)])
-                : id == v ? TensorType(.bf16, [.fixed(1), .dynamic(min: 1, max: 63), .fixed(4), .fixed(32)]) : nil
-        }
-        XCTAssertThrowsError(try KnownMetalKernels.native(wrong, type: types, origin: "chain 0 instruction 51",
+        var graph = renamed
+        graph.values[wrong.inputs[0].index].type = TensorType(.bf16, [.fixed(1), .dynamic(min: 1, max: 63), .fixed(2), .fixed(32)])
+        graph.values[wrong.inputs[2].index].type = TensorType(.bf16, [.fixed(1), .dynamic(min: 1, max: 63), .fixed(4), .fixed(32)])
+        XCTAssertThrowsError(try KnownMetalKernels.native(wrong, graph: &graph, origin: "chain 0 instruction 51",
                                                           fail: { ImportError(method: "forward", location: "", message: $0) })) {
             XCTAssertTrue("\($0)".contains("template_arg_values Dk = 64, but the operands have 32"), "\($0)")
         }

@@ -12,7 +12,9 @@ Usage: tools/.venv/bin/python tools/python/export_mlx_op_tests.py [--only SUBSTR
   --timeout SECS    per-case limit; a worker that exceeds it is killed and replaced (default 900)
   --list            print the config names (with their test names) and exit
 
-Source: `executorch/backends/mlx/test/test_ops.py` of the pinned executorch wheel. Importing it
+Source: `executorch/backends/mlx/test/test_ops.py` of the pinned executorch wheel (and the OpTestCase
+classes of `backends/mlx/custom_kernel_ops/test/test_{gated_delta_rule,tq4_compress,tq_norm,tq_dequant}.py`,
+the Metal kernels' own tests, which are not registered). Importing it
 registers the tests (`@register_test`); `test_utils.get_registered_tests()` yields the configs, each an
 `OpTestCase` whose `generate_test_files()` seeds torch, builds the module and inputs, computes the
 expected outputs with eager PyTorch, exports with `MLXPartitioner` and writes model.pte, input.bin and
@@ -139,7 +141,25 @@ def load_suite() -> Dict[str, tuple]:
                 k += 1
                 case_name = f"{config_name}__{k}"
             configs[case_name] = (test_name, case)
+    # The custom kernel ops' own tests (Metal kernels the delegate emits: gated_delta_rule, TurboQuant) use the
+    # same OpTestCase harness but are not registered: their OpTestCase classes give the configs.
+    import importlib
+    from executorch.backends.mlx.test.test_utils import OpTestCase
+    for module_name in CUSTOM_KERNEL_TESTS:
+        module = importlib.import_module(module_name)
+        for cls in vars(module).values():
+            if isinstance(cls, type) and issubclass(cls, OpTestCase) and cls.__module__ == module_name:
+                for case in cls.get_test_configs():
+                    case_name, k = case.name, 1
+                    while case_name in configs:
+                        k += 1
+                        case_name = f"{case.name}__{k}"
+                    configs[case_name] = (cls.name, case)
     return configs
+
+
+CUSTOM_KERNEL_TESTS = [f"executorch.backends.mlx.custom_kernel_ops.test.test_{name}"
+                       for name in ("gated_delta_rule", "tq4_compress", "tq_norm", "tq_dequant")]
 
 
 def jsonable(value):

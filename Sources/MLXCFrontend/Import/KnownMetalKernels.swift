@@ -9,19 +9,31 @@ import MLXCIR
 enum KnownMetalKernels {
     /// name → the fingerprints of the versions whose semantics the native op implements.
     static let fingerprints: [String: Set<String>] = [
-        // executorch 1.5.1 backends/mlx/custom_kernel_ops/gated_delta_rule.py, GatedDeltaRuleHandler._emit_metal_kernel
+        // executorch 1.5.1 (tools/python/metal_kernel_fingerprint.py prints them): custom_kernel_ops/gated_delta_rule.py
         "gated_delta_step": ["c667d012b255ef57"],
+        // custom_kernel_ops/tq_norm.py, tq_dequant.py, tq4_compress.py (TurboQuant KV-cache compression)
+        "tq_norm": ["50a7647d2299c2f9"],
+        "tq_dequant": ["0d629d318cb960f6"],
+        "tq4_compress": ["27fe302778a91eeb"],
     ]
 
-    /// The native op for `k`, or nil when the kernel's name is not a known one.
-    static func native(_ k: MetalKernelOp, type: (ValueID) -> TensorType?, origin: String,
-                       fail: (String) -> Error) throws -> Op? {
+    /// The native ops for `k` (appended in order; they write k's outputs), or nil when the kernel's name is not a
+    /// known one. `graph` receives the values the ops need in between (constants, intermediates).
+    static func native(_ k: MetalKernelOp, graph: inout Graph, origin: String, fail: (String) -> Error) throws -> [Op]? {
         guard let known = fingerprints[k.name] else { return nil }
         guard known.contains(k.fingerprint) else {
             throw fail("\(origin): metal_kernel \"\(k.name)\" has source fingerprint \(k.fingerprint), not one of the versions mlxc knows (\(known.sorted().joined(separator: ", ")))")
         }
+        let type = { [graph] (v: ValueID) in graph.type(v) }
         switch k.name {
-        case "gated_delta_step": return try gatedDeltaStep(k, type: type, origin: origin, fail: fail)
+        case "gated_delta_step": return [try gatedDeltaStep(k, type: type, origin: origin, fail: fail)]
+        case "tq_norm", "tq_dequant", "tq4_compress":
+            return try withoutActuallyEscaping(fail) { fail in
+                var builder = TurboQuantOps(graph: graph, kernel: k, what: "\(origin): metal_kernel \"\(k.name)\"", fail: fail)
+                let ops = try builder.build()
+                graph = builder.graph
+                return ops
+            }
         default: return nil
         }
     }

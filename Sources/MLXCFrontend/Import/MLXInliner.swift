@@ -142,11 +142,11 @@ final class MLXInliner: MLXSlotResolver {
                 throw fail("\(origin): scan (a loop over a body chain) is not supported by the importer yet")
             }
             if case .metalKernel(let k) = op {
-                if let native = try KnownMetalKernels.native(k, type: { self.importer.graph.type($0) }, origin: "chain \(index) instruction \(i)", fail: fail) {
-                    op = native
-                } else {
-                    importer.remarks.append("\(origin): metal_kernel \"\(k.name)\" (source fingerprint \(k.fingerprint)) carries Metal source mlxc does not know and cannot run on a CPU")
+                if let native = try KnownMetalKernels.native(k, graph: &importer.graph, origin: "chain \(index) instruction \(i)", fail: fail) {
+                    for nativeOp in native { importer.graph.append(nativeOp, origin: origin, block: block) }
+                    continue
                 }
+                importer.remarks.append("\(origin): metal_kernel \"\(k.name)\" (source fingerprint \(k.fingerprint)) carries Metal source mlxc does not know and cannot run on a CPU")
             }
             importer.graph.append(op, origin: origin, block: block)
         }
