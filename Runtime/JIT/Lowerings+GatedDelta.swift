@@ -6,11 +6,14 @@ import MLXCIR
 /// value the op redefines (or a temporary nothing else reads), else written to a new buffer.
 extension Lowerings {
     static func gatedDeltaRule(_ o: GatedDeltaRuleOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard o.outs.count == 2, let xd = c.dtype(o.q), let x = ElementType(xd), ElementType.activations.contains(x),
-              [o.k, o.v, o.g, o.beta].allSatisfy({ c.dtype($0) == xd }),
-              let sd = c.dtype(o.state), sd == xd,
-              let qt = c.type(o.q), qt.rank == 4, let dk = qt.shape[3].fixedValue, dk > 0,
-              let vt = c.type(o.v), vt.rank == 4, let dv = vt.shape[3].fixedValue, dv > 0 else { return nil }
+        // Sizes from q and v, or from the state [B, Hv, Dv, Dk] (a program buffer, typed even where the delegate's
+        // temporaries are not); operand dtypes are checked again on every call.
+        let st = c.type(o.state)
+        guard o.outs.count == 2, let xd = c.dtype(o.q) ?? st?.dtype, let x = ElementType(xd), ElementType.activations.contains(x),
+              [o.k, o.v, o.g, o.beta, o.state].allSatisfy({ (c.dtype($0) ?? xd) == xd }),
+              let dk = c.type(o.q)?.shape.last?.fixedValue ?? st?.shape.last?.fixedValue, dk > 0,
+              let dv = c.type(o.v)?.shape.last?.fixedValue ?? (st?.rank == 4 ? st?.shape[2].fixedValue : nil), dv > 0 else { return nil }
+        let sd = xd
         let rows = GatedDeltaKernels.rows(dv: dv)
         let definition = GatedDeltaKernels.rule(dk: dk, rows: rows, x: x, lanes: c.lanes)
         let inPlace = writableInPlace(o.state, out: o.outs[1], c)
