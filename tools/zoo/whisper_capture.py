@@ -20,7 +20,7 @@ log-mel range) → the encoder's output → the cross-KV program's outputs → t
 start-of-transcript, language, task and no-timestamps ids) then greedy tokens (argmax, lowest id on ties), one call
 each (both scripts trace T = 1: export_whisper's Dim.AUTO specializes on its one-token example). Every call is written as mlxc run --inputs-dir
 reads it: DIR/ref/<program>/step<K>.input<I>.npy and step<K>.output<J>.npy, inputs in the program's flattened
-order; DIR/whisper_reference.json says which programs, their steps, the greedy tokens and the top-2 margins.
+order (an input that is the previous call's tensor is not written again: absent means unchanged); DIR/whisper_reference.json says which programs, their steps, the greedy tokens and the top-2 margins.
 Decoder modules carry a KV cache: they run on a deep copy, so the export traces the module as the script left it.
 """
 
@@ -52,6 +52,8 @@ class WhisperRecorder:
         self.hidden = None      # the encoder's output for the fixed mel
         self.cross = None       # the cross-KV program's outputs
         self.programs = {}
+        self.last_inputs = {}
+        self.mel = None         # --mel: the encoder's input (a real clip's log-mel) instead of the seeded one
 
     def __call__(self, real_export, mod, args=(), kwargs=None, *rest, **kw):
         kind = type(mod).__name__
@@ -67,7 +69,13 @@ class WhisperRecorder:
     def save(self, program: str, step: int, inputs: list, outputs: list) -> None:
         d = self.out / "ref" / program
         d.mkdir(parents=True, exist_ok=True)
+        last = self.last_inputs.setdefault(program, {})
         for i, t in enumerate(inputs):
+            # An input that is the previous call's tensor (the decoder's cross K/V, the encoder output) is written
+            # once: step<K>.input<I>.npy absent means "as at the previous call" (30 s Whisper base: 36 MB a call).
+            if last.get(i) is t:
+                continue
+            last[i] = t
             np.save(d / f"step{step}.input{i}.npy", npy(t))
         for j, t in enumerate(outputs):
             np.save(d / f"step{step}.output{j}.npy", npy(t))
@@ -76,6 +84,8 @@ class WhisperRecorder:
         (example,) = args
         g = torch.Generator().manual_seed(self.seed)
         mel = (torch.rand(example.shape, generator=g) * 2 - 1).to(example.dtype)
+        if self.mel is not None:
+            mel = torch.from_numpy(np.load(self.mel)).reshape(example.shape).to(example.dtype)
         out = mod(mel)
         self.hidden = out
         name = "encoder"
@@ -144,9 +154,11 @@ def main() -> int:
     ap.add_argument("--prompt-ids", required=True, help="comma-separated decoder prompt (sot, language, task, notimestamps)")
     ap.add_argument("--decode", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mel", type=Path, help="the encoder's input as .npy [1, mels, frames] (default: seeded uniform)")
     a = ap.parse_args(own)
     a.out.mkdir(parents=True, exist_ok=True)
     rec = WhisperRecorder(a.out, [int(x) for x in a.prompt_ids.split(",")], a.decode, a.seed)
+    rec.mel = a.mel
     real_export = torch.export.export
 
     def wrapped(mod, args=(), kwargs=None, *r, **kw):
