@@ -8,7 +8,7 @@ struct MLXC: ParsableCommand {
         commandName: "mlxc",
         abstract: "Compile and run ExecuTorch .pte programs (plain or MLX-delegated) on CPUs.",
         version: version,
-        subcommands: [Inspect.self, Dump.self, Compile.self, Run.self, Bench.self, Passes.self, ConformanceCommand.self, Host.self])
+        subcommands: [Inspect.self, Dump.self, Compile.self, Run.self, Transcribe.self, Bench.self, Passes.self, ConformanceCommand.self, Host.self])
 
     /// Runs a command body; any thrown error becomes one clear line on stderr and exit code 1.
     static func guarded(_ body: () throws -> Void) throws {

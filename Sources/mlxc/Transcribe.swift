@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import MLXCIR
+import MLXCRuntime
+
+/// `mlxc transcribe MODEL AUDIO…`: speech to text with the Whisper programs ExecuTorch's `export_whisper` writes.
+struct Transcribe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Speech to text with Whisper (the encoder.pte, cross_kv.pte, decoder.pte ExecuTorch's export_whisper writes).",
+        discussion: """
+        MODEL is the export's folder: the three programs and tokenizer.json (there or in its processor/ folder), \
+        with generation_config.json (suppressed tokens, languages) when present; --encoder/--cross-kv/--decoder/\
+        --tokenizer name the files one by one instead. AUDIO: WAV (PCM 8/16/24/32-bit, float 32/64, any channel \
+        count mixed down, any sample rate resampled to 16 kHz) or, with --sample-rate, headerless PCM \
+        (--pcm-format, --channels). Greedy decoding; audio over 30 s is decoded window by window, each window \
+        starting at the last timestamp the previous one gave. Segments are printed as they are decoded; \
+        timings and the real-time factor go to stderr.
+        """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, srt, vtt, json }
+
+    @Argument(help: "The Whisper model folder.")
+    var model: String
+
+    @Argument(help: "Audio files.")
+    var audio: [String] = []
+
+    @Option(help: "Spoken language code (en, de, …) or auto (detected per file from the first 30 s).")
+    var language = "auto"
+
+    @Option(help: "transcribe, or translate (to English).")
+    var task = "transcribe"
+
+    @Flag(help: "Decode timestamps (segments with start and end times); always on for audio over 30 s.")
+    var timestamps = false
+
+    @Option(help: "Output: text, srt, vtt or json (one JSON object per file, with tokens).")
+    var format: Format = .text
+
+    @Option(help: "Threads for compiled kernels (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Headerless PCM: its sample rate (the files are then read as raw samples).")
+    var sampleRate: Int?
+
+    @Option(help: "Headerless PCM: u8, s16, s24, s32, f32 or f64 (little-endian).")
+    var pcmFormat = "s16"
+
+    @Option(help: "Headerless PCM: interleaved channels (mixed down).")
+    var channels = 1
+
+    @Option(help: "New tokens per 30 s window at most (default: what the decoder's cache holds).")
+    var maxNewTokens: Int?
+
+    @Option(help: "The encoder program (default: MODEL/encoder.pte).") var encoder: String?
+    @Option(help: "The cross-attention K/V program (default: MODEL/cross_kv.pte).") var crossKv: String?
+    @Option(help: "The decoder program (default: MODEL/decoder.pte).") var decoder: String?
+    @Option(help: "The tokenizer (default: MODEL/tokenizer.json).") var tokenizer: String?
+
+    @Flag(help: "Run the programs on the reference executor instead of compiled kernels (slow; for checking).")
+    var reference = false
+
+    func run() throws {
+        try MLXC.guarded {
+            guard !audio.isEmpty else { throw ValidationError("give at least one audio file") }
+            guard let task = WhisperTranscriber.Task(rawValue: task) else {
+                throw ValidationError("--task must be transcribe or translate, not \"\(self.task)\"")
+            }
+            var raw: PCMFormat?
+            if let sampleRate {
+                guard let encoding = PCMEncoding(rawValue: pcmFormat) else {
+                    throw ValidationError("--pcm-format must be one of \(PCMEncoding.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(pcmFormat)\"")
+                }
+                raw = PCMFormat(encoding: encoding, channels: channels, sampleRate: sampleRate)
+            }
+            if let maxNewTokens, maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
+            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+
+            // Cheap checks first: the model's files and every audio file, before anything is compiled.
+            let files = try WhisperFiles(folder: model, encoder: encoder, crossKV: crossKv, decoder: decoder, tokenizer: tokenizer)
+            var clips: [(String, AudioClip, Double)] = []
+            for path in audio {
+                let start = Date()
+                let clip = try AudioLoader.load(path: path, raw: raw).resampled(to: LogMelSpectrogram.sampleRate)
+                guard clip.samples.count > LogMelSpectrogram.fftSize / 2 else {
+                    throw AudioError(path, "too short: \(clip.samples.count) samples at 16 kHz (Whisper needs more than \(LogMelSpectrogram.fftSize / 2))")
+                }
+                clips.append((path, clip, Date().timeIntervalSince(start)))
+            }
+
+            let loadStart = Date()
+            var jitOptions = JITProgram.Options()
+            if let threads { jitOptions.threads = threads }
+            let transcriber = try WhisperTranscriber(files: files) { path in
+                let loaded = try ProgramLoader.load(path, engine: reference ? .reference : .jit, options: jitOptions, mlxcVersion: MLXC.version)
+                return (loaded.executor, loaded.graph)
+            }
+            let loadSeconds = Date().timeIntervalSince(loadStart)
+            var options = WhisperTranscriber.Options()
+            options.language = language == "auto" ? nil : language
+            options.task = task
+            options.timestamps = timestamps || format == .srt || format == .vtt
+            options.maxNewTokens = maxNewTokens
+            try transcriber.validate(options)
+            log(String(format: "model: %@ (%d mel bins, %d decoder layers, vocabulary %d) loaded and compiled in %.2f s",
+                       model, transcriber.programs.melCount, transcriber.programs.layers, transcriber.programs.vocabularySize, loadSeconds))
+
+            if format == .vtt { emit("WEBVTT\n\n") }
+            var srtIndex = 0
+            for (path, clip, readSeconds) in clips {
+                let start = Date()
+                let result = try transcriber.transcribe(clip.samples, options: options) { segment in
+                    switch format {
+                    case .text:
+                        let text = segment.text.trimmingCharacters(in: .whitespaces)
+                        emit(options.timestamps || clip.seconds > 30
+                             ? "[\(Self.clock(segment.start, ".")) --> \(Self.clock(segment.end, "."))]  \(text)\n" : "\(text)\n")
+                    case .srt:
+                        srtIndex += 1
+                        emit("\(srtIndex)\n\(Self.clock(segment.start, ",", hours: true)) --> \(Self.clock(segment.end, ",", hours: true))\n\(segment.text.trimmingCharacters(in: .whitespaces))\n\n")
+                    case .vtt:
+                        emit("\(Self.clock(segment.start, ".", hours: true)) --> \(Self.clock(segment.end, ".", hours: true))\n\(segment.text.trimmingCharacters(in: .whitespaces))\n\n")
+                    case .json:
+                        break
+                    }
+                }
+                let seconds = Date().timeIntervalSince(start)
+                if format == .json { emit(try Self.json(path: path, clip: clip, result: result) + "\n") }
+                let encode = result.windows.reduce(0) { $0 + $1.seconds.encode }
+                let decode = result.windows.reduce(0) { $0 + $1.seconds.decode }
+                let tokens = result.windows.reduce(0) { $0 + $1.tokens.count }
+                let language = result.windows.first?.language.map { ", language \($0)" } ?? ""
+                log(String(format: "%@: %.2f s of audio in %.2f s, real-time factor %.3f (read %.3f s; %d window%@: encoder %.2f s, decoder %.2f s for %d tokens, %.1f tok/s%@)",
+                           path, clip.seconds, seconds, seconds / max(clip.seconds, 1e-9), readSeconds, result.windows.count,
+                           result.windows.count == 1 ? "" : "s", encode, decode, tokens, Double(tokens) / max(decode, 1e-9), language))
+            }
+        }
+    }
+
+    func emit(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    func log(_ text: String) {
+        FileHandle.standardError.write(Data("transcribe: \(text)\n".utf8))
+    }
+
+    /// `MM:SS.mmm`, or `HH:MM:SS,mmm` (SRT) / `HH:MM:SS.mmm` (WebVTT).
+    static func clock(_ seconds: Double, _ separator: String, hours: Bool = false) -> String {
+        let ms = Int((seconds * 1000).rounded())
+        let h = ms / 3_600_000, m = (ms / 60_000) % 60, s = (ms / 1000) % 60, f = ms % 1000
+        let mmss = String(format: "%02d:%02d%@%03d", hours ? m : ms / 60_000, s, separator, f)
+        return hours ? String(format: "%02d:", h) + mmss : mmss
+    }
+
+    static func json(path: String, clip: AudioClip, result: (segments: [TranscriptSegment], windows: [WindowResult])) throws -> String {
+        let object: [String: Any] = [
+            "file": path,
+            "seconds": clip.seconds,
+            "language": result.windows.first?.language ?? NSNull(),
+            "text": result.segments.map(\.text).joined(),
+            "segments": result.segments.map { ["start": $0.start, "end": $0.end, "text": $0.text, "tokens": $0.tokens] },
+            "windows": result.windows.map { w -> [String: Any] in
+                ["prompt": w.prompt, "tokens": w.tokens, "no_speech_prob": w.noSpeechProbability ?? NSNull()]
+            },
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
