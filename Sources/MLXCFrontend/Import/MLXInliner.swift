@@ -125,7 +125,11 @@ final class MLXInliner: MLXSlotResolver {
                 throw fail("chain \(index) instruction \(i) has no node (union tag \(instruction.tag))")
             }
             pendingResults = []
+            // A scan's `sliced` slots are written by the loop itself: read before anything writes them.
+            lenientReads = instruction.tag == Self.scanTag
+            defer { lenientReads = false }
             var op = try decodeMLXOp(tag: instruction.tag, table: node, resolver: self)
+            lenientReads = false
             // Results were decoded as placeholders so that an in-place node (`out` == `dst`) reads the
             // old value and writes a new one. Now give each result its value.
             if !pendingResults.isEmpty {
@@ -138,8 +142,9 @@ final class MLXInliner: MLXSlotResolver {
             if case .if(var branch) = op {
                 try inlineBranches(&branch, origin: origin)
                 op = .if(branch)
-            } else if case .scan = op {
-                throw fail("\(origin): scan (a loop over a body chain) is not supported by the importer yet")
+            } else if case .scan(let scan) = op {
+                for nativeOp in try importScan(scan, origin: origin) { importer.graph.append(nativeOp, origin: origin, block: block) }
+                continue
             }
             if case .metalKernel(let k) = op {
                 if let native = try KnownMetalKernels.native(k, graph: &importer.graph, origin: "chain \(index) instruction \(i)", fail: fail) {
@@ -153,6 +158,8 @@ final class MLXInliner: MLXSlotResolver {
     }
 
     var pendingResults: [(ValueID, Bool, Int)] = []
+    /// While decoding a scan: a tensor slot read before anything writes it (the loop's slices) gets a new value.
+    var lenientReads = false
 
     /// Decodes both branches of an `if` into blocks of their own. Every slot a branch writes gets a
     /// merged value after the `if`: each branch ends by copying its final value (or, if it did not
@@ -226,6 +233,11 @@ final class MLXInliner: MLXSlotResolver {
         }
         if isResult { return placeholder(tid, tensor: true) }
         if let v = tensors[tid] { return v }
+        if lenientReads {
+            let v = importer.graph.addValue(try metaType(tid), .computed)
+            tensors[tid] = v
+            return v
+        }
         throw FormatError(context, at: offset, "tensor slot \(tid) is read before anything writes it")
     }
 
