@@ -104,7 +104,7 @@ final class XNNInliner {
     func rank(_ id: UInt32) -> Int { graph.value(id)?.dims.count ?? 0 }
 
     func translate(_ node: XNNNode) throws {
-        let handled = try translateElementwise(node) || translateShape(node) || translateLinear(node)
+        let handled = try translateElementwise(node) || translateShape(node) || translateLinear(node) || translateConv(node)
         guard handled else { throw fail("\(node.name) is not supported by the importer yet") }
     }
 }

@@ -1,0 +1,59 @@
+import MLXCIR
+
+/// XNN convolutions: `XNNConv2d` (NHWC input [N, H, W, C], constant float filter [O, kH, kW, C/groups] — MLX's
+/// conv layout —, optional bias [O], fused output_min_max).
+///
+/// PyTorch's Conv1d reaches XNNPACK as a Conv2d of height 1 (Whisper's two stem convolutions: input [N, 1, L, C],
+/// filter [O, 1, K, C], padding only left/right): that is imported as the IR's `conv1d` on [N·H, W, C] with the
+/// filter read as [O, K, C/groups] (the same bytes), so it gets the compiled conv1d kernel; a true 2-D convolution
+/// becomes `conv2d`. Asymmetric padding (which neither op spells) is refused with one line naming the node.
+extension XNNInliner {
+    func translateConv(_ node: XNNNode) throws -> Bool {
+        guard node.name == "XNNConv2d", case .conv(let p) = node.params else { return false }
+        guard let xv = graph.value(node.inputs[0]), let wv = graph.value(node.inputs[1]), xv.dims.count == 4 else {
+            throw fail("input1_id/filter_id: a 4-d NHWC input and a filter are expected")
+        }
+        guard p.adjustment == [0, 0] else { throw fail("conv adjustment \(p.adjustment) (a transposed convolution's) is not supported") }
+        let (top, right, bottom, left) = (p.padding[0], p.padding[1], p.padding[2], p.padding[3])
+        guard top == bottom, left == right else {
+            throw fail("asymmetric padding (top \(top), bottom \(bottom), left \(left), right \(right)) is not supported")
+        }
+        guard [.fp32, .fp16, .bf16].contains(wv.datatype), wv.constantBufferIndex > 0, wv.dims.count == 4 else {
+            throw fail("filter_id: a constant float filter [O, kH, kW, C/groups] is expected, got \(wv.datatype.name) \(wv.dims)")
+        }
+        let out = p.groups * p.groupOutputChannels, groupIn = p.groupInputChannels
+        guard wv.dims == [out, p.kernel[0], p.kernel[1], groupIn], xv.dims[3] == p.groups * groupIn else {
+            throw fail("filter \(wv.dims) does not match the conv parameters (groups \(p.groups), \(groupIn) → \(p.groupOutputChannels) channels, kernel \(p.kernel)) and input \(xv.dims)")
+        }
+        guard let dtype = Self.floatDType(wv.datatype) else { throw fail("filter_id: \(wv.datatype.name) filter") }
+        let x = try operand(node.inputs[0], "input1_id")
+        let bias = node.inputs[2] == xnnInvalidValueID ? nil : try operand(node.inputs[2], "bias_id")
+        func v(_ shape: [Int]? = nil) -> ValueID {
+            importer.graph.addValue(shape.map { TensorType(dtype, $0.map { .fixed($0) }) }, .computed)
+        }
+        let (n, h, width) = (xv.dims[0], xv.dims[1], xv.dims[2])
+        let rowOnly = p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
+        let conv: ValueID
+        if rowOnly {
+            // A 1-D convolution along W of every row: conv1d over [N·H, W, C].
+            let w = try constant(wv.constantBufferIndex, TensorType(dtype, [.fixed(out), .fixed(p.kernel[1]), .fixed(groupIn)]), "filter_id")
+            let rows = v([n * h, width, xv.dims[3]])
+            emit(.reshape(ReshapeOp(x: x, out: rows, shape: [n * h, width, xv.dims[3]].map { .literal(Int64($0)) })))
+            let y = v()
+            emit(.conv1D(Conv1DOp(x: rows, w: w, out: y, stride: p.subsampling[1], padding: left, dilation: p.dilation[1], groups: p.groups)))
+            let outWidth = (width + 2 * left - p.dilation[1] * (p.kernel[1] - 1) - 1) / p.subsampling[1] + 1
+            conv = v([n, h, outWidth, out])
+            emit(.reshape(ReshapeOp(x: y, out: conv, shape: [n, h, outWidth, out].map { .literal(Int64($0)) })))
+        } else {
+            let w = try constant(wv.constantBufferIndex, TensorType(dtype, wv.dims.map { .fixed($0) }), "filter_id")
+            conv = v()
+            emit(.conv2D(Conv2DOp(x: x, w: w, out: conv, strideH: p.subsampling[0], strideW: p.subsampling[1], paddingH: top,
+                                  paddingW: left, dilationH: p.dilation[0], dilationW: p.dilation[1], groups: p.groups)))
+        }
+        try define(node) { result in
+            guard let bias else { return .idCopy(IdCopyOp(x: conv, out: result)) }
+            return .add(AddOp(a: conv, b: bias, out: result))
+        }
+        return true
+    }
+}
