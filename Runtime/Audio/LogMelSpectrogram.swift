@@ -35,26 +35,41 @@ public struct LogMelSpectrogram {
         let bins = Self.fftSize / 2 + 1
         var mel = [Float](repeating: 0, count: melCount * frames)
         let n = samples.count, half = Self.fftSize / 2
-        var frame = [Float](repeating: 0, count: Self.fftSize)
-        var power = [Float](repeating: 0, count: bins)
-        var scratch = [Float](repeating: 0, count: 2 * Self.fftSize)
+        // Flat filter weights (row m at offsets[m]..<offsets[m + 1]) for pointer access in the hot loop.
+        let offsets = filters.weights.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+        let flatWeights = filters.weights.flatMap { $0 }
+        let frame = UnsafeMutablePointer<Float>.allocate(capacity: Self.fftSize)
+        let power = UnsafeMutablePointer<Float>.allocate(capacity: bins)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * Self.fftSize)
+        defer { frame.deallocate(); power.deallocate(); scratch.deallocate() }
         var globalMax = -Float.infinity
-        samples.withUnsafeBufferPointer { x in
-            for t in 0..<frames {
-                let start = t * Self.hop - half
-                for j in 0..<Self.fftSize {
-                    var i = start + j
-                    if i < 0 { i = -i } else if i >= n { i = 2 * (n - 1) - i }  // reflect, edge not repeated
-                    frame[j] = x[i] * window[j]
-                }
-                fft.power(frame, into: &power, scratch: &scratch)
-                for m in 0..<melCount {
-                    let w = filters.weights[m], b0 = filters.firstBin[m]
-                    var acc: Float = 0
-                    for k in 0..<w.count { acc += w[k] * power[b0 + k] }
-                    let v = log10f(max(acc, 1e-10))
-                    mel[m * frames + t] = v
-                    globalMax = max(globalMax, v)
+        samples.withUnsafeBufferPointer { xb in
+            window.withUnsafeBufferPointer { wb in
+                flatWeights.withUnsafeBufferPointer { fw in
+                    mel.withUnsafeMutableBufferPointer { out in
+                        let x = xb.baseAddress!, w = wb.baseAddress!
+                        for t in 0..<frames {
+                            let start = t * Self.hop - half
+                            if start >= 0 && start + Self.fftSize <= n {
+                                for j in 0..<Self.fftSize { frame[j] = x[start + j] * w[j] }
+                            } else {
+                                for j in 0..<Self.fftSize {
+                                    var i = start + j
+                                    if i < 0 { i = -i } else if i >= n { i = 2 * (n - 1) - i }  // reflect, edge not repeated
+                                    frame[j] = x[i] * w[j]
+                                }
+                            }
+                            fft.power(frame, into: power, scratch: scratch)
+                            for m in 0..<melCount {
+                                let b0 = filters.firstBin[m]
+                                var acc: Float = 0
+                                for k in offsets[m]..<offsets[m + 1] { acc += fw[k] * power[b0 + k - offsets[m]] }
+                                let v = log10f(max(acc, 1e-10))
+                                out[m * frames + t] = v
+                                globalMax = max(globalMax, v)
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -64,7 +64,7 @@ public struct WhisperFiles {
 ///   its self-attention KV cache kept as program state (T fixed at 1 as export_whisper traces it, or dynamic).
 public final class WhisperPrograms {
     public let encoder: any ProgramExecutor
-    public let crossKV: any ProgramExecutor
+    public let crossKVProgram: any ProgramExecutor
     public let decoder: any ProgramExecutor
     public let melCount: Int
     public let frames: Int
@@ -81,7 +81,7 @@ public final class WhisperPrograms {
     public init(encoder: (any ProgramExecutor, Graph), crossKV: (any ProgramExecutor, Graph), decoder: (any ProgramExecutor, Graph),
                 files: WhisperFiles) throws {
         self.encoder = encoder.0
-        self.crossKV = crossKV.0
+        self.crossKVProgram = crossKV.0
         self.decoder = decoder.0
         func type(_ g: Graph, _ id: ValueID) -> TensorType? { g[id].type }
         // Encoder.
@@ -127,19 +127,28 @@ public final class WhisperPrograms {
         maxDecoderTokens = cache
     }
 
+    /// The cross-attention K/V of the window being decoded: held by a compiled decoder (converted once
+    /// per window), else passed on every call.
+    var passedCrossKV: [HostTensor] = []
+
     /// The encoder and cross-K/V programs on one window's features ([melCount × frames], row-major):
-    /// the per-layer K and V the decoder attends to, kept as the decoder's inputs for the window.
-    public func encode(_ features: [Float]) throws -> [HostTensor] {
+    /// the per-layer K and V every following `decode` call attends to.
+    public func encode(_ features: [Float]) throws {
         precondition(features.count == melCount * frames)
         let input = HostTensor(dtype: featureDType, shape: [1, melCount, frames], storage: features.map(Double.init))
         let hidden = try encoder.run([featureDType == .f32 ? input : input.converted(to: featureDType)])
-        let kv = try crossKV.run(hidden)
+        let kv = try crossKVProgram.run(hidden)
         guard kv.count == 2 * layers else { throw ReferenceError("the cross-K/V program returned \(kv.count) tensors, expected \(2 * layers)") }
-        return kv
+        if let compiled = decoder as? JITProgram {
+            for (i, t) in kv.enumerated() { try compiled.holdInput(2 + i, t) }
+            passedCrossKV = []
+        } else {
+            passedCrossKV = kv
+        }
     }
 
     /// Runs the decoder on `tokens` at positions `position…`: one logits row per token.
-    public func decode(_ tokens: [Int], at position: Int, crossKV kv: [HostTensor]) throws -> [[Float]] {
+    public func decode(_ tokens: [Int], at position: Int) throws -> [[Float]] {
         guard position + tokens.count <= maxDecoderTokens else {
             throw ReferenceError("the decoder would hold \(position + tokens.count) tokens; its cache holds \(maxDecoderTokens)")
         }
@@ -149,7 +158,12 @@ public final class WhisperPrograms {
             let chunk = Array(tokens[start..<min(start + maxChunk, tokens.count)])
             let ids = HostTensor(dtype: tokenDType, shape: [1, chunk.count], storage: chunk.map(Double.init))
             let pos = HostTensor(dtype: positionDType, shape: [1], storage: [Double(position + start)])
-            let out = try decoder.run([ids, pos] + kv)
+            let out: [HostTensor]
+            if let compiled = decoder as? JITProgram, passedCrossKV.isEmpty {
+                out = try compiled.run([ids, pos] + [HostTensor?](repeating: nil, count: 2 * layers))
+            } else {
+                out = try decoder.run([ids, pos] + passedCrossKV)
+            }
             guard let logits = out.first, logits.count == chunk.count * vocabularySize else {
                 throw ReferenceError("the decoder returned \(out.first?.shape.description ?? "nothing"), expected logits [1, \(chunk.count), \(vocabularySize)]")
             }

@@ -129,7 +129,7 @@ public final class WhisperTranscriber {
     public func decodeWindow(_ window: [Float], options: Options) throws -> WindowResult {
         let v = vocabulary
         let t0 = Date()
-        let kv = try programs.encode(window)
+        try programs.encode(window)
         let t1 = Date()
         var prompt = [v.startOfTranscript]
         var language = options.language
@@ -142,7 +142,7 @@ public final class WhisperTranscriber {
                 pending = []
             } else {
                 // Language detection: the likeliest language token after <|startoftranscript|>.
-                let rows = try programs.decode(prompt, at: 0, crossKV: kv)
+                let rows = try programs.decode(prompt, at: 0)
                 position = 1
                 let best = v.languages.max { rows[0][$0.id] < rows[0][$1.id] }!
                 language = best.code
@@ -154,7 +154,7 @@ public final class WhisperTranscriber {
             pending = []
         }
         if !options.timestamps { prompt.append(v.noTimestamps) }
-        let rows = try programs.decode(Array(prompt[position...]), at: position, crossKV: kv)
+        let rows = try programs.decode(Array(prompt[position...]), at: position)
         let allRows = pending + rows
         rowAtSOT = allRows[0]
         position = prompt.count
@@ -169,7 +169,7 @@ public final class WhisperTranscriber {
             if next == v.endOfText { break }
             generated.append(next)
             guard generated.count < limit else { break }
-            logits = try programs.decode([next], at: position, crossKV: kv)[0]
+            logits = try programs.decode([next], at: position)[0]
             position += 1
         }
         var noSpeech: Double?
