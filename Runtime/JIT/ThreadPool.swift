@@ -1,12 +1,25 @@
 import Atomics
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// A persistent pool that splits a range of work items across all threads (the caller included).
+/// A persistent pool that splits a range of work items across its threads (the caller included).
 ///
-/// A launch publishes a ticket `(generation << 32) | next share`; every thread claims shares with a
-/// compare-and-swap until none are left, so the caller never waits for a worker that is slow to
-/// wake — it simply runs the remaining shares itself. Workers spin for a couple of milliseconds
-/// between launches (a decode step launches hundreds of kernels back to back), then sleep.
+/// A launch publishes a ticket `(generation << 32) | next block`; threads claim chunks of blocks
+/// with a compare-and-swap, each chunk a share of what is left (big chunks first, small ones at the
+/// end), so the caller never waits for a worker to start: it runs whatever nobody claimed itself,
+/// and waits only for chunks already running.
+///
+/// Sharing the machine (a laptop always has something else running):
+/// - an idle worker spins for a fraction of a millisecond — the gap between back-to-back kernel
+///   launches in a decode step — then sleeps on a condition variable, so an idle pool costs nothing;
+/// - the caller, once nothing is left to claim, spins briefly for the chunks in flight, then sleeps
+///   until the last one ends: a worker that another process preempted mid-chunk then gets the
+///   caller's free core (the scheduler pulls it over) instead of the caller spinning beside it;
+/// - a worker that keeps being preempted (its involuntary context switches climb: another process
+///   wants its core) stops taking work for a while, so the caller runs alone on a core of its own
+///   rather than in lockstep with a thread that gets half a core; it comes back and looks again.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
@@ -24,37 +37,57 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit { shared.stop() }
 
-    /// Runs `body(begin, end)` over `0..<count` in shares that are multiples of `grain` items
+    /// Runs `body(begin, end)` over `0..<count` in chunks that are multiples of `grain` items
     /// (kernels may assume whole blocks except at the very end).
     public func parallelFor(_ count: Int, grain: Int = 1, _ body: @escaping (Int, Int) -> Void) {
         shared.parallelFor(count, grain: grain, body)
     }
+
+    /// How often workers stood back because another process was taking their core (for tests and stats).
+    public var backoffs: Int { shared.backoffs.load(ordering: .relaxed) }
+}
+
+/// Tunables of the pool, in one place.
+enum ThreadPoolTuning {
+    /// How long an idle worker spins before it sleeps.
+    static let workerSpinNanoseconds: UInt64 = 300_000
+    /// How long the caller spins for chunks in flight before it sleeps.
+    static let callerSpinNanoseconds: UInt64 = 30_000
+    /// A worker looks at its involuntary context switches this often…
+    static let preemptionWindowNanoseconds: UInt64 = 20_000_000
+    /// …and stands back when it was preempted at least this many times in the window.
+    static let preemptionsForBackoff = 3
+    /// How long it stands back (doubling while the contention lasts, up to the maximum).
+    static let backoffNanoseconds: UInt64 = 50_000_000
+    static let maxBackoffNanoseconds: UInt64 = 800_000_000
 }
 
 /// The state the caller and the workers share; it outlives the pool until every worker has exited.
 private final class Shared: @unchecked Sendable {
     let threadCount: Int
     private let ticket = ManagedAtomic<UInt64>(0)
-    private let completed = ManagedAtomic<Int>(0)
+    /// Blocks of the current launch not finished yet.
+    private let remaining = ManagedAtomic<Int>(0)
     private let sleepers = ManagedAtomic<Int>(0)
+    private let callerSleeping = ManagedAtomic<Bool>(false)
+    let backoffs = ManagedAtomic<Int>(0)
     private let wake = NSCondition()
+    private let finished = NSCondition()
     private var generation: UInt64 = 0
     // Published before the ticket (release) and read after it (acquire).
     private var body: ((Int, Int) -> Void)?
     private var total = 0
     private var grain = 1
-    private var shareCount = 0
+    private var blocks = 0
+    private var minChunk = 1
     private var stopping = false
-
-    /// How long an idle worker spins before it sleeps.
-    private let spinNanoseconds: UInt64 = 2_000_000
 
     init(threadCount: Int) { self.threadCount = threadCount }
 
     func stop() {
         wake.lock()
         stopping = true
-        ticket.store(UInt64.max, ordering: .releasing)
+        ticket.store(UInt64.max, ordering: .sequentiallyConsistent)
         wake.broadcast()
         wake.unlock()
     }
@@ -67,36 +100,57 @@ private final class Shared: @unchecked Sendable {
         self.body = body
         self.total = count
         self.grain = max(1, grain)
-        let blocks = (count + self.grain - 1) / self.grain
-        shareCount = min(blocks, 2 * threadCount)
-        completed.store(0, ordering: .relaxed)
+        blocks = (count + self.grain - 1) / self.grain
+        minChunk = max(1, blocks / (4 * threadCount))
+        remaining.store(blocks, ordering: .relaxed)
         generation += 1
-        ticket.store(generation << 32, ordering: .releasing)
-        if sleepers.load(ordering: .acquiring) > 0 {
+        ticket.store(generation << 32, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             wake.lock(); wake.broadcast(); wake.unlock()
         }
-        claimShares(of: generation)
-        while completed.load(ordering: .acquiring) < shareCount {}
+        claimChunks(of: generation)
+        waitForChunksInFlight()
         self.body = nil
     }
 
-    private func claimShares(of gen: UInt64) {
+    private func waitForChunksInFlight() {
+        guard remaining.load(ordering: .acquiring) > 0 else { return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var spins = 0
+        while remaining.load(ordering: .acquiring) > 0 {
+            spins += 1
+            if spins & 63 == 0, DispatchTime.now().uptimeNanoseconds - start > ThreadPoolTuning.callerSpinNanoseconds {
+                finished.lock()
+                callerSleeping.store(true, ordering: .sequentiallyConsistent)
+                while remaining.load(ordering: .sequentiallyConsistent) > 0 { finished.wait() }
+                callerSleeping.store(false, ordering: .relaxed)
+                finished.unlock()
+                return
+            }
+        }
+    }
+
+    private func claimChunks(of gen: UInt64) {
         while true {
             let t = ticket.load(ordering: .acquiring)
             guard t >> 32 == gen else { return }
-            let index = Int(t & 0xFFFF_FFFF)
-            guard index < shareCount else { return }
-            guard ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
-            let blocks = (total + grain - 1) / grain
-            let begin = blocks * index / shareCount * grain
-            let end = min(blocks * (index + 1) / shareCount * grain, total)
-            if begin < end, let body { body(begin, end) }
-            completed.wrappingIncrement(ordering: .releasing)
+            let next = Int(t & 0xFFFF_FFFF)
+            guard next < blocks else { return }
+            // A share of what is left: a thread that is late or preempted holds back little.
+            let chunk = min(blocks - next, max(minChunk, (blocks - next) / (2 * threadCount)))
+            guard ticket.compareExchange(expected: t, desired: t + UInt64(chunk), ordering: .acquiringAndReleasing).exchanged else { continue }
+            if let body { body(next * grain, min((next + chunk) * grain, total)) }
+            if remaining.wrappingDecrementThenLoad(by: chunk, ordering: .sequentiallyConsistent) == 0,
+               callerSleeping.load(ordering: .sequentiallyConsistent) {
+                finished.lock(); finished.signal(); finished.unlock()
+            }
         }
     }
 
     func workerLoop() {
         var seen: UInt64 = 0
+        var monitor = PreemptionMonitor()
+        var backoff = ThreadPoolTuning.backoffNanoseconds
         while true {
             var spinStart: UInt64 = 0
             var spins = 0
@@ -106,20 +160,72 @@ private final class Shared: @unchecked Sendable {
                 if spins & 255 == 0 {
                     let now = DispatchTime.now().uptimeNanoseconds
                     if spinStart == 0 { spinStart = now }
-                    if now - spinStart > spinNanoseconds {
+                    if now - spinStart > ThreadPoolTuning.workerSpinNanoseconds {
                         wake.lock()
-                        sleepers.wrappingIncrement(ordering: .releasing)
-                        while ticket.load(ordering: .acquiring) >> 32 == seen && !stopping { wake.wait() }
-                        sleepers.wrappingDecrement(ordering: .releasing)
+                        sleepers.wrappingIncrement(ordering: .sequentiallyConsistent)
+                        while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen && !stopping { wake.wait() }
+                        sleepers.wrappingDecrement(ordering: .sequentiallyConsistent)
                         wake.unlock()
                         spinStart = 0
+                        monitor.restart()   // time asleep says nothing about contention
                     }
                 }
                 current = ticket.load(ordering: .acquiring) >> 32
             }
             if stopping { return }
             seen = current
-            claimShares(of: current)
+            claimChunks(of: current)
+            switch monitor.check() {
+            case .contended:
+                // Another process wants this core: leave the work to the caller for a while.
+                backoffs.wrappingIncrement(ordering: .relaxed)
+                wake.lock()
+                _ = wake.wait(until: Date(timeIntervalSinceNow: Double(backoff) / 1e9))
+                let quit = stopping
+                wake.unlock()
+                if quit { return }
+                backoff = min(2 * backoff, ThreadPoolTuning.maxBackoffNanoseconds)
+                seen = ticket.load(ordering: .acquiring) >> 32   // a launch that started meanwhile is the caller's
+                monitor.restart()
+            case .quiet:
+                backoff = ThreadPoolTuning.backoffNanoseconds
+            case .measuring:
+                break
+            }
         }
+    }
+}
+
+/// Counts this thread's involuntary context switches (the kernel took the core away for another
+/// runnable thread) over a window of busy time.
+struct PreemptionMonitor {
+    private var windowStart: UInt64 = 0
+    private var switchesAtStart = 0
+
+    enum Verdict { case measuring, quiet, contended }
+
+    mutating func restart() {
+        windowStart = DispatchTime.now().uptimeNanoseconds
+        switchesAtStart = Self.involuntarySwitches()
+    }
+
+    mutating func check() -> Verdict {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if windowStart == 0 { restart(); return .measuring }
+        guard now - windowStart >= ThreadPoolTuning.preemptionWindowNanoseconds else { return .measuring }
+        let switches = Self.involuntarySwitches() - switchesAtStart
+        restart()
+        return switches >= ThreadPoolTuning.preemptionsForBackoff ? .contended : .quiet
+    }
+
+    static func involuntarySwitches() -> Int {
+        #if os(Linux)
+        var usage = rusage()
+        let rusageThread: Int32 = 1   // RUSAGE_THREAD (Linux; Swift's Glibc hides it behind _GNU_SOURCE)
+        guard getrusage(.init(rusageThread), &usage) == 0 else { return 0 }
+        return usage.ru_nivcsw
+        #else
+        return 0
+        #endif
     }
 }

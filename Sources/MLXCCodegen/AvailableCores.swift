@@ -10,7 +10,10 @@ import Glibc
 public enum AvailableCores {
     public static let count: Int = {
         var n = affinityCount() ?? ProcessInfo.processInfo.activeProcessorCount
-        if let quota = cgroupQuota() { n = min(n, quota) }
+        // The process's own cgroup (v2: the `0::/path` line), else the root of the hierarchy (a container's view).
+        let own = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("0::/") }.map { String($0.dropFirst(3)) }
+        if let quota = own.flatMap({ cgroupQuota(root: "/sys/fs/cgroup" + $0) }) ?? cgroupQuota() { n = min(n, quota) }
         return max(1, n)
     }()
 

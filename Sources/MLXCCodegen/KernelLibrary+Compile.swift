@@ -53,24 +53,19 @@ extension KernelLibrary {
         // 2. Optimize and generate code for the misses, largest first.
         let misses = units.indices.filter { units[$0]?.module != nil }.sorted { units[$0]!.irBytes > units[$1]!.irBytes }
         if !misses.isEmpty {
-            let started = Date()
-            let announced = ManagedFlag()
-            let notice = DispatchWorkItem {
-                announced.set()
-                progress?("mlxc: compiling \(misses.count) kernels with LLVM for \(host.cpuName)"
-                          + (cache.map { " (kept in \($0.directory) for the next start)" } ?? "") + "…")
-            }
-            if progress != nil { DispatchQueue.global().asyncAfter(deadline: .now() + progressAfter, execute: notice) }
-            defer { notice.cancel() }
+            // Said by whichever compile thread first finds the work past `progressAfter` (no timer thread to starve).
+            let notice = SlowCompileNotice(after: progressAfter, progress: progress,
+                                           line: "mlxc: compiling \(misses.count) kernels with LLVM for \(host.cpuName)"
+                                               + (cache.map { " (kept in \($0.directory) for the next start)" } ?? "") + "…")
             try forEachConcurrently(misses.count, threads: threads, host: host) { m, tm in
                 let unit = units[misses[m]]!
                 try tm.optimize(unit.module!.ref)
                 let object = try tm.emit(unit.module!.ref, .object)
                 if let key = unit.key { cache?.store(key, object: object) }
+                notice.tick()
                 return Unit(object: object, cached: false)
             } store: { units[misses[$0]] = $1 }
-            notice.cancel()
-            if announced.isSet { progress?(String(format: "mlxc: compiled %d kernels in %.1f s", misses.count, Date().timeIntervalSince(started))) }
+            notice.finish(misses.count)
             cache?.evictIfNeeded()
         }
 
@@ -139,10 +134,29 @@ extension KernelLibrary {
     }
 }
 
-/// A flag set from one thread and read from another.
-final class ManagedFlag: @unchecked Sendable {
+/// One line when a cold compile has run longer than `after` seconds, and one when it ends.
+final class SlowCompileNotice: @unchecked Sendable {
     private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    private let started = Date()
+    private let after: Double
+    private let progress: ((String) -> Void)?
+    private let line: String
+    private var said = false
+
+    init(after: Double, progress: ((String) -> Void)?, line: String) {
+        self.after = after
+        self.progress = progress
+        self.line = line
+    }
+
+    func tick() {
+        guard let progress else { return }
+        lock.lock(); defer { lock.unlock() }
+        if !said && Date().timeIntervalSince(started) > after { said = true; progress(line) }
+    }
+
+    func finish(_ kernels: Int) {
+        lock.lock(); defer { lock.unlock() }
+        if said { progress?(String(format: "mlxc: compiled %d kernels in %.1f s", kernels, Date().timeIntervalSince(started))) }
+    }
 }

@@ -25,9 +25,12 @@ struct CacheOptions: ParsableArguments {
         }
     }
 
-    /// JIT options with the cache and a progress line on stderr for a slow cold compile.
+    /// JIT options with the cache, and a progress line for a slow cold compile when stderr is a
+    /// terminal (a log or a pipe gets only what it asked for: errors stay one line).
     func apply(to options: inout JITProgram.Options) throws {
         options.kernelCache = try cache()
-        options.compileProgress = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        if isatty(2) != 0 {
+            options.compileProgress = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        }
     }
 }
