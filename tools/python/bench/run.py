@@ -17,9 +17,11 @@ was disturbed in the last results file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -119,16 +121,44 @@ def measure_quiet(peer: str, size: str, precision: str, args, vocab: int) -> dic
     return best
 
 
-def measure(peer: str, size: str, precision: str, args, vocab: int) -> dict:
+@contextlib.contextmanager
+def busy_neighbour(procs: int):
+    """`procs` other processes spinning on the CPU while the block runs (a laptop's browser, a build): the
+    contention rows measure how each runtime's threads share the machine. The scheduler places them."""
+    children = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(procs)]
+    try:
+        if children:
+            time.sleep(0.5)  # let them get going
+        yield
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+
+
+def measure(peer: str, size: str, precision: str, args, vocab: int, contention: bool = False) -> dict:
     path, label = bexport.artifact(peer, size, precision)
     rec = {"peer": peer, "size": size, "precision": precision, "artifact": label, "file": str(path.relative_to(REPO)),
            "file_mb": path.stat().st_size / 1e6 if path.exists() else None}
+    if contention:
+        rec["contention"] = args.contention_procs
     capped = False
     if peer in MLXC_PEERS:
+        # A kernel cache of its own: the first start below compiles every kernel (cold), the measured one loads them.
+        cache_dir = OUT / "kernel-cache" / f"{peer}-{size}-{precision}-{os.getpid()}"
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
         def mlxc_cmd(decode, runs):
             return [str(MLXC), "bench", str(path), "--prompt-length", str(args.prompt_length), "--decode", str(decode),
-                    "--runs", str(runs), "--threads", str(args.threads), "--json"] + \
+                    "--runs", str(runs), "--threads", str(args.threads), "--json", "--cache-dir", str(cache_dir)] + \
                 (["--pipeline", UNFUSED_PIPELINE] if peer.endswith("-unfused") else [])
+        cold = run_child(mlxc_cmd(1, 1), args.timeout_s)
+        try:
+            j = json.loads([ln for ln in cold["stdout"].splitlines() if ln.startswith("{")][-1])
+            rec["cold_start"] = {"time_to_first_token_s": j["time_to_first_token_s"], "load_compile_s": j["load_compile_s"],
+                                 "kernels": j.get("kernels"), "kernels_optimized": j.get("kernels_optimized")}
+        except (IndexError, ValueError, KeyError):
+            pass
         decode, runs = args.decode, args.runs
         if args.budget_s:
             # probe (1 run of 8 decode steps): a pathologically slow variant gets fewer decode tokens / runs
@@ -150,7 +180,10 @@ def measure(peer: str, size: str, precision: str, args, vocab: int) -> dict:
         cmd = [sys.executable, str(HERE / "peers.py"), peer, "--model", str(path), "--size", size, "--precision", precision,
                "--vocab", str(vocab), "--prompt-length", str(args.prompt_length), "--decode", str(args.decode),
                "--runs", str(args.runs), "--threads", str(args.threads), "--budget-s", str(args.budget_s)]
-    r = run_child(cmd, args.timeout_s)
+    with busy_neighbour(args.contention_procs if contention else 0):
+        r = run_child(cmd, args.timeout_s)
+    if peer in MLXC_PEERS:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     rec.update(command=" ".join(shlex.quote(str(c)) for c in cmd), wall_s=r["wall_s"],
                peak_rss_mb=r["rss_mb"], others_cpu_share=r["others_cpu_share"], loadavg=os.getloadavg()[0])
     line = None
@@ -177,8 +210,20 @@ def measure(peer: str, size: str, precision: str, args, vocab: int) -> dict:
     rec["capped"] = bool(j.get("capped", capped))
     rec["tokens"] = j.get("tokens")
     rec["extra"] = {k: j[k] for k in ("llvm_compile_s", "threadpool_threads", "torch_threads", "system_info",
-                                      "llama_cpp_python", "cold_prefill_s") if k in j}
+                                      "llama_cpp_python", "cold_prefill_s", "kernels", "kernels_cached",
+                                      "kernels_optimized") if k in j}
     return rec
+
+
+def log_record(rec: dict) -> None:
+    if rec["ok"]:
+        cold = rec.get("cold_start", {}).get("time_to_first_token_s")
+        log(f"  prefill {rec['prefill_tokens_per_s']:.1f} tok/s, decode {rec['decode_tokens_per_s']:.1f} tok/s"
+            f" ({rec['decode_tokens']} tokens x {rec['runs']} runs), TTFT {rec['time_to_first_token_s']:.2f} s"
+            + (f" (cold {cold:.2f} s)" if cold else "") +
+            f", RSS {rec['peak_rss_mb']:.0f} MB, others' CPU {100 * rec['others_cpu_share']:.0f}%")
+    else:
+        log(f"  FAILED: {rec['error']}")
 
 
 def merge_roofline(rf: dict, other: dict) -> None:
@@ -215,6 +260,9 @@ def parse_args(argv=None):
     ap.add_argument("--noisy", type=float, default=0.20,
                     help="a measurement during which others used more than this CPU share is repeated (--retries)")
     ap.add_argument("--retries", type=int, default=1)
+    ap.add_argument("--contention", action="store_true",
+                    help="also measure every case with busy processes beside it (decode under contention)")
+    ap.add_argument("--contention-procs", type=int, default=1, help="how many busy processes (default 1: one core taken)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the results file's successful, undisturbed (≤ --noisy) measurements; measure the rest")
     ap.add_argument("--quick", action="store_true", help="smoke run: small model, 2 runs, 20 s budget")
@@ -270,7 +318,7 @@ def main(argv=None) -> int:
     if args.resume and args.results.exists():
         old = json.loads(args.results.read_text())
         for r in old["results"]:
-            if r.get("ok") and r.get("others_cpu_share", 1) <= args.noisy:
+            if r.get("ok") and r.get("others_cpu_share", 1) <= args.noisy and not r.get("contention"):
                 kept[(r["size"], r["precision"], r["peer"], r.get("round", 0))] = r
         meta["resumed_from"] = old["meta"].get("started")
         old_roofline = old["meta"].get("roofline")
@@ -312,13 +360,17 @@ def main(argv=None) -> int:
                     rec = measure_quiet(peer, size, precision, args, vocab)
                     rec["round"] = rnd
                     data["results"].append(rec)
-                    if rec["ok"]:
-                        log(f"  prefill {rec['prefill_tokens_per_s']:.1f} tok/s, decode {rec['decode_tokens_per_s']:.1f} tok/s"
-                            f" ({rec['decode_tokens']} tokens x {rec['runs']} runs), TTFT {rec['time_to_first_token_s']:.2f} s,"
-                            f" RSS {rec['peak_rss_mb']:.0f} MB, others' CPU {100 * rec['others_cpu_share']:.0f}%")
-                    else:
-                        log(f"  FAILED: {rec['error']}")
+                    log_record(rec)
                     save()
+                    if args.contention:
+                        log(f"round {rnd + 1}/{args.rounds} {size} {precision} {peer}, {args.contention_procs} busy process(es) beside it")
+                        if args.max_wait_s > 0:
+                            wait_idle(args.max_wait_s, args.idle_threshold)
+                        rec = measure(peer, size, precision, args, vocab, contention=True)
+                        rec["round"] = rnd
+                        data["results"].append(rec)
+                        log_record(rec)
+                        save()
     log("roofline again (the best of the measurements is kept)")
     if args.max_wait_s > 0:
         wait_idle(args.max_wait_s, args.idle_threshold)
