@@ -57,18 +57,23 @@ public final class WhisperTranscriber {
     }
 
     /// Loads a model folder (see `WhisperFiles`) with `load` turning each program path into an executor and its graph.
-    public convenience init(files: WhisperFiles, load: (String) throws -> (any ProgramExecutor, MLXCIR.Graph)) throws {
+    /// `options` are checked against the tokenizer before any program is compiled.
+    public convenience init(files: WhisperFiles, validating options: Options? = nil,
+                            load: (String) throws -> (any ProgramExecutor, MLXCIR.Graph)) throws {
         let tokenizer = try Tokenizer(jsonPath: files.tokenizer)
         let folder = (files.tokenizer as NSString).deletingLastPathComponent
         let vocabulary = try WhisperVocabulary(tokenizer: tokenizer, generationConfig: try WhisperFiles.jsonObject(files.generationConfig),
                                                config: try WhisperFiles.jsonObject(files.config), folder: folder)
+        if let options { try Self.validate(options, vocabulary) }
         let programs = try WhisperPrograms(encoder: try load(files.encoder), crossKV: try load(files.crossKV),
                                            decoder: try load(files.decoder), files: files)
         try self.init(programs: programs, vocabulary: vocabulary, tokenizer: tokenizer)
     }
 
     /// Checks options against the model before any audio is read.
-    public func validate(_ options: Options) throws {
+    public func validate(_ options: Options) throws { try Self.validate(options, vocabulary) }
+
+    static func validate(_ options: Options, _ vocabulary: WhisperVocabulary) throws {
         if let code = options.language {
             if vocabulary.isMultilingual {
                 guard vocabulary.languageID(code) != nil else {

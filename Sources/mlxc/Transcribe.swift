@@ -88,20 +88,19 @@ struct Transcribe: ParsableCommand {
                 clips.append((path, clip, Date().timeIntervalSince(start)))
             }
 
-            let loadStart = Date()
-            var jitOptions = JITProgram.Options()
-            if let threads { jitOptions.threads = threads }
-            let transcriber = try WhisperTranscriber(files: files) { path in
-                let loaded = try ProgramLoader.load(path, engine: reference ? .reference : .jit, options: jitOptions, mlxcVersion: MLXC.version)
-                return (loaded.executor, loaded.graph)
-            }
-            let loadSeconds = Date().timeIntervalSince(loadStart)
             var options = WhisperTranscriber.Options()
             options.language = language == "auto" ? nil : language
             options.task = task
             options.timestamps = timestamps || format == .srt || format == .vtt
             options.maxNewTokens = maxNewTokens
-            try transcriber.validate(options)
+            let loadStart = Date()
+            var jitOptions = JITProgram.Options()
+            if let threads { jitOptions.threads = threads }
+            let transcriber = try WhisperTranscriber(files: files, validating: options) { path in
+                let loaded = try ProgramLoader.load(path, engine: reference ? .reference : .jit, options: jitOptions, mlxcVersion: MLXC.version)
+                return (loaded.executor, loaded.graph)
+            }
+            let loadSeconds = Date().timeIntervalSince(loadStart)
             log(String(format: "model: %@ (%d mel bins, %d decoder layers, vocabulary %d) loaded and compiled in %.2f s",
                        model, transcriber.programs.melCount, transcriber.programs.layers, transcriber.programs.vocabularySize, loadSeconds))
 
