@@ -14,6 +14,8 @@ public enum PassRegistry {
         Entry(name: "cse", summary: "merge identical pure nodes (same op, same operands) within a block", make: { CommonSubexpressionElimination() }),
         Entry(name: "merge-constants", summary: "one value per constant (same data, same type), so cse sees what layers share",
               make: { MergeConstants() }),
+        Entry(name: "row-take-as-slice", summary: "a constant table read at a one-element index tensor (static-shape RoPE tables) as the row slice dynamic exports write",
+              make: { RowTakeAsSlice() }),
         Entry(name: "fold-scalar-constants", summary: "compute int arithmetic on constant scalars at compile time", make: { FoldScalarConstants() }),
         Entry(name: "fuse-dequant-matmul", summary: "plain exports' dequantize_affine weight + linear as an MLX affine quantized_matmul (weights repacked at load)",
               make: { FuseDequantMatmul() }),
@@ -48,7 +50,7 @@ public enum PassRegistry {
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
+    public static let defaultPipeline = ["row-take-as-slice", "fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
                                                   "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention", "fuse-kv-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default

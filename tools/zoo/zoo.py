@@ -109,16 +109,26 @@ add("llama_mlx_offgraph_fp32", "llama", mlx_hf("--dtype", "fp32", "--use-offgrap
 # etLLM (`export_llm`, Hydra config) on the same Llama weights in Meta's layout (checkpoint.py writes
 # meta/): signature (tokens [1, T], input_pos [1]), logits of the last position; MLX, and plain with
 # ExecuTorch's CPU custom ops llama::custom_sdpa / llama::update_cache.
-def etllm(*flags, ctx=64):
+def etllm(*flags, ctx=64, seq=None, dynamic=True):
     return ["-m", "executorch.extension.llm.export.export_llm", "base.model_class=llama3",
             "base.checkpoint={ckpt}/meta/consolidated.pth", "base.params={ckpt}/meta/params.json",
             "base.metadata='{{\"get_bos_id\":0,\"get_eos_ids\":[4,1]}}'", "model.use_kv_cache=true",
-            "model.enable_dynamic_shape=true", f"export.max_seq_length={ctx}", f"export.max_context_length={ctx}",
+            f"model.enable_dynamic_shape={str(dynamic).lower()}", f"export.max_seq_length={seq or ctx}", f"export.max_context_length={ctx}",
             "export.output_name={out}/model.pte", *flags]
 
 
 add("etllm_llama_mlx_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.mlx.enabled=true"))
 add("etllm_llama_portable_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=true"))
+# Sliding-window layers (`local_global_attention`: layer 0 global, layer 1 a ring of 8 over a context of
+# 64): CustomRingKVCache writes with llama::update_cache_with_indices and masks by each cell's position.
+# The ring holds 2 × 8 cells, so a call takes at most 16 tokens (the export refuses a longer max_seq_length).
+add("etllm_llama_portable_ring", "llama", etllm("model.use_sdpa_with_kv_cache=true", "model.local_global_attention=[0,8]",
+                                               seq=16))
+add("etllm_llama_xnnpack_ring", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.xnnpack.enabled=true",
+                                              "model.local_global_attention=[0,8]", seq=16))
+# Static shapes (enable_dynamic_shape=false): tokens [1, 1] only, the prompt fed one token per call.
+add("etllm_llama_xnnpack_static", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.xnnpack.enabled=true",
+                                                dynamic=False))
 # 8da4w without a backend: ExecuTorch 1.5.1 writes aten::linear over the int8 codes of torchao's
 # IntxUnpackedToInt8Tensor with its scales dropped — a program that computes garbage. mlxc must say so.
 add("etllm_llama_portable_8da4w", "llama", etllm("model.use_sdpa_with_kv_cache=true", "quantization.qmode=8da4w",
