@@ -12,6 +12,7 @@ extension Lowerings {
         switch node.op {
         case .transpose(let o): return transpose(o, node, c)
         case .broadcastTo(let o): return broadcastTo(o, node, c)
+        case .tile(let o): return tile(o, node, c)
         case .slice(let o): return slice(o, node, c)
         case .take(let o): return take(o, node, c)
         case .concatenate(let o): return concatenate(o, node, c)

@@ -3,10 +3,10 @@ import MLXCIR
 /// XNN convolutions: `XNNConv2d` (NHWC input [N, H, W, C], constant float filter [O, kH, kW, C/groups] — MLX's
 /// conv layout —, optional bias [O], fused output_min_max).
 ///
-/// PyTorch's Conv1d reaches XNNPACK as a Conv2d of height 1 (Whisper's two stem convolutions: input [N, 1, L, C],
-/// filter [O, 1, K, C], padding only left/right): that is imported as the IR's `conv1d` on [N·H, W, C] with the
-/// filter read as [O, K, C/groups] (the same bytes), so it gets the compiled conv1d kernel; a true 2-D convolution
-/// becomes `conv2d`. Asymmetric padding (which neither op spells) is refused with one line naming the node.
+/// PyTorch's Conv1d reaches XNNPACK as a Conv2d with one trivial axis (Whisper's two stem convolutions: ExecuTorch
+/// 1.5.1 writes input [N, L, 1, C] and filter [O, K, 1, C]; a [1, K] kernel over rows is taken too): that is imported
+/// as the IR's `conv1d` on [rows, L, C] with the filter read as [O, K, C/groups] (the same bytes), so it gets the
+/// compiled conv1d kernel; a true 2-D convolution becomes `conv2d` (reference executor). Asymmetric padding (which neither op spells) is refused with one line naming the node.
 extension XNNInliner {
     func translateConv(_ node: XNNNode) throws -> Bool {
         guard node.name == "XNNConv2d", case .conv(let p) = node.params else { return false }
@@ -32,18 +32,24 @@ extension XNNInliner {
             importer.graph.addValue(shape.map { TensorType(dtype, $0.map { .fixed($0) }) }, .computed)
         }
         let (n, h, width) = (xv.dims[0], xv.dims[1], xv.dims[2])
-        let rowOnly = p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
+        // A 1-D convolution: along W of every row (kernel [1, K]), or along H of a one-column image (kernel [K, 1],
+        // W = 1: how ExecuTorch 1.5.1's partitioner writes Conv1d). Either way conv1d over [rows, length, C].
+        let alongW = p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
+        let alongH = !alongW && p.kernel[1] == 1 && left == 0 && p.subsampling[1] == 1 && width == 1
         let conv: ValueID
-        if rowOnly {
-            // A 1-D convolution along W of every row: conv1d over [N·H, W, C].
-            let w = try constant(wv.constantBufferIndex, TensorType(dtype, [.fixed(out), .fixed(p.kernel[1]), .fixed(groupIn)]), "filter_id")
-            let rows = v([n * h, width, xv.dims[3]])
-            emit(.reshape(ReshapeOp(x: x, out: rows, shape: [n * h, width, xv.dims[3]].map { .literal(Int64($0)) })))
+        if alongW || alongH {
+            let a = alongW ? 1 : 0   // the conv's axis among (H, W)
+            let (rows, length) = alongW ? (n * h, width) : (n, h)
+            let w = try constant(wv.constantBufferIndex, TensorType(dtype, [.fixed(out), .fixed(p.kernel[a]), .fixed(groupIn)]), "filter_id")
+            let x3 = v([rows, length, xv.dims[3]])
+            emit(.reshape(ReshapeOp(x: x, out: x3, shape: [rows, length, xv.dims[3]].map { .literal(Int64($0)) })))
             let y = v()
-            emit(.conv1D(Conv1DOp(x: rows, w: w, out: y, stride: p.subsampling[1], padding: left, dilation: p.dilation[1], groups: p.groups)))
-            let outWidth = (width + 2 * left - p.dilation[1] * (p.kernel[1] - 1) - 1) / p.subsampling[1] + 1
-            conv = v([n, h, outWidth, out])
-            emit(.reshape(ReshapeOp(x: y, out: conv, shape: [n, h, outWidth, out].map { .literal(Int64($0)) })))
+            let pad = alongW ? left : top
+            emit(.conv1D(Conv1DOp(x: x3, w: w, out: y, stride: p.subsampling[a], padding: pad, dilation: p.dilation[a], groups: p.groups)))
+            let outLength = (length + 2 * pad - p.dilation[a] * (p.kernel[a] - 1) - 1) / p.subsampling[a] + 1
+            let shape = alongW ? [n, h, outLength, out] : [n, outLength, 1, out]
+            conv = v(shape)
+            emit(.reshape(ReshapeOp(x: y, out: conv, shape: shape.map { .literal(Int64($0)) })))
         } else {
             let w = try constant(wv.constantBufferIndex, TensorType(dtype, wv.dims.map { .fixed($0) }), "filter_id")
             conv = v()
