@@ -159,6 +159,7 @@ public enum Op: Hashable, Sendable {
     case packAffineWeight(PackAffineWeightOp)
     case fusedLinear(FusedLinearOp)
     case gatedDeltaRule(GatedDeltaRuleOp)
+    case ggufDequantize(GgufDequantizeOp)
 }
 
 extension Op {
@@ -192,7 +193,7 @@ extension Op {
         "random_bits", "update_and_attend", "trunc", "flip", "matmul", "llama_custom_sdpa",
         "llama_update_cache", "llama_update_cache_with_indices", "index_put", "copy_into", "quantized_embedding", "delegate_call",
         "scalar_math", "item", "fused_quantized_linear", "rope_attention", "rope_table", "dequantize_affine",
-        "pack_affine_weight", "fused_linear", "gated_delta_rule",
+        "pack_affine_weight", "fused_linear", "gated_delta_rule", "gguf_dequantize",
     ]
 
     /// The schema table of every op (`QuantizedMatmulNode`), in case order.
@@ -227,7 +228,7 @@ extension Op {
         "FlipNode", "MatmulNode", "LlamaCustomSdpaNode", "LlamaUpdateCacheNode", "LlamaUpdateCacheWithIndicesNode",
         "IndexPutNode", "CopyIntoNode", "QuantizedEmbeddingNode", "DelegateCallNode", "ScalarMathNode",
         "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode", "RopeTableNode", "DequantizeAffineNode",
-        "PackAffineWeightNode", "FusedLinearNode", "GatedDeltaRuleNode",
+        "PackAffineWeightNode", "FusedLinearNode", "GatedDeltaRuleNode", "GgufDequantizeNode",
     ]
 
     /// Position of this case in `allNames` (MLX union tag minus one for MLX nodes).
@@ -386,6 +387,7 @@ extension Op {
         case .packAffineWeight: return 150
         case .fusedLinear: return 151
         case .gatedDeltaRule: return 152
+        case .ggufDequantize: return 153
         }
     }
 
@@ -552,6 +554,7 @@ extension Op {
         case .packAffineWeight(let o): return o.attributes
         case .fusedLinear(let o): return o.attributes
         case .gatedDeltaRule(let o): return o.attributes
+        case .ggufDequantize(let o): return o.attributes
         }
     }
 
@@ -711,6 +714,7 @@ extension Op {
         case .packAffineWeight(let o): return o.resultIDs
         case .fusedLinear(let o): return o.resultIDs
         case .gatedDeltaRule(let o): return o.resultIDs
+        case .ggufDequantize(let o): return o.resultIDs
         }
     }
 
@@ -870,6 +874,7 @@ extension Op {
         case .packAffineWeight(let o): return o.operandIDs
         case .fusedLinear(let o): return o.operandIDs
         case .gatedDeltaRule(let o): return o.operandIDs
+        case .ggufDequantize(let o): return o.operandIDs
         }
     }
 
@@ -1029,6 +1034,7 @@ extension Op {
         case .packAffineWeight(let o): return .packAffineWeight(o.mapped(f))
         case .fusedLinear(let o): return .fusedLinear(o.mapped(f))
         case .gatedDeltaRule(let o): return .gatedDeltaRule(o.mapped(f))
+        case .ggufDequantize(let o): return .ggufDequantize(o.mapped(f))
         }
     }
 
@@ -1192,6 +1198,7 @@ extension Op {
         case "pack_affine_weight": self = .packAffineWeight(try PackAffineWeightOp(r))
         case "fused_linear": self = .fusedLinear(try FusedLinearOp(r))
         case "gated_delta_rule": self = .gatedDeltaRule(try GatedDeltaRuleOp(r))
+        case "gguf_dequantize": self = .ggufDequantize(try GgufDequantizeOp(r))
         default: throw IRError("unknown op '\(name)'")
         }
         try r.finish()
@@ -5228,4 +5235,33 @@ public struct GatedDeltaRuleOp: Hashable, Sendable {
     fileprivate var resultIDs: [ValueID] { outs }
     fileprivate var operandIDs: [ValueID] { [q, k, v, g, beta, state] }
     fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.g = f(o.g); o.beta = f(o.beta); o.state = f(o.state); o.outs = o.outs.map(f); return o }
+}
+
+/// `gguf_dequantize`: GgufDequantizeNode from the mlxc_ops.fbs.
+/// GGUF K-quant weights as ExecuTorch's dequantize_gguf (torchao) reads them: rows of 256-value super-blocks in
+/// llama.cpp's layouts (ggml-common.h) — q4_k: 144 bytes (f16 d, dmin, 12 bytes of 6-bit scales/mins, 4-bit codes),
+/// q5_k: 176 bytes (+ 32 bytes of fifth bits), q6_k: 210 bytes (4+2-bit codes, 16 int8 scales, f16 d) — decoded
+/// as llama.cpp does in f32 (q4_k/q5_k: d·scale·q − dmin·min; q6_k: d·scale·(q − 32)), rounded once to `dtype`.
+/// weight u8 [N, row bytes] → [N, K], K = 256 · row bytes / block bytes. Made by the importer from the MLX delegate's
+/// gguf_* Metal kernels, in the init block (run once at load).
+public struct GgufDequantizeOp: Hashable, Sendable {
+    public var weight: ValueID
+    public var ggmlType: String
+    public var dtype: DType?
+    public var out: ValueID
+
+    public init(weight: ValueID, ggmlType: String, dtype: DType? = nil, out: ValueID) {
+        self.weight = weight; self.ggmlType = ggmlType; self.dtype = dtype; self.out = out
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("weight", .value(weight)), ("ggml_type", .string(ggmlType)), ("dtype", optDTypeAttr(dtype)), ("out", .value(out))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.weight = try r.value("weight")
+        self.ggmlType = try r.string("ggml_type")
+        self.dtype = try r.optDType("dtype")
+        self.out = try r.value("out")
+    }
+    fileprivate var resultIDs: [ValueID] { [out] }
+    fileprivate var operandIDs: [ValueID] { [weight] }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.weight = f(o.weight); o.out = f(o.out); return o }
 }

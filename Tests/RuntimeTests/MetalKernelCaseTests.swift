@@ -7,7 +7,8 @@ import MLXCIR
 /// Programs the MLX delegate writes around its Metal kernels (Fixtures/metal_kernels: cases of ExecuTorch's own
 /// custom-kernel op tests and of the op suite, with eager PyTorch's outputs), run as `mlxc conformance` runs them:
 /// gated_delta_step (GQA bf16, a dynamic T exported at 2 and run at 8, two calls in one program), the rule's
-/// ScanNode form (use_custom_kernel=False: GQA 2:8 after a repeat, Dk 16 in bf16), tq_norm,
+/// ScanNode form (use_custom_kernel=False: GQA 2:8 after a repeat, Dk 16 in bf16), GGUF K-quant linears and embeddings
+/// (ET_MLX_EMIT_DIRECT_GGUF's kernels: Q4_K mat-mat, Q5_K mat-vec, Q6_K fp16, a Q5_K embedding), tq_norm,
 /// tq_dequant, tq4_compress and the TurboQuant KV caches (compress on write, dequantize for attention) must pass
 /// on the reference and compiled with every op on a kernel; a kernel mlxc does not know (`metal_kernel_1024`'s
 /// "vadd") is skipped with its name and source fingerprint.
@@ -21,7 +22,7 @@ final class MetalKernelCaseTests: XCTestCase {
     }
 
     func testKnownKernelsMatchEagerPyTorch() throws {
-        XCTAssertEqual(Self.cases.count, 11, "cases under \(Self.root.path)")
+        XCTAssertEqual(Self.cases.count, 15, "cases under \(Self.root.path)")
         for name in Self.cases where !name.hasPrefix("metal_kernel_") {
             let dir = Self.root.appendingPathComponent(name).path
             XCTAssertEqual(Conformance.run(caseDirectory: dir), .passed, "\(name) on the reference")
@@ -36,5 +37,20 @@ final class MetalKernelCaseTests: XCTestCase {
         let verdict = Conformance.run(caseDirectory: Self.root.appendingPathComponent("metal_kernel_1024").path)
         guard case .skipped(let why) = verdict else { return XCTFail("\(verdict)") }
         XCTAssertTrue(why.contains("\"vadd\" (source fingerprint 85a37eafe079432b)"), why)
+    }
+
+    /// A GGUF block whose f16 scale is not finite: the load (which dequantizes the weight once) names the row and block.
+    func testGGUFBlockWithABadScaleIsNamed() throws {
+        let path = Self.root.appendingPathComponent("gguf_linear_q4_k_m8_n512_k512_bf16/model.pte").path
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        // Every block of the test's weight starts with d = dmin = f16(7e-4) = 0x11BC; the first is row 0 block 0.
+        let pattern: [UInt8] = [0xBC, 0x11, 0xBC, 0x11]
+        let at = try XCTUnwrap((0...(bytes.count - 4)).first { i in (0..<4).allSatisfy { bytes[i + $0] == pattern[$0] } })
+        bytes[at] = 0x00
+        bytes[at + 1] = 0x7C   // +inf
+        let pte = try PTEFile(file: MappedFile(bytes: bytes, name: "bad-scale"))
+        XCTAssertThrowsError(try JITProgram(graph: try Importer.importMethod(pte).graph, pte: pte)) { error in
+            XCTAssertTrue("\(error)".contains("q4_k weight row 0 block 0: its scale is not finite (f16 bits 0x7c00)"), "\(error)")
+        }
     }
 }

@@ -13,8 +13,9 @@ Usage: tools/.venv/bin/python tools/python/export_mlx_op_tests.py [--only SUBSTR
   --list            print the config names (with their test names) and exit
 
 Source: `executorch/backends/mlx/test/test_ops.py` of the pinned executorch wheel (and the OpTestCase
-classes of `backends/mlx/custom_kernel_ops/test/test_{gated_delta_rule,tq4_compress,tq_norm,tq_dequant}.py`,
-the Metal kernels' own tests, which are not registered). Importing it
+classes of `backends/mlx/custom_kernel_ops/test/test_{gated_delta_rule,tq4_compress,tq_norm,tq_dequant}.py` and
+`custom_kernel_ops/gguf/test/test_{linear,embedding}.py`, the Metal kernels' own tests, which are not registered).
+Importing it
 registers the tests (`@register_test`); `test_utils.get_registered_tests()` yields the configs, each an
 `OpTestCase` whose `generate_test_files()` seeds torch, builds the module and inputs, computes the
 expected outputs with eager PyTorch, exports with `MLXPartitioner` and writes model.pte, input.bin and
@@ -159,7 +160,8 @@ def load_suite() -> Dict[str, tuple]:
 
 
 CUSTOM_KERNEL_TESTS = [f"executorch.backends.mlx.custom_kernel_ops.test.test_{name}"
-                       for name in ("gated_delta_rule", "tq4_compress", "tq_norm", "tq_dequant")]
+                       for name in ("gated_delta_rule", "tq4_compress", "tq_norm", "tq_dequant")] + \
+    [f"executorch.backends.mlx.custom_kernel_ops.gguf.test.test_{name}" for name in ("linear", "embedding")]
 
 
 def jsonable(value):

@@ -15,6 +15,13 @@ enum KnownMetalKernels {
         "tq_norm": ["50a7647d2299c2f9"],
         "tq_dequant": ["0d629d318cb960f6"],
         "tq4_compress": ["27fe302778a91eeb"],
+        // custom_kernel_ops/gguf/q{4,5,6}k (linear: with and without bias; seen in the gguf op tests' exports)
+        "gguf_q4k_matvec": ["caf69ce1adfe0e93", "85d0d3918d243c33"], "gguf_q4k_matmul": ["2c28a5adb4699819"],
+        "gguf_q4k_embedding": ["3df4eeb7addf6d3c"],
+        "gguf_q5k_matvec": ["e48c022bd0dc65ea", "2e84824fee4201ca"], "gguf_q5k_matmul": ["c484b41aea221585"],
+        "gguf_q5k_embedding": ["f81f7254941ced08"],
+        "gguf_q6k_matvec": ["79c885438b4aabec", "c069678e3e1ea58a"], "gguf_q6k_matmul": ["3f575824bc54f811"],
+        "gguf_q6k_embedding": ["6645ce760c71b5fd"],
     ]
 
     /// The native ops for `k` (appended in order; they write k's outputs), or nil when the kernel's name is not a
@@ -34,6 +41,8 @@ enum KnownMetalKernels {
                 graph = builder.graph
                 return ops
             }
+        case let name where name.hasPrefix("gguf_"):
+            return try GGUFKernels.build(k, graph: &graph, what: "\(origin): metal_kernel \"\(k.name)\"", fail: fail)
         default: return nil
         }
     }

@@ -1,0 +1,85 @@
+import MLXCIR
+
+/// The MLX delegate's GGUF K-quant Metal kernels (custom_kernel_ops/gguf: emitted for Q6_K blocks whose scales do not
+/// merge into MLX groups, and for every K-quant under ET_MLX_EMIT_DIRECT_GGUF=1): `gguf_q{4,5,6}k_matvec` /
+/// `_matmul` (x · dequantize_gguf(weight)ᵀ + bias) and `gguf_q{4,5,6}k_embedding` (rows of it). Imported as what the
+/// kernels compute (f32 weights, accumulation and bias, one rounding to the output dtype; ExecuTorch's own oracle for
+/// them): the raw GGUF rows dequantized once at load (`gguf_dequantize` in the init block, one per weight and dtype),
+/// then an f32 `addmm` with the transposed weight, or a `take` of rows dequantized to the output dtype — ops with
+/// compiled kernels. The linear's weight is materialised in f32 (32 bits per weight instead of GGUF's 4.5–6.6):
+/// correct, not yet the in-register dequantization the kernels do.
+enum GGUFKernels {
+    static func build(_ k: MetalKernelOp, graph: inout Graph, what: String, fail: (String) -> Error) throws -> [Op] {
+        let parts = k.name.split(separator: "_")   // gguf, q4k, matvec
+        guard parts.count == 3, let type = ["q4k": "q4_k", "q5k": "q5_k", "q6k": "q6_k"][String(parts[1])] else {
+            throw fail("\(what) is not a GGUF K-quant kernel")
+        }
+        let t = Dictionary(zip(k.templateArgNames, k.templateArgValues), uniquingKeysWith: { a, _ in a })
+        func dtype(_ name: String) throws -> DType {
+            guard let code = t[name], let d = DType(rawValue: Int8(truncatingIfNeeded: code)), d == .f32 || d == .bf16 || d == .f16 else {
+                throw fail("\(what): template \(name) = \(t[name].map(String.init) ?? "none") is not a float dtype")
+            }
+            return d
+        }
+        let input = Dictionary(zip(k.inputNames, k.inputs), uniquingKeysWith: { a, _ in a })
+        guard k.outputs.count == 1, let weight = input["weight"] else { throw fail("\(what) has no weight input or not one output") }
+        switch parts[2] {
+        case "matvec", "matmul":
+            guard let x = input["x"] else { throw fail("\(what) has no x input") }
+            // Q6_K's kernels have no OutT: their result dtype is the output's.
+            let xd = try dtype("InT"), od = t["OutT"] == nil ? (k.outputDtypes.first ?? xd) : try dtype("OutT")
+            // As the kernels (and ExecuTorch's fp32 oracle for them) compute: f32 weights, x and bias, one rounding.
+            let w = dequantized(weight, type: type, dtype: .f32, graph: &graph)
+            var ops: [Op] = []
+            func f32(_ v: ValueID, _ d: DType) -> ValueID {
+                guard d != .f32 else { return v }
+                let c = graph.addValue(nil, .computed)
+                ops.append(.asType(AsTypeOp(x: v, out: c, scalarType: .f32)))
+                return c
+            }
+            let xf = f32(x, xd)
+            // A constant bias is widened at load too, so the linear kernel reads it as a constant.
+            let bias = try input["bias"].map { b -> ValueID in
+                guard case .constant = graph[b].kind, let d = graph.type(b)?.dtype else { return f32(b, graph.type(b)?.dtype ?? xd) }
+                guard d != .f32 else { return b }
+                guard d == .bf16 || d == .f16 else { throw fail("\(what): bias is \(d.name)") }
+                let c = graph.addValue(nil, .computed)
+                graph.append(.asType(AsTypeOp(x: b, out: c, scalarType: .f32)), origin: "GGUF linear bias \(b) widened at load",
+                             block: initBlock(&graph))
+                return c
+            }
+            let wt = graph.addValue(nil, .computed)
+            ops.append(.transpose(TransposeOp(x: w, out: wt, perm: [1, 0])))
+            let y = od == .f32 ? k.outputs[0] : graph.addValue(nil, .computed)
+            ops.append(.addmm(AddmmOp(mat1: xf, mat2: wt, out: y, bias: bias)))
+            if od != .f32 { ops.append(.asType(AsTypeOp(x: y, out: k.outputs[0], scalarType: od))) }
+            return ops
+        case "embedding":
+            guard let indices = input["indices"] else { throw fail("\(what) has no indices input") }
+            let w = dequantized(weight, type: type, dtype: try dtype("OutT"), graph: &graph)
+            return [.take(TakeOp(x: w, out: k.outputs[0], index: .value(indices), axis: 0))]
+        default:
+            throw fail("\(what) is not a GGUF linear or embedding kernel")
+        }
+    }
+
+    /// The weight dequantized in the init block (made once per weight, type and dtype).
+    static func initBlock(_ graph: inout Graph) -> Int {
+        if graph.initBlock == nil {
+            graph.blocks.append(Block(name: "init"))
+            graph.initBlock = graph.blocks.count - 1
+        }
+        return graph.initBlock!
+    }
+
+    static func dequantized(_ weight: ValueID, type: String, dtype: DType, graph: inout Graph) -> ValueID {
+        let initBlock = initBlock(&graph)
+        for node in graph.blocks[initBlock].nodes {
+            if case .ggufDequantize(let o) = node.op, o.weight == weight, o.ggmlType == type, o.dtype == dtype { return o.out }
+        }
+        let out = graph.addValue(nil, .computed)
+        graph.append(.ggufDequantize(GgufDequantizeOp(weight: weight, ggmlType: type, dtype: dtype, out: out)),
+                     origin: "GGUF \(type) weight \(weight) dequantized at load", block: initBlock)
+        return out
+    }
+}

@@ -1,0 +1,14 @@
+/// GGUF K-quant super-blocks (llama.cpp's ggml-common.h layouts): 256 values per block.
+public enum GGUFBlocks {
+    public static let valuesPerBlock = 256
+
+    /// Bytes per super-block of a `ggml_type` name, or nil for a type mlxc does not read.
+    public static func blockBytes(_ type: String) -> Int? {
+        switch type {
+        case "q4_k": return 144
+        case "q5_k": return 176
+        case "q6_k": return 210
+        default: return nil
+        }
+    }
+}
