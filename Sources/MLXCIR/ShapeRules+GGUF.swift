@@ -5,7 +5,7 @@ extension ShapeRules {
         guard let bytes = GGUFBlocks.blockBytes(o.ggmlType) else { throw fail(op, "ggml_type \"\(o.ggmlType)\" is not q4_k, q5_k or q6_k") }
         let w = try e.t(o.weight)
         guard w.dtype == .u8, w.rank == 2 else { throw fail(op, "weight \(w.dtype.name)\(text(w.shape)) is not u8 [N, row bytes]") }
-        guard let row = w.shape[1].fixedValue else { throw fail(op, "weight row bytes \(text(w.shape)) must be static") }
+        guard let row = w.shape[1].fixedValue else { return TensorType(o.dtype ?? .f32, [w.shape[0], .dynamic(min: 0, max: nil)]) }
         guard row % bytes == 0 else { throw fail(op, "weight rows of \(row) bytes are not whole \(o.ggmlType) blocks of \(bytes)") }
         return TensorType(o.dtype ?? .f32, [w.shape[0], .fixed(row / bytes * GGUFBlocks.valuesPerBlock)])
     }

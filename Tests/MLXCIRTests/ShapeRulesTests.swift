@@ -267,6 +267,13 @@ final class ShapeRulesTests: XCTestCase {
                  types: [a: T(.i8, 8, 64), b: T(.f32, 8, 2), c: T(.i8, 8, 2)], expected: [T(.f32, 8, 64)]),
             Case(op: .packAffineWeight(PackAffineWeightOp(q: a, scale: b, zeroPoint: c, quantMin: -8, bits: 4, groupSize: 32, outs: [o, o2, o3])),
                  types: [a: T(.i8, 8, 64), b: T(.f32, 8, 2), c: T(.i8, 8, 2)], expected: [T(.u32, 8, 8), T(.f32, 8, 2), T(.f32, 8, 2)]),
+            // The MLX delegate's Metal kernels as native ops: GatedDeltaNet's recurrence (GQA 2:4), GGUF Q4_K rows.
+            Case(op: .gatedDeltaRule(GatedDeltaRuleOp(q: a, k: b, v: c, g: d, beta: e, state: f, outs: [o, o2])),
+                 types: [a: T(.f32, 1, 3, 2, 32), b: T(.f32, 1, 3, 2, 32), c: T(.f32, 1, 3, 4, 16), d: T(.f32, 1, 3, 4),
+                         e: T(.f32, 1, 3, 4), f: T(.f32, 1, 4, 16, 32)],
+                 expected: [T(.f32, 1, 3, 4, 16), T(.f32, 1, 4, 16, 32)]),
+            Case(op: .ggufDequantize(GgufDequantizeOp(weight: a, ggmlType: "q4_k", dtype: .bf16, out: o)),
+                 types: [a: T(.u8, 4, 288)], expected: [T(.bf16, 4, 512)]),
         ]
     }
 
