@@ -45,8 +45,8 @@ def config(family: str, vocab: int, ids: dict, held_out: bool):
              shared_expert_intermediate_size=32, full_attention_interval=2)
     if held_out:  # other sizes: 3 linear layers before each full one, GDN 1:3 heads, 4:1 attention GQA
         z = dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1, head_dim=32,
-                 linear_num_key_heads=1, linear_num_value_heads=3, moe_intermediate_size=48,
-                 shared_expert_intermediate_size=40, full_attention_interval=4)
+                 linear_num_key_heads=1, linear_num_value_heads=3, moe_intermediate_size=64,
+                 shared_expert_intermediate_size=32, full_attention_interval=4)
     cfg = tf.Qwen3_5MoeTextConfig(vocab_size=vocab, max_position_embeddings=256, rms_norm_eps=1e-6,
                                   linear_conv_kernel_dim=4, tie_word_embeddings=False,
                                   **z, **FAMILIES[family])
