@@ -42,6 +42,8 @@ struct KVAttentionRewriter {
     /// Index vectors `arange(start, stop)` (ring: mod R) by the forms of start, stop (and R).
     var indexVectors: [[ScalarForm]: ValueID] = [:]
     var ringVectors: [[ScalarForm]: ValueID] = [:]
+    /// etLLM ring writes' [1, T] cell indices flattened to [T], one per index tensor (k and v share it).
+    var flatIndices: [ValueID: ValueID] = [:]
     /// Ring writes to make in place of node index (their second piece).
     var pendingRings: [Int: RingWrite] = [:]
     /// Keep masks by the forms of the first query position and the key bound, and the cache length.

@@ -35,7 +35,7 @@ extension Lowerings {
         case .any, .all: return "needs a bool operand reduced over adjacent axes"
         case .indexPut:
             return "needs one i32/i64 index tensor, accumulate = false, and a state (or single-use temporary) destination nothing but its copy_into write-back reads afterwards"
-        case .copyInto: return "writes in place only into the state value it redefines"
+        case .copyInto: return "the source does not have the destination's element count and dtype"
         case .conv1D: return "needs f32/bf16/f16 x and a constant weight (or a transpose of one) of the same dtype"
         default: return nil
         }
@@ -249,11 +249,16 @@ extension Lowerings {
 
     /// `copy_into(dst: state, src)` as an in-place copy (nothing to do when src is dst's buffer).
     static func copyInto(_ o: CopyIntoOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
-        guard writableInPlace(o.dst, out: o.out, c), let dtype = copyDType(o.dst, c), c.dtype(o.src) ?? dtype == dtype else { return nil }
+        guard let dtype = copyDType(o.dst, c), c.dtype(o.src) ?? dtype == dtype else { return nil }
+        // Into the state it redefines (or a temporary nothing else reads): in place. Otherwise the op is
+        // a pure copy of src in dst's shape — dst itself is not written (the reference's semantics; e.g.
+        // etLLM's ring caches copy their position buffer mid-graph and write it back at the end) — into
+        // a fresh buffer.
+        let inPlace = writableInPlace(o.dst, out: o.out, c)
         let definition = StateCopyKernels.copyInto(byteSize: dtype.byteSize, lanes: c.lanes)
         func strip(_ s: [Int]) -> [Int] { Array(s.drop { $0 == 1 }) }
         return launch(definition, node, operands: [o.dst, o.src], results: [o.out], resultDTypes: [dtype],
-                      operandDTypes: [dtype, dtype], grain: copyGrain, inPlace: [0: 0]) { inputs in
+                      operandDTypes: [dtype, dtype], grain: copyGrain, inPlace: inPlace ? [0: 0] : [:]) { inputs in
             let dst = inputs[0], src = inputs[1]
             guard src.count == dst.count, strip(src.shape) == strip(dst.shape) else { return nil }   // broadcasts: reference
             return CallLayout(shapes: [dst.shape], dims: [], work: dst.count)

@@ -158,6 +158,45 @@ final class CanonicalKVAttentionTests: XCTestCase {
         XCTAssertEqual(g.opHistogram["arange"], 2)
     }
 
+    /// etLLM's ring layers: writes at the program's cell indices [1, T], attention with its own mask
+    /// over every cell; the mask must have one column per cell, else nothing changes.
+    func testLlamaRingWritesAndMaskedReadAreRewritten() throws {
+        func ring(maskColumns: Int) -> String {
+            densified("""
+            graph @f
+            input %0 : f32[1, ?1..8, 64] "x"
+            input %1 : f32[1, ?1..8, 32] "kx"
+            input %2 : f32[1, ?1..8, 32] "vx"
+            input %3 : i64[1, ?1..8] "cells"
+            input %13 : f32[?1..8, \(maskColumns)] "mask"
+            state %4 : f32[1, 16, 2, 16] = zeros "k_cache"
+            state %5 : f32[1, 16, 2, 16] = zeros "v_cache"
+            block main {
+              %9 = sym_size(a: %0, dim: 1) : i64[]
+              %10 = reshape(x: %0, shape: [1, %9, 4, 16]) : f32[1, ?1..8, 4, 16]
+              %11 = reshape(x: %1, shape: [1, %9, 2, 16]) : f32[1, ?1..8, 2, 16]
+              %12 = reshape(x: %2, shape: [1, %9, 2, 16]) : f32[1, ?1..8, 2, 16]
+              %4 = llama_update_cache_with_indices(value: %11, cache: %4, start_pos: 0, indices: %3) : f32[1, 16, 2, 16]
+              %5 = llama_update_cache_with_indices(value: %12, cache: %5, start_pos: 0, indices: %3) : f32[1, 16, 2, 16]
+              %8 = llama_custom_sdpa(q: %10, k: %4, v: %5, start_pos: 0, attn_mask: %13, dropout_p: 0.0, is_causal: false, scale: 0.25) : f32[1, ?1..8, 4, 16]
+            }
+            outputs %8
+            """)
+        }
+        var g = try IRParser.parse(ring(maskColumns: 16))
+        XCTAssertEqual(try CanonicalKVAttention().run(&g), 3)
+        try Verifier.verify(g)
+        XCTAssertEqual(g[ValueID(4)].type, TensorType(.f32, fixed: [1, 2, 16, 16]), "the ring is relaid [B, H, S, D]")
+        let nodes = IRPrinter.print(g, origins: false).trimmedLines
+        XCTAssertEqual(g.opHistogram["index_copy"], 2)
+        XCTAssertEqual(g.opHistogram["reshape"], 4, "one flattening of the cell indices serves k and v")
+        XCTAssertTrue(nodes.contains("sdpa(q: %"), nodes)
+        XCTAssertTrue(nodes.contains("mask: %13, causal: false"), "the program's own mask: \(nodes)")
+        XCTAssertNil(g.opHistogram["llama_custom_sdpa"])
+        XCTAssertNil(g.opHistogram["arange"], "no positions are made up: the writes use the program's cells")
+        try assertPassLeavesUnchanged(CanonicalKVAttention(), on: ring(maskColumns: 8), "a mask over fewer columns than the ring has cells")
+    }
+
     func testLeavesAlone() throws {
         try assertUnchanged(projections + """
           %20 = add_int(a: %15, b: 1) : i64[]
