@@ -18,6 +18,10 @@ public struct WindowResult {
     public var tokens: [Int]
     /// The probability of `<|nospeech|>` at the start-of-transcript position.
     public var noSpeechProbability: Double?
+    /// The mean log-probability of the chosen tokens (end-of-text included) under the decoding rules.
+    public var averageLogProbability: Double
+    /// Whether the window was dropped as silence (`noSpeechThreshold`).
+    public var skipped = false
     public var seconds: (encode: Double, decode: Double)
 }
 
@@ -38,6 +42,10 @@ public final class WhisperTranscriber {
         public var timestamps = false
         /// New tokens per window at most (also bounded by the decoder's cache).
         public var maxNewTokens: Int?
+        /// Drop a window as silence when its no-speech probability exceeds this and its average
+        /// log-probability is below `logProbThreshold` (transformers' `no_speech_threshold` rule).
+        public var noSpeechThreshold: Double?
+        public var logProbThreshold = -1.0
         public init() {}
     }
 
@@ -118,8 +126,15 @@ public final class WhisperTranscriber {
                 for t in 0..<count { window[m * windowFrames + t] = mel[src + t] }
             }
             let timeOffset = Double(seek) * LogMelSpectrogram.secondsPerFrame
-            let result = try decodeWindow(window, options: options)
+            var result = try decodeWindow(window, options: options)
             if options.language == nil { options.language = result.language }  // detected once, on the first window
+            if let threshold = options.noSpeechThreshold, let noSpeech = result.noSpeechProbability,
+               noSpeech > threshold, result.averageLogProbability < options.logProbThreshold {
+                result.skipped = true
+                windows.append(result)
+                seek += count
+                continue
+            }
             windows.append(result)
             let (found, advance) = split(result.tokens, timeOffset: timeOffset, windowFrames: count, inputStride: inputStride,
                                          timestamps: options.timestamps)
@@ -168,9 +183,12 @@ public final class WhisperTranscriber {
         let rules = WhisperLogitRules(vocabulary: v, timestamps: options.timestamps)
         let limit = min(options.maxNewTokens ?? Int.max, programs.maxDecoderTokens - prompt.count)
         var generated: [Int] = []
+        var sumLogProb = 0.0, scored = 0
         while generated.count < limit {
             rules.apply(&logits, generated: generated)
             let next = WhisperLogitRules.argmax(logits)
+            sumLogProb += Self.logSoftmax(logits, at: next)
+            scored += 1
             if next == v.endOfText { break }
             generated.append(next)
             guard generated.count < limit else { break }
@@ -180,7 +198,7 @@ public final class WhisperTranscriber {
         var noSpeech: Double?
         if let ns = v.noSpeech, ns < rowAtSOT.count { noSpeech = Self.softmax(rowAtSOT, at: ns) }
         return WindowResult(language: v.isMultilingual ? language : nil, prompt: prompt, tokens: generated,
-                            noSpeechProbability: noSpeech, seconds: (t1.timeIntervalSince(t0), Date().timeIntervalSince(t1)))
+                            noSpeechProbability: noSpeech, averageLogProbability: sumLogProb / Double(max(scored, 1)), seconds: (t1.timeIntervalSince(t0), Date().timeIntervalSince(t1)))
     }
 
     /// Splits a window's tokens into segments at consecutive timestamp pairs (transformers' `_retrieve_segment`)
@@ -213,6 +231,13 @@ public final class WhisperTranscriber {
     func segment(_ tokens: [Int], start: Double, end: Double) -> TranscriptSegment {
         let text = tokenizer.decode(tokens.filter { $0 < vocabulary.endOfText }, skipSpecialTokens: true)
         return TranscriptSegment(start: start, end: end, tokens: tokens, text: text)
+    }
+
+    static func logSoftmax(_ row: [Float], at index: Int) -> Double {
+        let m = row.max() ?? 0
+        var sum = 0.0
+        for x in row where x > -.infinity { sum += exp(Double(x - m)) }
+        return Double(row[index] - m) - log(sum)
     }
 
     static func softmax(_ row: [Float], at index: Int) -> Double {

@@ -52,6 +52,12 @@ struct Transcribe: ParsableCommand {
     @Option(help: "New tokens per 30 s window at most (default: what the decoder's cache holds).")
     var maxNewTokens: Int?
 
+    @Option(help: "Drop a window as silence when its <|nospeech|> probability exceeds this and its average log-probability is below --logprob-threshold (off by default).")
+    var noSpeechThreshold: Double?
+
+    @Option(help: "With --no-speech-threshold: the average log-probability below which a window may be silence.")
+    var logprobThreshold = -1.0
+
     @Option(help: "The encoder program (default: MODEL/encoder.pte).") var encoder: String?
     @Option(help: "The cross-attention K/V program (default: MODEL/cross_kv.pte).") var crossKv: String?
     @Option(help: "The decoder program (default: MODEL/decoder.pte).") var decoder: String?
@@ -93,6 +99,8 @@ struct Transcribe: ParsableCommand {
             options.task = task
             options.timestamps = timestamps || format == .srt || format == .vtt
             options.maxNewTokens = maxNewTokens
+            options.noSpeechThreshold = noSpeechThreshold
+            options.logProbThreshold = logprobThreshold
             let loadStart = Date()
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
@@ -160,7 +168,8 @@ struct Transcribe: ParsableCommand {
             "text": result.segments.map(\.text).joined(),
             "segments": result.segments.map { ["start": $0.start, "end": $0.end, "text": $0.text, "tokens": $0.tokens] },
             "windows": result.windows.map { w -> [String: Any] in
-                ["prompt": w.prompt, "tokens": w.tokens, "no_speech_prob": w.noSpeechProbability ?? NSNull()]
+                ["prompt": w.prompt, "tokens": w.tokens, "no_speech_prob": w.noSpeechProbability ?? NSNull(),
+                 "avg_logprob": w.averageLogProbability, "skipped": w.skipped]
             },
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

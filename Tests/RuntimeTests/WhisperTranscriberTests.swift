@@ -6,7 +6,8 @@ import XCTest
 /// Tests/Fixtures/speech/whisper_tiny_mlx_fp32, built by tools/speech/make-whisper-fixture) against
 /// transformers' own `generate` with the same options: every segment's token ids equal, start and end
 /// times equal, the detected language equal. Cases: language given or detected, transcribe or translate,
-/// timestamps on or off, and the LibriVox clip repeated to 36 s for sequential long-form decoding.
+/// timestamps on or off, the LibriVox clip repeated to 36 s for sequential long-form decoding, and that with
+/// a no-speech threshold between its two windows' no-speech probabilities (the second dropped as silence).
 /// The programs run compiled (the whole default pipeline); features come from mlxc's own front end.
 final class WhisperTranscriberTests: XCTestCase {
     static let folder = WAVReaderTests.fixtures.appendingPathComponent("whisper_tiny_mlx_fp32").path
@@ -25,7 +26,7 @@ final class WhisperTranscriberTests: XCTestCase {
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.folder).appendingPathComponent("reference.json"))
         let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let cases = try XCTUnwrap(reference["cases"] as? [[String: Any]])
-        XCTAssertEqual(cases.count, 5)
+        XCTAssertEqual(cases.count, 6)
         for c in cases {
             let name = c["name"] as! String
             var options = WhisperTranscriber.Options()
@@ -33,6 +34,8 @@ final class WhisperTranscriberTests: XCTestCase {
             options.task = WhisperTranscriber.Task(rawValue: c["task"] as! String)!
             options.timestamps = c["timestamps"] as! Bool
             options.maxNewTokens = c["max_new_tokens"] as? Int
+            options.noSpeechThreshold = c["no_speech_threshold"] as? Double
+            if let t = c["logprob_threshold"] as? Double { options.logProbThreshold = t }
             let samples = Array([[Float]](repeating: clip.samples, count: c["repeats"] as! Int).joined())
             let (segments, windows) = try transcriber.transcribe(samples, options: options)
             let expected = c["segments"] as! [[String: Any]]

@@ -17,12 +17,16 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
 CASES = [
-    # name, repeats of the clip, language (None: detect), task, timestamps, max_new_tokens
-    ("en_transcribe", 1, "en", "transcribe", False, 24),
-    ("auto_transcribe_timestamps", 1, None, "transcribe", True, 24),
-    ("de_translate_timestamps", 1, "de", "translate", True, 24),
-    ("en_translate", 1, "en", "translate", False, 24),
-    ("longform_en_timestamps", 12, "en", "transcribe", True, 24),
+    # name, repeats of the clip, language (None: detect), task, timestamps, max_new_tokens, thresholds
+    ("en_transcribe", 1, "en", "transcribe", False, 24, {}),
+    ("auto_transcribe_timestamps", 1, None, "transcribe", True, 24, {}),
+    ("de_translate_timestamps", 1, "de", "translate", True, 24, {}),
+    ("en_translate", 1, "en", "translate", False, 24, {}),
+    ("longform_en_timestamps", 12, "en", "transcribe", True, 24, {}),
+    # The random model's two long-form windows have no-speech probabilities 7.1e-4 and 7.4e-4 (average
+    # log-probabilities about -4.5): a threshold between them drops the second window as silence.
+    ("longform_no_speech_threshold", 12, "en", "transcribe", True, 24,
+     {"no_speech_threshold": 0.00073, "logprob_threshold": -1.0}),
 ]
 
 
@@ -38,7 +42,7 @@ def main(ckpt, audio_path, out_path):
     fe = WhisperFeatureExtractor.from_pretrained(ckpt)
     clip = read_wav(audio_path)
     results = []
-    for name, repeats, language, task, timestamps, max_new in CASES:
+    for name, repeats, language, task, timestamps, max_new, thresholds in CASES:
         audio = np.tile(clip, repeats)
         if len(audio) > 480000:
             feats = fe(audio, sampling_rate=16000, truncation=False, padding="longest", return_attention_mask=True,
@@ -51,11 +55,11 @@ def main(ckpt, audio_path, out_path):
             detected = {v: k for k, v in model.generation_config.lang_to_id.items()}[lang_id][2:-2]
         with torch.no_grad():
             out = model.generate(feats.input_features, language=language, task=task, return_timestamps=timestamps,
-                                 max_new_tokens=max_new, return_segments=True)
+                                 max_new_tokens=max_new, return_segments=True, temperature=0.0, **thresholds)
         # (return_dict_in_generate would return only the last window's sequence: segments hold them all)
         segments = out["segments"][0]
         record = {"name": name, "repeats": repeats, "language": language, "task": task, "timestamps": timestamps,
-                  "max_new_tokens": max_new, "detected_language": detected}
+                  "max_new_tokens": max_new, "detected_language": detected, **thresholds}
         record["segments"] = [{"start": float(s["start"]), "end": float(s["end"]),
                                "tokens": [int(t) for t in s["tokens"].tolist()]} for s in segments]
         results.append(record)
