@@ -7,3 +7,4 @@
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
 #include <llvm-c/Error.h>
+#include <llvm-c/BitWriter.h>

@@ -43,6 +43,15 @@ public final class Module: @unchecked Sendable {
         return cString.map { String(cString: $0) } ?? ""
     }
 
+    /// The module as LLVM bitcode: the same module gives the same bytes (for content keys; faster to
+    /// write and smaller to hash than the text).
+    public var bitcode: [UInt8] {
+        guard let buffer = LLVMWriteBitcodeToMemoryBuffer(ref) else { return [] }
+        defer { LLVMDisposeMemoryBuffer(buffer) }
+        guard let start = LLVMGetBufferStart(buffer) else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: UnsafeRawPointer(start), count: LLVMGetBufferSize(buffer)))
+    }
+
     /// Checks the module; throws with LLVM's explanation if it is malformed.
     public func verify() throws {
         var message: UnsafeMutablePointer<CChar>?

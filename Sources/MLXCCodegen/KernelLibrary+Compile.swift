@@ -12,6 +12,9 @@ public struct CompileReport: Sendable, Equatable {
     public var optimized = 0
     /// Cache entries found damaged (deleted and compiled again).
     public var corrupt = 0
+    /// Wall time of each phase: emitting the IR and looking it up, LLVM's optimizer and code
+    /// generator (zero on a cached start), and linking the objects into the JIT.
+    public var emitSeconds = 0.0, optimizeSeconds = 0.0, linkSeconds = 0.0
     public init() {}
 }
 
@@ -34,6 +37,8 @@ extension KernelLibrary {
         let corruptBefore = cache?.stats.corrupt ?? 0
 
         // 1. Emit each kernel into its own context (cheap) and look its object code up.
+        var clock = Date()
+        func lap() -> Double { defer { clock = Date() }; return Date().timeIntervalSince(clock) }
         var units = [Unit?](repeating: nil, count: definitions.count)
         try forEachConcurrently(definitions.count, threads: threads, host: host) { i, tm in
             let single = KernelLibrary()
@@ -43,12 +48,13 @@ extension KernelLibrary {
             tm.configure(module.ref)
             single.rejectInvalid(module)
             if let why = single.rejected[self.definitions[i].name] { return Unit(rejected: why) }
-            try module.verify()
-            let text = module.text
-            let key = cache?.key(irText: text, host: host)
+            let ir = module.bitcode
+            let key = cache?.key(ir: ir, host: host)
             if let key, let object = cache?.load(key) { return Unit(object: object, cached: true) }
-            return Unit(context: context, module: module, key: key, irBytes: text.utf8.count)
+            try module.verify()   // (a hit skips it: an entry exists only for IR that verified when compiled)
+            return Unit(context: context, module: module, key: key, irBytes: ir.count)
         } store: { units[$0] = $1 }
+        report.emitSeconds = lap()
 
         // 2. Optimize and generate code for the misses, largest first.
         let misses = units.indices.filter { units[$0]?.module != nil }.sorted { units[$0]!.irBytes > units[$1]!.irBytes }
@@ -68,6 +74,7 @@ extension KernelLibrary {
             notice.finish(misses.count)
             cache?.evictIfNeeded()
         }
+        report.optimizeSeconds = lap()
 
         // 3. Link them into the JIT and look the entry points up.
         var functions: [String: KernelFunction] = [:]
@@ -81,6 +88,7 @@ extension KernelLibrary {
         for definition in definitions where rejected[definition.name] == nil {
             functions[definition.name] = unsafeBitCast(try jit.address(of: definition.name), to: KernelFunction.self)
         }
+        report.linkSeconds = lap()
         report.corrupt = (cache?.stats.corrupt ?? 0) - corruptBefore
         return (functions, report)
     }

@@ -88,7 +88,8 @@ struct Run: ParsableCommand {
                 var kernels = ""
                 if let program = loaded.executor as? JITProgram, !loaded.fromArtifact {
                     let r = program.compileReport
-                    kernels = "; \(r.kernels) kernels: \(r.cached) from the cache, \(r.optimized) optimized by LLVM"
+                    kernels = "; \(r.kernels) kernels: \(r.cached) from the cache, \(r.optimized) optimized by LLVM; "
+                        + String(format: "emit+lookup %.3f s, optimize %.3f s, link %.3f s", r.emitSeconds, r.optimizeSeconds, r.linkSeconds)
                 }
                 FileHandle.standardError.write(Data(String(format: "timing: %@ in %.3f s (LLVM %.3f s%@)\n", what, loaded.loadSeconds, loaded.llvmSeconds, kernels).utf8))
             }
