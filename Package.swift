@@ -10,6 +10,10 @@ let package = Package(
     name: "mlxc",
     products: [
         .executable(name: "mlxc", targets: ["mlxc"]),
+        // Libraries for packages that build on mlxc by path (tools/fuzzing: the libFuzzer targets).
+        .library(name: "MLXCIR", targets: ["MLXCIR"]),
+        .library(name: "MLXCFrontend", targets: ["MLXCFrontend"]),
+        .library(name: "MLXCRuntime", targets: ["MLXCRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

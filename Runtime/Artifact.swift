@@ -21,6 +21,9 @@ public struct Artifact: Codable {
     public var objectBytes: Int
     /// The passes the program was compiled with (loading replans with the same ones).
     public var pipeline: [String]?
+    /// `hash` of the object code, set by `write`: a changed byte in the code must be refused before
+    /// LLVM links it (a size check alone lets a flipped byte through to the linker or the CPU).
+    public var objectHash: String?
 
     public init(mlxcVersion: String, programPath: String, programBytes: Int, programHash: String, method: String,
                 cpu: String, features: String, kernels: [String], plan: [String], objectBytes: Int, pipeline: [String]? = nil) {
@@ -49,6 +52,8 @@ public struct Artifact: Codable {
     }
 
     public static func write(_ header: Artifact, object: [UInt8], to path: String) throws {
+        var header = header
+        header.objectHash = object.withUnsafeBytes { hash(ByteView(base: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 16)!, count: $0.count, owner: nil)) }
         let json = try JSONEncoder().encode(header)
         var bytes = magic
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
@@ -61,8 +66,13 @@ public struct Artifact: Codable {
 
     public static func read(_ path: String) throws -> (Artifact, [UInt8]) {
         guard let data = FileManager.default.contents(atPath: path) else { throw Failure(message: "\(path): cannot read the file") }
-        let bytes = [UInt8](data)
-        guard bytes.count >= 16, Array(bytes[0..<8]) == magic else { throw Failure(message: "\(path): not an mlxc artifact (bad magic)") }
+        return try read(bytes: [UInt8](data), name: path)
+    }
+
+    /// Parses an artifact's bytes; `path` names it in errors.
+    public static func read(bytes: [UInt8], name path: String) throws -> (Artifact, [UInt8]) {
+        guard bytes.count >= 8, Array(bytes[0..<8]) == magic else { throw Failure(message: "\(path): not an mlxc artifact (bad magic)") }
+        guard bytes.count >= 16 else { throw Failure(message: "\(path): \(bytes.count) bytes, too short for the artifact header (truncated?)") }
         let length = bytes[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard length <= UInt64(bytes.count - 16) else { throw Failure(message: "\(path): header of \(length) bytes runs past the end (truncated?)") }
         let header: Artifact
@@ -74,6 +84,10 @@ public struct Artifact: Codable {
         let object = Array(bytes[(16 + Int(length))...])
         guard object.count == header.objectBytes else {
             throw Failure(message: "\(path): object code is \(object.count) bytes, the header says \(header.objectBytes) (truncated?)")
+        }
+        let objectHash = object.withUnsafeBytes { hash(ByteView(base: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 16)!, count: $0.count, owner: nil)) }
+        guard header.objectHash == objectHash else {
+            throw Failure(message: "\(path): object code does not match the header's hash (\(header.objectHash ?? "none")): the artifact is damaged; run `mlxc compile` again")
         }
         return (header, object)
     }

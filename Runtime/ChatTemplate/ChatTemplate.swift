@@ -46,6 +46,11 @@ public final class ChatTemplate {
         } catch var error as TemplateError {
             error.source = origin
             throw error
+        } catch let failure as TemplateFailure {
+            // A limit of the whole render (RenderBudget's output length) has no one place in the source.
+            var error = locator.error(failure.kind, failure.message, at: 0)
+            error.source = origin
+            throw error
         }
         return out
     }
@@ -74,6 +79,13 @@ public final class ChatTemplate {
             guard ns.count == args.positional.count, (1...3).contains(ns.count) else { throw TemplateFailure("range takes 1 to 3 integers") }
             let (start, stop, step) = ns.count == 1 ? (0, ns[0], 1) : (ns[0], ns[1], ns.count == 3 ? ns[2] : 1)
             guard step != 0 else { throw TemplateFailure("range step cannot be zero") }
+            // The item count, computed without overflow and bounded before anything is allocated.
+            let (span, overflow) = step > 0 ? stop.subtractingReportingOverflow(start) : start.subtractingReportingOverflow(stop)
+            let stepSize = step == .min ? Int.max : abs(step)
+            let count = overflow ? Int.max : span <= 0 ? 0 : span / stepSize + (span % stepSize == 0 ? 0 : 1)
+            guard count <= TemplateBuiltins.maxGeneratedLength else {
+                throw TemplateFailure("range(\(start), \(stop), \(step)) has more than \(TemplateBuiltins.maxGeneratedLength) items")
+            }
             return .list(stride(from: start, to: stop, by: step).map { .int($0) })
         },
         "namespace": TemplateFunction("namespace") { args in

@@ -59,6 +59,23 @@ enum TemplateBuiltins {
         }
     }
 
+    /// The most characters (or list items) one operation may produce: templates come with model
+    /// downloads, and `"x" * 10**12` or `center(10**12)` must be an error, not an allocation that
+    /// takes the machine down. Chat prompts are many orders of magnitude smaller.
+    static let maxGeneratedLength = 1 << 24
+    /// `tojson(indent=…)` beyond this is refused (the indent is repeated per nesting level).
+    static let maxJSONIndent = 1024
+
+    /// `n` (negative counts as 0, as in Python) if `n` copies of `size` units stay within `limit`.
+    static func repetitions(_ n: Int, of size: Int, _ what: String, limit: Int = maxGeneratedLength) throws -> Int {
+        let count = max(n, 0)
+        let (total, overflow) = count.multipliedReportingOverflow(by: max(size, 1))
+        guard !overflow, total <= limit else {
+            throw TemplateFailure("\(what) of \(n) would produce more than \(limit) characters or items")
+        }
+        return count
+    }
+
     static func index(_ v: TemplateValue) -> Int? {
         switch v {
         case .int(let n): return n
@@ -122,8 +139,10 @@ enum TemplateBuiltins {
         case "-": return try arithmetic({ $0.subtractingReportingOverflow($1).overflow ? nil : $0 - $1 }, -)
         case "*":
             switch (a, b) {
-            case (.string(let s), .int(let n)), (.int(let n), .string(let s)): return .string(String(repeating: s, count: max(n, 0)))
-            case (.list(let xs), .int(let n)), (.int(let n), .list(let xs)): return .list(Array([[TemplateValue]](repeating: xs, count: max(n, 0)).joined()))
+            case (.string(let s), .int(let n)), (.int(let n), .string(let s)):
+                return .string(String(repeating: s, count: try repetitions(n, of: s.utf8.count, "'*'")))
+            case (.list(let xs), .int(let n)), (.int(let n), .list(let xs)):
+                return .list(Array([[TemplateValue]](repeating: xs, count: try repetitions(n, of: xs.count, "'*'")).joined()))
             default: return try arithmetic({ $0.multipliedReportingOverflow(by: $1).overflow ? nil : $0 * $1 }, *)
             }
         case "/":
@@ -255,7 +274,7 @@ enum TemplateBuiltins {
             return .int(try length(v))
         case "tojson":
             var indent: Int?
-            if let i = args.value(0, "indent"), case .int(let n) = i { indent = n }
+            if let i = args.value(0, "indent"), case .int(let n) = i { indent = try repetitions(n, of: 1, "tojson indent", limit: maxJSONIndent) }
             let sortKeys = args.value(99, "sort_keys")?.truthy ?? false
             return .string(try TemplateJSON.encode(v, indent: indent, sortKeys: sortKeys))
         case "default", "d":
@@ -382,7 +401,7 @@ enum TemplateBuiltins {
             let s = try requireString()
             let width: String
             switch args.value(0, "width") {
-            case .int(let n)?: width = String(repeating: " ", count: n)
+            case .int(let n)?: width = String(repeating: " ", count: try repetitions(n, of: 1, "indent width"))
             case .string(let w)?: width = w
             default: width = "    "
             }
@@ -396,7 +415,7 @@ enum TemplateBuiltins {
             return .int(try requireString().split(whereSeparator: { $0.isWhitespace }).count)
         case "center":
             let s = try requireString()
-            let width = args.value(0, "width").flatMap(index) ?? 80
+            let width = try repetitions(args.value(0, "width").flatMap(index) ?? 80, of: 1, "center width")
             let pad = max(width - s.count, 0)
             return .string(String(repeating: " ", count: pad / 2) + s + String(repeating: " ", count: pad - pad / 2))
         case "format":

@@ -6,6 +6,10 @@ struct TemplateParser {
     let tokens: [TemplateToken]
     let locator: SourceLocator
     var index = 0
+    /// Expressions and blocks open at this point. Bounded, so that `- - - … 1` or thousands of nested
+    /// blocks are a syntax error rather than a stack overflow (here, or later in the renderer).
+    var depth = 0
+    static let maxDepth = 256
 
     init(tokens: [TemplateToken], locator: SourceLocator) {
         self.tokens = tokens
@@ -25,6 +29,11 @@ struct TemplateParser {
 
     func fail(_ message: String, at offset: Int) -> TemplateError { locator.error(.syntax, message, at: offset) }
     func unsupported(_ message: String, at offset: Int) -> TemplateError { locator.error(.unsupported, message, at: offset) }
+
+    mutating func enter() throws {
+        depth += 1
+        guard depth <= Self.maxDepth else { throw fail("nested more than \(Self.maxDepth) levels deep", at: current.offset) }
+    }
 
     mutating func advance() -> TemplateToken {
         let t = tokens[index]
@@ -71,6 +80,8 @@ struct TemplateParser {
 
     /// Nodes up to one of the `until` tags; returns the tag found (its name consumed), nil at the end.
     mutating func nodes(until: Set<String>) throws -> ([TemplateNode], String?) {
+        try enter()
+        defer { depth -= 1 }
         var out: [TemplateNode] = []
         while true {
             let token = advance()
@@ -226,6 +237,8 @@ struct TemplateParser {
     // MARK: expressions
 
     mutating func expression() throws -> TemplateExpr {
+        try enter()
+        defer { depth -= 1 }
         var e = try orExpression()
         while isName("if") {
             _ = advance()
@@ -261,6 +274,8 @@ struct TemplateParser {
     mutating func notExpression() throws -> TemplateExpr {
         if isName("not") {
             _ = advance()
+            try enter()
+            defer { depth -= 1 }
             return .not(try notExpression())
         }
         return try comparison()
@@ -332,6 +347,8 @@ struct TemplateParser {
     }
 
     mutating func unary(withFilters: Bool) throws -> TemplateExpr {
+        try enter()
+        defer { depth -= 1 }
         var e: TemplateExpr
         if isOp("-") {
             let at = advance().offset

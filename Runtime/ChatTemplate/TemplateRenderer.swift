@@ -32,6 +32,8 @@ struct TemplateFailure: Error {
 /// Evaluates a parsed template against its variables, producing text.
 struct TemplateRenderer {
     let locator: SourceLocator
+    /// What one render may spend (see `RenderBudget`), shared by nested loops and macro calls.
+    let budget = RenderBudget()
 
     enum Flow { case normal, breakLoop, continueLoop }
 
@@ -48,8 +50,10 @@ struct TemplateRenderer {
             switch node {
             case .text(let s):
                 out += s
+                try budget.check(output: out)
             case .output(let e):
                 out += try eval(e, scope).text
+                try budget.check(output: out)
             case .ifChain(let branches, let otherwise):
                 var taken = false
                 for (condition, body) in branches where try eval(condition, scope).truthy {
@@ -124,6 +128,7 @@ struct TemplateRenderer {
         }
         if items.isEmpty { return try render(otherwise, scope, &out) }
         for (i, item) in items.enumerated() {
+            try located(at) { try budget.countIteration() }
             let s = TemplateScope(parent: scope)
             try bind(item, s)
             let n = items.count
@@ -163,6 +168,8 @@ struct TemplateRenderer {
             guard args.positional.count <= parameters.count else {
                 throw TemplateFailure("macro '\(name)' takes \(parameters.count) arguments, \(args.positional.count) given")
             }
+            try budget.enterMacro(name)
+            defer { budget.macroDepth -= 1 }
             var text = ""
             _ = try render(body, s, &text)
             return .string(text)
@@ -243,6 +250,37 @@ struct TemplateRenderer {
         case .conditional(let condition, let then, let otherwise):
             if try eval(condition, scope).truthy { return try eval(then, scope) }
             return try otherwise.map { try eval($0, scope) } ?? .undefined("conditional")
+        }
+    }
+}
+
+/// Bounds on one render, so a hostile or broken template (they come with model downloads) ends in
+/// an error instead of a hang, an exhausted machine or a stack overflow: loop iterations in total,
+/// macro calls in progress (recursion), and the length of the text produced.
+final class RenderBudget {
+    /// A variable only so a test can check the bound without a million iterations of a debug build.
+    nonisolated(unsafe) static var maxIterations = 1 << 20
+    static let maxMacroDepth = 200
+    var iterations = 0
+    var macroDepth = 0
+
+    func countIteration() throws {
+        iterations += 1
+        guard iterations <= Self.maxIterations else {
+            throw TemplateFailure("more than \(Self.maxIterations) loop iterations in one render")
+        }
+    }
+
+    func enterMacro(_ name: String) throws {
+        guard macroDepth < Self.maxMacroDepth else {
+            throw TemplateFailure("macro '\(name)' nested more than \(Self.maxMacroDepth) calls deep (unbounded recursion?)")
+        }
+        macroDepth += 1
+    }
+
+    func check(output: String) throws {
+        guard output.utf8.count <= TemplateBuiltins.maxGeneratedLength else {
+            throw TemplateFailure("the rendered text passed \(TemplateBuiltins.maxGeneratedLength) bytes")
         }
     }
 }

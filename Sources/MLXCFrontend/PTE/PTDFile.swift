@@ -16,9 +16,15 @@ public final class PTDFile: @unchecked Sendable {
     public let entries: [String: Entry]
     public let keys: [String]
 
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    /// Reads a `.ptd` already mapped or in memory (`file.path` names it in errors).
+    public init(file: MappedFile) throws {
+        let path = file.path
         self.path = path
-        file = try MappedFile(path: path)
+        self.file = file
         let data = file.ownedView
         guard data.count >= 8 else { throw FormatError(path, at: 0, "file is \(data.count) bytes, too short for a .ptd") }
         guard try data.string(at: 4, length: 4, "file identifier") == "FT01" else {
