@@ -52,6 +52,9 @@ final class PlanImporter {
             let v = graph.addValue(type, .input(position: position), name: tensorName(ev) ?? "input\(position)")
             current[ev] = v
             graph.inputs.append(v)
+            // Planned inputs hold their bytes until overwritten: a tensor the planner aliased onto them (a view
+            // of the input it removed: optimum's Whisper decoder reads its token ids so) reads the input.
+            if let memory = allocation(ev) { memoryHolder[memory] = ev }
         }
         if let chain = plan.chains.first {
             for (i, instruction) in chain.instructions.enumerated() {
@@ -85,6 +88,10 @@ final class PlanImporter {
         // Memory that holds data at this point: several EValues may name the same planned bytes
         // (the exporter aliases a mutable buffer's later reads onto the buffer itself).
         var liveMemory: Set<AllocationDetails> = []
+        // Planned inputs' bytes are live from the start: a read of them under another name is the input, not state.
+        for input in plan.inputs {
+            if case .tensor(let t) = plan.values[safe: input], let memory = t.allocation { liveMemory.insert(memory) }
+        }
         for instruction in chain.instructions {
             // An opaque delegate reads what exists already and writes the rest of its arguments.
             if case .delegateCall(_, let args) = instruction {
