@@ -37,6 +37,8 @@ struct Transcribe: ParsableCommand {
     @Option(help: "Output: text, srt, vtt or json (one JSON object per file, with tokens).")
     var format: Format = .text
 
+    @OptionGroup var cacheOptions: CacheOptions
+
     @Option(help: "Threads for compiled kernels (default: all cores).")
     var threads: Int?
 
@@ -104,6 +106,7 @@ struct Transcribe: ParsableCommand {
             let loadStart = Date()
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
+            try cacheOptions.apply(to: &jitOptions)
             let transcriber = try WhisperTranscriber(files: files, validating: options) { path in
                 let loaded = try ProgramLoader.load(path, engine: reference ? .reference : .jit, options: jitOptions, mlxcVersion: MLXC.version)
                 return (loaded.executor, loaded.graph)
