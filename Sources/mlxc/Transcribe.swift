@@ -140,6 +140,12 @@ struct Transcribe: ParsableCommand {
                 let decode = result.windows.reduce(0) { $0 + $1.seconds.decode }
                 let tokens = result.windows.reduce(0) { $0 + $1.tokens.count }
                 let language = result.windows.first?.language.map { ", language \($0)" } ?? ""
+                if ProcessInfo.processInfo.environment["MLXC_PROFILE"] != nil {
+                    let programs = transcriber.programs
+                    for (name, executor) in [("encoder", programs.encoder), ("cross_kv", programs.crossKVProgram), ("decoder", programs.decoder)] {
+                        if let report = (executor as? JITProgram)?.profileReport, !report.isEmpty { log("profile \(name):\n\(report)") }
+                    }
+                }
                 log(String(format: "%@: %.2f s of audio in %.2f s, real-time factor %.3f (read %.3f s; %d window%@: encoder %.2f s, decoder %.2f s for %d tokens, %.1f tok/s%@)",
                            path, clip.seconds, seconds, seconds / max(clip.seconds, 1e-9), readSeconds, result.windows.count,
                            result.windows.count == 1 ? "" : "s", encode, decode, tokens, Double(tokens) / max(decode, 1e-9), language))
