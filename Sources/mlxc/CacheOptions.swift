@@ -13,14 +13,17 @@ struct CacheOptions: ParsableArguments {
     var noCache = false
 
     /// The cache to use, or nil. A directory given on the command line that cannot be used is an
-    /// error; the default one that cannot be created only turns caching off (with one line saying so).
+    /// error; the default one that cannot be created only turns caching off (said on a terminal; a
+    /// log or a pipe keeps its one error line, as with a read-only home in CI).
     func cache() throws -> KernelCache? {
         guard !noCache else { return nil }
         if let cacheDir { return try KernelCache(root: cacheDir, salt: MLXC.version) }
         do {
             return try KernelCache(root: KernelCache.defaultRoot(), salt: MLXC.version)
         } catch {
-            FileHandle.standardError.write(Data("mlxc: warning: \(error); kernels are compiled without a cache\n".utf8))
+            if isatty(2) != 0 {
+                FileHandle.standardError.write(Data("mlxc: warning: \(error); kernels are compiled without a cache\n".utf8))
+            }
             return nil
         }
     }

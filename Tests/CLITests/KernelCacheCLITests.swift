@@ -40,6 +40,28 @@ final class KernelCacheCLITests: XCTestCase {
         }
     }
 
+    /// The default directory (here `MLXC_CACHE_DIR`) unusable: the run goes on without a cache and, off a
+    /// terminal, says nothing (a read-only home must not add lines to every command's stderr).
+    func testUnusableDefaultDirectoryOnlyTurnsCachingOff() throws {
+        let dir = try temporaryDirectory()
+        let file = dir.appendingPathComponent("not-a-directory")
+        try Data("x".utf8).write(to: file)
+        let process = Process()
+        process.executableURL = cli.binary
+        process.arguments = ["run", "--jit", cli.fixture("llama_mlx_4bit"), "--inputs-dir",
+                             MLXCBinary.fixtures.appendingPathComponent("llama_mlx_4bit").path, "--output-dir", dir.appendingPathComponent("o").path]
+        process.environment = ProcessInfo.processInfo.environment.merging(["MLXC_CACHE_DIR": file.path]) { $1 }
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, stderr)
+        XCTAssertEqual(stderr, "")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("o/step3.output0.npy").path))
+    }
+
     func testUnusableCacheDirectoryIsOneLine() throws {
         let dir = try temporaryDirectory()
         let file = dir.appendingPathComponent("not-a-directory")
