@@ -198,20 +198,21 @@ def start_table(agg, sizes, precisions) -> list:
     lines = ["**Time to first token, cold and cached** — mlxc's first start with an empty kernel cache (LLVM optimizes "
              "every kernel) and the measured starts that load the kernels it stored; load, compile and a 128-token "
              "prefill included, s", "",
-             "| model | precision | mlxc cold | kernels optimized | mlxc cached | kernels cached | XNNPACK | llama.cpp |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | precision | mlxc variant | cold | kernels optimized | cached | kernels cached | XNNPACK | llama.cpp |",
+             "|---|---|---|---|---|---|---|---|---|"]
     any_row = False
     for size in sizes:
         for prec in precisions:
-            m = agg.get((size, prec, "mlxc"))
-            if not (m and m.get("ok") and m.get("cold_start")):
-                continue
-            any_row = True
-            cold, extra = m["cold_start"], m.get("extra", {})
-            peer = lambda p: fmt((agg.get((size, prec, p)) or {}).get("time_to_first_token_s"), 2)
-            lines.append(f"| {size} | {prec} | {fmt(cold.get('time_to_first_token_s'), 2)} | {cold.get('kernels_optimized', '—')} | "
-                         f"{fmt(m.get('time_to_first_token_s'), 2)} | {extra.get('kernels_cached', '—')} | "
-                         f"{peer('xnnpack')} | {peer('llamacpp')} |")
+            for variant in ("mlxc", "mlxc-plain", "mlxc-xnnpack", "mlxc-unfused", "mlxc-plain-unfused"):
+                m = agg.get((size, prec, variant))
+                if not (m and m.get("ok") and m.get("cold_start")):
+                    continue
+                any_row = True
+                cold, extra = m["cold_start"], m.get("extra", {})
+                peer = lambda p: fmt((agg.get((size, prec, p)) or {}).get("time_to_first_token_s"), 2)
+                lines.append(f"| {size} | {prec} | {PEER_NAMES[variant]} | {fmt(cold.get('time_to_first_token_s'), 2)} | "
+                             f"{cold.get('kernels_optimized', '—')} | {fmt(m.get('time_to_first_token_s'), 2)} | "
+                             f"{extra.get('kernels_cached', '—')} | {peer('xnnpack')} | {peer('llamacpp')} |")
     return lines + [""] if any_row else []
 
 
