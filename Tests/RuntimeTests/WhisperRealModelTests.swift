@@ -21,7 +21,7 @@ final class WhisperRealModelTests: XCTestCase {
             .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("whisper_reference.json").path) }
         if dirs.isEmpty { throw XCTSkip("no Whisper export under \(Self.out.path): run tools/real-models/prepare whisper") }
         for dir in dirs {
-            try assertWhisperProgramsMatchEager(dir, name: dir.lastPathComponent, tolerance: 1e-4, decoderLayers: 6)
+            try assertWhisperProgramsMatchEager(dir, name: dir.lastPathComponent, tolerance: 1e-4, decoderAttentionKernels: 6)
         }
     }
 }
