@@ -29,8 +29,8 @@ extension Lowerings {
     static func plainReason(_ node: Node, _ c: LoweringContext) -> String? {
         switch node.op {
         case .matmul: return "needs two f32/bf16/f16 operands of one dtype"
-        case .power: return "only a constant scalar exponent of 2, 0.5, -0.5 or -1 on f32/bf16/f16 has a kernel"
-        case .mean, .sum, .max, .min: return "needs an f32/bf16/f16 operand reduced over adjacent axes"
+        case .power: return "only a constant scalar exponent of 2, 0.5, -0.5 or -1, or a constant positive scalar base, on f32/bf16/f16 has a kernel"
+        case .mean, .sum, .max, .min: return "needs an f32/bf16/f16 (max/min: also integer) operand reduced over adjacent axes"
         case .argmax, .argmin: return "needs an f32/bf16/f16 operand and an i32/i64/u32 result"
         case .any, .all: return "needs a bool operand reduced over adjacent axes"
         case .indexPut:
@@ -127,6 +127,13 @@ extension Lowerings {
     /// x ** p for a constant scalar p that one correctly rounded op computes (as the reference's
     /// double `pow` rounded to the dtype does): x² (exact in f32 for bf16/f16 inputs too), √x, 1/x.
     static func power(_ o: PowerOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        // A constant scalar base to a tensor's power (RoPE frequencies computed in the graph).
+        if let base = c.constant(o.a), base.count == 1, let value = (try? base.host())?.storage.first,
+           let (dtype, t) = activation(o.b, c), c.dtype(o.out) ?? dtype == dtype, c.dtype(o.a) == dtype,
+           let definition = ElementwiseKernels.powerOfConstantBase(value, t, lanes: c.lanes) {
+            return mapLaunch(definition, node, operands: [o.b], out: o.out, resultDType: dtype, operandDTypes: [dtype],
+                             grain: elementwiseGrain(transcendental: true))
+        }
         guard let (dtype, t) = activation(o.a, c), c.dtype(o.out) ?? dtype == dtype,
               let p = c.constant(o.b), p.count == 1, let exponent = (try? p.host())?.storage.first else { return nil }
         let op: ElementwiseKernels.Unary
@@ -154,6 +161,9 @@ extension Lowerings {
 
     static func reduction(_ kind: ReductionKernels.Kind, x: ValueID, out: ValueID, axes: [Int], _ node: Node,
                           _ c: LoweringContext) -> LoweredKernel? {
+        if kind == .max || kind == .min, let d = c.dtype(x), let t = ElementType(d), !t.isFloat, t != .bool {
+            return integerExtremum(max: kind == .max, t, dtype: d, x: x, out: out, axes: axes, node, c)
+        }
         let xDType: DType, t: ElementType
         if kind.isLogical {
             guard c.dtype(x) ?? .bool == .bool else { return nil }
@@ -180,6 +190,24 @@ extension Lowerings {
                       grain: max(1, 16384 / max(rowSize, 1))) { inputs in
             let shape = inputs[0].shape
             guard let r = adjacentReduction(shape, axes: axes) else { return nil }
+            let outShape = ReductionMath.reducedShape(shape, axes: r.axes, keepdims: keepdims)
+            return CallLayout(shapes: [outShape], dims: [Int64(r.n), Int64(r.inner)], work: r.inner == 0 ? 0 : r.outer)
+        }
+    }
+
+    /// Integer max / min (exact) over adjacent axes.
+    static func integerExtremum(max: Bool, _ t: ElementType, dtype: DType, x: ValueID, out: ValueID, axes: [Int], _ node: Node,
+                                _ c: LoweringContext) -> LoweredKernel? {
+        guard c.dtype(out) ?? dtype == dtype, let definition = ReductionKernels.integerExtremum(max: max, t, lanes: c.lanes) else { return nil }
+        let keepdims: Bool
+        switch node.op {
+        case .max(let o): keepdims = o.keepdims
+        case .min(let o): keepdims = o.keepdims
+        default: return nil
+        }
+        return launch(definition, node, operands: [x], results: [out], resultDTypes: [dtype], operandDTypes: [dtype], grain: 64) { inputs in
+            let shape = inputs[0].shape
+            guard inputs[0].count > 0, let r = adjacentReduction(shape, axes: axes) else { return nil }
             let outShape = ReductionMath.reducedShape(shape, axes: r.axes, keepdims: keepdims)
             return CallLayout(shapes: [outShape], dims: [Int64(r.n), Int64(r.inner)], work: r.inner == 0 ? 0 : r.outer)
         }

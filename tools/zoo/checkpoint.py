@@ -142,6 +142,18 @@ def family_config(family: str, vocab: int, ids: dict, held_out: bool = False):
         cfg = tf.Phi3Config(**sz, partial_rotary_factor=0.5 if held_out else 0.75, rms_norm_eps=1e-5,
                             tie_word_embeddings=True, rope_theta=10000.0, pad_token_id=ids["<pad>"], **common)
         style = "phi"
+    elif family == "phi4":      # Phi-4-mini as shipped: Phi3 with longrope scaling (short/long factors per rotary pair)
+        sz = {k: v for k, v in z.items() if k != "head_dim"}
+        rotary = 0.5 if held_out else 0.75
+        pairs = int(sz["hidden_size"] // sz["num_attention_heads"] * rotary) // 2
+        g = torch.Generator().manual_seed(11)
+        cfg = tf.Phi3Config(**sz, partial_rotary_factor=rotary, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                            rope_theta=10000.0, pad_token_id=ids["<pad>"],
+                            rope_scaling={"rope_type": "longrope", "original_max_position_embeddings": 64,
+                                          "short_factor": (1 + torch.rand(pairs, generator=g)).tolist(),
+                                          "long_factor": (1 + 4 * torch.rand(pairs, generator=g)).tolist()},
+                            **common)
+        style = "phi"
     else:
         raise SystemExit(f"unknown family {family!r}")
     bos, eos, _ = TOKENS[style]

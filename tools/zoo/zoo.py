@@ -72,7 +72,7 @@ def optimum(recipe, *flags, seq=64):
          "--recipe", recipe, "--max_seq_len", str(seq), *flags, "--output_dir", "{out}"]
 
 
-LAYERS = {"llama": 2, "smollm2": 2, "qwen3": 2, "qwen2": 2, "gemma3": 3, "phi3": 2}
+LAYERS = {"llama": 2, "smollm2": 2, "qwen3": 2, "qwen2": 2, "gemma3": 3, "phi3": 2, "phi4": 2}
 
 ENTRIES: list[Entry] = []
 
@@ -90,6 +90,11 @@ add("llama_mlx_fp32_8w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "8w", "
 add("llama_mlx_fp32_4w", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32"))
 add("qwen3_mlx_bf16_nvfp4", "qwen3", mlx_hf("--dtype", "bf16", "--qlinear", "nvfp4"))
 add("llama_mlx_fp32_nvfp4_embed", "llama", mlx_hf("--dtype", "fp32", "--qlinear", "nvfp4", "--qembedding", "nvfp4"))
+# Phi-4-mini's longrope: per-pair short/long factors and the attention scaling sqrt(1 + ln(256/64)/ln 64),
+# a context (64) within original_max_position_embeddings, so the short factors apply as on a real Phi-4-mini.
+add("phi4_mlx_longrope_fp32", "phi4", mlx_hf("--dtype", "fp32"))
+add("phi4_mlx_custom_longrope_fp32", "phi4", mlx_hf("--dtype", "fp32", "--use-custom-sdpa", "--use-custom-kv-cache",
+                                                   "--prefill-chunk-size", "32"), transformers_rc1=True)
 add("phi3_mlx_bf16_8w_untied", "phi3", mlx_hf("--dtype", "bf16", "--qlinear", "8w", "--qembedding", "8w",
                                                "--no-tie-word-embeddings"))
 # Custom MLX components: mlx::custom_sdpa + mlx::kv_cache_update (ring buffers for sliding layers).
