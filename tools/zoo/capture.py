@@ -17,9 +17,12 @@ example inputs: `(input_ids [1, T], cache_position [T])` (Hugging Face exports) 
 `(tokens [1, T], input_pos [1])` (etLLM).
 
 Writes DIR/reference.json: {"signature", "prompt", "greedy", "chunk", "logits_rank",
-"steps": [{"tokens", "positions", "argmax", "top2_margin"}]} and DIR/step<K>.logits.npy (the logits
+"steps": [{"tokens", "positions", "argmax", "top2_margin", "router_gap_ulps"?}]} and DIR/step<K>.logits.npy (the logits
 of the last position of call K, float32). The script writes the program itself wherever its own
-arguments say.
+arguments say. For mixture-of-experts models (a module with an int `top_k` and a `gate` child, the router),
+`router_gap_ulps` is the smallest gap, over every layer and token of the call, between the k-th and (k+1)-th
+router score, in ulps of the score's dtype: a gap of a few ulps is a routing tie, where a different rounding
+order may pick another expert (RouterGaps).
 """
 
 from __future__ import annotations
@@ -52,6 +55,42 @@ def seq_bound(dynamic_shapes, default: int) -> int:
                 found.append(m)
     walk(dynamic_shapes)
     return min(found) if found else default
+
+
+class RouterGaps:
+    """Forward hooks on every router (`gate` of a module with an int `top_k`): the smallest gap between the
+    k-th and (k+1)-th scores seen since the last `take()`, in ulps of the scores' dtype at the k-th score."""
+
+    def __init__(self, mod):
+        self.smallest = None
+        self.handles = []
+        for m in mod.modules():
+            k, gate = getattr(m, "top_k", None), getattr(m, "gate", None)
+            if isinstance(k, int) and isinstance(gate, torch.nn.Module):
+                self.handles.append(gate.register_forward_hook(self.hook(k)))
+
+    def hook(self, k):
+        def record(_module, _inputs, out):
+            scores = out[0] if isinstance(out, (tuple, list)) else out
+            if not torch.is_tensor(scores) or scores.shape[-1] <= k:
+                return
+            top = torch.topk(scores.detach().reshape(-1, scores.shape[-1]).float(), k + 1, dim=-1).values
+            kth, next_ = top[:, k - 1], top[:, k]
+            # The spacing of the dtype's values at the k-th score (at least its smallest normal's).
+            eps = torch.finfo(scores.dtype).eps
+            tiny = torch.finfo(scores.dtype).tiny
+            spacing = torch.clamp(torch.exp2(torch.floor(torch.log2(kth.abs().clamp_min(tiny)))) * eps, min=tiny)
+            gap = float(((kth - next_) / spacing).min())
+            self.smallest = gap if self.smallest is None else min(self.smallest, gap)
+        return record
+
+    def take(self):
+        gap, self.smallest = self.smallest, None
+        return gap
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
 
 
 class Recorder:
@@ -101,6 +140,7 @@ class Recorder:
         prompt = torch.randint(self.vocab_lo, vocab, (self.prompt_len,), generator=g).tolist()
 
         snapshot = {n: b.detach().clone() for n, b in mod.named_buffers()}
+        routers = RouterGaps(mod)
         offgraph = self.offgraph_cache_scope(mod)
         steps, greedy = [], []
         position = 0
@@ -138,7 +178,11 @@ class Recorder:
             for k in range(self.decode + 1):
                 top = torch.topk(last, 2)
                 nxt = int(torch.argmax(last))
-                steps.append({"argmax": nxt, "top2_margin": float(top.values[0] - top.values[1])})
+                step = {"argmax": nxt, "top2_margin": float(top.values[0] - top.values[1])}
+                gap = routers.take()  # the routers of every call since the last step's (the prompt's chunks)
+                if routers.handles and gap is not None:
+                    step["router_gap_ulps"] = gap
+                steps.append(step)
                 np.save(self.out / f"step{k}.logits.npy", last.numpy().astype(np.float32))
                 greedy.append(nxt)
                 if k < self.decode:
@@ -149,6 +193,7 @@ class Recorder:
             eager_error = f"{type(e).__name__}: {e}"
             print(f"capture: eager stopped after {len(greedy)} greedy steps: {eager_error}", file=sys.stderr)
         finally:
+            routers.remove()
             with torch.no_grad():
                 for n, b in mod.named_buffers():
                     if n in snapshot:

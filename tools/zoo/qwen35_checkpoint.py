@@ -35,6 +35,12 @@ FAMILIES = {
     "qwen35moe": dict(num_experts=8, num_experts_per_tok=2, linear_key_head_dim=32, linear_value_head_dim=32),
     "qwen35moe_e16k8": dict(num_experts=16, num_experts_per_tok=8, linear_key_head_dim=32, linear_value_head_dim=32),
     "qwen35moe_dk48": dict(num_experts=8, num_experts_per_tok=2, linear_key_head_dim=48, linear_value_head_dim=48),
+    # Not a zoo entry: the speed benchmark's model (tools/bench --qwen35), ~60M parameters, its sizes winning over
+    # the zoo's: 8 layers (3 GatedDeltaNet per full attention), 16 experts top-4 of width 256 + a shared expert.
+    "qwen35moe_bench": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2,
+                            head_dim=64, linear_num_key_heads=4, linear_num_value_heads=8, linear_key_head_dim=64,
+                            linear_value_head_dim=64, moe_intermediate_size=256, shared_expert_intermediate_size=512,
+                            full_attention_interval=4, num_experts=16, num_experts_per_tok=4),
 }
 
 
@@ -49,7 +55,7 @@ def config(family: str, vocab: int, ids: dict, held_out: bool):
                  shared_expert_intermediate_size=32, full_attention_interval=4)
     cfg = tf.Qwen3_5MoeTextConfig(vocab_size=vocab, max_position_embeddings=256, rms_norm_eps=1e-6,
                                   linear_conv_kernel_dim=4, tie_word_embeddings=False,
-                                  **z, **FAMILIES[family])
+                                  **{**z, **FAMILIES[family]})
     cfg.bos_token_id = ids["<|im_start|>"]
     cfg.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     cfg.pad_token_id = ids["<pad>"]

@@ -35,14 +35,23 @@ def export(*flags, seq=64):
 BF16_NOTE = ("bf16 GatedDeltaNet and top-k router: eager rounds every op to bf16, mlxc once per kernel "
              "(measured 4.3e-2 of the logits' scale)")
 
+# With --qlinear 4w the router is a bf16 matmul too, and its k-th and (k+1)-th scores are often a few bf16 ulps
+# apart (the capture records the smallest gap per step: 1-5 ulps at 7 of the 8-expert program's 13 steps). zoo check
+# calls a greedy mismatch at such a step a router tie only if the program, fed eager's tokens, stays within this
+# bound of eager's logits at every step without one (measured 5.5e-2: the step after a tie reads the tied token's
+# state; 3.9e-2 where no tie precedes).
+Q4_NOTE = ("bf16 4-bit: as the bf16 entries, plus router ties (k-th and (k+1)-th expert scores a few bf16 ulps apart): "
+           "a greedy mismatch at such a step is checked by teacher forcing")
+
 # (name, family, command, options for zoo.add)
 ENTRIES = [
     ("qwen35moe_mlx_bf16", "qwen35moe", export(), {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": BF16_NOTE}),
-    ("qwen35moe_mlx_4w", "qwen35moe", export("--qlinear", "4w", "--qlinear-group-size", "32"), {"dtype": "bf16"}),
+    ("qwen35moe_mlx_4w", "qwen35moe", export("--qlinear", "4w", "--qlinear-group-size", "32"),
+     {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": Q4_NOTE}),
     ("qwen35moe_e16k8_mlx_bf16", "qwen35moe_e16k8", export(),
      {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": BF16_NOTE}),
     ("qwen35moe_e16k8_mlx_4w", "qwen35moe_e16k8", export("--qlinear", "4w", "--qlinear-group-size", "32"),
-     {"dtype": "bf16"}),
+     {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": Q4_NOTE}),
 ]
 # Not an entry: Dk not a multiple of 32 (family qwen35moe_dk48). The script cannot export it: the delegate's
 # GatedDeltaRuleHandler raises "MetalKernelNode requires Dk to be a multiple of 32" (export.py calls the op with
