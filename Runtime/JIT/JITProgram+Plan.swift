@@ -13,7 +13,8 @@ extension JITProgram {
         for block in graph.blocks { for node in block.nodes { for v in node.op.operands { useCounts[v, default: 0] += 1 } } }
         for v in graph.outputs { useCounts[v, default: 0] += 1 }
         var context = LoweringContext(graph: graph, baseValues: baseValues, useCounts: useCounts,
-                                      lanes: machine.host.vectorBits / 32)
+                                      lanes: machine.host.vectorBits / 32,
+                                      wordDot: .forTarget(triple: machine.host.triple, features: machine.host.features))
         context.types = ShapeInference.infer(graph).types
         var folded = Set<ValueID>()   // results of nodes whose work another kernel absorbed
 
@@ -111,6 +112,8 @@ struct LoweringContext {
     let useCounts: [ValueID: Int]
     /// f32 lanes of the widest vector register.
     let lanes: Int
+    /// How the target multiplies i16 pairs (the integer-exact dynamically quantized linears).
+    var wordDot: DynamicQuantLinearKernels.WordDot = .generic
 
     /// The defining node of a value in the main block, if any.
     func producer(_ v: ValueID) -> Op? {

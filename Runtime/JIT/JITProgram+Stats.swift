@@ -44,7 +44,7 @@ extension JITProgram {
                 case .kernel(let launch):
                     stats.kernels += 1
                     switch launch.node.op {
-                    case .quantizedMatmul: stats.fusions.dequantMatmul += 1
+                    case .quantizedMatmul, .dynamicQuantLinear: stats.fusions.dequantMatmul += 1
                     case .fusedQuantizedLinear(let o):
                         stats.fusions.dequantMatmul += 1
                         if o.epilogue != "none" || o.residual != nil { stats.fusions.elementwise += 1 }

@@ -10,6 +10,7 @@ enum Lowerings {
         case .addmm(let o): return linear(o, node, c)
         case .quantizedMatmul(let o): return o.mode == "affine" ? quantizedLinear(o, node, c) : floatQuantizedLinear(o, node, c)
         case .fusedLinear(let o): return fusedLinear(o, node, c)
+        case .dynamicQuantLinear(let o): return dynamicQuantLinear(o, node, c)
         case .ropeAttention(let o): return ropeAttention(o, node, c)
         case .gatedDeltaRule(let o): return gatedDeltaRule(o, node, c)
         case .transpose(let o) where foldedIntoRopeAttention(o, c): return nil
@@ -24,6 +25,7 @@ enum Lowerings {
             return "only nvfp4 (group 16) / mxfp4 / mxfp8 (group 32) constant 2-D weights without biases, u8 scales that are not NaN (E8M0 exponents 1…254, mxfp8 ≤ 246), f32/bf16/f16 activations and transpose = true have a kernel"
         case .fusedLinear:
             return "needs constant 2-D weights of one f32/bf16/f16 dtype and one K, f32/bf16/f16 activations, [N] biases and residual, a known epilogue"
+        case .dynamicQuantLinear: return "needs f32 x ending in K, constant 4-bit (group a multiple of 8) or 8-bit codes with f32 scales, K <= 65536"
         case .quantizedMatmul: return "only affine 2/4/8-bit constant weights (group a multiple of the vector width) with f32/bf16/f16 activations and transpose = true have a kernel"
         case .transpose(let o) where c.constant(o.x) != nil:
             return "transposes of constants are only folded into the matmul that reads them"

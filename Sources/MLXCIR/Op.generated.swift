@@ -160,6 +160,7 @@ public enum Op: Hashable, Sendable {
     case fusedLinear(FusedLinearOp)
     case gatedDeltaRule(GatedDeltaRuleOp)
     case ggufDequantize(GgufDequantizeOp)
+    case dynamicQuantLinear(DynamicQuantLinearOp)
 }
 
 extension Op {
@@ -193,7 +194,7 @@ extension Op {
         "random_bits", "update_and_attend", "trunc", "flip", "matmul", "llama_custom_sdpa",
         "llama_update_cache", "llama_update_cache_with_indices", "index_put", "copy_into", "quantized_embedding", "delegate_call",
         "scalar_math", "item", "fused_quantized_linear", "rope_attention", "rope_table", "dequantize_affine",
-        "pack_affine_weight", "fused_linear", "gated_delta_rule", "gguf_dequantize",
+        "pack_affine_weight", "fused_linear", "gated_delta_rule", "gguf_dequantize", "dynamic_quant_linear",
     ]
 
     /// The schema table of every op (`QuantizedMatmulNode`), in case order.
@@ -228,7 +229,7 @@ extension Op {
         "FlipNode", "MatmulNode", "LlamaCustomSdpaNode", "LlamaUpdateCacheNode", "LlamaUpdateCacheWithIndicesNode",
         "IndexPutNode", "CopyIntoNode", "QuantizedEmbeddingNode", "DelegateCallNode", "ScalarMathNode",
         "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode", "RopeTableNode", "DequantizeAffineNode",
-        "PackAffineWeightNode", "FusedLinearNode", "GatedDeltaRuleNode", "GgufDequantizeNode",
+        "PackAffineWeightNode", "FusedLinearNode", "GatedDeltaRuleNode", "GgufDequantizeNode", "DynamicQuantLinearNode",
     ]
 
     /// Position of this case in `allNames` (MLX union tag minus one for MLX nodes).
@@ -388,6 +389,7 @@ extension Op {
         case .fusedLinear: return 151
         case .gatedDeltaRule: return 152
         case .ggufDequantize: return 153
+        case .dynamicQuantLinear: return 154
         }
     }
 
@@ -555,6 +557,7 @@ extension Op {
         case .fusedLinear(let o): return o.attributes
         case .gatedDeltaRule(let o): return o.attributes
         case .ggufDequantize(let o): return o.attributes
+        case .dynamicQuantLinear(let o): return o.attributes
         }
     }
 
@@ -715,6 +718,7 @@ extension Op {
         case .fusedLinear(let o): return o.resultIDs
         case .gatedDeltaRule(let o): return o.resultIDs
         case .ggufDequantize(let o): return o.resultIDs
+        case .dynamicQuantLinear(let o): return o.resultIDs
         }
     }
 
@@ -875,6 +879,7 @@ extension Op {
         case .fusedLinear(let o): return o.operandIDs
         case .gatedDeltaRule(let o): return o.operandIDs
         case .ggufDequantize(let o): return o.operandIDs
+        case .dynamicQuantLinear(let o): return o.operandIDs
         }
     }
 
@@ -1035,6 +1040,7 @@ extension Op {
         case .fusedLinear(let o): return .fusedLinear(o.mapped(f))
         case .gatedDeltaRule(let o): return .gatedDeltaRule(o.mapped(f))
         case .ggufDequantize(let o): return .ggufDequantize(o.mapped(f))
+        case .dynamicQuantLinear(let o): return .dynamicQuantLinear(o.mapped(f))
         }
     }
 
@@ -1199,6 +1205,7 @@ extension Op {
         case "fused_linear": self = .fusedLinear(try FusedLinearOp(r))
         case "gated_delta_rule": self = .gatedDeltaRule(try GatedDeltaRuleOp(r))
         case "gguf_dequantize": self = .ggufDequantize(try GgufDequantizeOp(r))
+        case "dynamic_quant_linear": self = .dynamicQuantLinear(try DynamicQuantLinearOp(r))
         default: throw IRError("unknown op '\(name)'")
         }
         try r.finish()
@@ -5264,4 +5271,38 @@ public struct GgufDequantizeOp: Hashable, Sendable {
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [weight] }
     fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.weight = f(o.weight); o.out = f(o.out); return o }
+}
+
+/// `dynamic_quant_linear`: DynamicQuantLinearNode from the mlxc_ops.fbs.
+/// XNNPACK's dynamically quantized linear (QD8 activations × QC4W/QB4W/QC8W weights), integer-exact:
+/// each row of x (f32 [..., K]) is quantized to int8 codes q with XNNPACK's asymmetric per-row parameters
+/// (xnn_f32_qd8_asymmetric_quantization_params: range [min(x, 0), max(x, 0)] over 255 steps, scale a, zero
+/// point z; q = clamp(rint(x / a) + z, -128, 127)); each group of `group_size` k gives the exact int32 sum
+/// S = Σ (q − z)·c of the weight codes c (bits 4: w u32 [N, K/8], nibbles LSB first, c = nibble − 8; bits 8:
+/// w i8 [N, K], c = w); out[..., n] = (Σ_g fma in group order: acc = fma(f32(S_g), scales[n, g], acc)) · a.
+/// scales f32 [N, K / group_size]. out f32 [..., N]. Bias and output clamps are separate ops.
+public struct DynamicQuantLinearOp: Hashable, Sendable {
+    public var x: ValueID
+    public var w: ValueID
+    public var scales: ValueID
+    public var groupSize: Int
+    public var bits: Int
+    public var out: ValueID
+
+    public init(x: ValueID, w: ValueID, scales: ValueID, groupSize: Int = 0, bits: Int = 0, out: ValueID) {
+        self.x = x; self.w = w; self.scales = scales; self.groupSize = groupSize; self.bits = bits; self.out = out
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("x", .value(x)), ("w", .value(w)), ("scales", .value(scales)), ("group_size", intAttr(groupSize)), ("bits", intAttr(bits)), ("out", .value(out))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.x = try r.value("x")
+        self.w = try r.value("w")
+        self.scales = try r.value("scales")
+        self.groupSize = try r.int("group_size", 0, Int32.self)
+        self.bits = try r.int("bits", 0, Int32.self)
+        self.out = try r.value("out")
+    }
+    fileprivate var resultIDs: [ValueID] { [out] }
+    fileprivate var operandIDs: [ValueID] { [x, w, scales] }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.scales = f(o.scales); o.out = f(o.out); return o }
 }

@@ -278,6 +278,7 @@ public enum ShapeRules {
         case .ropeTable(let o): return [try ropeTable(o, e)]
         case .gatedDeltaRule(let o): return try gatedDeltaRule(o, e)
         case .ggufDequantize(let o): return [try ggufDequantize(o, e)]
+        case .dynamicQuantLinear(let o): return [try dynamicQuantLinear(o, e)]
 
         // Norms, attention, KV caches.
         case .rmsNorm(let o): return [try norm("rms_norm", o.x, weight: o.weight, bias: nil, e)]

@@ -4,17 +4,21 @@ import MLXCIR
 /// per-channel-group 4-bit weights — the 8da4w layout), BatchMatrixMultiply, and the Convert to a
 /// dynamically quantized int8 tensor (`qdint8`) that feeds quantized fully connected nodes.
 ///
-/// Dynamic quantization is emulated in float: each row is quantized to int8 with XNNPACK's
-/// asymmetric per-row parameters (range [min(x, 0), max(x, 0)] over 255 steps, zero point rounded
-/// into [-128, 127]) and dequantized again, so the matmul sees exactly the activations XNNPACK's
-/// int8 kernels see (the parameters as xnn_f32_qd8_asymmetric_quantization_params and
-/// xnn_compute_f32_qd8_convert compute them); the product is then float activations × dequantized weights in f32. That equals
-/// XNNPACK's int32-accumulated result up to f32 summation order, keeps eager torchao's fake-quantized
-/// activations (greedy tokens), and lets the quantized matmul kernels dequantize weights in registers.
+/// A quantized fully connected node reading a Convert's per-row `qdint8` output becomes
+/// `dynamic_quant_linear` on the Convert's f32 input: XNNPACK's arithmetic, integer-exact — each row
+/// quantized to int8 with XNNPACK's asymmetric per-row parameters (range [min(x, 0), max(x, 0)] over
+/// 255 steps, zero point rounded into [-128, 127], as xnn_f32_qd8_asymmetric_quantization_params and
+/// xnn_compute_f32_qd8_convert compute them), exact int32 sums of code products per group, one f32
+/// FMA per group with the weight scale, times the row's scale. Bias and clamps follow as their own ops.
+///
+/// Elsewhere (a Convert over more than the last axis, or a quantized node without one) the dynamic
+/// quantization is emulated in float: the row is quantized and dequantized again, and the product
+/// is float activations × dequantized weights, which equals XNNPACK's result up to f32 summation order.
 ///
 /// 4-bit weights are stored two per byte, low nibble first, as unsigned codes u = q + 8: byte for
-/// byte MLX's 4-bit affine layout (eight codes per little-endian u32), so they are read in place as
-/// `quantized_matmul` weights with w = s·u + b, b = −8·s (the bf16 scales widened to f32 in the init block).
+/// byte MLX's 4-bit affine layout (eight codes per little-endian u32), so they are read in place (as
+/// `dynamic_quant_linear` codes, or as `quantized_matmul` weights with w = s·u + b, b = −8·s; the bf16
+/// scales widened to f32 in the init block).
 extension XNNInliner {
     static let flagTransposeWeights: UInt32 = 1
 
@@ -37,6 +41,7 @@ extension XNNInliner {
             let x = try operand(node.inputs[0], "input_id")
             let r = rank(node.inputs[0])
             values[node.outputs[0]] = fakeQuantizeRows(x, axes: Array((r - n)..<r))
+            if n == 1 { dynamicQuantRows[node.outputs[0]] = x }
         default: return false
         }
         return true
@@ -62,6 +67,9 @@ extension XNNInliner {
             let packed = try constant(w.constantBufferIndex, TensorType(.u32, [.fixed(n), .fixed(k / 8)]), "filter_id")
             let scalesType = TensorType(w.datatype == .qbint4 ? .bf16 : .f32, [.fixed(n), .fixed(k / group)])
             let scales = try scaleValue(scaleRef, scalesType)
+            if let rows = dynamicQuantRows[node.inputs[0]] {
+                return try dynamicQuantLinear(node, rows, packed, f32Scales(scales), bias, groupSize: group, bits: 4)
+            }
             let (s32, b32) = affineParams(scales, zeroCode: 8)
             try define(node) { out in
                 guard let bias else {
@@ -77,6 +85,9 @@ extension XNNInliner {
             }
             let q = try constant(w.constantBufferIndex, TensorType(.i8, [.fixed(n), .fixed(k)]), "filter_id")
             let scales = try scaleValue((idx, s), TensorType(.f32, [.fixed(n), .fixed(1)]))
+            if let rows = dynamicQuantRows[node.inputs[0]] {
+                return try dynamicQuantLinear(node, rows, q, scales, bias, groupSize: k, bits: 8)
+            }
             let d = importer.graph.addValue(TensorType(.f32, [.fixed(n), .fixed(k)]), .computed)
             emit(.dequantizeAffine(DequantizeAffineOp(x: q, blockSize: [1, k], scale: scales, zeroPoint: nil, quantMin: -128, quantMax: 127, dtype: .f32, out: d)))
             try linear(node, x, d, bias, transposed: false)
@@ -84,6 +95,18 @@ extension XNNInliner {
             try linear(node, x, try operand(node.inputs[1], "filter_id"), bias, transposed: transposed)
         default:
             throw fail("filter_id: \(w.datatype.name) filters are not supported")
+        }
+    }
+
+    /// XNNPACK's QD8 fully connected on the f32 rows `x`, then the bias (and the node's clamps).
+    func dynamicQuantLinear(_ node: XNNNode, _ x: ValueID, _ codes: ValueID, _ scales: ValueID, _ bias: ValueID?,
+                            groupSize: Int, bits: Int) throws {
+        try define(node) { out in
+            let op = { (y: ValueID) in Op.dynamicQuantLinear(DynamicQuantLinearOp(x: x, w: codes, scales: scales, groupSize: groupSize, bits: bits, out: y)) }
+            guard let bias else { return op(out) }
+            let y = importer.graph.addValue(nil, .computed)
+            emit(op(y))
+            return .add(AddOp(a: y, b: bias, out: out))
         }
     }
 
@@ -103,6 +126,19 @@ extension XNNInliner {
             return importer.graph.addValue(TensorType(.f32, type.shape), .constant(.literal(ref.inline.map(Double.init))))
         }
         return try constant(Int(ref.index), type, "scale_buffer_idx")
+    }
+
+    /// The scales in f32 (bf16 ones widened once in the init block).
+    func f32Scales(_ scales: ValueID) -> ValueID {
+        guard importer.graph.type(scales)?.dtype != .f32 else { return scales }
+        if importer.graph.initBlock == nil {
+            importer.graph.blocks.append(Block(name: "init"))
+            importer.graph.initBlock = importer.graph.blocks.count - 1
+        }
+        let s32 = importer.graph.addValue(TensorType(.f32, importer.graph.type(scales)?.shape ?? []), .computed)
+        importer.graph.append(.asType(AsTypeOp(x: scales, out: s32, scalarType: .f32)), origin: "XNNPACK delegate \(delegateIndex) \(origin)",
+                              block: importer.graph.initBlock!)
+        return s32
     }
 
     /// f32 scales and MLX biases b = −zeroCode·s for unsigned codes, computed once in the init block.

@@ -13,6 +13,9 @@ final class XNNInliner {
     var graph: XNNGraph { payload.graph }
     /// IR value of each XNN value id, once defined.
     var values: [UInt32: ValueID] = [:]
+    /// The f32 rows each `qdint8` Convert output quantizes (per row over the last axis), for the
+    /// quantized fully connected nodes that read it (`dynamic_quant_linear` quantizes them itself).
+    var dynamicQuantRows: [UInt32: ValueID] = [:]
     /// Plan values of the external outputs, made before the nodes that write them.
     var externalOutputs: [UInt32: ValueID] = [:]
     /// "XNNPACK delegate 3 node 5 (XNNFullyConnected)", for errors and IR origins.

@@ -1,0 +1,246 @@
+import CLLVM
+import LLVMKit
+
+/// `dynamic_quant_linear` (XNNPACK's QD8 × QC4W/QB4W/QC8W fully connected), integer-exact.
+///
+/// Per block of up to `tokenBlock` rows of x, once per call: the row's asymmetric int8 parameters as
+/// XNNPACK computes them (f32 ops without fast-math flags, so every rounding is the definition's), then
+/// d = clamp(rint(x·m) + z) − z as i16 (|d| ≤ 255) into a stack scratch. Then per output column n and
+/// group g: S = Σ d·c exactly in i32 lanes (word dot products: `vpmaddwd`, or `vpdpwssd` with VNNI,
+/// each pair of i16 products summed into an i32 lane), reduced to one i32, converted once, and
+/// acc = fma(f32(S), scale[n, g], acc) in group order; out = acc · a. Every step is exact or rounded
+/// as the reference rounds it, so the kernel equals the reference bit for bit.
+///
+/// Codes: 4-bit weights are bytes of two nibbles (element 2j low, 2j + 1 high), read `chunk / 2`
+/// bytes at a time and split into [low nibbles | high nibbles] i16 lanes; d is stored in that order
+/// (permuted per chunk) so both operands line up. 8-bit weights are read as they lie, and a group's
+/// last `groupSize % chunk` elements (odd K) are summed one by one.
+///
+/// buffers: [x f32, w (u32 words or i8), scales f32, out f32]; dims: [M]; work items: output columns.
+public enum DynamicQuantLinearKernels {
+    /// How the target multiplies i16 pairs into i32 lanes.
+    public enum WordDot: String, Sendable {
+        /// `vpdpwssd` zmm (AVX-512 VNNI): multiply, pair-sum and accumulate in one instruction.
+        case avx512vnni
+        /// `vpmaddwd` zmm (AVX-512 BW) + add.
+        case avx512bw
+        /// `vpdpwssd` ymm (AVX-VNNI, VEX-encoded).
+        case avxvnni
+        /// `vpmaddwd` ymm + add.
+        case avx2
+        /// Widen to i32, multiply, add (other targets; LLVM picks the instructions).
+        case generic
+
+        /// From the target's triple and feature string (`+avx512vnni,…` as LLVM lists them).
+        public static func forTarget(triple: String, features: String) -> WordDot {
+            guard triple.hasPrefix("x86_64") else { return .generic }
+            let set = Set(features.split(separator: ",").map(String.init))
+            if set.contains("+avx512bw") {
+                return set.contains("+avx512vnni") ? .avx512vnni : .avx512bw
+            }
+            if set.contains("+avx2") { return set.contains("+avxvnni") ? .avxvnni : .avx2 }
+            return .generic
+        }
+
+        /// i16 lanes of one dot-product step.
+        var words: Int {
+            switch self {
+            case .avx512vnni, .avx512bw: return 32
+            case .avxvnni, .avx2: return 16
+            case .generic: return 16
+            }
+        }
+    }
+
+    /// Rows per block: weights are unpacked once per block and used by every row; the i16 scratch
+    /// of the block stays ≤ 64 KiB.
+    public static func tokenBlock(k: Int) -> Int { max(1, min(4, 32768 / k)) }
+
+    /// i16 lanes per chunk for a group size: the widest step that divides it (4-bit needs whole
+    /// chunks; 8-bit sums a remainder one by one), at least 8.
+    static func chunk(groupSize: Int, bits: Int, dot: WordDot) -> Int {
+        var w = dot.words
+        while w > 8 && groupSize % w != 0 { w /= 2 }
+        return w
+    }
+
+    public static func supports(k: Int, groupSize: Int, bits: Int) -> Bool {
+        guard bits == 4 || bits == 8, groupSize > 0, k % groupSize == 0, k <= 65536 else { return false }
+        return bits == 8 || groupSize % 8 == 0
+    }
+
+    public static func linear(k: Int, n: Int, bits: Int, groupSize: Int, dot: WordDot) -> KernelDefinition {
+        let tb = tokenBlock(k: k)
+        let cw = chunk(groupSize: groupSize, bits: bits, dot: dot)
+        let name = "dqlinear_qd8_w\(bits)g\(groupSize)_k\(k)_n\(n)_tb\(tb)_\(dot.rawValue)\(cw)"
+        return KernelDefinition(name: name) { e in
+            let b = e.b
+            let x = e.buffer(0), w = e.buffer(1), scales = e.buffer(2), out = e.buffer(3)
+            let m = e.dim(0)
+            let groups = k / groupSize
+            let chunks = groupSize / cw, rest = groupSize % cw
+            let dq = b.alloca(LLVMArrayType2(b.i16, UInt64(tb * k)))
+            LLVMSetAlignment(dq, 64)
+            let aScales = b.alloca(LLVMArrayType2(b.f32, UInt64(tb)))
+            let words = b.vector(b.i16, cw), wide = b.vector(b.i32, cw)
+            let lanesOut = cw / 2, accType = b.vector(b.i32, lanesOut)
+
+            // Exact f32 arithmetic (no reassociation or contraction: the definition's roundings).
+            func fmul(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFMul(b.ref, a, c, "") }
+            func fdiv(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFDiv(b.ref, a, c, "") }
+            func fadd(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFAdd(b.ref, a, c, "") }
+            func fsub(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFSub(b.ref, a, c, "") }
+            func exact(_ name: String, _ args: [IRValue]) -> IRValue {
+                let v = b.intrinsic(name, overloads: [LLVMTypeOf(args[0])], args)
+                LLVMSetFastMathFlags(v, 0)
+                return v
+            }
+            func lt(_ a: IRValue, _ c: IRValue) -> IRValue { b.fcmp(LLVMRealOLT, a, c) }
+            func gt(_ a: IRValue, _ c: IRValue) -> IRValue { b.fcmp(LLVMRealOGT, a, c) }
+            func fmin(_ a: IRValue, _ c: IRValue) -> IRValue { b.select(lt(c, a), c, a) }
+            func fmax(_ a: IRValue, _ c: IRValue) -> IRValue { b.select(gt(c, a), c, a) }
+
+            /// Row `row` of x → d codes at dq[slot·K …] (permuted per chunk for 4-bit) and its scale.
+            func quantize(row: IRValue, slot: Int) {
+                let base = b.gep(b.f32, x, b.mul(row, b.i64(k)))
+                let v = 8, vt = b.vector(b.f32, v)
+                let body = k / v * v
+                var (lo, hi) = (b.f32(.infinity), b.f32(-.infinity))
+                if body > 0 {
+                    let mm = b.loop(b.i64(0), b.i64(body), step: v, carrying: [b.splat(b.f32(.infinity), v), b.splat(b.f32(-.infinity), v)], "mm") { i, acc in
+                        let xv = b.load(vt, b.gep(b.f32, base, i))
+                        return [fmin(acc[0], xv), fmax(acc[1], xv)]
+                    }
+                    for j in 0..<v { lo = fmin(lo, b.extract(mm[0], j)); hi = fmax(hi, b.extract(mm[1], j)) }
+                }
+                for i in body..<k {
+                    let xv = b.load(b.f32, b.gep(b.f32, base, b.i64(i)))
+                    lo = fmin(lo, xv); hi = fmax(hi, xv)
+                }
+                // xnn_f32_qd8_asymmetric_quantization_params, as the importer's definition spells it.
+                let lo0 = fmin(lo, b.f32(0)), hi0 = fmax(hi, b.f32(0))
+                let range = fmax(fsub(hi0, lo0), b.f32(1e-30))
+                let inv = fdiv(b.f32(255), range)
+                let scale = fdiv(b.f32(1), inv)
+                let qmul = fdiv(b.f32(1), scale)
+                let loScaled = fmul(lo0, inv), hiScaled = fmul(hi0, inv)
+                let errSum = fadd(fadd(b.f32(-128), loScaled), fadd(b.f32(127), hiScaled))
+                let zRaw = b.select(gt(errSum, b.f32(0)), fsub(b.f32(-128), loScaled), fsub(b.f32(127), hiScaled))
+                let zp = exact("llvm.roundeven", [fmin(fmax(zRaw, b.f32(-128)), b.f32(127))])
+                b.store(scale, b.gep(b.f32, aScales, b.i64(slot)))
+
+                let dst = b.gep(b.i16, dq, b.i64(slot * k))
+                // d for 8 elements at i: clamp(rint(x·m) + z) − z, as i16.
+                func codes(_ xv: IRValue, lanes: Int) -> IRValue {
+                    let z = lanes == 1 ? zp : b.splat(zp, lanes)
+                    let c = { (f: Float) in lanes == 1 ? b.f32(f) : b.splat(b.f32(f), lanes) }
+                    let q = fadd(exact("llvm.roundeven", [fmul(xv, lanes == 1 ? qmul : b.splat(qmul, lanes))]), z)
+                    let d = fsub(fmin(fmax(q, c(-128)), c(127)), z)
+                    return b.fptosi(d, lanes == 1 ? b.i16 : b.vector(b.i16, lanes))
+                }
+                if bits == 8 {
+                    if body > 0 {
+                        b.loop(b.i64(0), b.i64(body), step: v, "q") { i in
+                            b.store(codes(b.load(vt, b.gep(b.f32, base, i)), lanes: v), b.gep(b.i16, dst, i), align: 2)
+                        }
+                    }
+                    for i in body..<k { b.store(codes(b.load(b.f32, b.gep(b.f32, base, b.i64(i))), lanes: 1), b.gep(b.i16, dst, b.i64(i)), align: 2) }
+                } else {
+                    // Chunk of cw elements: even elements first, then odd (the nibble order).
+                    let ct = b.vector(b.f32, cw)
+                    b.loop(b.i64(0), b.i64(k), step: cw, "q") { i in
+                        let all = codes(b.load(ct, b.gep(b.f32, base, i)), lanes: cw)
+                        let permuted = b.shuffle(all, all, (0..<(cw / 2)).map { 2 * $0 } + (0..<(cw / 2)).map { 2 * $0 + 1 })
+                        b.store(permuted, b.gep(b.i16, dst, i), align: 2)
+                    }
+                }
+            }
+
+            /// Σ pairs of a·c into acc's i32 lanes.
+            func dotStep(_ acc: IRValue, _ a: IRValue, _ c: IRValue) -> IRValue {
+                switch dot {
+                case .avx512vnni, .avxvnni:
+                    let id = dot == .avx512vnni ? "llvm.x86.avx512.vpdpwssd.512" : "llvm.x86.avx512.vpdpwssd.256"
+                    if cw == dot.words { return callCasting(id, [acc, a, c]) }
+                case .avx512bw, .avx2:
+                    break
+                case .generic:
+                    let p = b.mul(b.sext(a, wide), b.sext(c, wide))
+                    let even = b.shuffle(p, p, (0..<lanesOut).map { 2 * $0 }), odd = b.shuffle(p, p, (0..<lanesOut).map { 2 * $0 + 1 })
+                    return b.add(acc, b.add(even, odd))
+                }
+                let id: String
+                switch cw {
+                case 32: id = "llvm.x86.avx512.pmaddw.d.512"
+                case 16: id = "llvm.x86.avx2.pmadd.wd"
+                default: id = "llvm.x86.sse2.pmadd.wd"
+                }
+                return b.add(acc, callCasting(id, [a, c]))
+            }
+
+            /// An x86 intrinsic whose parameter types are taken from its declaration (operands bitcast).
+            func callCasting(_ id: String, _ args: [IRValue]) -> IRValue {
+                let fid = LLVMLookupIntrinsicID(id, id.utf8.count)
+                let decl = LLVMGetIntrinsicDeclaration(b.module.ref, fid, nil, 0)!
+                let fnType = LLVMGlobalGetValueType(decl)!
+                var params = [LLVMTypeRef?](repeating: nil, count: Int(LLVMCountParamTypes(fnType)))
+                params.withUnsafeMutableBufferPointer { LLVMGetParamTypes(fnType, $0.baseAddress) }
+                let cast = zip(args, params).map { a, t in LLVMTypeOf(a) == t! ? a : b.bitcast(a, t!) }
+                let r = b.call(decl, fnType, cast)
+                return LLVMTypeOf(r) == accType ? r : b.bitcast(r, accType)
+            }
+
+            /// Weight codes of row r at element e (a chunk start) as cw i16 lanes in the d order.
+            func weightChunk(_ r: IRValue, _ element: IRValue) -> IRValue {
+                if bits == 8 {
+                    let bytes = b.load(b.vector(b.i8, cw), b.gep(b.i8, w, b.add(b.mul(r, b.i64(k)), element)), align: 1)
+                    return b.sext(bytes, words)
+                }
+                let half = cw / 2
+                let at = b.add(b.mul(r, b.i64(k / 2)), b.sdiv(element, b.i64(2)))
+                let bytes = b.zext(b.load(b.vector(b.i8, half), b.gep(b.i8, w, at), align: 1), b.vector(b.i16, half))
+                let low = b.and(bytes, b.splat(LLVMConstInt(b.i16, 15, 0), half))
+                let high = b.lshr(bytes, b.splat(LLVMConstInt(b.i16, 4, 0), half))
+                let codes = b.shuffle(low, high, Array(0..<cw))
+                return b.sub(codes, b.splat(LLVMConstInt(b.i16, 8, 0), cw))
+            }
+
+            func tokens(t0: IRValue, nt: Int) {
+                for t in 0..<nt { quantize(row: b.add(t0, b.i64(t)), slot: t) }
+                let aScale = (0..<nt).map { b.load(b.f32, b.gep(b.f32, aScales, b.i64($0))) }
+                b.loop(e.begin, e.end, "n") { r in
+                    let totals = b.loop(b.i64(0), b.i64(groups), carrying: [IRValue](repeating: b.f32(0), count: nt), "g") { g, acc in
+                        let g0 = b.mul(g, b.i64(groupSize))
+                        var sums = [IRValue](repeating: b.zero(accType), count: nt)
+                        for ci in 0..<chunks {
+                            let element = b.add(g0, b.i64(ci * cw))
+                            let c = weightChunk(r, element)
+                            for t in 0..<nt {
+                                let a = b.load(words, b.gep(b.i16, dq, b.add(b.i64(t * k), element)), align: 2)
+                                sums[t] = dotStep(sums[t], a, c)
+                            }
+                        }
+                        var totals = sums.map { Support.intrinsic(b, "llvm.vector.reduce.add", overloads: [accType], [$0]) }
+                        for j in 0..<rest {   // 8-bit only: the group's last elements
+                            let element = b.add(g0, b.i64(chunks * cw + j))
+                            let c = b.sext(b.load(b.i8, b.gep(b.i8, w, b.add(b.mul(r, b.i64(k)), element)), align: 1), b.i32)
+                            for t in 0..<nt {
+                                let a = b.sext(b.load(b.i16, b.gep(b.i16, dq, b.add(b.i64(t * k), element)), align: 2), b.i32)
+                                totals[t] = b.add(totals[t], b.mul(a, c))
+                            }
+                        }
+                        let s = b.load(b.f32, b.gep(b.f32, scales, b.add(b.mul(r, b.i64(groups)), g)))
+                        return (0..<nt).map { exact("llvm.fma", [b.sitofp(totals[$0], b.f32), s, acc[$0]]) }
+                    }
+                    for t in 0..<nt {
+                        let at = b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r)
+                        b.store(fmul(totals[t], aScale[t]), b.gep(b.f32, out, at))
+                    }
+                }
+            }
+            let mMain = b.mul(b.sdiv(m, b.i64(tb)), b.i64(tb))
+            b.loop(b.i64(0), mMain, step: tb, "t") { t0 in tokens(t0: t0, nt: tb) }
+            if tb > 1 { b.loop(mMain, m, "tt") { t0 in tokens(t0: t0, nt: 1) } }
+        }
+    }
+}
