@@ -37,14 +37,17 @@ public struct PCMFormat {
     /// Whisper-family limits on what a sane audio stream looks like.
     static let maxChannels = 64
     static let maxSampleRate = 1_536_000
+    /// Below 1 kHz nothing is speech, and resampling to 16 kHz would multiply the samples by up to 16 000
+    /// (a 64 KB file at 1 Hz became 2 GB of floats).
+    static let minSampleRate = 1000
 
     /// Checks the channel count and sample rate; `source` names the file in the message.
     func validate(_ source: String) throws {
         guard channels >= 1, channels <= Self.maxChannels else {
             throw AudioError(source, "\(channels) channels (expected 1 to \(Self.maxChannels))")
         }
-        guard sampleRate >= 1, sampleRate <= Self.maxSampleRate else {
-            throw AudioError(source, "sample rate \(sampleRate) Hz (expected 1 to \(Self.maxSampleRate))")
+        guard sampleRate >= Self.minSampleRate, sampleRate <= Self.maxSampleRate else {
+            throw AudioError(source, "sample rate \(sampleRate) Hz (expected \(Self.minSampleRate) to \(Self.maxSampleRate))")
         }
     }
 

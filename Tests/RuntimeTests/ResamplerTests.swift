@@ -52,4 +52,39 @@ final class ResamplerTests: XCTestCase {
         let same = AudioClip(samples: [1, 2, 3], sampleRate: 16000).resampled(to: 16000)
         XCTAssertEqual(same.samples, [1, 2, 3])
     }
+
+    /// Fuzzing (issue 17): a rate coprime with 16 kHz (855 051 Hz has L = 16 000 phases of 3 564 taps)
+    /// built a 228 MB table of Bessel series, over 10 s under ASan. Past `maxPhases` the table has
+    /// 1025 rows and outputs interpolate between them: the same pass band, stop band and DC gain.
+    func testRatesCoprimeWithTheOutputStayBoundedAndAccurate() {
+        // (855 051 Hz itself takes seconds to tabulate in a debug build; 16 001 Hz has L = 16 000 too.)
+        let odd = Resampler(from: 16_001, to: 16000)
+        XCTAssertTrue(odd.interpolates)
+        XCTAssertEqual(odd.table.count, (Resampler.maxPhases + 1) * odd.taps)
+        let input = Self.tone(1000, rate: 16_001, seconds: 1)
+        let out = odd.resample(input)
+        XCTAssertEqual(out.count, (input.count * 16000 + 16_000) / 16_001)
+        XCTAssertEqual(Self.amplitude(out, 1000, rate: 16000), 0.5, accuracy: 5e-4)
+        // 44 101 Hz (L = 16 000 too) against the exact 44 100 Hz filter: same tone, same amplitude.
+        let near = Resampler(from: 44_101, to: 16000)
+        XCTAssertTrue(near.interpolates)
+        let a = near.resample(Self.tone(3000, rate: 44_101, seconds: 1))
+        XCTAssertEqual(Self.amplitude(a, 3000, rate: 16000), 0.5, accuracy: 5e-4)
+        let stop = near.resample(Self.tone(8600, rate: 44_101, seconds: 1))
+        XCTAssertLessThan(20 * log10(Self.rms(stop) / (0.5 / 2.0.squareRoot())), -95)
+        let constant = near.resample([Float](repeating: 0.25, count: 44_101))
+        XCTAssertEqual(Double(constant[8000]), 0.25, accuracy: 1e-6)
+        XCTAssertFalse(Resampler(from: 44100, to: 16000).interpolates)
+    }
+
+    /// Fuzzing (issue 17): 1 Hz raw PCM made 16 000 floats of every sample; rates below 1 kHz are refused.
+    func testRatesBelowOneKilohertzAreRefused() throws {
+        let raw = FileManager.default.temporaryDirectory.appendingPathComponent("mlxc-low-rate-\(UUID().uuidString).pcm")
+        try Data(repeating: 1, count: 64).write(to: raw)
+        defer { try? FileManager.default.removeItem(at: raw) }
+        XCTAssertThrowsError(try AudioLoader.load(path: raw.path, raw: PCMFormat(encoding: .s16, channels: 1, sampleRate: 999))) {
+            XCTAssertTrue("\($0)".contains("sample rate 999 Hz (expected 1000 to 1536000)"), "\($0)")
+        }
+        XCTAssertNoThrow(try AudioLoader.load(path: raw.path, raw: PCMFormat(encoding: .s16, channels: 1, sampleRate: 1000)))
+    }
 }
