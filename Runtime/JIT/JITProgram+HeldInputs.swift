@@ -26,6 +26,7 @@ extension JITProgram {
         guard inputs.count == graph.inputs.count else {
             throw ReferenceError("method \(graph.name) takes \(graph.inputs.count) inputs, got \(inputs.count)")
         }
+        try pte.checkUnchanged()
         arena.reset()
         values = baseValues
         for (position, (id, host)) in zip(graph.inputs, inputs).enumerated() {

@@ -52,6 +52,7 @@ public final class ReferenceExecutor {
         guard inputs.count == graph.inputs.count else {
             throw ReferenceError("method \(graph.name) takes \(graph.inputs.count) inputs, got \(inputs.count)")
         }
+        try pte?.checkUnchanged()
         var env = Environment(executor: self)
         env.values = initValues
         for (position, (id, tensor)) in zip(graph.inputs, inputs).enumerated() {

@@ -33,6 +33,7 @@ struct CacheOptions: ParsableArguments {
     func apply(to options: inout JITProgram.Options) throws {
         options.kernelCache = try cache()
         if isatty(2) != 0 {
+            options.kernelCache?.onWritesOff = { FileHandle.standardError.write(Data("mlxc: warning: \($0)\n".utf8)) }
             options.compileProgress = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MLXCFrontend
 
 @main
 struct MLXC: ParsableCommand {
@@ -12,6 +13,10 @@ struct MLXC: ParsableCommand {
 
     /// Runs a command body; any thrown error becomes one clear line on stderr and exit code 1.
     static func guarded(_ body: () throws -> Void) throws {
+        // A program or weights file cut short mid-run: one line naming it, not a bus error.
+        MappingFaultReport.install(prefix: "mlxc: error: ")
+        // Past RLIMIT_FSIZE a write fails with EFBIG (the kernel cache then stops writing) instead of killing mlxc.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             try body()
         } catch let error as ExitCode {

@@ -13,7 +13,13 @@ import Glibc
 ///
 /// Several processes may share the directory: an entry is written to a private temporary file and
 /// renamed into place (readers see the whole file or none); each file carries its length and a
-/// checksum, and one that is truncated or damaged is deleted and compiled again, never loaded.
+/// checksum, and one that is truncated or damaged is deleted and compiled again, never loaded. A writer
+/// killed mid-write leaves only a `.tmp` file, which no lookup reads and eviction deletes once it is
+/// ten minutes old (a live writer's is younger).
+///
+/// Writing is best effort: the first entry that cannot be written whole (a full disk, a quota,
+/// RLIMIT_FSIZE, a directory that turned read-only) turns writing off for the rest of this cache's
+/// life — the kernels are still compiled and run, only not kept — and `writesOffReason` says why.
 public final class KernelCache: @unchecked Sendable {
     /// Where the entries live (`<root>/kernels-v1`; the suffix changes with the file format).
     public let directory: String
@@ -22,14 +28,21 @@ public final class KernelCache: @unchecked Sendable {
     public let salt: String
 
     public struct Counters: Equatable {
-        public var hits = 0, misses = 0, corrupt = 0, stored = 0, evicted = 0
+        public var hits = 0, misses = 0, corrupt = 0, stored = 0, evicted = 0, writeFailures = 0
     }
     private let lock = NSLock()
     private var counters = Counters()
     public var stats: Counters { lock.lock(); defer { lock.unlock() }; return counters }
+    private var writesOff: String?
+    /// Why entries are no longer written in this run (nil while they are).
+    public var writesOffReason: String? { lock.lock(); defer { lock.unlock() }; return writesOff }
+    /// Called once, when writing turns off (the CLI says it on a terminal).
+    public var onWritesOff: (@Sendable (String) -> Void)?
 
     static let magic = Array("MLXCKO01".utf8)
     static let headerBytes = 8 + 64 + 8 + 8
+    /// No kernel's object code comes near this; a larger file under an entry's name is not read.
+    static let maxEntryBytes = 256 << 20
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -73,6 +86,7 @@ public final class KernelCache: @unchecked Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else { count { $0.misses += 1 }; return nil }
         let size = Int(info.st_size)
+        guard size <= Self.maxEntryBytes else { unlink(file); count { $0.corrupt += 1; $0.misses += 1 }; return nil }
         var bytes = [UInt8](repeating: 0, count: size)
         let read = bytes.withUnsafeMutableBytes { readFully(fd, $0) }
         guard read == size, let object = Self.decode(bytes, key: key) else {
@@ -88,14 +102,33 @@ public final class KernelCache: @unchecked Sendable {
 
     /// Stores object code under `key` (best effort: a full disk means no caching, not a failure).
     public func store(_ key: String, object: [UInt8]) {
+        guard writesOffReason == nil else { return }
         let bytes = Self.encode(object, key: key)
         let temporary = (directory as NSString).appendingPathComponent(".\(key).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp")
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        let written = bytes.withUnsafeBytes { writeFully(fd, $0) }
-        close(fd)
-        guard written == bytes.count, rename(temporary, path(key)) == 0 else { unlink(temporary); return }
+        guard fd >= 0 else { return writeFailed("cannot create a file in \(directory)", errno) }
+        var (written, error) = bytes.withUnsafeBytes { writeFully(fd, $0) }
+        if close(fd) != 0, written == bytes.count { written = -1; error = errno }  // NFS/quota report late
+        guard written == bytes.count else {
+            unlink(temporary)
+            return writeFailed("wrote \(max(written, 0)) of \(bytes.count) bytes in \(directory)", error)
+        }
+        guard rename(temporary, path(key)) == 0 else {
+            let error = errno
+            unlink(temporary)
+            return writeFailed("cannot rename an entry into \(directory)", error)
+        }
         count { $0.stored += 1 }
+    }
+
+    private func writeFailed(_ what: String, _ error: Int32) {
+        let reason = "kernel cache: \(what): \(String(cString: strerror(error))); not caching kernels for the rest of this run"
+        lock.lock()
+        counters.writeFailures += 1
+        let first = writesOff == nil
+        if first { writesOff = reason }
+        lock.unlock()
+        if first { onWritesOff?(reason) }
     }
 
     /// Deletes the least recently used entries until the directory holds at most `maxBytes`
@@ -167,13 +200,15 @@ private func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> 
     return done
 }
 
-private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Int {
+/// Bytes written and, when short, the errno that stopped it (ENOSPC, EDQUOT, EFBIG…).
+private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> (Int, Int32) {
     var done = 0
     while done < buffer.count {
         let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
         if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
+        if n < 0 { return (done, errno) }
+        if n == 0 { return (done, ENOSPC) }
         done += n
     }
-    return done
+    return (done, 0)
 }

@@ -34,6 +34,14 @@ public final class PTEFile: @unchecked Sendable {
         try validateSegments()
     }
 
+    /// Throws if the program or one of its `.ptd` files changed on disk since it was mapped
+    /// (`MappedFile.checkUnchanged`): runs call this first, so a rewritten weights file is one
+    /// clear line instead of a SIGBUS or weights changing under the model.
+    public func checkUnchanged() throws {
+        try file.checkUnchanged()
+        for data in externalData { try data.file.checkUnchanged() }
+    }
+
     static func printable(_ data: ByteView, _ at: Int, _ n: Int) -> String {
         guard data.contains(at, n) else { return "<end of file>" }
         return "0x" + (0..<n).map { String(data.bytes[at + $0], radix: 16).leftPadded(2) }.joined()
