@@ -8,6 +8,7 @@ Usage (through tools/zoo/zoo, which picks the venv):
   zoo commit NAME ...               copy built entries into Tests/Fixtures/zoo/ (what ZooTests runs)
   zoo --held-out build|check …      the same entries on checkpoints of other sizes and seed (tools/.work/zoo-heldout)
   zoo [--held-out] whisper list|build|check|commit …   Whisper's programs (whisper_entries.py)
+  zoo [--held-out] voxtral list|build|check|commit …   Voxtral's programs (voxtral_entries.py)
 
 An entry is one export command run unchanged (through capture.py, which records the eager references
 of the module the script exported) on one checkpoint (checkpoint.py: a family at toy sizes). What is
@@ -417,6 +418,10 @@ def main(argv) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import whisper_entries
         return whisper_entries.main(rest, WORK, HELD_OUT, FIXTURES)
+    if cmd == "voxtral":  # audio LLM: model.pte (audio_encoder, token_embedding, text_decoder) + preprocessor.pte
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import voxtral_entries
+        return voxtral_entries.main(rest, WORK, HELD_OUT, FIXTURES)
     if cmd == "list":
         for e in ENTRIES:
             print(f"{e.name:32s} python {' '.join(fill(e.command, ckpt='<ckpt>', out='<out>', venv='tools/.venv'))}")

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Zoo entries for Voxtral: ExecuTorch 1.5.1's own MLX script (`export_voxtral_hf`: model.pte with methods
+audio_encoder / token_embedding / text_decoder, and preprocessor.pte) run unchanged on a tiny random-weight
+checkpoint (voxtral_checkpoint.py), with eager references chained as a transcription runs them (voxtral_capture.py).
+
+Usage (through tools/zoo/zoo):
+  zoo voxtral list                   the entries and their exact export commands
+  zoo voxtral build [NAME|PREFIX …]  checkpoint, export, references → tools/.work/zoo/out/<entry>/
+  zoo voxtral check [NAME|PREFIX …]  mlxc on every method: outputs = eager within the dtype's tolerance,
+                                     fallback_ops 0, the decoder's attention fused (rope_attention per layer)
+  zoo voxtral commit NAME …          copy an entry into Tests/Fixtures/zoo/ (what VoxtralZooTests runs)
+
+transformers: the script needs the 5.0.0rc1 overlay (tools/.venv/tf5rc1). With 5.25, optimum's AudioExportableModule
+calls `get_audio_features(...).unsqueeze(0)`, but 5.25's VoxtralModel.get_audio_features returns a
+BaseModelOutputWithPooling: torch.export fails with AttributeError ('... has no attribute unsqueeze').
+The processor needs mistral_common (Tekken tokenizer, transcription requests) — installed with --no-deps
+(its numpy<2.4 pin would downgrade the shared venv's numpy 2.4.6) plus its other requirements.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from whisper_entries import TF5RC1, VENV, compare, mlxc_binary, run  # noqa: F401  (shared helpers)
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = "executorch.backends.mlx.examples.voxtral.export_voxtral_hf"
+TOLERANCE = {"fp32": 1e-4, "bf16": 2.5e-2}
+METHODS = ["audio_encoder", "token_embedding", "text_decoder"]
+
+
+@dataclass
+class Entry:
+    name: str
+    command: list
+    dtype: str = "fp32"
+    decode: int = 8
+    notes: str = ""
+
+
+def export(*flags):
+    return ["-m", SCRIPT, "--model-id", "{ckpt}", "--output-dir", "{out}", "--max-seq-len", "512", *flags]
+
+
+ENTRIES = [
+    Entry("voxtral_mlx_fp32", export("--dtype", "fp32")),
+    Entry("voxtral_mlx_fp32_4w", export("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32"),
+          notes="--qlinear 4w quantizes the text decoder's linears and lm_head (optimum's loader does not pass "
+                "the script's flags to the audio encoder)"),
+    Entry("voxtral_mlx_bf16", export("--dtype", "bf16"), dtype="bf16"),
+]
+
+
+def select(patterns):
+    if not patterns:
+        return ENTRIES
+    out = [e for e in ENTRIES if any(e.name == p or e.name.startswith(p) for p in patterns)]
+    if not out:
+        raise SystemExit(f"no voxtral zoo entry matches {patterns}")
+    return out
+
+
+def env():
+    import os
+    e = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    e["PYTHONPATH"] = str(TF5RC1) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def checkpoint(work: Path, held_out: bool) -> Path:
+    ckpt = work / "ckpt" / ("voxtral_held_out" if held_out else "voxtral")
+    if not (ckpt / "model.safetensors").exists():
+        extra = ["--held-out", "--seed", "7"] if held_out else []
+        run([VENV / "bin" / "python", HERE / "voxtral_checkpoint.py", ckpt, *extra], work / "ckpt" / "voxtral.log")
+    return ckpt
+
+
+def entry_meta(e: Entry, held_out: bool, work: Path) -> dict:
+    info = json.loads((checkpoint(work, held_out) / "zoo_checkpoint.json").read_text())
+    return {"name": e.name, "family": "voxtral", "held_out": held_out, "dtype": e.dtype, "notes": e.notes,
+            "layers": info["layers"], "decoder_rope_attention": info["layers"],
+            "command": " ".join(["python"] + [c.format(ckpt="<checkpoint voxtral>", out="<out>") for c in e.command]),
+            "transformers": "5.0.0rc1", "tolerance": TOLERANCE[e.dtype]}
+
+
+def build(e: Entry, work: Path, held_out: bool) -> bool:
+    out = work / "out" / e.name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    ckpt = checkpoint(work, held_out)
+    cmd = [c.format(ckpt=ckpt, out=out) for c in e.command]
+    t = time.time()
+    ok = run([VENV / "bin" / "python", HERE / "voxtral_capture.py", "--out", out, "--ckpt", ckpt,
+              "--decode", str(e.decode), "--", *cmd], out / "export.log", env())
+    for f in ["tekken.json", "config.json", "generation_config.json", "preprocessor_config.json"]:
+        if (ckpt / f).exists():
+            shutil.copy(ckpt / f, out / f)
+    (out / "entry.json").write_text(json.dumps(entry_meta(e, held_out, work), indent=1) + "\n")
+    ok = ok and (out / "voxtral_reference.json").exists() and (out / "model.pte").exists()
+    print(f"{'ok  ' if ok else 'FAIL'} {e.name:28s} {time.time() - t:5.0f}s  {out / 'export.log'}", flush=True)
+    return ok
+
+
+def greedy_agreement(ref: dict, got: Path) -> str:
+    """mlxc's argmax after each of eager's decoder calls against eager's greedy tokens (ties within 1e-3 tolerated)."""
+    agree = 0
+    for i, want in enumerate(ref["greedy"]):
+        logits = np.load(got / f"step{i}.output0.npy")
+        last = logits.reshape(-1, logits.shape[-1])[-1]
+        if int(np.argmax(last)) != want and ref["top2_margins"][i] >= 1e-3:
+            break
+        agree += 1
+    return f"{agree}/{len(ref['greedy'])}"
+
+
+def check(e: Entry, work: Path, mlxc: str) -> list:
+    out = work / "out" / e.name
+    if not (out / "voxtral_reference.json").exists():
+        return [{"name": e.name, "status": "not built", "ok": False}]
+    ref = json.loads((out / "voxtral_reference.json").read_text())
+    tol = TOLERANCE[e.dtype]
+    rows = []
+    for method in METHODS:
+        row = {"name": f"{e.name}/{method}"}
+        stats = out / f"{method}.stats.json"
+        r = subprocess.run([mlxc, "compile", str(out / "model.pte"), "--method", method, "--stats-json", str(stats),
+                            "--remarks", "-o", str(out / f"{method}.mlxc")], capture_output=True, text=True)
+        if r.returncode == 0 and stats.exists():
+            s = json.loads(stats.read_text())
+            row["fallback_ops"] = s.get("fallback_ops")
+            row["fusions"] = {k: v for k, v in s.get("fusions", {}).items() if v}
+        else:
+            row["compile"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
+        got = out / "got" / method
+        shutil.rmtree(got, ignore_errors=True)
+        r = subprocess.run([mlxc, "run", "--jit", str(out / "model.pte"), "--method", method, "--inputs-dir",
+                            str(out / "ref" / method), "--output-dir", str(got)], capture_output=True, text=True)
+        if r.returncode != 0:
+            row["run"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
+            row["ok"] = False
+            rows.append(row)
+            continue
+        err = compare(out / "ref" / method, got)
+        row["max_err"] = f"{err:.1e} (tol {tol:g})"
+        ok = err <= tol and row.get("fallback_ops") == 0
+        if method == "text_decoder":
+            want = ref and entry_meta(e, False, work)["decoder_rope_attention"]
+            have = row.get("fusions", {}).get("rope_attention", 0)
+            row["rope_attention"] = f"{have}/{want}"
+            row["tokens"] = greedy_agreement(ref, got)
+            ok = ok and have == want and row["tokens"] == f"{len(ref['greedy'])}/{len(ref['greedy'])}"
+        row["ok"] = ok
+        rows.append(row)
+    return rows
+
+
+def commit(e: Entry, work: Path, fixtures: Path) -> None:
+    src, dst = work / "out" / e.name, fixtures / e.name
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src / "ref", dst / "ref", ignore=shutil.ignore_patterns("preprocessor"))
+    for f in ["model.pte", "voxtral_reference.json", "entry.json", "tekken.json", "audio.wav"]:
+        shutil.copy(src / f, dst / f)
+    size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
+    print(f"committed {e.name}: {size / 1e6:.2f} MB")
+
+
+def main(argv, work: Path, held_out: bool, fixtures: Path) -> int:
+    cmd, rest = (argv[0] if argv else "list"), argv[1:]
+    if cmd == "list":
+        for e in ENTRIES:
+            print(f"{e.name:24s} python {' '.join(c.format(ckpt='<ckpt>', out='<out>') for c in e.command)}")
+        return 0
+    if cmd == "build":
+        fails = [e.name for e in select(rest) if not build(e, work, held_out)]
+        print(f"{len(select(rest)) - len(fails)} built, {len(fails)} failed" + (f": {' '.join(fails)}" if fails else ""))
+        return 1 if fails else 0
+    if cmd == "check":
+        mlxc = mlxc_binary()
+        rows = [r for e in select(rest) for r in check(e, work, mlxc)]
+        for r in rows:
+            print(json.dumps(r))
+        good = sum(1 for r in rows if r.get("ok"))
+        print(f"{good} passed, {len(rows) - good} failed")
+        return 0 if good == len(rows) else 1
+    if cmd == "commit":
+        if held_out:
+            raise SystemExit("held-out programs are for checking, not for committing")
+        for e in select(rest):
+            commit(e, work, fixtures)
+        return 0
+    raise SystemExit(__doc__)
