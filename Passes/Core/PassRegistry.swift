@@ -16,6 +16,8 @@ public enum PassRegistry {
               make: { MergeConstants() }),
         Entry(name: "row-take-as-slice", summary: "a constant table read at a one-element index tensor (static-shape RoPE tables) as the row slice dynamic exports write",
               make: { RowTakeAsSlice() }),
+        Entry(name: "pad-as-fill-and-copy", summary: "a constant pad of one axis as full + slice_update (the mel preprocessor's padding to whole chunks)",
+              make: { PadAsFillAndCopy() }),
         Entry(name: "fold-scalar-constants", summary: "compute int arithmetic on constant scalars at compile time", make: { FoldScalarConstants() }),
         Entry(name: "fuse-dequant-matmul", summary: "plain exports' dequantize_affine weight + linear as an MLX affine quantized_matmul (weights repacked at load)",
               make: { FuseDequantMatmul() }),
@@ -50,7 +52,7 @@ public enum PassRegistry {
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
-    public static let defaultPipeline = ["row-take-as-slice", "fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
+    public static let defaultPipeline = ["row-take-as-slice", "pad-as-fill-and-copy", "fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
                                                   "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention", "fuse-kv-attention"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default

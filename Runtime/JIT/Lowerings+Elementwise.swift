@@ -39,6 +39,8 @@ extension Lowerings {
         case .sin(let o): return (.sin, o.x, o.out)
         case .cos(let o): return (.cos, o.x, o.out)
         case .sqrt(let o): return (.sqrt, o.x, o.out)
+        case .log(let o): return (.log, o.x, o.out)
+        case .log10(let o): return (.log10, o.x, o.out)
         case .rsqrt(let o): return (.rsqrt, o.x, o.out)
         case .reciprocal(let o): return (.reciprocal, o.x, o.out)
         case .neg(let o): return (.neg, o.x, o.out)
@@ -110,6 +112,13 @@ extension Lowerings {
             let definition = ElementwiseKernels.select(condition: ct, t, lanes: c.lanes)
             return mapLaunch(definition, node, operands: [o.condition, o.x, o.y], out: o.out, resultDType: dtype,
                              operandDTypes: [condDType, dtype, dtype], grain: elementwiseGrain(transcendental: false))
+        case .clip(let o):
+            guard let dtype = c.dtype(o.x), let t = ElementType(dtype), ElementType.activations.contains(t) || (!t.isFloat && t != .bool),
+                  o.aMin == nil || c.dtype(o.aMin!) == dtype, o.aMax == nil || c.dtype(o.aMax!) == dtype else { return nil }
+            let definition = ElementwiseKernels.clip(t, hasMin: o.aMin != nil, hasMax: o.aMax != nil, lanes: c.lanes)
+            let operands = [o.x] + [o.aMin, o.aMax].compactMap { $0 }
+            return mapLaunch(definition, node, operands: operands, out: o.out, resultDType: dtype,
+                             operandDTypes: operands.map { _ in dtype }, grain: elementwiseGrain(transcendental: false))
         case .asType(let o):
             let source = c.dtype(o.x) ?? .f32
             guard let s = ElementType(source), let t = ElementType(o.scalarType),

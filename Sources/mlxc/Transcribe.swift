@@ -6,7 +6,7 @@ import MLXCRuntime
 /// `mlxc transcribe MODEL AUDIO…`: speech to text with the Whisper programs ExecuTorch's `export_whisper` writes.
 struct Transcribe: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Speech to text with Whisper (the encoder.pte, cross_kv.pte, decoder.pte ExecuTorch's export_whisper writes).",
+        abstract: "Speech to text with Whisper (export_whisper's encoder.pte, cross_kv.pte, decoder.pte) or Voxtral (export_voxtral_hf's model.pte + tekken.json).",
         discussion: """
         MODEL is the export's folder: the three programs and tokenizer.json (there or in its processor/ folder), \
         with generation_config.json (suppressed tokens, languages) when present; --encoder/--cross-kv/--decoder/\
@@ -19,7 +19,7 @@ struct Transcribe: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, srt, vtt, json }
 
-    @Argument(help: "The Whisper model folder.")
+    @Argument(help: "The model folder: Whisper (encoder.pte, cross_kv.pte, decoder.pte) or Voxtral (model.pte, tekken.json).")
     var model: String
 
     @Argument(help: "Audio files.")
@@ -83,6 +83,9 @@ struct Transcribe: ParsableCommand {
             }
             if let maxNewTokens, maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+            if encoder == nil, crossKv == nil, decoder == nil, VoxtralFiles.recognises(model) {
+                return try runVoxtral(raw: raw)
+            }
 
             // Cheap checks first: the model's files and every audio file, before anything is compiled.
             let files = try WhisperFiles(folder: model, encoder: encoder, crossKV: crossKv, decoder: decoder, tokenizer: tokenizer)
@@ -150,6 +153,52 @@ struct Transcribe: ParsableCommand {
                            path, clip.seconds, seconds, seconds / max(clip.seconds, 1e-9), readSeconds, result.windows.count,
                            result.windows.count == 1 ? "" : "s", encode, decode, tokens, Double(tokens) / max(decode, 1e-9), language))
             }
+        }
+    }
+
+    /// A Voxtral folder (model.pte + tekken.json): the audio LLM's transcription request, greedy, text streamed.
+    func runVoxtral(raw: PCMFormat?) throws {
+        guard task == "transcribe" else { throw ValidationError("Voxtral's transcription request has no --task \(task) (only transcribe)") }
+        guard format == .text || format == .json else {
+            throw ValidationError("Voxtral gives no timestamps: --format must be text or json, not \(format.rawValue)")
+        }
+        let files = try VoxtralFiles(folder: model, tokenizer: tokenizer)
+        var clips: [(String, AudioClip)] = []
+        for path in audio {
+            let clip = try AudioLoader.load(path: path, raw: raw).resampled(to: LogMelSpectrogram.sampleRate)
+            guard clip.samples.count > LogMelSpectrogram.fftSize / 2 else {
+                throw AudioError(path, "too short: \(clip.samples.count) samples at 16 kHz (the log-mel needs more than \(LogMelSpectrogram.fftSize / 2))")
+            }
+            clips.append((path, clip))
+        }
+        let loadStart = Date()
+        var jitOptions = JITProgram.Options()
+        if let threads { jitOptions.threads = threads }
+        try cacheOptions.apply(to: &jitOptions)
+        let transcriber = try VoxtralTranscriber(files: files) { path, method in
+            let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions,
+                                                mlxcVersion: MLXC.version)
+            return (loaded.executor, loaded.graph)
+        }
+        log(String(format: "model: %@ (Voxtral: %d mel bins, %d audio tokens per 30 s, hidden %d, vocabulary %d, context %d) loaded and compiled in %.2f s",
+                   model, transcriber.melCount, transcriber.tokensPerChunk, transcriber.hidden, transcriber.vocabularySize,
+                   transcriber.contextLength, Date().timeIntervalSince(loadStart)))
+        let lang = language == "auto" ? nil : language
+        for (path, clip) in clips {
+            let start = Date()
+            let result = try transcriber.transcribe(clip.samples, language: lang, maxNewTokens: maxNewTokens) { piece in
+                if format == .text { emit(piece) }
+            }
+            let seconds = Date().timeIntervalSince(start)
+            if format == .text { emit("\n") } else {
+                let object: [String: Any] = ["file": path, "seconds": clip.seconds, "language": lang ?? NSNull(), "text": result.text,
+                                             "tokens": result.tokens, "prompt_tokens": result.prompt.count, "chunks": result.chunks]
+                emit(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self) + "\n")
+            }
+            let s = result.seconds
+            log(String(format: "%@: %.2f s of audio in %.2f s, real-time factor %.3f (log-mel %.2f s, audio encoder %.2f s, prefill %d tokens %.2f s, decode %d tokens %.2f s, %.1f tok/s)",
+                       path, clip.seconds, seconds, seconds / max(clip.seconds, 1e-9), s.features, s.encode, result.prompt.count, s.prefill,
+                       result.tokens.count, s.decode, Double(result.tokens.count) / max(s.decode, 1e-9)))
         }
     }
 

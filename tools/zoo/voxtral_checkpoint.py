@@ -9,7 +9,7 @@ Usage: tools/.venv/bin/python tools/zoo/voxtral_checkpoint.py OUT_DIR [--seed N]
 The audio encoder keeps Voxtral's window: 3000 mel frames (30 s) → 1500 positions → 375 audio tokens (the
 projector reads 4 consecutive positions: intermediate_size = 4 · d_model, as in Voxtral-Mini), because
 ExecuTorch's preprocessor program (export_processor, what export_voxtral_hf writes) always emits 3000-frame chunks.
-Everything else is toy-sized.
+Everything else is toy-sized (text hidden 64, 2 layers, GQA 4:2, head_dim 16).
 
 The tokenizer: Tekken v7 layout — 40 special ids first (Mistral's order: <unk> <s> </s> [INST] [/INST] …, [AUDIO] = 24
 (VoxtralProcessor's audio_token_id), [BEGIN_AUDIO] = 25, [TRANSCRIBE] = 34, the rest <SPECIAL_n> fillers), then a
@@ -80,18 +80,19 @@ def tekken_json() -> dict:
 
 def sizes(held_out: bool) -> tuple:
     enc = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
-    text = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                head_dim=12)
+    # Widths multiples of 32: --qlinear 4w's groups of 32 refuse anything else.
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                head_dim=16)
     if held_out:
         enc = dict(hidden_size=48, intermediate_size=192, num_hidden_layers=3, num_attention_heads=3)
-        text = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=3, num_attention_heads=4,
-                    num_key_value_heads=1, head_dim=16)
+        text = dict(hidden_size=96, intermediate_size=160, num_hidden_layers=3, num_attention_heads=6,
+                    num_key_value_heads=2, head_dim=16)
     return enc, text
 
 
 def initialise_(model, seed: int) -> None:
-    """Every weight from the seed: matrices ~ N(0, 1/fan_in), norm weights near 1, biases small, embeddings
-    0.1·N(0, 1); the encoder's sinusoidal positions stay as Voxtral defines them."""
+    """Every weight from the seed: matrices ~ N(0, 1/fan_in), norm weights near 1, biases small, token
+    embeddings N(0, 1); the encoder's sinusoidal positions stay as Voxtral defines them."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -101,6 +102,10 @@ def initialise_(model, seed: int) -> None:
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
             elif p.ndim == 1:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif "embed_tokens" in name:
+                # Unit-scale token embeddings: with the decode step's input a strong signal, greedy tokens vary
+                # (at 0.1 every step repeats one token).
+                p.copy_(torch.randn(p.shape, generator=g))
             elif "embed" in name:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
             else:

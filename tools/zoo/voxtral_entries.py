@@ -6,7 +6,7 @@ checkpoint (voxtral_checkpoint.py), with eager references chained as a transcrip
 Usage (through tools/zoo/zoo):
   zoo voxtral list                   the entries and their exact export commands
   zoo voxtral build [NAME|PREFIX …]  checkpoint, export, references → tools/.work/zoo/out/<entry>/
-  zoo voxtral check [NAME|PREFIX …]  mlxc on every method: outputs = eager within the dtype's tolerance,
+  zoo voxtral check [NAME|PREFIX …]  mlxc on preprocessor.pte and every model.pte method: outputs = eager within the tolerance,
                                      fallback_ops 0, the decoder's attention fused (rope_attention per layer)
   zoo voxtral commit NAME …          copy an entry into Tests/Fixtures/zoo/ (what VoxtralZooTests runs)
 
@@ -41,7 +41,7 @@ class Entry:
     name: str
     command: list
     dtype: str = "fp32"
-    decode: int = 8
+    decode: int = 12
     notes: str = ""
 
 
@@ -128,10 +128,11 @@ def check(e: Entry, work: Path, mlxc: str) -> list:
     ref = json.loads((out / "voxtral_reference.json").read_text())
     tol = TOLERANCE[e.dtype]
     rows = []
-    for method in METHODS:
+    for method in ["preprocessor"] + METHODS:
         row = {"name": f"{e.name}/{method}"}
         stats = out / f"{method}.stats.json"
-        r = subprocess.run([mlxc, "compile", str(out / "model.pte"), "--method", method, "--stats-json", str(stats),
+        pte, which = (out / "preprocessor.pte", "forward") if method == "preprocessor" else (out / "model.pte", method)
+        r = subprocess.run([mlxc, "compile", str(pte), "--method", which, "--stats-json", str(stats),
                             "--remarks", "-o", str(out / f"{method}.mlxc")], capture_output=True, text=True)
         if r.returncode == 0 and stats.exists():
             s = json.loads(stats.read_text())
@@ -141,7 +142,7 @@ def check(e: Entry, work: Path, mlxc: str) -> list:
             row["compile"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
         got = out / "got" / method
         shutil.rmtree(got, ignore_errors=True)
-        r = subprocess.run([mlxc, "run", "--jit", str(out / "model.pte"), "--method", method, "--inputs-dir",
+        r = subprocess.run([mlxc, "run", "--jit", str(pte), "--method", which, "--inputs-dir",
                             str(out / "ref" / method), "--output-dir", str(got)], capture_output=True, text=True)
         if r.returncode != 0:
             row["run"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
@@ -163,12 +164,34 @@ def check(e: Entry, work: Path, mlxc: str) -> list:
 
 
 def commit(e: Entry, work: Path, fixtures: Path) -> None:
+    """Copies an entry into Tests/Fixtures/zoo/<name>/ with two reductions that keep it small (one lossless, one stated):
+    the audio encoder's input (the preprocessor's mel, [C, 128, 3000] = 1.5 MB a chunk) as the frames the audio
+    reaches (mel_head.npy) + the one value every later frame holds (eager's padding floor, checked equal bit for
+    bit here); the prefill call's logits [1, T, V] as their last row (step0.output0.last.npy: what generation
+    reads; `zoo voxtral check` compares every row)."""
     src, dst = work / "out" / e.name, fixtures / e.name
     if dst.exists():
         shutil.rmtree(dst)
-    shutil.copytree(src / "ref", dst / "ref", ignore=shutil.ignore_patterns("preprocessor"))
-    for f in ["model.pte", "voxtral_reference.json", "entry.json", "tekken.json", "audio.wav"]:
+    shutil.copytree(src / "ref", dst / "ref")
+    # The preprocessor's output is the audio encoder's input: kept once (below, as mel_head.npy + the tail value).
+    (dst / "ref" / "preprocessor" / "step0.output0.npy").unlink()
+    for f in ["model.pte", "preprocessor.pte", "voxtral_reference.json", "entry.json", "tekken.json", "audio.wav"]:
         shutil.copy(src / f, dst / f)
+    ref = json.loads((src / "voxtral_reference.json").read_text())
+    mel_file = dst / "ref" / "audio_encoder" / "step0.input0.npy"
+    mel = np.load(mel_file)
+    head = min(mel.shape[-1], ref["samples"] // 160 + 4)
+    tail = mel[..., head:]
+    assert tail.size == 0 or (tail == tail.flat[0]).all(), "frames past the audio are not one value"
+    np.save(dst / "ref" / "audio_encoder" / "mel_head.npy", mel[..., :head])
+    mel_file.unlink()
+    logits_file = dst / "ref" / "text_decoder" / "step0.output0.npy"
+    logits = np.load(logits_file)
+    np.save(dst / "ref" / "text_decoder" / "step0.output0.last.npy", logits[:, -1:, :])
+    logits_file.unlink()
+    (dst / "fixture.json").write_text(json.dumps({
+        "mel_shape": list(mel.shape), "mel_head_frames": int(head), "mel_tail_value": float(tail.flat[0]) if tail.size else None,
+        "prefill_logits_rows": "last"}, indent=1) + "\n")
     size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
     print(f"committed {e.name}: {size / 1e6:.2f} MB")
 

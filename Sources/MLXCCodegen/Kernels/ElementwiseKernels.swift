@@ -21,7 +21,7 @@ public enum ElementwiseKernels {
     }
 
     public enum Unary: String, CaseIterable, Sendable {
-        case exp, sigmoid, silu, tanh, erf, sqrt, rsqrt, reciprocal, neg, abs, square, sin, cos
+        case exp, sigmoid, silu, tanh, erf, sqrt, rsqrt, reciprocal, neg, abs, square, sin, cos, log, log10
         /// Nearest integer, halves to even (NumPy/MLX `round` with 0 decimals; XNNPACK's int8 conversion).
         case round
         case geluErf = "gelu", geluTanh = "gelu_tanh", logicalNot = "logical_not"
@@ -29,7 +29,7 @@ public enum ElementwiseKernels {
         /// Ops that need a float operand (the reference computes ints as f32; not lowered).
         public var floatOnly: Bool { ![.neg, .abs, .square, .logicalNot].contains(self) }
         /// Rough cost in simple vector ops per element (sets the split grain).
-        public var isTranscendental: Bool { [.exp, .sigmoid, .silu, .tanh, .erf, .geluErf, .geluTanh, .sin, .cos].contains(self) }
+        public var isTranscendental: Bool { [.exp, .sigmoid, .silu, .tanh, .erf, .geluErf, .geluTanh, .sin, .cos, .log, .log10].contains(self) }
     }
 
     /// The result dtype of `op` on two operands of dtype `t`, or nil if there is no kernel.
@@ -174,6 +174,8 @@ public enum ElementwiseKernels {
         case .geluErf: return VectorMath.gelu(l, x, tanhForm: false)
         case .geluTanh: return VectorMath.gelu(l, x, tanhForm: true)
         case .sqrt: return l.call("llvm.sqrt", [x])
+        case .log: return VectorMath.log(l, x)
+        case .log10: return b.fmul(VectorMath.log(l, x), l.f32(0.434294481903251827651))
         case .rsqrt: return b.fdiv(l.f32(1), l.call("llvm.sqrt", [x]))
         case .reciprocal: return b.fdiv(l.f32(1), x)
         case .neg: return b.fneg(x)
@@ -181,6 +183,26 @@ public enum ElementwiseKernels {
         case .square: return b.fmul(x, x)
         case .round: return l.call("llvm.roundeven", [x])
         case .logicalNot: fatalError("handled above")
+        }
+    }
+
+    /// `clip(x, lo, hi)` (either bound optional): lo where x < lo, hi where x > hi, else x (NaN stays NaN, as torch.clamp).
+    public static func clip(_ t: ElementType, hasMin: Bool, hasMax: Bool, lanes: Int) -> KernelDefinition {
+        let access: [StridedMapKernels.Access] = [.contiguous, .broadcast]
+        let bounds = (hasMin ? 1 : 0) + (hasMax ? 1 : 0)
+        return StridedMapKernels.map(name: "clip\(hasMin ? "_lo" : "")\(hasMax ? "_hi" : "")_\(t.rawValue)_v\(lanes)",
+                                     inputs: [ElementType](repeating: t, count: 1 + bounds), output: t,
+                                     access: [[StridedMapKernels.Access]](repeating: access, count: 1 + bounds), lanes: lanes) { l, v in
+            let b = l.b
+            let wide = t.isHalf
+            func f(_ x: IRValue) -> IRValue { wide ? l.widenF32(x, t) : x }
+            var x = f(v[0])
+            func below(_ a: IRValue, _ c: IRValue) -> IRValue {
+                t.isFloat || wide ? b.fcmp(LLVMRealOLT, a, c) : b.icmp(isUnsigned(t) ? LLVMIntULT : LLVMIntSLT, a, c)
+            }
+            if hasMin { let lo = f(v[1]); x = b.select(below(x, lo), lo, x) }
+            if hasMax { let hi = f(v[hasMin ? 2 : 1]); x = b.select(below(hi, x), hi, x) }
+            return wide ? l.narrowF32(x, t) : x
         }
     }
 

@@ -34,6 +34,33 @@ public enum VectorMath {
         return b.select(b.fcmp(LLVMRealUNO, x, x), x, result)
     }
 
+    /// ln x (Cephes logf): x = m·2^e with m in [√½, √2), ln(1 + (m − 1)) by a degree-8 polynomial, plus e·ln 2 in
+    /// two parts. Subnormals are scaled by 2^25 first; x = 0 → −inf, x < 0 or NaN → NaN, +inf → +inf.
+    public static func log(_ l: Lanes, _ x: IRValue) -> IRValue {
+        let b = l.b
+        let i32 = l.type(b.i32), f32 = l.type(b.f32)
+        let tiny = b.fcmp(LLVMRealOLT, x, l.f32(1.17549435e-38))
+        let xs = b.select(tiny, b.fmul(x, l.f32(33554432)), x)
+        let bits = b.bitcast(xs, i32)
+        var e = b.sitofp(b.sub(LLVMBuildLShr(b.ref, bits, l.i32(23), "")!, l.i32(126)), f32)
+        e = b.select(tiny, b.fsub(e, l.f32(25)), e)
+        var m = b.bitcast(b.or(b.and(bits, l.i32(0x007F_FFFF)), l.i32(0x3F00_0000)), f32)   // [0.5, 1)
+        let low = b.fcmp(LLVMRealOLT, m, l.f32(0.707106781186547524))
+        e = b.select(low, b.fsub(e, l.f32(1)), e)
+        m = b.select(low, b.fsub(b.fadd(m, m), l.f32(1)), b.fsub(m, l.f32(1)))
+        let z = b.fmul(m, m)
+        let p = horner(l, m, [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+                              -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1])
+        var y = b.fmul(b.fmul(m, z), p)
+        y = b.fma(e, l.f32(-2.12194440e-4), y)
+        y = b.fma(z, l.f32(-0.5), y)
+        var r = b.fadd(m, y)
+        r = b.fma(e, l.f32(0.693359375), r)
+        r = b.select(b.fcmp(LLVMRealOEQ, x, l.f32(.infinity)), x, r)
+        r = b.select(b.fcmp(LLVMRealOEQ, x, l.f32(0)), l.f32(-.infinity), r)
+        return b.select(b.fcmp(LLVMRealULT, x, l.f32(0)), l.f32(.nan), r)   // x < 0 or NaN
+    }
+
     /// 1 / (1 + e^−x).
     public static func sigmoid(_ l: Lanes, _ x: IRValue) -> IRValue {
         l.b.fdiv(l.f32(1), l.b.fadd(l.f32(1), exp(l, l.b.fneg(x))))

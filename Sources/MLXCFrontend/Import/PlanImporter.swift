@@ -27,6 +27,8 @@ final class PlanImporter {
     var mlxState: [String: ValueID] = [:]
     /// Notes for `--remarks` (e.g. Metal kernels that cannot run on a CPU).
     var remarks: [String] = []
+    /// Complex tensor slots as (real, imaginary) values (ATenSpectral.swift: the IR has no complex dtype).
+    var complexParts: [Int: (re: ValueID, im: ValueID)] = [:]
 
     init(pte: PTEFile, planIndex: Int) {
         self.pte = pte
@@ -184,6 +186,9 @@ final class PlanImporter {
 
     /// The value a slot holds now, creating constants and state on first use.
     func read(_ ev: Int) throws -> ValueID {
+        if complexParts[ev] != nil {
+            throw fail("complex tensor value \(ev) read by an op that takes no complex input (complex values: _fft_r2c's result, transposed/squeezed, then abs)")
+        }
         if let v = current[ev] { return v }
         let value = try evalue(ev)
         switch value {

@@ -1,0 +1,57 @@
+import MLXCIR
+
+/// A constant-mode `pad` that widens one axis — ExecuTorch's mel preprocessor pads the waveform with zeros to whole
+/// 30 s chunks, `pad(x, [0, n·480000 − L], constant 0)` with the width computed at run time — becomes the two ops
+/// the compiled engine has kernels for:
+///
+///     n = sym_size(x, axis) + before + after;  f = full([..., n, ...], value);  slice_update(f, x, axis, before, before + L)
+///
+/// Pads of several axes, and the edge mode, are left as they are (the reference executor runs them). The result
+/// keeps its value and type.
+public struct PadAsFillAndCopy: GraphPass {
+    public let name = "pad-as-fill-and-copy"
+    public init() {}
+
+    public func run(_ graph: inout Graph) throws -> Int {
+        var count = 0
+        for b in graph.blocks.indices {
+            var rewritten: [Node] = []
+            for node in graph.blocks[b].nodes {
+                guard case .pad(let p) = node.op, p.mode == "constant", let xt = graph[p.x].type,
+                      p.padWidth.count == 2 * xt.rank else {
+                    rewritten.append(node)
+                    continue
+                }
+                let widened = (0..<xt.rank).filter { p.padWidth[2 * $0] != .literal(0) || p.padWidth[2 * $0 + 1] != .literal(0) }
+                guard widened.count == 1, let axis = widened.first else {
+                    rewritten.append(node)
+                    continue
+                }
+                var nodes: [Node] = []
+                func emit(_ op: Op) { nodes.append(Node(op, origin: node.origin)) }
+                func scalar() -> ValueID { graph.addValue(TensorType(.i64, []), .computed) }
+                func size(_ i: Int) -> IntOrValue {
+                    if let n = xt.shape[i].fixedValue { return .literal(Int64(n)) }
+                    let v = scalar()
+                    emit(.symSize(SymSizeOp(a: p.x, dim: i, out: v)))
+                    return .value(v)
+                }
+                var shape = (0..<xt.rank).map(size)
+                let length = shape[axis], before = p.padWidth[2 * axis], after = p.padWidth[2 * axis + 1]
+                let head = scalar(), total = scalar(), stop = scalar()
+                emit(.addInt(AddIntOp(a: length, b: before, out: head)))
+                emit(.addInt(AddIntOp(a: .value(head), b: after, out: total)))
+                emit(.addInt(AddIntOp(a: before, b: length, out: stop)))
+                shape[axis] = .value(total)
+                let filled = graph.addValue(graph[p.out].type, .computed)
+                emit(.full(FullOp(out: filled, shape: shape, v: .literal(p.constantValue), scalarType: xt.dtype)))
+                emit(.sliceUpdate(SliceUpdateOp(dst: filled, update: p.x, out: p.out, axis: .literal(Int64(axis)),
+                                                start: before, stop: .value(stop), step: 1)))
+                rewritten += nodes
+                count += 1
+            }
+            graph.blocks[b].nodes = rewritten
+        }
+        return count
+    }
+}

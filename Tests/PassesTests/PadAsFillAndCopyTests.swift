@@ -1,0 +1,41 @@
+import XCTest
+import MLXCIR
+@testable import MLXCPasses
+
+/// pad-as-fill-and-copy, text in → text out: ExecuTorch's mel preprocessor pads the waveform to whole chunks with a
+/// width computed at run time; a constant pad of one axis becomes full + slice_update (both compiled); pads of two
+/// axes and edge pads stay.
+final class PadAsFillAndCopyTests: XCTestCase {
+    func testOneAxisConstantPadIsFillThenSliceUpdate() throws {
+        let (text, changes) = try runPass(PadAsFillAndCopy(), on: """
+        graph @f
+        input %0 : f32[?1..9000] "waveform"
+        input %1 : i64[] "width"
+        block main {
+          %2 = pad(x: %0, pad_width: [0, %1], mode: "constant", constant_value: 0.0) : f32[?1..18000]
+        }
+        outputs %2
+        """)
+        XCTAssertEqual(changes, 1)
+        XCTAssertEqual(text.components(separatedBy: "\n"), [
+            "%3 = sym_size(a: %0, dim: 0) : i64[]",
+            "%4 = add_int(a: %3, b: 0) : i64[]",
+            "%5 = add_int(a: %4, b: %1) : i64[]",
+            "%6 = add_int(a: 0, b: %3) : i64[]",
+            "%7 = full(shape: [%5], v: 0.0, scalar_type: f32) : f32[?1..18000]",
+            "%2 = slice_update(dst: %7, update: %0, axis: 0, start: 0, stop: %6, step: 1) : f32[?1..18000]",
+        ])
+    }
+
+    func testOtherPadsStay() throws {
+        try assertPassLeavesUnchanged(PadAsFillAndCopy(), on: """
+        graph @f
+        input %0 : f32[4, 8] "x"
+        block main {
+          %1 = pad(x: %0, pad_width: [1, 1, 2, 2], mode: "constant", constant_value: 0.0) : f32[6, 12]
+          %2 = pad(x: %0, pad_width: [0, 0, 2, 2], mode: "edge", constant_value: 0.0) : f32[4, 12]
+        }
+        outputs %1, %2
+        """, "two padded axes, or edge mode: left to the reference executor")
+    }
+}
