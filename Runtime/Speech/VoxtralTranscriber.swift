@@ -188,13 +188,31 @@ public final class VoxtralTranscriber {
     /// Greedy transcription of 16 kHz samples; `onText` receives the text as whole UTF-8 characters arrive.
     public func transcribe(_ samples: [Float], language: String?, maxNewTokens: Int? = nil,
                            onText: (String) -> Void = { _ in }) throws -> Result {
+        try generate(samples, maxNewTokens: maxNewTokens, onText: onText) { prompt(chunks: $0, language: language) }
+    }
+
+    /// mistral_common's instruct chat prompt of one user message holding the audio, then `text`:
+    /// `<s> [INST] [BEGIN_AUDIO] [AUDIO]×375·C text [/INST]` (VoxtralProcessor.apply_chat_template's tokens).
+    public func chatPrompt(chunks: Int, text: String) -> [Int] {
+        [ids.bos, ids.inst, ids.beginAudio] + [Int](repeating: ids.audio, count: tokensPerChunk * chunks)
+            + tokenizer.encode(text) + [ids.endInst]
+    }
+
+    /// A question about the audio (audio in the prompt, as `apply_chat_template` places it): the greedy reply.
+    public func chat(_ samples: [Float], text: String, maxNewTokens: Int? = nil, onText: (String) -> Void = { _ in }) throws -> Result {
+        try generate(samples, maxNewTokens: maxNewTokens, onText: onText) { chatPrompt(chunks: $0, text: text) }
+    }
+
+    /// Features → audio embeddings → the prompt for that many chunks, embedded with the audio spliced in → greedy
+    /// tokens until `</s>`, the budget or the cache.
+    func generate(_ samples: [Float], maxNewTokens: Int?, onText: (String) -> Void, prompt makePrompt: (Int) -> [Int]) throws -> Result {
         var clock = Date()
         func lap() -> Double { let now = Date(); defer { clock = now }; return now.timeIntervalSince(clock) }
         let (feats, chunks) = try features(samples)
         let tFeatures = lap()
         let audio = try encode(feats, chunks: chunks)
         let tEncode = lap()
-        let prompt = self.prompt(chunks: chunks, language: language)
+        let prompt = makePrompt(chunks)
         guard prompt.count < contextLength else {
             throw ReferenceError("the prompt (\(prompt.count) tokens for \(chunks) chunk\(chunks == 1 ? "" : "s")) does not fit the decoder's \(contextLength) positions")
         }

@@ -49,6 +49,9 @@ struct Run: ParsableCommand {
     @Option(help: "The method to run (default: forward).")
     var method: String?
 
+    @Option(help: "Audio in the prompt (Voxtral's model.pte, with tekken.json beside it): a WAV or raw PCM file; --prompt is the question about it.")
+    var audio: String?
+
     @Option(help: "Write outputs here as output<J>.npy (or step<K>.output<J>.npy).")
     var outputDir: String?
 
@@ -69,6 +72,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try MLXC.guarded {
+            if let audio { return try runAudioChat(audio: audio) }
             let isText = generation.prompt != nil || generation.promptTokens != nil || generation.interactive
             guard let modelPath = model ?? (isText || (inputs.isEmpty && inputsDir == nil) ? DemoModel.path() : nil) else {
                 throw ValidationError("give a model (or --prompt to use the bundled demo model)")

@@ -32,6 +32,22 @@ final class VoxtralTranscribeCLITests: XCTestCase {
         XCTAssertEqual(text.stdout, (json["text"] as? String ?? "?") + "\n")
     }
 
+    /// `mlxc run model.pte --audio X --prompt Q`: the reply's ids are transformers' greedy tokens for the same chat.
+    func testAudioChatThroughRun() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.model + "/voxtral_reference.json"))
+        let chat = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["chat"] as? [String: Any])
+        let want = try XCTUnwrap(chat["hf_generate"] as? [Int])
+        let run = try cli.mlxc(["run", Self.model + "/model.pte", "--audio", Self.clip, "--prompt", try XCTUnwrap(chat["question"] as? String),
+                                "--max-new-tokens", "\(want.count)", "--print-token-ids"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout.split(separator: " ").map { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 },
+                       Array(want.prefix { $0 != 2 }))
+        let bad = try cli.mlxc(["run", Self.model + "/model.pte", "--audio", Self.clip])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("--audio needs --prompt"), bad.stderr)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+    }
+
     func testBadInputGivesOneLineAndExitCode1() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("voxtral-cli-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

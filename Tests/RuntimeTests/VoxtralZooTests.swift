@@ -109,8 +109,10 @@ final class VoxtralZooTests: XCTestCase {
     /// preprocessor.pte (ExecuTorch's export_processor: STFT as portable unfold/_fft_r2c/abs around three MLX
     /// delegates) compiled with nothing on the reference: its mel of the clip is eager's (the encoder's input).
     func testPreprocessorMatchesEagerFullyCompiled() throws {
+        var seen = Set<Data>()   // the entries share one preprocessor program: run each distinct one once
         for name in Self.entries {
             let dir = Self.root.appendingPathComponent(name)
+            guard seen.insert(try Data(contentsOf: dir.appendingPathComponent("preprocessor.pte"))).inserted else { continue }
             let loaded = try ProgramLoader.load(dir.appendingPathComponent("preprocessor.pte").path, engine: .jit, mlxcVersion: "test",
                                                 passes: try PassManager(pipeline: PassRegistry.defaultPipeline))
             let wave = try TensorFiles.readNPY(dir.appendingPathComponent("ref/preprocessor/step0.input0.npy").path)
@@ -155,6 +157,30 @@ final class VoxtralZooTests: XCTestCase {
             XCTAssertEqual(streamed, result.text)
             XCTAssertEqual(result.text, transcriber.tokenizer.decode(expected))
         }
+    }
+
+    /// Audio in a chat prompt (`mlxc run --audio … --prompt …`): the prompt is VoxtralProcessor.apply_chat_template's
+    /// for [audio, question] and the greedy reply is transformers' `generate`'s (entries whose capture recorded it).
+    func testAudioChatGivesTransformersTokens() throws {
+        struct Chat: Decodable { var question: String; var prompt: [Int]; var hf_generate: [Int] }
+        struct WithChat: Decodable { var chat: Chat? }
+        var checked = 0
+        for name in Self.entries {
+            let dir = Self.root.appendingPathComponent(name)
+            guard let chat = try JSONDecoder().decode(WithChat.self, from: Data(contentsOf: dir.appendingPathComponent("voxtral_reference.json"))).chat
+            else { continue }
+            let transcriber = try VoxtralTranscriber(files: try VoxtralFiles(folder: dir.path)) { path, method in
+                let l = try ProgramLoader.load(path, method: method, engine: .jit, mlxcVersion: "test")
+                return (l.executor, l.graph)
+            }
+            let clip = try AudioLoader.load(path: dir.appendingPathComponent("audio.wav").path, raw: nil)
+            let result = try transcriber.chat(clip.samples, text: chat.question, maxNewTokens: chat.hf_generate.count)
+            XCTAssertEqual(result.prompt, chat.prompt, "\(name): apply_chat_template's prompt")
+            let eos = transcriber.tokenizer.special("</s>")!
+            XCTAssertEqual(result.tokens, Array(chat.hf_generate.prefix { $0 != eos }), "\(name): greedy reply")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 0, "no fixture records a chat reference")
     }
 
     /// The Tekken tokenizer encodes the transcription prompt's language tag as mistral_common does (the reference

@@ -166,7 +166,8 @@ class VoxtralRecorder:
         except Exception as e:  # noqa: BLE001  (recorded, not fatal: the chain above is the reference)
             hf_tokens = f"generate failed: {type(e).__name__}: {e}"[:300]
 
-        ref = {"methods": self.methods, "prompt": [int(x) for x in ids[0]], "audio_token_id": audio_id,
+        chat = chat_reference(enc.model, proc, self.out / "audio.wav", self.decode, dtype)
+        ref = {"methods": self.methods, "chat": chat, "prompt": [int(x) for x in ids[0]], "audio_token_id": audio_id,
                "audio_tokens": int((ids == audio_id).sum()), "greedy": greedy, "top2_margins": margins,
                "hf_generate": hf_tokens, "processor_mel_vs_preprocessor": mel_diff,
                "audio": "audio.wav", "samples": int(len(pcm)),
@@ -175,7 +176,35 @@ class VoxtralRecorder:
         (self.out / "voxtral_reference.json").write_text(json.dumps(ref, indent=1) + "\n")
 
 
+CHAT_QUESTION = "What is said?"
+
+
+@torch.no_grad()
+def chat_reference(model, proc, audio_path: Path, decode: int, dtype) -> dict:
+    """`mlxc run --audio … --prompt …`'s reference: VoxtralProcessor.apply_chat_template on one user message
+    [audio, text] (its prompt ids) and transformers' greedy `generate` on it."""
+    b64 = base64.b64encode(audio_path.read_bytes()).decode()
+    conv = [{"role": "user", "content": [{"type": "audio", "base64": b64}, {"type": "text", "text": CHAT_QUESTION}]}]
+    r = proc.apply_chat_template(conv, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    ids = r["input_ids"]
+    gen = copy.deepcopy(model).generate(input_ids=ids, input_features=r["input_features"].to(dtype), max_new_tokens=decode,
+                                        do_sample=False, cache_implementation="dynamic")
+    return {"question": CHAT_QUESTION, "prompt": [int(x) for x in ids[0]], "hf_generate": [int(x) for x in gen[0, ids.shape[1]:]]}
+
+
+def add_chat(out: Path, ckpt: Path, decode: int) -> None:
+    """Adds the chat reference to an fp32 entry already built (its model is the checkpoint as saved)."""
+    from transformers import AutoProcessor, VoxtralForConditionalGeneration
+    model = VoxtralForConditionalGeneration.from_pretrained(ckpt).eval()
+    ref = json.loads((out / "voxtral_reference.json").read_text())
+    ref["chat"] = chat_reference(model, AutoProcessor.from_pretrained(ckpt), out / "audio.wav", decode, torch.float32)
+    (out / "voxtral_reference.json").write_text(json.dumps(ref, indent=1) + "\n")
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--add-chat"]:   # --add-chat OUT CKPT DECODE
+        add_chat(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        return 0
     own, rest = split_argv(sys.argv[1:], __doc__)
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)

@@ -52,8 +52,8 @@ def export(*flags):
 ENTRIES = [
     Entry("voxtral_mlx_fp32", export("--dtype", "fp32")),
     Entry("voxtral_mlx_fp32_4w", export("--dtype", "fp32", "--qlinear", "4w", "--qlinear-group-size", "32"),
-          notes="--qlinear 4w quantizes the text decoder's linears and lm_head (optimum's loader does not pass "
-                "the script's flags to the audio encoder)"),
+          notes="--qlinear 4w: the script quantizes the linears of the whole model (audio encoder, projector, text "
+                "decoder, lm_head) to 4 bits in groups of 32"),
     Entry("voxtral_mlx_bf16", export("--dtype", "bf16"), dtype="bf16"),
 ]
 
