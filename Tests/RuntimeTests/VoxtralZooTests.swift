@@ -195,4 +195,25 @@ final class VoxtralZooTests: XCTestCase {
             XCTAssertEqual(tok.decode(tok.encode("lang:en hello, world")), "lang:en hello, world")
         }
     }
+
+    /// mistral_common's Tekkenizer ids for strings with spaces, tabs, newlines, digits, punctuation, accents, CJK and
+    /// emoji (tekken_reference.json, from voxtral_checkpoint.py): the Swift encoder gives the same ids, and decodes
+    /// them back to the text.
+    func testTekkenMatchesMistralCommon() throws {
+        struct Case: Decodable { var text: String; var ids: [Int] }
+        struct Cases: Decodable { var cases: [Case] }
+        var checked = 0
+        for name in Self.entries {
+            let dir = Self.root.appendingPathComponent(name)
+            let file = dir.appendingPathComponent("tekken_reference.json")
+            guard FileManager.default.fileExists(atPath: file.path) else { continue }
+            let tok = try TekkenTokenizer(path: dir.appendingPathComponent("tekken.json").path)
+            for c in try JSONDecoder().decode(Cases.self, from: Data(contentsOf: file)).cases {
+                XCTAssertEqual(tok.encode(c.text), c.ids, "\(name): \(c.text.debugDescription)")
+                XCTAssertEqual(tok.decode(c.ids), c.text)
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 0, "no fixture has tekken_reference.json")
+    }
 }

@@ -78,6 +78,17 @@ def tekken_json() -> dict:
                       "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400}}}
 
 
+TEKKEN_SAMPLES = ["lang:en", "Hello, world!", "  two  spaces and\ttabs\n\nnew lines", "Ünïcödé: café, naïve, 東京, 😀",
+                  "It's 3.14159 -- don't stop; x=42*y", "CamelCaseWords andALLCAPS123", "trailing space "]
+
+
+def tekken_reference(ckpt: Path) -> dict:
+    """mistral_common's Tekkenizer on a few strings (ids without BOS/EOS), for the Swift tokenizer's test."""
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+    tok = Tekkenizer.from_file(str(ckpt / "tekken.json"))
+    return {"cases": [{"text": t, "ids": tok.encode(t, bos=False, eos=False)} for t in TEKKEN_SAMPLES]}
+
+
 def sizes(held_out: bool) -> tuple:
     enc = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
     # Widths multiples of 32: --qlinear 4w's groups of 32 refuse anything else.
@@ -132,6 +143,7 @@ def make(out: Path, seed: int, held_out: bool = False) -> None:
     model.save_pretrained(out)
     fe = tf.WhisperFeatureExtractor(feature_size=128, chunk_length=30)
     fe.save_pretrained(out)
+    (out / "tekken_reference.json").write_text(json.dumps(tekken_reference(out), ensure_ascii=False, indent=1) + "\n")
     (out / "zoo_checkpoint.json").write_text(json.dumps({
         "family": "voxtral", "seed": seed, "held_out": held_out, "layers": text["num_hidden_layers"],
         "encoder_layers": enc["num_hidden_layers"], "mel_frames": 3000, "audio_tokens_per_chunk": 375,

@@ -100,7 +100,7 @@ def build(e: Entry, work: Path, held_out: bool) -> bool:
     t = time.time()
     ok = run([VENV / "bin" / "python", HERE / "voxtral_capture.py", "--out", out, "--ckpt", ckpt,
               "--decode", str(e.decode), "--", *cmd], out / "export.log", env())
-    for f in ["tekken.json", "config.json", "generation_config.json", "preprocessor_config.json"]:
+    for f in ["tekken.json", "tekken_reference.json", "config.json", "generation_config.json", "preprocessor_config.json"]:
         if (ckpt / f).exists():
             shutil.copy(ckpt / f, out / f)
     (out / "entry.json").write_text(json.dumps(entry_meta(e, held_out, work), indent=1) + "\n")
@@ -177,6 +177,8 @@ def commit(e: Entry, work: Path, fixtures: Path) -> None:
     (dst / "ref" / "preprocessor" / "step0.output0.npy").unlink()
     for f in ["model.pte", "preprocessor.pte", "voxtral_reference.json", "entry.json", "tekken.json", "audio.wav"]:
         shutil.copy(src / f, dst / f)
+    if (src / "tekken_reference.json").exists():
+        shutil.copy(src / "tekken_reference.json", dst / "tekken_reference.json")
     ref = json.loads((src / "voxtral_reference.json").read_text())
     mel_file = dst / "ref" / "audio_encoder" / "step0.input0.npy"
     mel = np.load(mel_file)
