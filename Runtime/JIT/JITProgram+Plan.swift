@@ -13,8 +13,8 @@ extension JITProgram {
         for block in graph.blocks { for node in block.nodes { for v in node.op.operands { useCounts[v, default: 0] += 1 } } }
         for v in graph.outputs { useCounts[v, default: 0] += 1 }
         var context = LoweringContext(graph: graph, baseValues: baseValues, useCounts: useCounts,
-                                      lanes: machine.host.vectorBits / 32,
-                                      wordDot: .forTarget(triple: machine.host.triple, features: machine.host.features))
+                                      lanes: planTarget.vectorBits / 32,
+                                      wordDot: .forTarget(triple: planTarget.triple, features: planTarget.features))
         context.types = ShapeInference.infer(graph).types
         var folded = Set<ValueID>()   // results of nodes whose work another kernel absorbed
 
@@ -49,7 +49,9 @@ extension JITProgram {
         }
         let start = Date()
         let functions: [String: KernelFunction]
-        if let object = options.precompiledObject {
+        if plannedOnly {
+            functions = [:]   // planned for another machine: nothing runs here (see `Options.target`)
+        } else if let object = options.precompiledObject {
             if !library.definitions.isEmpty { try jit.addObject(object, name: "mlxc_artifact_kernels") }
             functions = try library.lookup(in: jit)
         } else if options.keepDumps {
@@ -66,6 +68,7 @@ extension JITProgram {
         var unfold = Set<ValueID>()
         for (b, index, lowered) in pending {
             guard let function = functions[lowered.definition.name] else {
+                if plannedOnly { crossKernels[b, default: [:]][index] = lowered.definition.name; continue }
                 guard case .skip(let node) = plans[b]![index] else { continue }
                 let why = library.rejected[lowered.definition.name] ?? "it was not compiled"
                 plans[b]![index] = .fallback(node, reason: "kernel \(lowered.definition.name) dropped: \(why)")
@@ -86,9 +89,10 @@ extension JITProgram {
             }
         }
         for b in plans.keys.sorted() {
-            for step in plans[b]! {
+            for (i, step) in plans[b]!.enumerated() {
                 switch step {
                 case .kernel(let l): planSummary.append("block \(b): kernel \(l.name)")
+                case .skip where crossKernels[b]?[i] != nil: planSummary.append("block \(b): kernel \(crossKernels[b]![i]!)")
                 case .scalar(let n): planSummary.append("block \(b): scalar \(n.op.name)")
                 case .view(let n): planSummary.append("block \(b): view \(n.op.name)")
                 case .fallback(let n, _): planSummary.append("block \(b): reference \(n.op.name)")

@@ -38,12 +38,18 @@ public struct FusionStats: Codable, Equatable {
 extension JITProgram {
     public var fusionStats: FusionStats {
         var stats = FusionStats()
-        for steps in plans.values {
-            for step in steps {
+        for (b, steps) in plans {
+            for (i, step) in steps.enumerated() {
+                var kernelNode: Node?
                 switch step {
-                case .kernel(let launch):
+                case .kernel(let launch): kernelNode = launch.node
+                case .skip(let node) where crossKernels[b]?[i] != nil: kernelNode = node
+                default: break
+                }
+                switch step {
+                case _ where kernelNode != nil:
                     stats.kernels += 1
-                    switch launch.node.op {
+                    switch kernelNode!.op {
                     case .quantizedMatmul, .dynamicQuantLinear: stats.fusions.dequantMatmul += 1
                     case .fusedQuantizedLinear(let o):
                         stats.fusions.dequantMatmul += 1

@@ -17,6 +17,15 @@ public final class JITProgram {
         public var compileProgress: ((String) -> Void)?
         /// Object code from a `mlxc compile` artifact: load it instead of running LLVM's optimizer.
         public var precompiledObject: [UInt8]?
+        /// Plans kernels for this machine's vector width and features instead of the host's. A
+        /// target other than the host (`mlxc compile --target aarch64-linux-gnu`) only plans: its
+        /// kernels are in `library` for `objectCode`/`perKernelDumps`, the program cannot run here.
+        public var target: HostTarget?
+        /// Compiles the kernels planned for `target` for the host and runs them here (their IR is
+        /// portable): the ARM64 emulation check runs the aarch64 plan on x86 to have its results.
+        public var runPlanOnHost = false
+        /// Hears every kernel launch with its buffers before and after (`KernelLaunchTrace`).
+        public var trace: KernelLaunchTrace?
         public init() {}
     }
 
@@ -25,6 +34,12 @@ public final class JITProgram {
     let options: Options
     let machine: TargetMachine
     let jit: JIT
+    /// The machine the kernels are planned for (the host unless `Options.target` names another).
+    let planTarget: HostTarget
+    /// Planned for another machine and not compiled here (`Options.target`): the program cannot run.
+    var plannedOnly: Bool { !planTarget.isHost && !options.runPlanOnHost }
+    /// Planned for another machine: the kernel each `.skip` step stands for (block → step → name).
+    var crossKernels: [Int: [Int: String]] = [:]
     let pool: ThreadPool
     /// Plans per block (main, init, branch bodies).
     var plans: [Int: [Step]] = [:]
@@ -84,6 +99,7 @@ public final class JITProgram {
         self.options = options
         machine = try TargetMachine()
         jit = try JIT(machine: machine)
+        planTarget = options.target ?? machine.host
         pool = ThreadPool(threads: options.threads)
         var stateless = graph
         for i in stateless.values.indices {
@@ -177,6 +193,9 @@ public final class JITProgram {
 
     /// Runs the main block on `inputs` (one per graph input) and returns the outputs.
     public func run(_ inputs: [HostTensor]) throws -> [HostTensor] {
+        guard !plannedOnly else {
+            throw ReferenceError("this program's kernels were planned for \(planTarget.triple) (\(planTarget.cpuName)): it cannot run here")
+        }
         guard inputs.count == graph.inputs.count else {
             throw ReferenceError("method \(graph.name) takes \(graph.inputs.count) inputs, got \(inputs.count)")
         }
@@ -264,6 +283,11 @@ public final class JITProgram {
         for (i, d) in dims.enumerated() { launch.dimSlots[i] = d }
         let work = launch.work(inputs)
         let function = launch.function, buffers = UnsafePointer(launch.bufferSlots), dimPointer = UnsafePointer(launch.dimSlots)
+        let traced = options.trace?.before(launch.name, buffers: buffers, sizes: inputs.map(\.byteCount)
+                                               + launch.results.map { values[$0.index]!.byteCount },
+                                           results: launch.results.map { values[$0.index]!.dtype },
+                                           dims: dims, work: work)
+        defer { if let traced { options.trace?.after(traced, buffers: buffers) } }
         pool.parallelFor(work, grain: launch.grain) { begin, end in
             function(buffers, dimPointer, Int64(begin), Int64(end))
         }

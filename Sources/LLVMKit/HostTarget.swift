@@ -7,6 +7,12 @@ public struct HostTarget: Sendable {
     public let cpuName: String
     public let features: String
 
+    public init(triple: String, cpuName: String, features: String) {
+        self.triple = triple
+        self.cpuName = cpuName
+        self.features = features
+    }
+
     public static let current: HostTarget = {
         LLVMKit.initializeNativeTarget()
         let native = HostTarget(triple: takeString(LLVMGetDefaultTargetTriple()),
@@ -33,8 +39,10 @@ public struct HostTarget: Sendable {
         return HostTarget(triple: triple, cpuName: cpuName, features: limited.joined(separator: ","))
     }
 
-    /// Widest vector register the features allow (AVX-512 → 512, AVX2 → 256, SSE/NEON → 128).
+    /// Widest vector register the features allow (AVX-512 → 512, AVX2 → 256, SSE/NEON → 128;
+    /// ARM64 is NEON's 128 bits: the kernels do not use SVE).
     public var vectorBits: Int {
+        if isAArch64 { return 128 }
         let set = Set(features.split(separator: ",").map(String.init))
         if set.contains("+avx512f") { return 512 }
         if set.contains("+avx2") || set.contains("+avx") { return 256 }

@@ -8,6 +8,7 @@ public final class TargetMachine: @unchecked Sendable {
 
     public init(host: HostTarget = .current) throws {
         LLVMKit.initializeNativeTarget()
+        if !host.isHost { LLVMKit.initializeAllTargets() }
         self.host = host
         var target: LLVMTargetRef?
         var error: UnsafeMutablePointer<CChar>?

@@ -10,11 +10,15 @@ struct Compile: ParsableCommand {
         abstract: "Compile a program ahead of time into a reusable artifact, or dump a stage of compilation.",
         discussion: """
         Stages for --emit: graph (imported IR), fused (typed IR with the execution plan: what runs as which \
-        kernel), llvm (each kernel's IR as emitted), opt-llvm (after default<O3>), asm (host assembly). \
-        With --dump-dir, one file per kernel named after it; otherwise everything on stdout.
+        kernel), llvm (each kernel's IR as emitted), opt-llvm (after default<O3>), asm (the target's assembly), \
+        obj (one object file with every kernel, to -o or MODEL.<arch>.o). With --dump-dir, one file per kernel \
+        named after it; otherwise everything on stdout. \
+        --target aarch64-linux-gnu [--cpu generic|neoverse-n1|apple-m1|neoverse-v1] plans and compiles the \
+        kernels for ARM64 (NEON, 4 f32 lanes): it writes objects or assembly only (--emit), not an artifact \
+        another machine's mlxc could load.
         """)
 
-    enum Stage: String, ExpressibleByArgument, CaseIterable { case graph, fused, llvm, optLLVM = "opt-llvm", asm }
+    enum Stage: String, ExpressibleByArgument, CaseIterable { case graph, fused, llvm, optLLVM = "opt-llvm", asm, obj }
 
     @OptionGroup var options: ModelOptions
 
@@ -28,6 +32,12 @@ struct Compile: ParsableCommand {
     var dumpDir: String?
 
     @OptionGroup var passOptions: PipelineOptions
+
+    @Option(help: "Compile the kernels for this machine (aarch64-linux-gnu; default: the host).")
+    var target: String?
+
+    @Option(help: "The target's CPU (with --target aarch64-linux-gnu: generic, neoverse-n1, apple-m1, neoverse-v1).")
+    var cpu: String?
 
     @Option(help: "The method to compile (default: forward).")
     var method: String?
@@ -44,6 +54,11 @@ struct Compile: ParsableCommand {
 
     func run() throws {
         try MLXC.guarded {
+            let machineTarget = try HostTarget.named(triple: target, cpu: cpu)
+            if !machineTarget.isHost, emit == nil || emit == .graph {
+                throw ValidationError("--target \(target ?? ""): writes objects or assembly only (--emit obj|asm|llvm|opt-llvm|fused), "
+                                      + "not an artifact (an artifact loads only on the machine that compiled it)")
+            }
             let pte = try PTEFile(path: options.model, externalData: options.dataFiles)
             if emit == .graph {
                 let imported = try Importer.importMethod(pte, method: method).graph
@@ -52,7 +67,9 @@ struct Compile: ParsableCommand {
             }
             let passes = try passOptions.manager(generation: forGeneration)
             let graph = try ProgramLoader.prepare(pte, method: method, passes: passes)
-            let program = try JITProgram(graph: graph, pte: pte)
+            var jitOptions = JITProgram.Options()
+            jitOptions.target = machineTarget
+            let program = try JITProgram(graph: graph, pte: pte, options: jitOptions)
             if remarks {
                 for r in program.remarks + program.fusionRemarks { FileHandle.standardError.write(Data("remark: \(r)\n".utf8)) }
             }
@@ -66,8 +83,17 @@ struct Compile: ParsableCommand {
                 var text = IRPrinter.print(graph)
                 text += "\n# execution plan (\(program.kernelNames.count) kernels)\n" + program.planSummary.map { "# " + $0 }.joined(separator: "\n") + "\n"
                 return try write(text, name: "fused.mlxir")
+            case .obj?:
+                let machine = try TargetMachine(host: machineTarget)
+                let object = try program.library.objectCode(machine: machine)
+                let arch = machineTarget.triple.split(separator: "-").first.map(String.init) ?? "host"
+                let path = output ?? (options.model.hasSuffix(".pte") ? String(options.model.dropLast(4)) : options.model) + ".\(arch).o"
+                guard FileManager.default.createFile(atPath: path, contents: Data(object)) else { throw ValidationError("cannot write \(path)") }
+                print("\(path): \(program.kernelNames.count) kernels, \(object.count) bytes of object code for \(machineTarget.triple) "
+                      + "(\(machineTarget.cpuName)); \(program.remarks.count) ops on the reference executor")
+                return
             case .llvm?, .optLLVM?, .asm?:
-                let machine = try TargetMachine()
+                let machine = try TargetMachine(host: machineTarget)
                 let dumps = try program.library.perKernelDumps(machine: machine)
                 for d in dumps {
                     let (text, ext) = emit == .llvm ? (d.llvm, "ll") : emit == .optLLVM ? (d.optimized, "opt.ll") : (d.assembly, "s")

@@ -28,11 +28,15 @@ public enum DynamicQuantLinearKernels {
         case avxvnni
         /// `vpmaddwd` ymm + add.
         case avx2
+        /// ARM64 NEON: widening multiply-accumulate of halves (`smlal`/`smlal2` v.4s, 4 products
+        /// each). `sdot` needs i8 × i8, and the codes here are q − z, which need 9 bits.
+        case neon
         /// Widen to i32, multiply, add (other targets; LLVM picks the instructions).
         case generic
 
         /// From the target's triple and feature string (`+avx512vnni,…` as LLVM lists them).
         public static func forTarget(triple: String, features: String) -> WordDot {
+            if triple.hasPrefix("aarch64") || triple.hasPrefix("arm64") { return .neon }
             guard triple.hasPrefix("x86_64") else { return .generic }
             let set = Set(features.split(separator: ",").map(String.init))
             if set.contains("+avx512bw") {
@@ -47,7 +51,7 @@ public enum DynamicQuantLinearKernels {
             switch self {
             case .avx512vnni, .avx512bw: return 32
             case .avxvnni, .avx2: return 16
-            case .generic: return 16
+            case .neon, .generic: return 16
             }
         }
     }
@@ -164,6 +168,13 @@ public enum DynamicQuantLinearKernels {
                     if cw == dot.words { return callCasting(id, [acc, a, c]) }
                 case .avx512bw, .avx2:
                     break
+                case .neon:
+                    // Lanes pair i with i + cw/2 (not 2i with 2i+1): the group's sum is the same integer.
+                    let lo = Array(0..<lanesOut), hi = Array(lanesOut..<cw)
+                    let products = [lo, hi].map { half in
+                        b.mul(b.sext(b.shuffle(a, a, half), accType), b.sext(b.shuffle(c, c, half), accType))
+                    }
+                    return b.add(b.add(acc, products[0]), products[1])
                 case .generic:
                     let p = b.mul(b.sext(a, wide), b.sext(c, wide))
                     let even = b.shuffle(p, p, (0..<lanesOut).map { 2 * $0 }), odd = b.shuffle(p, p, (0..<lanesOut).map { 2 * $0 + 1 })
