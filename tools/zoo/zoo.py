@@ -9,6 +9,7 @@ Usage (through tools/zoo/zoo, which picks the venv):
   zoo --held-out build|check …      the same entries on checkpoints of other sizes and seed (tools/.work/zoo-heldout)
   zoo [--held-out] whisper list|build|check|commit …   Whisper's programs (whisper_entries.py)
   zoo [--held-out] voxtral list|build|check|commit …   Voxtral's programs (voxtral_entries.py)
+  zoo [--held-out] parakeet list|build|check|commit …  Parakeet TDT (parakeet_entries.py; NeMo: tools/zoo/setup-nemo)
 
 An entry is one export command run unchanged (through capture.py, which records the eager references
 of the module the script exported) on one checkpoint (checkpoint.py: a family at toy sizes). What is
@@ -422,6 +423,10 @@ def main(argv) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import voxtral_entries
         return voxtral_entries.main(rest, WORK, HELD_OUT, FIXTURES)
+    if cmd == "parakeet":  # NeMo's FastConformer-TDT through export_parakeet_tdt.py (parakeet_entries.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import parakeet_entries
+        return parakeet_entries.main(rest, WORK, HELD_OUT, FIXTURES)
     if cmd == "list":
         for e in ENTRIES:
             print(f"{e.name:32s} python {' '.join(fill(e.command, ckpt='<ckpt>', out='<out>', venv='tools/.venv'))}")
