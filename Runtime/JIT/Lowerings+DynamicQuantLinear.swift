@@ -12,7 +12,8 @@ extension Lowerings {
               s.count == n * (k / o.groupSize) else { return nil }
         let definition = DynamicQuantLinearKernels.linear(k: k, n: n, bits: o.bits, groupSize: o.groupSize, dot: c.wordDot)
         return launch(definition, node, operands: [o.x, o.w, o.scales], results: [o.out], resultDTypes: [.f32],
-                      operandDTypes: [.f32, w.dtype, .f32], grain: 1) { inputs in
+                      operandDTypes: [.f32, w.dtype, .f32],
+                      grain: DynamicQuantLinearKernels.columnBlock(groupSize: o.groupSize, bits: o.bits, dot: c.wordDot)) { inputs in
             let x = inputs[0]
             guard x.shape.last == k else { return nil }
             return CallLayout(shapes: [Array(x.shape.dropLast()) + [n]], dims: [Int64(x.count / k)], work: n)

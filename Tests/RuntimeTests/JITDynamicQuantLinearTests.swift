@@ -75,7 +75,7 @@ extension JITKernelTests {
     func testDynamicQuantLinear4BitGroups() throws {
         var seed: UInt64 = 700
         for groupSize in [32, 64, 128] {
-            for (m, k, n) in [(1, groupSize * 3, 37), (4, groupSize * 2, 20), (9, groupSize * 5, 33)] {
+            for (m, k, n) in [(1, groupSize * 3, 37), (4, groupSize * 2, 20), (9, groupSize * 5, 33), (1, groupSize * 2, 64), (5, groupSize, 96)] {
                 seed += 1
                 try checkDynamicQuant(bits: 4, groupSize: groupSize, m: m, k: k, n: n, seed: seed)
             }

@@ -11,6 +11,12 @@ import LLVMKit
 /// acc = fma(f32(S), scale[n, g], acc) in group order; out = acc · a. Every step is exact or rounded
 /// as the reference rounds it, so the kernel equals the reference bit for bit.
 ///
+/// Columns in blocks of `columnBlock` (= the i32 lanes of one dot step): each column's group
+/// accumulator is a vector of pair sums; the block's vectors are added across in one transpose-and-add
+/// tree (merged as they come out, so few stay live) into one vector holding each column's exact S,
+/// converted and FMA'd with the block's scales as one vector. A block cut short at N's end, and 8-bit
+/// groups with a remainder, go one column at a time (a horizontal add per group).
+///
 /// Codes: 4-bit weights are bytes of two nibbles (element 2j low, 2j + 1 high), read `chunk / 2`
 /// bytes at a time and split into [low nibbles | high nibbles] i16 lanes; d is stored in that order
 /// (permuted per chunk) so both operands line up. 8-bit weights are read as they lie, and a group's
@@ -67,6 +73,9 @@ public enum DynamicQuantLinearKernels {
         while w > 8 && groupSize % w != 0 { w /= 2 }
         return w
     }
+
+    /// Work items per block of columns (the launch grain): the i32 lanes of one dot step.
+    public static func columnBlock(groupSize: Int, bits: Int, dot: WordDot) -> Int { chunk(groupSize: groupSize, bits: bits, dot: dot) / 2 }
 
     public static func supports(k: Int, groupSize: Int, bits: Int) -> Bool {
         guard bits == 4 || bits == 8, groupSize > 0, k % groupSize == 0, k <= 65536 else { return false }
@@ -216,42 +225,135 @@ public enum DynamicQuantLinearKernels {
                 return b.sub(codes, b.splat(LLVMConstInt(b.i16, 8, 0), cw))
             }
 
+            /// Σ over a group's chunks of the dot steps of column r, token t's codes: a vector of pair sums.
+            func groupSums(_ r: IRValue, _ g0: IRValue, nt: Int) -> [IRValue] {
+                var sums = [IRValue](repeating: b.zero(accType), count: nt)
+                for ci in 0..<chunks {
+                    let element = b.add(g0, b.i64(ci * cw))
+                    let c = weightChunk(r, element)
+                    for t in 0..<nt {
+                        let a = b.load(words, b.gep(b.i16, dq, b.add(b.i64(t * k), element)), align: 2)
+                        sums[t] = dotStep(sums[t], a, c)
+                    }
+                }
+                return sums
+            }
+
+            /// One column at a time: a horizontal add per group (block tails, 8-bit remainders).
+            func column(_ r: IRValue, t0: IRValue, nt: Int, aScale: [IRValue]) {
+                let totals = b.loop(b.i64(0), b.i64(groups), carrying: [IRValue](repeating: b.f32(0), count: nt), "g") { g, acc in
+                    let g0 = b.mul(g, b.i64(groupSize))
+                    var totals = groupSums(r, g0, nt: nt).map { Support.intrinsic(b, "llvm.vector.reduce.add", overloads: [accType], [$0]) }
+                    for j in 0..<rest {   // 8-bit only: the group's last elements
+                        let element = b.add(g0, b.i64(chunks * cw + j))
+                        let c = b.sext(b.load(b.i8, b.gep(b.i8, w, b.add(b.mul(r, b.i64(k)), element)), align: 1), b.i32)
+                        for t in 0..<nt {
+                            let a = b.sext(b.load(b.i16, b.gep(b.i16, dq, b.add(b.i64(t * k), element)), align: 2), b.i32)
+                            totals[t] = b.add(totals[t], b.mul(a, c))
+                        }
+                    }
+                    let s = b.load(b.f32, b.gep(b.f32, scales, b.add(b.mul(r, b.i64(groups)), g)))
+                    return (0..<nt).map { exact("llvm.fma", [b.sitofp(totals[$0], b.f32), s, acc[$0]]) }
+                }
+                for t in 0..<nt {
+                    let at = b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r)
+                    b.store(fmul(totals[t], aScale[t]), b.gep(b.f32, out, at))
+                }
+            }
+
+            /// Columns r0 ..< r0 + nb together: per group, the nb pair-sum vectors of each token added
+            /// across into one vector of exact sums, then one vector FMA with the nb scales.
+            let nb = lanesOut
+            let blockF32 = b.vector(b.f32, nb)
+            func columnBlock(_ r0: IRValue, t0: IRValue, nt: Int, aScale: [IRValue]) {
+                let zero = b.zero(blockF32)
+                let totals = b.loop(b.i64(0), b.i64(groups), carrying: [IRValue](repeating: zero, count: nt), "gb") { g, acc in
+                    let g0 = b.mul(g, b.i64(groupSize))
+                    var trees = (0..<nt).map { _ in SumTree(b: b, width: nb) }
+                    for j in 0..<nb {
+                        let sums = groupSums(b.add(r0, b.i64(j)), g0, nt: nt)
+                        for t in 0..<nt { trees[t].push(sums[t]) }
+                    }
+                    let s = Lanes(b, nb).loadStrided(b.f32, scales, b.add(b.mul(r0, b.i64(groups)), g), stride: b.i64(groups))
+                    return (0..<nt).map { exact("llvm.fma", [b.sitofp(trees[$0].result(), blockF32), s, acc[$0]]) }
+                }
+                for t in 0..<nt {
+                    let at = b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r0)
+                    b.store(fmul(totals[t], b.splat(aScale[t], nb)), b.gep(b.f32, out, at))
+                }
+            }
+
             func tokens(t0: IRValue, nt: Int) {
                 for t in 0..<nt { quantize(row: b.add(t0, b.i64(t)), slot: t) }
                 let aScale = (0..<nt).map { b.load(b.f32, b.gep(b.f32, aScales, b.i64($0))) }
-                b.loop(e.begin, e.end, "n") { r in
-                    let totals = b.loop(b.i64(0), b.i64(groups), carrying: [IRValue](repeating: b.f32(0), count: nt), "g") { g, acc in
-                        let g0 = b.mul(g, b.i64(groupSize))
-                        var sums = [IRValue](repeating: b.zero(accType), count: nt)
-                        for ci in 0..<chunks {
-                            let element = b.add(g0, b.i64(ci * cw))
-                            let c = weightChunk(r, element)
-                            for t in 0..<nt {
-                                let a = b.load(words, b.gep(b.i16, dq, b.add(b.i64(t * k), element)), align: 2)
-                                sums[t] = dotStep(sums[t], a, c)
-                            }
-                        }
-                        var totals = sums.map { Support.intrinsic(b, "llvm.vector.reduce.add", overloads: [accType], [$0]) }
-                        for j in 0..<rest {   // 8-bit only: the group's last elements
-                            let element = b.add(g0, b.i64(chunks * cw + j))
-                            let c = b.sext(b.load(b.i8, b.gep(b.i8, w, b.add(b.mul(r, b.i64(k)), element)), align: 1), b.i32)
-                            for t in 0..<nt {
-                                let a = b.sext(b.load(b.i16, b.gep(b.i16, dq, b.add(b.i64(t * k), element)), align: 2), b.i32)
-                                totals[t] = b.add(totals[t], b.mul(a, c))
-                            }
-                        }
-                        let s = b.load(b.f32, b.gep(b.f32, scales, b.add(b.mul(r, b.i64(groups)), g)))
-                        return (0..<nt).map { exact("llvm.fma", [b.sitofp(totals[$0], b.f32), s, acc[$0]]) }
-                    }
-                    for t in 0..<nt {
-                        let at = b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r)
-                        b.store(fmul(totals[t], aScale[t]), b.gep(b.f32, out, at))
-                    }
+                if rest == 0 && nb > 1 {
+                    // Whole blocks in [begin, end) (begin is a multiple of nb: the launch grain), then the tail.
+                    let span = b.sub(e.end, e.begin)
+                    let blockEnd = b.add(e.begin, b.mul(b.sdiv(span, b.i64(nb)), b.i64(nb)))
+                    b.loop(e.begin, blockEnd, step: nb, "nb") { r0 in columnBlock(r0, t0: t0, nt: nt, aScale: aScale) }
+                    b.loop(blockEnd, e.end, "n") { r in column(r, t0: t0, nt: nt, aScale: aScale) }
+                } else {
+                    b.loop(e.begin, e.end, "n") { r in column(r, t0: t0, nt: nt, aScale: aScale) }
                 }
             }
             let mMain = b.mul(b.sdiv(m, b.i64(tb)), b.i64(tb))
             b.loop(b.i64(0), mMain, step: tb, "t") { t0 in tokens(t0: t0, nt: tb) }
             if tb > 1 { b.loop(mMain, m, "tt") { t0 in tokens(t0: t0, nt: 1) } }
         }
+    }
+}
+
+/// Lane j of the result is the sum of the lanes of the j-th vector pushed (`width` vectors of `width`
+/// i32 lanes): the transpose-and-add tree of `Support.sumEach`, merged as the vectors come in (like a
+/// binary counter), so at most log2(width) + 1 partial vectors are live. Integer adds: exact in any order.
+struct SumTree {
+    let b: Builder
+    let width: Int
+    private var stack: [(level: Int, value: IRValue, owners: [Int])] = []
+    private var pushed = 0
+
+    init(b: Builder, width: Int) {
+        precondition(width > 1 && width & (width - 1) == 0)
+        self.b = b
+        self.width = width
+    }
+
+    mutating func push(_ v: IRValue) {
+        stack.append((0, v, [Int](repeating: pushed, count: width)))
+        pushed += 1
+        while stack.count >= 2, stack[stack.count - 1].level == stack[stack.count - 2].level {
+            let y = stack.removeLast(), x = stack.removeLast()
+            stack.append(merge(x, y))
+        }
+    }
+
+    /// Each item's lanes hold partial sums of `owners[lane]` in runs of equal owners; merging two
+    /// halves every run (two shuffles and an add).
+    private func merge(_ x: (level: Int, value: IRValue, owners: [Int]), _ y: (level: Int, value: IRValue, owners: [Int]))
+        -> (level: Int, value: IRValue, owners: [Int]) {
+        var first: [Int] = [], second: [Int] = [], owners: [Int] = []
+        for (o, offset) in [(x.owners, 0), (y.owners, width)] {
+            var start = 0
+            while start < width {
+                var end = start
+                while end < width && o[end] == o[start] { end += 1 }
+                let half = (end - start) / 2
+                for i in 0..<half {
+                    first.append(offset + start + i)
+                    second.append(offset + start + half + i)
+                    owners.append(o[start])
+                }
+                start = end
+            }
+        }
+        return (x.level + 1, b.add(b.shuffle(x.value, y.value, first), b.shuffle(x.value, y.value, second)), owners)
+    }
+
+    /// The sums in push order (call after `width` pushes).
+    func result() -> IRValue {
+        precondition(pushed == width && stack.count == 1)
+        let top = stack[0]
+        let order = (0..<width).map { j in top.owners.firstIndex(of: j)! }
+        return b.shuffle(top.value, top.value, order)
     }
 }
