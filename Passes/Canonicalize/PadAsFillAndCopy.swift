@@ -14,10 +14,16 @@ public struct PadAsFillAndCopy: GraphPass {
 
     public func run(_ graph: inout Graph) throws -> Int {
         var count = 0
+        var inferred: [TensorType?]? = nil
+        func type(_ v: ValueID, _ graph: Graph) -> TensorType? {
+            if let t = graph[v].type { return t }
+            if inferred == nil { inferred = ShapeInference.infer(graph).types }   // values the importer left untyped
+            return v.index < inferred!.count ? inferred![v.index] : nil
+        }
         for b in graph.blocks.indices {
             var rewritten: [Node] = []
             for node in graph.blocks[b].nodes {
-                guard case .pad(let p) = node.op, p.mode == "constant", let xt = graph[p.x].type,
+                guard case .pad(let p) = node.op, p.mode == "constant", let xt = type(p.x, graph),
                       p.padWidth.count == 2 * xt.rank else {
                     rewritten.append(node)
                     continue
@@ -43,7 +49,7 @@ public struct PadAsFillAndCopy: GraphPass {
                 emit(.addInt(AddIntOp(a: .value(head), b: after, out: total)))
                 emit(.addInt(AddIntOp(a: before, b: length, out: stop)))
                 shape[axis] = .value(total)
-                let filled = graph.addValue(graph[p.out].type, .computed)
+                let filled = graph.addValue(type(p.out, graph), .computed)
                 emit(.full(FullOp(out: filled, shape: shape, v: .literal(p.constantValue), scalarType: xt.dtype)))
                 emit(.sliceUpdate(SliceUpdateOp(dst: filled, update: p.x, out: p.out, axis: .literal(Int64(axis)),
                                                 start: before, stop: .value(stop), step: 1)))

@@ -27,6 +27,23 @@ final class PadAsFillAndCopyTests: XCTestCase {
         ])
     }
 
+    /// A pad whose input the importer left untyped (an MLX delegate's intermediate): the pass infers its type.
+    func testUntypedInputIsInferred() throws {
+        let (text, changes) = try runPass(PadAsFillAndCopy(), on: """
+        graph @f
+        input %0 : f32[1, 32, ?1..24000] "x"
+        block main {
+          %1 = gelu(x: %0, approximate: "none") : ?
+          %2 = pad(x: %1, pad_width: [0, 0, 0, 0, 2, 0], mode: "constant", constant_value: 0.0) : ?
+        }
+        outputs %2
+        """)
+        XCTAssertEqual(changes, 1)
+        XCTAssertTrue(text.contains("full(shape: [1, 32, %"), text)
+        XCTAssertTrue(text.contains("slice_update(dst: %"), text)
+        XCTAssertFalse(text.contains("pad("), text)
+    }
+
     func testOtherPadsStay() throws {
         try assertPassLeavesUnchanged(PadAsFillAndCopy(), on: """
         graph @f
