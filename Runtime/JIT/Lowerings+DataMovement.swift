@@ -16,6 +16,7 @@ extension Lowerings {
         case .slice(let o): return slice(o, node, c)
         case .take(let o): return take(o, node, c)
         case .concatenate(let o): return concatenate(o, node, c)
+        case .stack(let o): return stack(o, node, c)
         case .split(let o): return split(o, node, c)
         case .indexCopy(let o): return indexCopy(o, node, c)
         case .sliceUpdate(let o): return sliceUpdate(o, node, c)
@@ -186,6 +187,23 @@ extension Lowerings {
             shape[a] = inputs.reduce(0) { $0 + $1.shape[a] }
             let chunks = inputs.map { Int64(outer == 0 ? 0 : $0.count / outer) }
             return CallLayout(shapes: [shape], dims: [Int64(outer)] + chunks, work: shape.reduce(1, *) == 0 ? 0 : outer)
+        }
+    }
+
+    /// `stack` along a new axis a: the same bytes as concatenating the inputs each viewed with a size-1 axis at a,
+    /// so the concatenate kernel with chunks of count / outer (every input of one shape, else the reference).
+    static func stack(_ o: StackOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
+        guard !o.tensors.isEmpty, let dtype = commonDType(o.tensors, c), ElementType(dtype) != nil else { return nil }
+        let definition = RowCopyKernels.concatenate(parts: o.tensors.count, byteSize: dtype.byteSize, lanes: c.lanes)
+        return launch(definition, node, operands: o.tensors, results: [o.out], resultDTypes: [dtype],
+                      operandDTypes: o.tensors.map { _ in dtype }, grain: 16) { inputs in
+            let first = inputs[0]
+            guard inputs.allSatisfy({ $0.shape == first.shape }), let a = try? Layout.axis(o.axis, rank: first.shape.count + 1, "stack")
+            else { return nil }
+            let outer = first.shape[..<a].reduce(1, *)
+            let shape = Array(first.shape[..<a]) + [inputs.count] + Array(first.shape[a...])
+            let chunk = Int64(outer == 0 ? 0 : first.count / outer)
+            return CallLayout(shapes: [shape], dims: [Int64(outer)] + inputs.map { _ in chunk }, work: shape.reduce(1, *) == 0 ? 0 : outer)
         }
     }
 
