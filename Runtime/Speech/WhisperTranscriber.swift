@@ -64,17 +64,19 @@ public final class WhisperTranscriber {
         frontEnd = LogMelSpectrogram(melCount: programs.melCount)
     }
 
-    /// Loads a model folder (see `WhisperFiles`) with `load` turning each program path into an executor and its graph.
+    /// Loads a model folder (see `WhisperFiles`) with `load` turning each program path and method (nil: forward)
+    /// into an executor and its graph.
     /// `options` are checked against the tokenizer before any program is compiled.
     public convenience init(files: WhisperFiles, validating options: Options? = nil,
-                            load: (String) throws -> (any ProgramExecutor, MLXCIR.Graph)) throws {
+                            load: (String, String?) throws -> (any ProgramExecutor, MLXCIR.Graph)) throws {
         let tokenizer = try Tokenizer(jsonPath: files.tokenizer)
         let folder = (files.tokenizer as NSString).deletingLastPathComponent
         let vocabulary = try WhisperVocabulary(tokenizer: tokenizer, generationConfig: try WhisperFiles.jsonObject(files.generationConfig),
                                                config: try WhisperFiles.jsonObject(files.config), folder: folder)
         if let options { try Self.validate(options, vocabulary) }
-        let programs = try WhisperPrograms(encoder: try load(files.encoder), crossKV: try load(files.crossKV),
-                                           decoder: try load(files.decoder), files: files)
+        let programs = try WhisperPrograms(encoder: try load(files.encoder, files.encoderMethod),
+                                           crossKV: try files.crossKV.map { try load($0, nil) },
+                                           decoder: try load(files.decoder, files.decoderMethod), files: files)
         try self.init(programs: programs, vocabulary: vocabulary, tokenizer: tokenizer)
     }
 

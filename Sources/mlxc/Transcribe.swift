@@ -6,9 +6,10 @@ import MLXCRuntime
 /// `mlxc transcribe MODEL AUDIO…`: speech to text with the Whisper programs ExecuTorch's `export_whisper` writes.
 struct Transcribe: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Speech to text with Whisper (export_whisper's encoder.pte, cross_kv.pte, decoder.pte) or Voxtral (export_voxtral_hf's model.pte + tekken.json).",
+        abstract: "Speech to text with Whisper (export_whisper's encoder.pte, cross_kv.pte, decoder.pte, or optimum-executorch's model.pte) or Voxtral (export_voxtral_hf's model.pte + tekken.json).",
         discussion: """
         MODEL is the export's folder: the three programs and tokenizer.json (there or in its processor/ folder), \
+        or optimum-executorch's model.pte (automatic-speech-recognition task, methods encoder and text_decoder), \
         with generation_config.json (suppressed tokens, languages) when present; --encoder/--cross-kv/--decoder/\
         --tokenizer name the files one by one instead. AUDIO: WAV (PCM 8/16/24/32-bit, float 32/64, any channel \
         count mixed down, any sample rate resampled to 16 kHz) or, with --sample-rate, headerless PCM \
@@ -19,7 +20,7 @@ struct Transcribe: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, srt, vtt, json }
 
-    @Argument(help: "The model folder: Whisper (encoder.pte, cross_kv.pte, decoder.pte) or Voxtral (model.pte, tekken.json).")
+    @Argument(help: "The model folder: Whisper (encoder.pte, cross_kv.pte, decoder.pte, or optimum's model.pte) or Voxtral (model.pte, tekken.json).")
     var model: String
 
     @Argument(help: "Audio files.")
@@ -110,8 +111,8 @@ struct Transcribe: ParsableCommand {
             var jitOptions = JITProgram.Options()
             if let threads { jitOptions.threads = threads }
             try cacheOptions.apply(to: &jitOptions)
-            let transcriber = try WhisperTranscriber(files: files, validating: options) { path in
-                let loaded = try ProgramLoader.load(path, engine: reference ? .reference : .jit, options: jitOptions, mlxcVersion: MLXC.version)
+            let transcriber = try WhisperTranscriber(files: files, validating: options) { path, method in
+                let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions, mlxcVersion: MLXC.version)
                 return (loaded.executor, loaded.graph)
             }
             let loadSeconds = Date().timeIntervalSince(loadStart)
@@ -145,7 +146,7 @@ struct Transcribe: ParsableCommand {
                 let language = result.windows.first?.language.map { ", language \($0)" } ?? ""
                 if ProcessInfo.processInfo.environment["MLXC_PROFILE"] != nil {
                     let programs = transcriber.programs
-                    for (name, executor) in [("encoder", programs.encoder), ("cross_kv", programs.crossKVProgram), ("decoder", programs.decoder)] {
+                    for (name, executor) in [("encoder", programs.encoder), ("cross_kv", programs.crossKVProgram), ("decoder", programs.decoder)] as [(String, (any ProgramExecutor)?)] {
                         if let report = (executor as? JITProgram)?.profileReport, !report.isEmpty { log("profile \(name):\n\(report)") }
                     }
                 }

@@ -9,19 +9,33 @@ import XCTest
 /// timestamps on or off, the LibriVox clip repeated to 36 s for sequential long-form decoding, and that with
 /// a no-speech threshold between its two windows' no-speech probabilities (the second dropped as silence).
 /// The programs run compiled (the whole default pipeline); features come from mlxc's own front end.
+/// The same checkpoint exported by optimum-executorch (`--task automatic-speech-recognition --recipe xnnpack`: one
+/// model.pte, methods encoder and text_decoder, the decoder projecting the cross K/V itself) is held to the same
+/// reference (Tests/Fixtures/speech/whisper_tiny_xnnpack_fp32, also built by make-whisper-fixture).
 final class WhisperTranscriberTests: XCTestCase {
     static let folder = WAVReaderTests.fixtures.appendingPathComponent("whisper_tiny_mlx_fp32").path
+    static let optimumFolder = WAVReaderTests.fixtures.appendingPathComponent("whisper_tiny_xnnpack_fp32").path
 
-    static func load() throws -> WhisperTranscriber {
+    static func load(_ folder: String = folder) throws -> WhisperTranscriber {
         let files = try WhisperFiles(folder: folder)
-        return try WhisperTranscriber(files: files) { path in
-            let loaded = try ProgramLoader.load(path, engine: .jit, mlxcVersion: "test")
+        return try WhisperTranscriber(files: files) { path, method in
+            let loaded = try ProgramLoader.load(path, method: method, engine: .jit, mlxcVersion: "test")
             return (loaded.executor, loaded.graph)
         }
     }
 
     func testGreedyTokensMatchTransformersGenerate() throws {
-        let transcriber = try Self.load()
+        try checkAgainstTransformersGenerate(try Self.load())
+    }
+
+    func testOptimumXNNPACKProgramMatchesTransformersGenerate() throws {
+        let transcriber = try Self.load(Self.optimumFolder)
+        XCTAssertNil(transcriber.programs.crossKVProgram)
+        XCTAssertEqual(transcriber.programs.layers, 2)
+        try checkAgainstTransformersGenerate(transcriber)
+    }
+
+    func checkAgainstTransformersGenerate(_ transcriber: WhisperTranscriber) throws {
         let clip = try WAVReader.read(path: WAVReaderTests.fixtures.appendingPathComponent("librivox-0880.wav").path)
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.folder).appendingPathComponent("reference.json"))
         let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
