@@ -502,3 +502,12 @@ def render(data) -> str:
     if inst:
         L += ["## Install times", "", inst, ""]
     return "\n".join(L) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    """Writes the LLM report, keeping the Speech section tools/bench --speech wrote into the same file."""
+    begin, end = "<!-- speech: tools/bench --speech writes this section -->", "<!-- /speech -->"
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    path.write_text(text)

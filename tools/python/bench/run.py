@@ -302,7 +302,7 @@ def main(argv=None) -> int:
         inst = OUT / "install_times.md"
         if inst.exists():
             data["meta"]["install_times"] = inst.read_text().strip()
-        args.out.write_text(report.render(data))
+        report.write(args.out, report.render(data))
         log(f"wrote {args.out}")
         return 0
     t_start = time.time()
@@ -328,7 +328,7 @@ def main(argv=None) -> int:
         data["meta"]["elapsed_s"] = time.time() - t_start
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(data, indent=1) + "\n")
-        args.out.write_text(report.render(data))
+        report.write(args.out, report.render(data))
 
     if any(p in MLXC_PEERS for p in args.peers):
         ensure_mlxc(log)
