@@ -63,6 +63,34 @@ enum TemplateBuiltins {
     /// downloads, and `"x" * 10**12` or `center(10**12)` must be an error, not an allocation that
     /// takes the machine down. Chat prompts are many orders of magnitude smaller.
     static let maxGeneratedLength = 1 << 24
+    /// Lists, dicts and namespaces nested deeper than this cannot be stored by `set`: a loop wrapping a
+    /// namespace value (`{% set ns.x = [ns.x] %}`) 10^6 times overflowed the stack when the value was
+    /// printed or freed, and `{% set ns.me = ns %}` made printing recurse without end.
+    static let maxValueNesting = 256
+
+    /// Throws if `v` nests containers deeper than `maxValueNesting` (a namespace holding itself does).
+    static func checkNesting(_ v: TemplateValue, depth: Int = 0) throws {
+        func deeper() throws -> Int {
+            guard depth < maxValueNesting else {
+                throw TemplateFailure("value nested more than \(maxValueNesting) deep (or a namespace that contains itself)")
+            }
+            return depth + 1
+        }
+        switch v {
+        case .list(let xs):
+            let d = try deeper()
+            for x in xs { try checkNesting(x, depth: d) }
+        case .dict(let dict):
+            let d = try deeper()
+            for k in dict.keys { try checkNesting(dict.values[k]!, depth: d) }
+        case .namespace(let ns):
+            let d = try deeper()
+            for k in ns.values.keys { try checkNesting(ns.values.values[k]!, depth: d) }
+        default:
+            return
+        }
+    }
+
     /// `tojson(indent=…)` beyond this is refused (the indent is repeated per nesting level).
     static let maxJSONIndent = 1024
 
@@ -74,6 +102,25 @@ enum TemplateBuiltins {
             throw TemplateFailure("\(what) of \(n) would produce more than \(limit) characters or items")
         }
         return count
+    }
+
+    /// `total` characters or items, if within `maxGeneratedLength` (concatenations, joins, replacements:
+    /// a loop doubling a string through `+` or `~` must stop at an error, not at the machine's memory).
+    static func bounded(_ total: Int, _ what: String) throws -> Int {
+        guard total <= maxGeneratedLength else {
+            throw TemplateFailure("\(what) would produce more than \(maxGeneratedLength) characters or items")
+        }
+        return total
+    }
+
+    /// Jinja's `int` of a float: NaN and infinities give 0 (its default for values `int()` refuses);
+    /// a finite value past the 64-bit range is an error here (Python would make a big integer).
+    static func integer(_ d: Double) throws -> Int {
+        guard d.isFinite else { return 0 }
+        guard let n = Int(exactly: d.rounded(.towardZero)) else {
+            throw TemplateFailure("int: \(d) is outside the 64-bit integer range")
+        }
+        return n
     }
 
     static func index(_ v: TemplateValue) -> Int? {
@@ -132,8 +179,12 @@ enum TemplateBuiltins {
         switch op {
         case "+":
             switch (a, b) {
-            case (.string(let x), .string(let y)): return .string(x + y)
-            case (.list(let x), .list(let y)): return .list(x + y)
+            case (.string(let x), .string(let y)):
+                _ = try bounded(x.utf8.count + y.utf8.count, "'+'")
+                return .string(x + y)
+            case (.list(let x), .list(let y)):
+                _ = try bounded(x.count + y.count, "'+'")
+                return .list(x + y)
             default: return try arithmetic({ $0.addingReportingOverflow($1).overflow ? nil : $0 + $1 }, +)
             }
         case "-": return try arithmetic({ $0.subtractingReportingOverflow($1).overflow ? nil : $0 - $1 }, -)
@@ -151,15 +202,26 @@ enum TemplateBuiltins {
             return .double(x / y)
         case "//":
             guard let y = b.number, y != 0 else { throw b.number == nil ? fail() : TemplateFailure("division by zero") }
-            return try arithmetic({ x, y in Int((Double(x) / Double(y)).rounded(.down)) }, { ($0 / $1).rounded(.down) })
+            // Integer floor division (through Double it lost precision past 2^53, and Int.min // -1 trapped).
+            return try arithmetic({ x, y in
+                if x == .min && y == -1 { return nil }
+                let q = x / y
+                return x % y != 0 && (x < 0) != (y < 0) ? q - 1 : q
+            }, { ($0 / $1).rounded(.down) })
         case "%":
             if case .string = a { throw TemplateFailure("'%' string formatting (use the format filter)", kind: .unsupported) }
             guard let y = b.number, y != 0 else { throw b.number == nil ? fail() : TemplateFailure("modulo by zero") }
-            return try arithmetic({ x, y in ((x % y) + y) % y }, { x, y in x - y * (x / y).rounded(.down) })
+            // Python's sign (the divisor's); `(x % y) + y` overflowed near Int.max and Int.min % -1 trapped.
+            return try arithmetic({ x, y in
+                let r = y == -1 ? 0 : x % y
+                return r != 0 && (r < 0) != (y < 0) ? r + y : r
+            }, { x, y in x - y * (x / y).rounded(.down) })
         case "**":
             return try arithmetic({ x, y in y >= 0 ? Int(exactly: pow(Double(x), Double(y))) : nil }, { pow($0, $1) })
         case "~":
-            return .string(a.text + b.text)
+            let x = a.text, y = b.text
+            _ = try bounded(x.utf8.count + y.utf8.count, "'~'")
+            return .string(x + y)
         case "==": return .bool(TemplateValue.equal(a, b))
         case "!=": return .bool(!TemplateValue.equal(a, b))
         case "<", ">", "<=", ">=":
@@ -305,9 +367,15 @@ enum TemplateBuiltins {
         case "join":
             var items = try iterate(v)
             if case .string(let attr)? = args.value(1, "attribute") { items = try items.map { try attribute($0, attr) } }
-            return .string(items.map(\.text).joined(separator: try str(0, "d", "")))
+            return .string(try joined(items.map(\.text), try str(0, "d", "")))
         case "replace":
             let s = try requireString(), old = try str(0, "old"), new = try str(1, "new")
+            if new.utf8.count > old.utf8.count, !old.isEmpty {
+                // Each replacement adds new - old bytes: count them (up to `count`) before building anything.
+                var matches = s.components(separatedBy: old).count - 1
+                if case .int(let count)? = args.value(2, "count") { matches = min(matches, max(count, 0)) }
+                _ = try bounded(s.utf8.count + matches * (new.utf8.count - old.utf8.count), "replace")
+            }
             if case .int(let count)? = args.value(2, "count") {
                 var out = s
                 var done = 0
@@ -323,9 +391,9 @@ enum TemplateBuiltins {
         case "int":
             switch v {
             case .int: return v
-            case .double(let d): return .int(Int(d))
+            case .double(let d): return .int(try integer(d))
             case .bool(let b): return .int(b ? 1 : 0)
-            case .string(let s): return .int(Int(s.trimmingCharacters(in: .whitespaces)) ?? Double(s).map { Int($0) } ?? 0)
+            case .string(let s): return .int(try Int(s.trimmingCharacters(in: .whitespaces)) ?? Double(s).map(integer) ?? 0)
             default: return .int(0)
             }
         case "float":
@@ -335,7 +403,7 @@ enum TemplateBuiltins {
             }
         case "abs":
             switch v {
-            case .int(let n): return .int(abs(n))
+            case .int(let n): return n == .min ? .double(-Double(n)) : .int(abs(n))
             case .double(let d): return .double(abs(d))
             default: throw TemplateFailure("filter 'abs' needs a number, not a \(v.typeName)")
             }
@@ -408,6 +476,7 @@ enum TemplateBuiltins {
             let first = args.value(1, "first")?.truthy ?? false
             let blank = args.value(2, "blank")?.truthy ?? false
             let lines = s.components(separatedBy: "\n")
+            _ = try bounded(s.utf8.count + lines.count * width.utf8.count, "indent")
             return .string(lines.enumerated().map { i, line in
                 (i == 0 && !first) || (!blank && line.trimmingCharacters(in: .whitespaces).isEmpty) ? line : width + line
             }.joined(separator: "\n"))
@@ -423,6 +492,13 @@ enum TemplateBuiltins {
         default:
             throw TemplateFailure("filter '\(name)'", kind: .unsupported)
         }
+    }
+
+    /// `parts` joined by `separator`, once their total length is known to be within bounds.
+    static func joined(_ parts: [String], _ separator: String) throws -> String {
+        let total = parts.reduce(max(parts.count - 1, 0) * separator.utf8.count) { $0 + $1.utf8.count }
+        _ = try bounded(total, "join")
+        return parts.joined(separator: separator)
     }
 
     static func title(_ s: String) -> String {
@@ -450,7 +526,7 @@ enum TemplateBuiltins {
             switch spec {
             case "s": out += v.text
             case "r": out += v.repr
-            case "d", "i": out += String(index(v) ?? Int(v.number ?? 0))
+            case "d", "i": out += String(try index(v) ?? integer(v.number ?? 0))
             case "f": out += String(format: "%f", v.number ?? 0)
             default: throw TemplateFailure("format: '%\(spec)' conversions", kind: .unsupported)
             }
@@ -489,7 +565,7 @@ enum TemplateBuiltins {
                     if case .string(let sep)? = args.value(0, "sep") {
                         guard !sep.isEmpty else { throw TemplateFailure("split: empty separator") }
                         var parts = s.components(separatedBy: sep)
-                        if limit >= 0, parts.count > limit + 1 {
+                        if limit >= 0, parts.count - 1 > limit {  // `limit + 1` trapped at Int.max
                             if name == "split" {
                                 parts = Array(parts[..<limit]) + [parts[limit...].joined(separator: sep)]
                             } else {
@@ -539,7 +615,7 @@ enum TemplateBuiltins {
                     return .int(s.components(separatedBy: sub).count - 1)
                 }
             case "join":
-                return bound { args in .string(try iterate(args.value(0, "iterable") ?? .list([])).map(\.text).joined(separator: s)) }
+                return bound { args in .string(try joined(try iterate(args.value(0, "iterable") ?? .list([])).map(\.text), s)) }
             case "splitlines":
                 return bound { _ in .list(s.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" }).map { .string(String($0)) }
                                         .dropLast(s.hasSuffix("\n") ? 1 : 0)) }

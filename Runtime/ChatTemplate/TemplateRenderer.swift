@@ -90,6 +90,7 @@ struct TemplateRenderer {
     func loopDepth(_ scope: TemplateScope) -> Int { scope.lookup("loop") == nil ? 0 : 1 }
 
     func assign(_ target: TemplateTarget, _ value: TemplateValue, _ scope: TemplateScope, at: Int) throws {
+        try located(at) { try TemplateBuiltins.checkNesting(value) }
         switch target {
         case .name(let n):
             scope.variables[n] = value
@@ -103,7 +104,15 @@ struct TemplateRenderer {
             guard case .namespace(let namespace)? = scope.lookup(ns) else {
                 throw locator.error(.render, "cannot set '\(ns).\(attribute)': '\(ns)' is not a namespace()", at: at)
             }
+            // Checked once stored: `{% set ns.me = ns %}` nests only afterwards (then it is undone).
+            let previous = namespace.values.values[attribute]
             namespace.values[attribute] = value
+            do {
+                try located(at) { try TemplateBuiltins.checkNesting(.namespace(namespace)) }
+            } catch {
+                namespace.values[attribute] = previous
+                throw error
+            }
         }
     }
 
@@ -232,7 +241,7 @@ struct TemplateRenderer {
             let v = try eval(x, scope)
             return try located(at) {
                 switch v {
-                case .int(let n): return .int(-n)
+                case .int(let n): return n == .min ? .double(-Double(n)) : .int(-n)  // -Int.min trapped
                 case .double(let d): return .double(-d)
                 case .bool(let b): return .int(b ? -1 : 0)
                 default: throw TemplateFailure("cannot negate a \(v.typeName)")

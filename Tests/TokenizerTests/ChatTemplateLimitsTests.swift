@@ -58,4 +58,46 @@ final class ChatTemplateLimitsTests: XCTestCase {
         XCTAssertEqual(try render("{{ range(10, 0, -3)|join(',') }}|{{ range(5, 1)|length }}"), "10,7,4,1|0")
         XCTAssertEqual(try render("{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(150) }}").count, 342)
     }
+
+    /// Integer conversions and arithmetic at the 64-bit limits (issue 17, the second round): `1e300|int`,
+    /// `"9" * 30|int`, `Int.min // -1`, `Int.min % -1`, `(Int.max - 1) % Int.max`, `-Int.min`, `Int.min|abs`,
+    /// `"%d"|format(1e300)` and `split(sep, Int.max)` each trapped (a crash, not an error). Now Python's
+    /// values where they fit in a float, an error where Python would make a big integer, Jinja's 0 for
+    /// NaN/infinity; `//` is exact integer floor division (through Double it was off past 2^53).
+    func testIntegerLimitsAreValuesOrErrorsNotTraps() throws {
+        assertRefused("{{ 1e300|int }}", "int: 1e+300 is outside the 64-bit integer range")
+        assertRefused(#"{{ "9999999999999999999999"|int }}"#, "int: 1e+22 is outside the 64-bit integer range")
+        assertRefused(#"{{ "%d"|format(1e300) }}"#, "int: 1e+300 is outside the 64-bit integer range")
+        XCTAssertEqual(try render(#"{{ "nan"|int }}|{{ (1e308 * 10)|int }}|{{ "12"|int }}|{{ 2.9|int }}|{{ -2.9|int }}"#), "0|0|12|2|-2")
+        XCTAssertEqual(try render("{{ (-9223372036854775807 - 1) // -1 }}|{{ (-9223372036854775807 - 1) % -1 }}"), "9.223372036854776e+18|0")
+        XCTAssertEqual(try render("{{ 9223372036854775806 % 9223372036854775807 }}|{{ -9223372036854775807 % 9223372036854775807 }}"),
+                       "9223372036854775806|0")
+        XCTAssertEqual(try render("{{ -7 % 3 }}|{{ 7 % -3 }}|{{ -7 // 2 }}|{{ 7 // -2 }}|{{ 6 // 3 }}|{{ 9007199254740993 // 1 }}"),
+                       "2|-2|-4|-4|2|9007199254740993")
+        XCTAssertEqual(try render("{{ (-9223372036854775807 - 1)|abs }}|{{ -(-9223372036854775807 - 1) }}|{{ -5|abs }}"),
+                       "9.223372036854776e+18|9.223372036854776e+18|5")
+        XCTAssertEqual(try render(#"{{ "a,b,c".split(",", 9223372036854775807) }}|{{ "a,b,c".rsplit(",", 9223372036854775807) }}|{{ "a,b,c".split(",", 1) }}"#),
+                       "['a', 'b', 'c']|['a', 'b', 'c']|['a', 'b,c']")
+    }
+
+    /// What only `'*'` was bounded for: `+` and `~` doubling a namespace value in a loop (2^60 characters),
+    /// `replace`, `join` and `indent` with a string width multiplying sizes; and values nested a million
+    /// deep by `{% set ns.x = [ns.x] %}` in a loop (a stack overflow when printed or freed) or a namespace
+    /// holding itself (printing recursed without end). Each is now an error before the allocation.
+    func testConcatenationAndNestingAreBounded() throws {
+        assertRefused(#"{% set ns = namespace(s="x") %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"#, "'~' would produce more than 16777216")
+        assertRefused(#"{% set ns = namespace(s="x") %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"#, "'+' would produce more than 16777216")
+        assertRefused(#"{{ ("x" * 100000)|replace("x", "y" * 200) }}"#, "replace would produce more than 16777216")
+        assertRefused(#"{{ (["x" * 100000] * 200)|join }}"#, "join would produce more than 16777216")
+        assertRefused(#"{{ ",".join(["x" * 100000] * 200) }}"#, "join would produce more than 16777216")
+        assertRefused(#"{{ ("\n" * 200000)|indent("x" * 100) }}"#, "indent would produce more than 16777216")
+        assertRefused("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}", "value nested more than 256 deep")
+        assertRefused("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}", "a namespace that contains itself")
+        assertRefused("{% set ns = namespace(a=1) %}{% set other = namespace(n=ns) %}{% set ns.b = [other] %}{{ ns|tojson }}", "contains itself")
+        // Ordinary uses are untouched, and a refused set leaves the namespace as it was.
+        XCTAssertEqual(try render("{% set ns = namespace(x=[]) %}{% for i in range(200) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|length }}"), "1")
+        XCTAssertEqual(try render(#"{{ ("ab"|replace("a", "xyz")) ~ "|" ~ ["a", "b"]|join("-") }}"#), "xyzb|a-b")
+        XCTAssertEqual(try render("{% set s %}a\nb{% endset %}{{ s|indent(\"> \") }}"), "a\n> b")
+        XCTAssertEqual(try render(#"{% set ns = namespace(s="") %}{% for m in messages %}{% set ns.s = ns.s + m.role %}{% endfor %}{{ ns.s }}"#), "user")
+    }
 }
