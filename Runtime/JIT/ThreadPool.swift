@@ -62,6 +62,28 @@ enum ThreadPoolTuning {
     static let maxBackoffNanoseconds: UInt64 = 800_000_000
 }
 
+/// One launch's parameters, immutable and published as a whole (ThreadSanitizer, issue 17: with them in
+/// plain fields, a worker that had just read the previous launch's exhausted ticket could read the next
+/// launch's `blocks` while the caller wrote them, take a chunk of the new body against the old ticket,
+/// run it twice and count it off `remaining` — letting the caller return with chunks still running).
+private final class Launch: AtomicReference, @unchecked Sendable {
+    let generation: UInt64
+    let body: (Int, Int) -> Void
+    let total: Int
+    let grain: Int
+    let blocks: Int
+    let minChunk: Int
+
+    init(generation: UInt64, body: @escaping (Int, Int) -> Void, total: Int, grain: Int, threadCount: Int) {
+        self.generation = generation
+        self.body = body
+        self.total = total
+        self.grain = grain
+        blocks = (total + grain - 1) / grain
+        minChunk = max(1, blocks / (4 * threadCount))
+    }
+}
+
 /// The state the caller and the workers share; it outlives the pool until every worker has exited.
 private final class Shared: @unchecked Sendable {
     let threadCount: Int
@@ -73,20 +95,17 @@ private final class Shared: @unchecked Sendable {
     let backoffs = ManagedAtomic<Int>(0)
     private let wake = NSCondition()
     private let finished = NSCondition()
-    private var generation: UInt64 = 0
-    // Published before the ticket (release) and read after it (acquire).
-    private var body: ((Int, Int) -> Void)?
-    private var total = 0
-    private var grain = 1
-    private var blocks = 0
-    private var minChunk = 1
-    private var stopping = false
+    private var generation: UInt64 = 0   // the caller's alone
+    /// The current launch: stored before its ticket, so a thread that sees the ticket finds it here;
+    /// a thread holding another generation's ticket finds it does not match and claims nothing.
+    private let launch = ManagedAtomic<Launch?>(nil)
+    private let stopping = ManagedAtomic<Bool>(false)
 
     init(threadCount: Int) { self.threadCount = threadCount }
 
     func stop() {
         wake.lock()
-        stopping = true
+        stopping.store(true, ordering: .sequentiallyConsistent)
         ticket.store(UInt64.max, ordering: .sequentiallyConsistent)
         wake.broadcast()
         wake.unlock()
@@ -97,20 +116,17 @@ private final class Shared: @unchecked Sendable {
             if count > 0 { body(0, count) }
             return
         }
-        self.body = body
-        self.total = count
-        self.grain = max(1, grain)
-        blocks = (count + self.grain - 1) / self.grain
-        minChunk = max(1, blocks / (4 * threadCount))
-        remaining.store(blocks, ordering: .relaxed)
         generation += 1
+        let current = Launch(generation: generation, body: body, total: count, grain: max(1, grain), threadCount: threadCount)
+        remaining.store(current.blocks, ordering: .relaxed)
+        launch.store(current, ordering: .sequentiallyConsistent)
         ticket.store(generation << 32, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             wake.lock(); wake.broadcast(); wake.unlock()
         }
-        claimChunks(of: generation)
+        claimChunks(current)
         waitForChunksInFlight()
-        self.body = nil
+        launch.store(nil, ordering: .releasing)   // the body's captures are not kept past the call
     }
 
     private func waitForChunksInFlight() {
@@ -130,16 +146,16 @@ private final class Shared: @unchecked Sendable {
         }
     }
 
-    private func claimChunks(of gen: UInt64) {
+    private func claimChunks(_ l: Launch) {
         while true {
             let t = ticket.load(ordering: .acquiring)
-            guard t >> 32 == gen else { return }
+            guard t >> 32 == l.generation else { return }
             let next = Int(t & 0xFFFF_FFFF)
-            guard next < blocks else { return }
+            guard next < l.blocks else { return }
             // A share of what is left: a thread that is late or preempted holds back little.
-            let chunk = min(blocks - next, max(minChunk, (blocks - next) / (2 * threadCount)))
+            let chunk = min(l.blocks - next, max(l.minChunk, (l.blocks - next) / (2 * threadCount)))
             guard ticket.compareExchange(expected: t, desired: t + UInt64(chunk), ordering: .acquiringAndReleasing).exchanged else { continue }
-            if let body { body(next * grain, min((next + chunk) * grain, total)) }
+            l.body(next * l.grain, min((next + chunk) * l.grain, l.total))
             if remaining.wrappingDecrementThenLoad(by: chunk, ordering: .sequentiallyConsistent) == 0,
                callerSleeping.load(ordering: .sequentiallyConsistent) {
                 finished.lock(); finished.signal(); finished.unlock()
@@ -163,7 +179,7 @@ private final class Shared: @unchecked Sendable {
                     if now - spinStart > ThreadPoolTuning.workerSpinNanoseconds {
                         wake.lock()
                         sleepers.wrappingIncrement(ordering: .sequentiallyConsistent)
-                        while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen && !stopping { wake.wait() }
+                        while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen && !stopping.load(ordering: .sequentiallyConsistent) { wake.wait() }
                         sleepers.wrappingDecrement(ordering: .sequentiallyConsistent)
                         wake.unlock()
                         spinStart = 0
@@ -172,16 +188,16 @@ private final class Shared: @unchecked Sendable {
                 }
                 current = ticket.load(ordering: .acquiring) >> 32
             }
-            if stopping { return }
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
             seen = current
-            claimChunks(of: current)
+            if let l = launch.load(ordering: .acquiring), l.generation == current { claimChunks(l) }
             switch monitor.check() {
             case .contended:
                 // Another process wants this core: leave the work to the caller for a while.
                 backoffs.wrappingIncrement(ordering: .relaxed)
                 wake.lock()
                 _ = wake.wait(until: Date(timeIntervalSinceNow: Double(backoff) / 1e9))
-                let quit = stopping
+                let quit = stopping.load(ordering: .sequentiallyConsistent)
                 wake.unlock()
                 if quit { return }
                 backoff = min(2 * backoff, ThreadPoolTuning.maxBackoffNanoseconds)
