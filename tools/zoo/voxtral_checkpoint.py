@@ -95,7 +95,7 @@ def sizes(held_out: bool) -> tuple:
     text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                 head_dim=16)
     if held_out:
-        enc = dict(hidden_size=48, intermediate_size=192, num_hidden_layers=3, num_attention_heads=3)
+        enc = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4)
         text = dict(hidden_size=96, intermediate_size=160, num_hidden_layers=3, num_attention_heads=6,
                     num_key_value_heads=2, head_dim=16)
     return enc, text

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""A tiny random-weight Voxtral Realtime checkpoint in the layout ExecuTorch 1.5.1's
+examples/models/voxtral_realtime/export_voxtral_rt.py loads: a Mistral consolidated folder (params.json +
+consolidated.safetensors), written from the script's own VoxtralRealtimeModel (model.py) with its checkpoint key map
+(_map_checkpoint_key) inverted, every weight seeded (matrices N(0, 1/fan_in), norms near 1, token embeddings N(0, 1)).
+
+Usage: tools/.venv/bin/python tools/zoo/voxtral_rt_checkpoint.py OUT_DIR [--seed N]
+then e.g. `python -m executorch.examples.models.voxtral_realtime.export_voxtral_rt --model-path OUT_DIR --backend mlx
+[--streaming --max-seq-len 64] --output-dir D`. Not a zoo family yet: no eager references are captured (see README,
+Voxtral Realtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+PARAMS = {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "head_dim": 16, "hidden_dim": 128, "vocab_size": 552,
+          "rope_theta": 1e6, "norm_eps": 1e-5, "ada_rms_norm_t_cond_dim": 32, "sliding_window": 64,
+          "multimodal": {"whisper_model_args": {
+              "encoder_args": {"dim": 32, "n_layers": 2, "n_heads": 2, "head_dim": 16, "hidden_dim": 64, "rope_theta": 1e6,
+                               "norm_eps": 1e-5, "audio_encoding_args": {"num_mel_bins": 128}},
+              "downsample_args": {"downsample_factor": 4}}}}
+
+
+def checkpoint_key(model_key: str, prefix: str) -> str | None:
+    """The consolidated name model.py's _map_checkpoint_key maps to `model_key` (None: a runtime buffer)."""
+    if ".kv_cache." in model_key or "freqs_" in model_key or "inv_freq" in model_key:
+        return None
+    if model_key.startswith("encoder.conv_layers."):
+        return prefix + "whisper_encoder." + model_key[len("encoder."):]
+    if model_key.startswith(("encoder.layers.", "encoder.norm.")):
+        return prefix + "whisper_encoder.transformer." + model_key[len("encoder."):]
+    if model_key == "adapter.w_in.weight":
+        return prefix + "audio_language_projection.0.weight"
+    if model_key == "adapter.w_out.weight":
+        return prefix + "audio_language_projection.2.weight"
+    if model_key == "decoder.tok_embeddings.weight":
+        return prefix + "tok_embeddings.weight"
+    if model_key.startswith("decoder.layers.") or model_key == "decoder.norm.weight":
+        return model_key[len("decoder."):]
+    return None
+
+
+def make(out: Path, seed: int) -> None:
+    from safetensors.torch import save_file
+    from executorch.examples.models.voxtral_realtime import model as rt
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "params.json").write_text(json.dumps(PARAMS, indent=1) + "\n")
+    model = rt.VoxtralRealtimeModel(rt.VoxtralRealtimeConfig.from_params_json(str(out / "params.json")))
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for k, p in model.state_dict().items():
+        ck = checkpoint_key(k, rt._MM_PREFIX)
+        if ck is None:
+            continue
+        assert rt._map_checkpoint_key(ck) == k, (k, ck)
+        if p.ndim == 1 and "norm" in k:
+            v = 1 + 0.1 * torch.randn(p.shape, generator=g)
+        elif p.ndim == 1:
+            v = 0.1 * torch.randn(p.shape, generator=g)
+        elif "tok_embeddings" in k:
+            v = torch.randn(p.shape, generator=g)
+        else:
+            v = torch.randn(p.shape, generator=g) / math.sqrt(math.prod(p.shape[1:]))
+        tensors[ck] = v.contiguous()
+    save_file(tensors, str(out / "consolidated.safetensors"))
+    print(f"{len(tensors)} tensors -> {out}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    make(a.out, a.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
