@@ -84,6 +84,9 @@ struct Transcribe: ParsableCommand {
             }
             if let maxNewTokens, maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+            if encoder == nil, crossKv == nil, decoder == nil, ParakeetFiles.recognises(model) {
+                return try runParakeet(raw: raw)
+            }
             if encoder == nil, crossKv == nil, decoder == nil, VoxtralFiles.recognises(model) {
                 return try runVoxtral(raw: raw)
             }
@@ -200,6 +203,66 @@ struct Transcribe: ParsableCommand {
             log(String(format: "%@: %.2f s of audio in %.2f s, real-time factor %.3f (log-mel %.2f s, audio encoder %.2f s, prefill %d tokens %.2f s, decode %d tokens %.2f s, %.1f tok/s)",
                        path, clip.seconds, seconds, seconds / max(clip.seconds, 1e-9), s.features, s.encode, result.prompt.count, s.prefill,
                        result.tokens.count, s.decode, Double(result.tokens.count) / max(s.decode, 1e-9)))
+        }
+    }
+
+    /// A Parakeet TDT folder (model.pte + tokenizer.model): greedy TDT, words timed by their encoder frames.
+    func runParakeet(raw: PCMFormat?) throws {
+        guard task == "transcribe" else { throw ValidationError("Parakeet TDT only transcribes: --task \(task) is not available") }
+        guard language == "auto" || language == "en" else {
+            throw ValidationError("Parakeet TDT takes no language: --language \(language) is not available (auto or en)")
+        }
+        let files = try ParakeetFiles(folder: model, tokenizer: tokenizer)
+        var clips: [(String, AudioClip)] = []
+        for path in audio {
+            let clip = try AudioLoader.load(path: path, raw: raw).resampled(to: LogMelSpectrogram.sampleRate)
+            guard clip.samples.count >= 1600 else {
+                throw AudioError(path, "too short: \(clip.samples.count) samples at 16 kHz (the Parakeet preprocessor takes at least 1600, 0.1 s)")
+            }
+            clips.append((path, clip))
+        }
+        let loadStart = Date()
+        var jitOptions = JITProgram.Options()
+        if let threads { jitOptions.threads = threads }
+        try cacheOptions.apply(to: &jitOptions)
+        let transcriber = try ParakeetTranscriber(files: files) { path, method in
+            let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions,
+                                                mlxcVersion: MLXC.version)
+            return (loaded.executor, loaded.graph)
+        }
+        log(String(format: "model: %@ (Parakeet TDT: %d prediction layers of %d, joint %d, vocabulary %d, %.0f ms per encoder frame, at most %.1f s) loaded and compiled in %.2f s",
+                   model, transcriber.layers, transcriber.predHidden, transcriber.jointHidden, transcriber.vocabulary.count,
+                   transcriber.frameSeconds * 1000, Double(transcriber.maxSamples) / 16000, Date().timeIntervalSince(loadStart)))
+        if format == .vtt { emit("WEBVTT\n\n") }
+        var cue = 0
+        for (path, clip) in clips {
+            let start = Date()
+            let result = try transcriber.transcribe(clip.samples)
+            let seconds = Date().timeIntervalSince(start)
+            switch format {
+            case .text:
+                emit(timestamps ? result.words.map { "[\(Self.clock($0.start, ".")) --> \(Self.clock($0.end, "."))]  \($0.text)\n" }.joined()
+                     : result.text + "\n")
+            case .srt:
+                for w in result.words {
+                    cue += 1
+                    emit("\(cue)\n\(Self.clock(w.start, ",", hours: true)) --> \(Self.clock(w.end, ",", hours: true))\n\(w.text)\n\n")
+                }
+            case .vtt:
+                for w in result.words {
+                    emit("\(Self.clock(w.start, ".", hours: true)) --> \(Self.clock(w.end, ".", hours: true))\n\(w.text)\n\n")
+                }
+            case .json:
+                let object: [String: Any] = [
+                    "file": path, "seconds": clip.seconds, "text": result.text, "tokens": result.tokens, "frames": result.frames,
+                    "durations": result.durations, "encoder_frames": result.encoderFrames, "frame_seconds": transcriber.frameSeconds,
+                    "words": result.words.map { ["word": $0.text, "start": $0.start, "end": $0.end, "start_frame": $0.startFrame, "end_frame": $0.endFrame] },
+                ]
+                emit(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self) + "\n")
+            }
+            let s = result.seconds
+            log(String(format: "%@: %.2f s of audio in %.2f s, real-time factor %.3f (preprocessor %.2f s, encoder %.2f s for %d frames, TDT decode %.2f s for %d tokens)",
+                       path, clip.seconds, seconds, seconds / max(clip.seconds, 1e-9), s.preprocess, s.encode, result.encoderFrames, s.decode, result.tokens.count))
         }
     }
 

@@ -167,6 +167,7 @@ def commit(e: Entry, work: Path, fixtures: Path) -> None:
     shutil.copytree(src / "ref", dst / "ref")
     for f in ["model.pte", "tokenizer.model", "parakeet_reference.json", "entry.json"]:
         shutil.copy(src / f, dst / f)
+    shutil.copy(CLIP, dst / "audio.wav")   # the clip the references are taken on (mlxc transcribe's input in the tests)
     size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
     print(f"committed {e.name}: {size / 1e6:.2f} MB")
 

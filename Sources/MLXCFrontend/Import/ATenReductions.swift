@@ -84,9 +84,16 @@ extension PlanImporter {
             let d = imp.axis(try imp.literalInt(a[1]), of: x)
             var reducedType = imp.graph.type(x)
             if reducedType != nil, d < reducedType!.rank { reducedType!.shape[d] = .fixed(1) }
-            let lse = imp.temporary(reducedType)
-            imp.emit(.logSumExp(LogSumExpOp(x: x, out: lse, axes: [d], keepdims: true)))
-            imp.emit(.subtract(SubtractOp(a: x, b: lse, out: try imp.write(a.last!))))
+            // x − m − log Σ exp(x − m), m the max, as eager's CPU kernel computes it (each step has a kernel).
+            let xType = imp.graph.type(x)
+            let m = imp.temporary(reducedType), shifted = imp.temporary(xType), e = imp.temporary(xType)
+            let total = imp.temporary(reducedType), logTotal = imp.temporary(reducedType)
+            imp.emit(.max(MaxOp(x: x, out: m, axes: [d], keepdims: true)))
+            imp.emit(.subtract(SubtractOp(a: x, b: m, out: shifted)))
+            imp.emit(.exp(ExpOp(x: shifted, out: e)))
+            imp.emit(.sum(SumOp(x: e, out: total, axes: [d], keepdims: true)))
+            imp.emit(.log(LogOp(x: total, out: logTotal)))
+            imp.emit(.subtract(SubtractOp(a: shifted, b: logTotal, out: try imp.write(a.last!))))
         }
         t["aten::cumsum.out"] = { imp, a in
             let x = try imp.read(a[0])

@@ -52,11 +52,15 @@ extension PlanImporter {
             try imp.arity(a, 3, "expand")
             let x = try imp.read(a[0])
             var shape = try imp.intList(a[1])
-            // -1 keeps the input's size: take it from the type, or read it at run time.
+            // -1 keeps the input's size: take it from the type, or read it at run time. A tensor the plan marks
+            // dynamic-bound is read at run time whatever its type says: its bound may be one derived from an input's
+            // (a conformer's subsampled length, 1/8 of the mel frames), which the importer types as fixed.
             let rank = imp.graph.type(x)?.rank ?? shape.count
+            var dynamicSlot = false
+            if case .tensor(let t) = try imp.evalue(a[0]), t.dynamism != .staticShape { dynamicSlot = true }
             for (i, s) in shape.enumerated() where s == .literal(-1) {
                 let inputDim = i - (shape.count - rank)
-                if let n = imp.graph.type(x)?.shape[safe: inputDim]?.fixedValue {
+                if let n = imp.graph.type(x)?.shape[safe: inputDim]?.fixedValue, !dynamicSlot || n == 1 {
                     shape[i] = .literal(Int64(n))
                 } else {
                     let size = imp.graph.addValue(TensorType(.i64, []), .computed)

@@ -19,6 +19,8 @@ final class PlanImporter {
     var stateSlots: Set<Int> = []
     /// Upper bounds of dynamic input dims, used to mark the matching dims of other dynamic-bound tensors.
     var dynamicBounds: Set<Int> = []
+    /// Computed values whose slot the exporter declared static-shaped (their sizes are facts, not bounds).
+    var exporterStatic: Set<ValueID> = []
     /// The slot whose value the planned bytes at each allocation currently hold.
     var memoryHolder: [AllocationDetails: Int] = [:]
     /// "instruction N of chain C", for errors.
@@ -69,6 +71,7 @@ final class PlanImporter {
             try checkIndex(ev, "ExecutionPlan.outputs")
             graph.outputs.append(try read(ev))
         }
+        if !dynamicBounds.isEmpty { refineDerivedBounds() }
         return graph
     }
 
@@ -245,6 +248,7 @@ final class PlanImporter {
             return held
         }
         let v = graph.addValue(try slotType(ev), .computed, name: tensorName(ev))
+        if case .tensor(let t) = try evalue(ev), t.dynamism == .staticShape { exporterStatic.insert(v) }
         current[ev] = v
         if let memory = allocation(ev) { memoryHolder[memory] = ev }
         return v
