@@ -13,8 +13,8 @@ Usage (through tools/zoo/zoo):
 transformers: the script needs the 5.0.0rc1 overlay (tools/.venv/tf5rc1). With 5.25, optimum's AudioExportableModule
 calls `get_audio_features(...).unsqueeze(0)`, but 5.25's VoxtralModel.get_audio_features returns a
 BaseModelOutputWithPooling: torch.export fails with AttributeError ('... has no attribute unsqueeze').
-The processor needs mistral_common (Tekken tokenizer, transcription requests) — installed with --no-deps
-(its numpy<2.4 pin would downgrade the shared venv's numpy 2.4.6) plus its other requirements.
+The processor needs mistral_common (Tekken tokenizer, transcription requests): tools/zoo/setup-voxtral installs it
+--no-deps (its numpy<2.4 pin would downgrade the venv's numpy 2.4.6) plus its other requirements.
 """
 
 from __future__ import annotations
