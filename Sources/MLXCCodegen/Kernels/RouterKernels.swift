@@ -31,6 +31,10 @@ public enum RouterKernels {
     /// only passes divisors without zeros.
     public static func floorDivide(_ t: ElementType, _ l: Lanes, _ x: IRValue, _ y: IRValue) -> IRValue {
         let b = l.b
+        if t == .f32 {
+            // The quotient rounded to f32, then floored: the reference's definition (MLX's floor(divide(a, b))).
+            return l.call("llvm.floor", [b.fdiv(x, y)])
+        }
         let storage = t.storage(b)
         let zero = l.zero(storage)
         if [.u8, .u32, .bool].contains(t) {
@@ -46,7 +50,7 @@ public enum RouterKernels {
         return b.select(b.icmp(LLVMIntEQ, y, minusOne), b.sub(zero, x), floored)
     }
 
-    /// Integer floor_divide as a strided map (operands broadcast by strides).
+    /// Integer (and f32) floor_divide as a strided map (operands broadcast by strides).
     public static func floorDivide(_ t: ElementType, lanes: Int) -> KernelDefinition {
         let access: [StridedMapKernels.Access] = [.contiguous, .broadcast]
         return StridedMapKernels.map(name: "floor_divide_\(t.rawValue)_v\(lanes)", inputs: [t, t], output: t,
