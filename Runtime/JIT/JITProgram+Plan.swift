@@ -6,6 +6,13 @@ import MLXCIR
 extension JITProgram {
     /// Chooses a step for every node: a kernel where a lowering applies, a native view or scalar
     /// op, or the reference fallback. Then compiles all kernels in one module.
+    /// How the QD8 linear sums its codes on the planned target. Run here instead (`runPlanOnHost`),
+    /// ARM64's `sdot` takes its portable twin (the same exact sums by widening multiplies).
+    var planWordDot: DynamicQuantLinearKernels.WordDot {
+        let dot = DynamicQuantLinearKernels.WordDot.forTarget(triple: planTarget.triple, features: planTarget.features)
+        return dot == .neonDot && !planTarget.isHost && options.runPlanOnHost ? .neon : dot
+    }
+
     func buildPlans() throws {
         let library = KernelLibrary()
         var pending: [(block: Int, index: Int, lowered: LoweredKernel)] = []
@@ -14,7 +21,7 @@ extension JITProgram {
         for v in graph.outputs { useCounts[v, default: 0] += 1 }
         var context = LoweringContext(graph: graph, baseValues: baseValues, useCounts: useCounts,
                                       lanes: planTarget.vectorBits / 32,
-                                      wordDot: .forTarget(triple: planTarget.triple, features: planTarget.features))
+                                      wordDot: planWordDot)
         context.types = ShapeInference.infer(graph).types
         var folded = Set<ValueID>()   // results of nodes whose work another kernel absorbed
 

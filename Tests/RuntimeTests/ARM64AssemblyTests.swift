@@ -44,10 +44,10 @@ final class ARM64AssemblyTests: XCTestCase {
             for k in try assembly(fixture) {
                 XCTAssertFalse(k.ir.contains("llvm.x86."), "\(k.name): an x86 intrinsic in aarch64 IR")
                 if k.name.hasPrefix("dqlinear_") {
-                    // XNNPACK's QD8 linear: i16 codes multiplied and summed by widening multiply-accumulate
-                    // (where x86 uses vpdpwssd/vpmaddwd), not widened to i32 and multiplied.
-                    XCTAssertTrue(k.name.hasSuffix("_neon16"), k.name)
-                    XCTAssertGreaterThanOrEqual(count(#"^\s*smlal2?\s+v[0-9]+\.4s"#, k.asm), 8, "\(k.name): no smlal")
+                    // XNNPACK's QD8 linear on neoverse-n1 (+dotprod): 8-bit codes by sdot (where x86 uses
+                    // vpdpwssd/vpmaddwd), 16 products per instruction.
+                    XCTAssertTrue(k.name.hasSuffix("_neondot16"), k.name)
+                    XCTAssertGreaterThanOrEqual(count(#"^\s*sdot\s+v[0-9]+\.4s"#, k.asm), 4, "\(k.name): no sdot")
                     checked.append(k.name)
                     continue
                 }
@@ -78,6 +78,13 @@ final class ARM64AssemblyTests: XCTestCase {
             XCTAssertFalse(kernels.isEmpty)
             for k in kernels {
                 XCTAssertGreaterThan(count(#"^\s*fmla\s+v[0-9]+\.4s"#, k.asm), 0, "\(cpu) \(k.name)")
+            }
+            // The QD8 linear: sdot where the CPU has +dotprod, else widening multiply-accumulate (smlal).
+            let dotprod = HostTarget.aarch64CPUs.first { $0.name == cpu }!.features.contains("+dotprod")
+            for k in try assembly("mlp_xnnpack_8da4w", cpu: cpu, only: "dqlinear_") {
+                XCTAssertTrue(k.name.hasSuffix(dotprod ? "_neondot16" : "_neon16"), "\(cpu) \(k.name)")
+                let pattern = dotprod ? #"^\s*sdot\s+v[0-9]+\.4s"# : #"^\s*smlal2?\s+v[0-9]+\.4s"#
+                XCTAssertGreaterThanOrEqual(count(pattern, k.asm), 4, "\(cpu) \(k.name)")
             }
         }
     }

@@ -36,20 +36,21 @@ struct ARM64Toolchain {
 
     /// A C table of the kernels by name, for replay.c. Kernel names are not C identifiers
     /// (`…_n64+32+32_…`), so each is declared with a quoted assembler name.
-    static func kernelTable(_ names: [String]) -> String {
+    /// `kernels`: (the name launches are traced under, the aarch64 symbol that replays them).
+    static func kernelTable(_ kernels: [(traced: String, symbol: String)]) -> String {
         var c = "#include <stdint.h>\ntypedef void (*kernel_fn)(void **, const int64_t *, int64_t, int64_t);\n"
         c += "struct kernel_entry { const char *name; kernel_fn fn; };\n"
-        for (i, name) in names.enumerated() {
-            c += "void mlxc_k\(i)(void **, const int64_t *, int64_t, int64_t) __asm__(\"\\\"\(name)\\\"\");\n"
+        for (i, k) in kernels.enumerated() {
+            c += "void mlxc_k\(i)(void **, const int64_t *, int64_t, int64_t) __asm__(\"\\\"\(k.symbol)\\\"\");\n"
         }
         c += "const struct kernel_entry mlxc_kernels[] = {\n"
-        c += names.enumerated().map { "  {\"\($0.element)\", mlxc_k\($0.offset)}," }.joined(separator: "\n")
-        c += "\n  {0, 0}\n};\nconst int mlxc_kernel_count = \(names.count);\n"
+        c += kernels.enumerated().map { "  {\"\($0.element.traced)\", mlxc_k\($0.offset)}," }.joined(separator: "\n")
+        c += "\n  {0, 0}\n};\nconst int mlxc_kernel_count = \(kernels.count);\n"
         return c
     }
 
     /// Links the aarch64 object with the replay driver into a static executable in `dir`.
-    func linkReplay(object: [UInt8], kernels: [String], in dir: URL) throws -> String {
+    func linkReplay(object: [UInt8], kernels: [(traced: String, symbol: String)], in dir: URL) throws -> String {
         let objectPath = dir.appendingPathComponent("kernels.o").path, tablePath = dir.appendingPathComponent("table.c").path
         let exe = dir.appendingPathComponent("replay").path
         try Data(object).write(to: URL(fileURLWithPath: objectPath))

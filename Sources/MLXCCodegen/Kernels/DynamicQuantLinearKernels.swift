@@ -35,14 +35,19 @@ public enum DynamicQuantLinearKernels {
         /// `vpmaddwd` ymm + add.
         case avx2
         /// ARM64 NEON: widening multiply-accumulate of halves (`smlal`/`smlal2` v.4s, 4 products
-        /// each). `sdot` needs i8 × i8, and the codes here are q − z, which need 9 bits.
+        /// each) of the 9-bit codes q − z.
         case neon
+        /// ARM64 with +dotprod: `sdot` v.4s of the 8-bit codes q and the weights (16 products per
+        /// instruction), and Σ(q − z)·c = Σq·c − z·Σc, Σc by `sdot` with ones once per weight chunk.
+        case neonDot = "neondot"
         /// Widen to i32, multiply, add (other targets; LLVM picks the instructions).
         case generic
 
         /// From the target's triple and feature string (`+avx512vnni,…` as LLVM lists them).
         public static func forTarget(triple: String, features: String) -> WordDot {
-            if triple.hasPrefix("aarch64") || triple.hasPrefix("arm64") { return .neon }
+            if triple.hasPrefix("aarch64") || triple.hasPrefix("arm64") {
+                return features.split(separator: ",").contains("+dotprod") ? .neonDot : .neon
+            }
             guard triple.hasPrefix("x86_64") else { return .generic }
             let set = Set(features.split(separator: ",").map(String.init))
             if set.contains("+avx512bw") {
@@ -57,7 +62,7 @@ public enum DynamicQuantLinearKernels {
             switch self {
             case .avx512vnni, .avx512bw: return 32
             case .avxvnni, .avx2: return 16
-            case .neon, .generic: return 16
+            case .neon, .neonDot, .generic: return 16
             }
         }
     }
@@ -95,6 +100,10 @@ public enum DynamicQuantLinearKernels {
             let dq = b.alloca(LLVMArrayType2(b.i16, UInt64(tb * k)))
             LLVMSetAlignment(dq, 64)
             let aScales = b.alloca(LLVMArrayType2(b.f32, UInt64(tb)))
+            // sdot takes 16 bytes: the 8-bit codes q (beside d = q − z) and each row's zero point.
+            let sdot = dot == .neonDot && cw == 16
+            let q8 = sdot ? b.alloca(LLVMArrayType2(b.i8, UInt64(tb * k))) : nil
+            let zeroPoints = sdot ? b.alloca(LLVMArrayType2(b.i32, UInt64(tb))) : nil
             let words = b.vector(b.i16, cw), wide = b.vector(b.i32, cw)
             let lanesOut = cw / 2, accType = b.vector(b.i32, lanesOut)
 
@@ -141,6 +150,8 @@ public enum DynamicQuantLinearKernels {
                 let zRaw = b.select(gt(errSum, b.f32(0)), fsub(b.f32(-128), loScaled), fsub(b.f32(127), hiScaled))
                 let zp = exact("llvm.roundeven", [fmin(fmax(zRaw, b.f32(-128)), b.f32(127))])
                 b.store(scale, b.gep(b.f32, aScales, b.i64(slot)))
+                if let zeroPoints { b.store(b.fptosi(zp, b.i32), b.gep(b.i32, zeroPoints, b.i64(slot))) }
+                let qdst = q8.map { b.gep(b.i8, $0, b.i64(slot * k)) }
 
                 let dst = b.gep(b.i16, dq, b.i64(slot * k))
                 // d for 8 elements at i: clamp(rint(x·m) + z) − z, as i16.
@@ -151,13 +162,24 @@ public enum DynamicQuantLinearKernels {
                     let d = fsub(fmin(fmax(q, c(-128)), c(127)), z)
                     return b.fptosi(d, lanes == 1 ? b.i16 : b.vector(b.i16, lanes))
                 }
+                /// q itself for sdot: d + z, which is in [-128, 127].
+                func bytesOf(_ d: IRValue, lanes: Int) -> IRValue {
+                    let z = b.fptosi(zp, b.i16)
+                    return b.trunc(b.add(d, lanes == 1 ? z : b.splat(z, lanes)), lanes == 1 ? b.i8 : b.vector(b.i8, lanes))
+                }
                 if bits == 8 {
                     if body > 0 {
                         b.loop(b.i64(0), b.i64(body), step: v, "q") { i in
-                            b.store(codes(b.load(vt, b.gep(b.f32, base, i)), lanes: v), b.gep(b.i16, dst, i), align: 2)
+                            let d = codes(b.load(vt, b.gep(b.f32, base, i)), lanes: v)
+                            b.store(d, b.gep(b.i16, dst, i), align: 2)
+                            if let qdst { b.store(bytesOf(d, lanes: v), b.gep(b.i8, qdst, i), align: 1) }
                         }
                     }
-                    for i in body..<k { b.store(codes(b.load(b.f32, b.gep(b.f32, base, b.i64(i))), lanes: 1), b.gep(b.i16, dst, b.i64(i)), align: 2) }
+                    for i in body..<k {
+                        let d = codes(b.load(b.f32, b.gep(b.f32, base, b.i64(i))), lanes: 1)
+                        b.store(d, b.gep(b.i16, dst, b.i64(i)), align: 2)
+                        if let qdst { b.store(bytesOf(d, lanes: 1), b.gep(b.i8, qdst, b.i64(i)), align: 1) }
+                    }
                 } else {
                     // Chunk of cw elements: even elements first, then odd (the nibble order).
                     let ct = b.vector(b.f32, cw)
@@ -165,6 +187,7 @@ public enum DynamicQuantLinearKernels {
                         let all = codes(b.load(ct, b.gep(b.f32, base, i)), lanes: cw)
                         let permuted = b.shuffle(all, all, (0..<(cw / 2)).map { 2 * $0 } + (0..<(cw / 2)).map { 2 * $0 + 1 })
                         b.store(permuted, b.gep(b.i16, dst, i), align: 2)
+                        if let qdst { b.store(bytesOf(permuted, lanes: cw), b.gep(b.i8, qdst, i), align: 1) }
                     }
                 }
             }
@@ -177,7 +200,7 @@ public enum DynamicQuantLinearKernels {
                     if cw == dot.words { return callCasting(id, [acc, a, c]) }
                 case .avx512bw, .avx2:
                     break
-                case .neon:
+                case .neon, .neonDot:
                     // Lanes pair i with i + cw/2 (not 2i with 2i+1): the group's sum is the same integer.
                     let lo = Array(0..<lanesOut), hi = Array(lanesOut..<cw)
                     let products = [lo, hi].map { half in
@@ -225,8 +248,44 @@ public enum DynamicQuantLinearKernels {
                 return b.sub(codes, b.splat(LLVMConstInt(b.i16, 8, 0), cw))
             }
 
+            /// Weight codes of row r at element e as 16 i8 lanes in the d order (sdot).
+            func weightBytes(_ r: IRValue, _ element: IRValue) -> IRValue {
+                if bits == 8 { return b.load(b.vector(b.i8, cw), b.gep(b.i8, w, b.add(b.mul(r, b.i64(k)), element)), align: 1) }
+                let half = cw / 2
+                let at = b.add(b.mul(r, b.i64(k / 2)), b.sdiv(element, b.i64(2)))
+                let bytes = b.load(b.vector(b.i8, half), b.gep(b.i8, w, at), align: 1)
+                let low = b.and(bytes, b.splat(LLVMConstInt(b.i8, 15, 0), half))
+                let high = b.lshr(bytes, b.splat(LLVMConstInt(b.i8, 4, 0), half))
+                return b.sub(b.shuffle(low, high, Array(0..<cw)), b.splat(LLVMConstInt(b.i8, 8, 0), cw))
+            }
+
+            /// groupSums by sdot: lanes 0–3 Σq·c, lanes 4–7 −z·Σc (Σc by sdot with ones), so the
+            /// vector's lanes still sum to the group's exact Σ d·c.
+            func sdotGroupSums(_ r: IRValue, _ g0: IRValue, nt: Int) -> [IRValue] {
+                let acc4 = b.vector(b.i32, 4), bytes16 = b.vector(b.i8, 16)
+                func step(_ acc: IRValue, _ x: IRValue, _ y: IRValue) -> IRValue {
+                    Support.intrinsic(b, "llvm.aarch64.neon.sdot", overloads: [acc4, bytes16], [acc, x, y])
+                }
+                let ones = b.splat(LLVMConstInt(b.i8, 1, 0), 16)
+                var sums = [IRValue](repeating: b.zero(acc4), count: nt), weights = b.zero(acc4)
+                for ci in 0..<chunks {
+                    let element = b.add(g0, b.i64(ci * cw))
+                    let c = weightBytes(r, element)
+                    weights = step(weights, ones, c)
+                    for t in 0..<nt {
+                        sums[t] = step(sums[t], b.load(bytes16, b.gep(b.i8, q8!, b.add(b.i64(t * k), element)), align: 1), c)
+                    }
+                }
+                return (0..<nt).map { t in
+                    let z = b.load(b.i32, b.gep(b.i32, zeroPoints!, b.i64(t)))
+                    let correction = b.mul(b.splat(b.sub(b.i32(0), z), 4), weights)
+                    return b.shuffle(sums[t], correction, Array(0..<8))
+                }
+            }
+
             /// Σ over a group's chunks of the dot steps of column r, token t's codes: a vector of pair sums.
             func groupSums(_ r: IRValue, _ g0: IRValue, nt: Int) -> [IRValue] {
+                if sdot { return sdotGroupSums(r, g0, nt: nt) }
                 var sums = [IRValue](repeating: b.zero(accType), count: nt)
                 for ci in 0..<chunks {
                     let element = b.add(g0, b.i64(ci * cw))
