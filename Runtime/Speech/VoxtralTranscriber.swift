@@ -12,11 +12,14 @@ public struct VoxtralFiles {
 
     public static let methods = ["audio_encoder", "token_embedding", "text_decoder"]
 
-    /// Whether `folder` looks like a Voxtral export (model.pte beside tekken.json), not a Whisper one.
+    /// Whether `folder` is a Voxtral export: model.pte beside tekken.json, or a model.pte with an audio_encoder method
+    /// (optimum's Whisper model.pte has encoder/text_decoder and tokenizer.json; Parakeet's, tokenizer.model).
     public static func recognises(_ folder: String) -> Bool {
         let fm = FileManager.default
-        return fm.fileExists(atPath: (folder as NSString).appendingPathComponent("model.pte"))
-            && !fm.fileExists(atPath: (folder as NSString).appendingPathComponent("decoder.pte"))
+        let model = (folder as NSString).appendingPathComponent("model.pte")
+        guard fm.fileExists(atPath: model) else { return false }
+        if fm.fileExists(atPath: (folder as NSString).appendingPathComponent("tekken.json")) { return true }
+        return ((try? PTEFile(path: model).program.executionPlans.map(\.name)) ?? []).contains("audio_encoder")
     }
 
     public init(folder: String, model: String? = nil, tokenizer: String? = nil) throws {

@@ -183,6 +183,18 @@ final class VoxtralZooTests: XCTestCase {
         XCTAssertGreaterThan(checked, 0, "no fixture records a chat reference")
     }
 
+    /// `mlxc transcribe` tells the model.pte folders apart: Voxtral's (tekken.json, or an audio_encoder method) but not
+    /// optimum's Whisper model.pte (encoder/text_decoder + tokenizer.json) nor export_whisper's three programs.
+    func testVoxtralFoldersAreRecognised() throws {
+        for name in Self.entries { XCTAssertTrue(VoxtralFiles.recognises(Self.root.appendingPathComponent(name).path), name) }
+        let speech = Self.root.deletingLastPathComponent().appendingPathComponent("speech")
+        for other in ["whisper_tiny_xnnpack_fp32", "whisper_tiny_mlx_fp32"] {
+            let folder = speech.appendingPathComponent(other).path
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folder), folder)
+            XCTAssertFalse(VoxtralFiles.recognises(folder), other)
+        }
+    }
+
     /// The Tekken tokenizer encodes the transcription prompt's language tag as mistral_common does (the reference
     /// prompt's tokens between [/INST] and [TRANSCRIBE]).
     func testTekkenEncodesTheLanguageTagAsMistralCommon() throws {
