@@ -11,7 +11,8 @@ seed 0): hidden 512, 8 layers (3 GatedDeltaNet per full attention), 16 experts t
 Peers, alternating within each round, each in its own process:
   mlxc   `mlxc bench MODEL.pte --prompt-length P --decode D --runs R --threads T --json` (compiled; its fallback_ops
          from `mlxc compile --stats-json` are reported: a row with fallbacks is not a speed claim)
-  eager  transformers' Qwen3_5MoeForCausalLM from the checkpoint folder in bf16, torch threads T, a DynamicCache;
+  eager  transformers' Qwen3_5MoeForCausalLM from the checkpoint folder in bf16 and in fp32 (PyTorch's bf16 CPU
+         matmuls can be much slower than its fp32 ones: the ratio column is against the faster), torch threads T, a DynamicCache;
          prefill of the prompt in one call, then single-token greedy steps (measure() of peers.py: medians after
          warm-up runs). transformers runs the GatedDeltaNet with its torch fallback (no flash-linear-attention here).
 Writes tools/.work/bench/qwen35/report.md and results.json.
@@ -74,8 +75,9 @@ def run_mlxc(mlxc: str, model: Path, a) -> dict:
     return res
 
 
-def run_eager_process(ckpt: Path, a) -> dict:
-    r = subprocess.run([PY, __file__, "eager", "--checkpoint", str(ckpt), "--prompt-length", str(a.prompt_length),
+def run_eager_process(ckpt: Path, a, dtype: str) -> dict:
+    r = subprocess.run([PY, __file__, "eager", "--checkpoint", str(ckpt), "--dtype", dtype,
+                        "--prompt-length", str(a.prompt_length),
                         "--decode", str(a.decode), "--runs", str(a.runs), "--threads", str(a.threads)],
                        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(a.threads)))
     for line in r.stdout.splitlines():
@@ -95,13 +97,14 @@ def eager_main(argv) -> int:
     ap.add_argument("--decode", type=int, default=64)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = json.loads((a.checkpoint / "config.json").read_text())
     a.vocab, a.budget_s = cfg["vocab_size"], 0
 
     def load():
-        m = tf.AutoModelForCausalLM.from_pretrained(a.checkpoint, dtype=torch.bfloat16)
+        m = tf.AutoModelForCausalLM.from_pretrained(a.checkpoint, dtype=torch.bfloat16 if a.dtype == "bf16" else torch.float32)
         m.eval()
         return {"model": m, "cache": None}
 
@@ -143,21 +146,43 @@ def report(results: dict, a, started: str, seconds: float) -> str:
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average at the end "
              f"{load[0]:.1f}. Model: `qwen35moe_bench` (hidden 512, 8 layers: 6 GatedDeltaNet + 2 full attention, "
              "16 experts top-4 + shared expert, vocab 512), exported by `examples/models/qwen3_5_moe/export.py "
-             "--backend mlx` unchanged; eager = transformers' Qwen3_5MoeForCausalLM (bf16, DynamicCache, its torch "
-             "GatedDeltaNet). Prompt in one call, then greedy single-token steps; medians of the runs, then of the "
-             "rounds.", "",
-             "| peer | weights | prefill tok/s | decode tok/s | decode vs eager | time to first token s | fallback_ops |",
+             "--backend mlx` unchanged; eager = transformers' Qwen3_5MoeForCausalLM (DynamicCache, its torch "
+             "GatedDeltaNet; bf16 and fp32). Prompt in one call, then greedy single-token steps; medians of the runs, then of the "
+             "rounds.", ""]
+    if load[0] > 1.5:
+        lines += [f"> **Busy machine** (load average {load[0]:.1f} on {os.cpu_count()} cores at the end): every peer "
+                  "shared the CPU with other work, eager most (its runs are longest); re-run on a quiet machine "
+                  "before quoting figures.", ""]
+    lines += [
+             "| peer | weights | prefill tok/s | decode tok/s | decode vs the faster eager | time to first token s | fallback_ops |",
              "|---|---|---|---|---|---|---|"]
-    eager_dec = med("eager", "decode_tokens_per_s")
-    for peer, weights in (("mlxc bf16", "bf16"), ("mlxc 4w", "4-bit g32 (MLX affine)"), ("eager", "bf16")):
+    eager_dec = max((d for d in (med("eager bf16", "decode_tokens_per_s"), med("eager fp32", "decode_tokens_per_s"))
+                     if d), default=None)
+    for peer, weights in (("mlxc bf16", "bf16"), ("mlxc 4w", "4-bit g32 (MLX affine)"), ("eager bf16", "bf16"),
+                          ("eager fp32", "fp32")):
         dec = med(peer, "decode_tokens_per_s")
         ratio = f"{dec / eager_dec:.2f}×" if dec and eager_dec else "—"
         ttft = med(peer, "time_to_first_token_s")
-        fb = results.get(peer, [{}])[-1].get("fallback_ops", "—") if peer != "eager" else "—"
+        fb = results.get(peer, [{}])[-1].get("fallback_ops", "—") if peer.startswith("mlxc") else "—"
         lines.append(f"| {peer} | {weights} | {fmt(med(peer, 'prefill_tokens_per_s'))} | {fmt(dec)} | {ratio} | "
                      f"{fmt(ttft)} | {fb} |")
     errors = [f"- {p}: {r['error']}" for p, rs in results.items() for r in rs if r.get("error")]
     return "\n".join(lines + ([""] + errors if errors else [])) + "\n"
+
+
+MARK_BEGIN, MARK_END = "<!-- qwen35: tools/bench --qwen35 writes this section -->", "<!-- /qwen35 -->"
+
+
+def splice(path: Path, section: str) -> None:
+    """Replaces the Qwen 3.5 section of BENCHMARKS.md (between its markers; the LLM report keeps it), or appends it."""
+    section = f"{MARK_BEGIN}\n{section.rstrip()}\n{MARK_END}\n"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if MARK_BEGIN in text and MARK_END in text:
+        a, b = text.index(MARK_BEGIN), text.index(MARK_END) + len(MARK_END) + 1
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
 
 
 def main() -> int:
@@ -179,11 +204,13 @@ def main() -> int:
         for name in ("bf16", "4w"):
             log(f"round {rnd + 1}: mlxc {name}")
             results.setdefault(f"mlxc {name}", []).append(run_mlxc(a.mlxc, OUT / name / "model.pte", a))
-        log(f"round {rnd + 1}: eager")
-        results.setdefault("eager", []).append(run_eager_process(ckpt, a))
+        for dtype in ("bf16", "fp32"):
+            log(f"round {rnd + 1}: eager {dtype}")
+            results.setdefault(f"eager {dtype}", []).append(run_eager_process(ckpt, a, dtype))
     (OUT / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     md = report(results, a, started, time.time() - t0)
     (OUT / "report.md").write_text(md)
+    splice(REPO / "BENCHMARKS.md", md)
     print(md)
     return 0
 

@@ -505,9 +505,10 @@ def render(data) -> str:
 
 
 def write(path: Path, text: str) -> None:
-    """Writes the LLM report, keeping the Speech section tools/bench --speech wrote into the same file."""
-    begin, end = "<!-- speech: tools/bench --speech writes this section -->", "<!-- /speech -->"
+    """Writes the LLM report, keeping the sections tools/bench --speech and --qwen35 wrote into the same file."""
     old = path.read_text() if path.exists() else ""
-    if begin in old and end in old:
-        text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    for begin, end in (("<!-- speech: tools/bench --speech writes this section -->", "<!-- /speech -->"),
+                       ("<!-- qwen35: tools/bench --qwen35 writes this section -->", "<!-- /qwen35 -->")):
+        if begin in old and end in old:
+            text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
     path.write_text(text)
