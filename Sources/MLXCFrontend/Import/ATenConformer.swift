@@ -68,6 +68,27 @@ extension PlanImporter {
             guard imp.graph.type(x)?.dtype == .bool else { return try elementwiseTranslators["aten::bitwise_not.out"]!(imp, a) }
             imp.emit(.logicalNot(LogicalNotOp(x: x, out: try imp.write(a.last!))))
         }
+        t["aten::sum.IntList_out"] = { imp, a in
+            // A count of true values (NeMo's valid-frame masks) is summed in f32 — exact while the count stays below
+            // 2^24, which the reduced axes' bounds must prove — then converted to the output's integer dtype.
+            try imp.arity(a, 4, "sum")
+            let x = try imp.read(a[0])
+            guard let type = imp.graph.type(x), type.dtype == .bool, case .intList = try imp.evalue(a[1]) else {
+                return try reductionTranslators["aten::sum.IntList_out"]!(imp, a)
+            }
+            let axes = try imp.literalInts(a[1]).map { imp.axis($0, of: x) }
+            let keep = try imp.boolArg(a[2])
+            let bound = axes.reduce(1) { n, d in n * (type.shape[safe: d]?.upperBound ?? Int.max / 2) }
+            guard bound < 1 << 24, let outType = try imp.slotType(a.last!), outType.dtype == .i64 || outType.dtype == .i32 else {
+                return try reductionTranslators["aten::sum.IntList_out"]!(imp, a)
+            }
+            let out = try imp.write(a.last!)
+            let ones = imp.temporary(TensorType(.f32, type.shape))
+            imp.emit(.asType(AsTypeOp(x: x, out: ones, scalarType: .f32)))
+            let total = imp.temporary(TensorType(.f32, outType.shape))
+            imp.emit(.sum(SumOp(x: ones, out: total, axes: axes, keepdims: keep)))
+            imp.emit(.asType(AsTypeOp(x: total, out: out, scalarType: outType.dtype)))
+        }
         t["aten::isnan.out"] = { imp, a in
             // NaN is the one value not equal to itself.
             let x = try imp.read(a[0])
