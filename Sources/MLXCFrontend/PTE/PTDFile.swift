@@ -66,8 +66,10 @@ public final class PTDFile: @unchecked Sendable {
         self.entries = entries
         self.keys = keys
         for (i, s) in segments.enumerated() {
+            // Both sums checked: offset + size can fit while base + that does not (a fuzzed offset near 2^64 trapped).
             let (end, overflow) = s.offset.addingReportingOverflow(s.size)
-            guard !overflow, UInt64(base) + end <= UInt64(data.count) else {
+            let (fileEnd, pastBase) = UInt64(base).addingReportingOverflow(end)
+            guard !overflow, !pastBase, fileEnd <= UInt64(data.count) else {
                 throw FormatError("FlatTensor.segments[\(i)]", at: base, "segment [\(s.offset), +\(s.size)) runs past the file end \(data.count)")
             }
         }

@@ -61,7 +61,8 @@ public final class PTEFile: @unchecked Sendable {
                 continue
             }
             let (end, overflow) = s.offset.addingReportingOverflow(s.size)
-            guard !overflow, UInt64(segmentBase) + end <= UInt64(file.view.count) else {
+            let (fileEnd, pastBase) = UInt64(segmentBase).addingReportingOverflow(end)  // as in PTDFile: both sums
+            guard !overflow, !pastBase, fileEnd <= UInt64(file.view.count) else {
                 throw FormatError("Program.segments[\(i)]", at: segmentBase,
                                   "segment [\(s.offset), +\(s.size)) past the segment base \(segmentBase) runs beyond the file end \(file.view.count) (truncated?)")
             }
