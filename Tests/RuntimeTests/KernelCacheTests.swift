@@ -88,17 +88,21 @@ final class KernelCacheTests: XCTestCase {
     }
 
     func testConcurrentWritersLeaveOnlyWholeEntries() throws {
-        // Separate cache objects on one directory, as separate processes would have.
-        let library = KernelLibrary()
-        for n in [64, 96, 128, 160] {
-            library.require(KernelDefinition(name: "copy_scaled_\(n)") { e in
-                let b = e.b
-                let x = e.buffer(0), y = e.buffer(1)
-                b.loop(e.begin, e.end) { i in
-                    let v = b.load(b.f32, b.gep(b.f32, x, i), align: 4)
-                    b.store(b.fmul(v, b.f32(Float(n))), b.gep(b.f32, y, i), align: 4)
-                }
-            })
+        // Separate libraries and cache objects on one directory, as separate processes would have (one
+        // library compiled from several threads at once raced on its `rejected` table: ThreadSanitizer).
+        func makeLibrary() -> KernelLibrary {
+            let library = KernelLibrary()
+            for n in [64, 96, 128, 160] {
+                library.require(KernelDefinition(name: "copy_scaled_\(n)") { e in
+                    let b = e.b
+                    let x = e.buffer(0), y = e.buffer(1)
+                    b.loop(e.begin, e.end) { i in
+                        let v = b.load(b.f32, b.gep(b.f32, x, i), align: 4)
+                        b.store(b.fmul(v, b.f32(Float(n))), b.gep(b.f32, y, i), align: 4)
+                    }
+                })
+            }
+            return library
         }
         let machine = try TargetMachine()
         let writers = 4
@@ -109,7 +113,7 @@ final class KernelCacheTests: XCTestCase {
             do {
                 let cache = try KernelCache(root: root, salt: "test")
                 let jit = try JIT(machine: machine)   // owns the code: keep it alive while calling
-                let (functions, report) = try library.compile(into: jit, machine: machine, cache: cache, threads: 2)
+                let (functions, report) = try makeLibrary().compile(into: jit, machine: machine, cache: cache, threads: 2)
                 var x: [Float] = [1, 2, 3, 4], y = [Float](repeating: 0, count: 4)
                 try x.withUnsafeMutableBytes { xp in
                     try y.withUnsafeMutableBytes { yp in
@@ -132,7 +136,7 @@ final class KernelCacheTests: XCTestCase {
         let all = try FileManager.default.contentsOfDirectory(atPath: cache.directory)
         XCTAssertEqual(all.filter { $0.hasSuffix(".tmp") }, [], "no temporary file left behind")
         XCTAssertEqual(all.filter { $0.hasSuffix(".o") }.count, 4)
-        let (_, warm) = try library.compile(into: try JIT(machine: machine), machine: machine, cache: cache, threads: 2)
+        let (_, warm) = try makeLibrary().compile(into: try JIT(machine: machine), machine: machine, cache: cache, threads: 2)
         XCTAssertEqual(warm.cached, 4)
         XCTAssertEqual(warm.corrupt, 0)
     }
