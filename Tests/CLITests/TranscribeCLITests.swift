@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `mlxc transcribe` as a user runs it on the tiny Whisper fixture (export_whisper's three programs):
+/// `mlxc transcribe` as a user runs it on the tiny Whisper fixture (export_whisper's three programs; optimum's model.pte):
 /// JSON tokens equal transformers' generate, SRT well formed, and every kind of bad input one line + exit 1.
 final class TranscribeCLITests: XCTestCase {
     let cli = MLXCBinary()
@@ -16,7 +16,17 @@ final class TranscribeCLITests: XCTestCase {
     }
 
     func testJSONTokensMatchTransformers() throws {
-        let run = try cli.mlxc(["transcribe", Self.model, Self.clip, "--language", "en", "--format", "json", "--max-new-tokens", "24"])
+        try checkJSONTokens(Self.model)
+    }
+
+    /// optimum-executorch's model.pte of the same checkpoint (XNNPACK recipe) through the binary: taken as Whisper (not
+    /// Voxtral), the same tokens.
+    func testOptimumXNNPACKFolderMatchesTransformers() throws {
+        try checkJSONTokens(Self.speech.appendingPathComponent("whisper_tiny_xnnpack_fp32").path)
+    }
+
+    func checkJSONTokens(_ model: String) throws {
+        let run = try cli.mlxc(["transcribe", model, Self.clip, "--language", "en", "--format", "json", "--max-new-tokens", "24"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
         let segments = try XCTUnwrap(json["segments"] as? [[String: Any]])

