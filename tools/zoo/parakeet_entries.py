@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from family_cli import mlxc_binary, run_family  # noqa: F401  (mlxc_binary: also for the families that import it from here)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 VENV = REPO / "tools" / ".venv"
@@ -105,13 +107,6 @@ def entry_meta(e: Entry, work: Path) -> dict:
             "command": " ".join(["python"] + [c.format(out="<out>") for c in e.command])}
 
 
-def mlxc_binary() -> str:
-    for p in [os.environ.get("MLXC"), REPO / ".build" / "release" / "mlxc", REPO / ".build" / "debug" / "mlxc"]:
-        if p and Path(p).exists():
-            return str(p)
-    raise SystemExit("no mlxc binary: swift build first (or set MLXC)")
-
-
 def compare(ref_dir: Path, got_dir: Path) -> float:
     """Worst |got - want| / max |want| over every output of every call (integer outputs must be equal)."""
     worst = 0.0
@@ -173,29 +168,9 @@ def commit(e: Entry, work: Path, fixtures: Path) -> None:
 
 
 def main(argv, work: Path, held_out: bool, fixtures: Path) -> int:
-    cmd, rest = (argv[0] if argv else "list"), argv[1:]
-    if cmd == "list":
-        for e in ENTRIES:
-            print(f"{e.name:28s} python {' '.join(c.format(out='<out>') for c in e.command)}")
-        return 0
-    if cmd == "build":
-        fails = [e.name for e in select(rest) if not build(e, work, held_out)]
-        print(f"{len(select(rest)) - len(fails)} built, {len(fails)} failed" + (f": {' '.join(fails)}" if fails else ""))
-        return 1 if fails else 0
-    if cmd == "check":
-        rows = [r for e in select(rest) for r in check(e, work, mlxc_binary())]
-        for r in rows:
-            print(json.dumps(r))
-        good = sum(1 for r in rows if r.get("ok"))
-        print(f"{good} passed, {len(rows) - good} failed")
-        return 0 if good == len(rows) else 1
-    if cmd == "commit":
-        if held_out:
-            raise SystemExit("held-out programs are for checking, not for committing")
-        for e in select(rest):
-            commit(e, work, fixtures)
-        return 0
-    raise SystemExit(__doc__)
+    return run_family(argv, entries=ENTRIES, select=select, build=build, check=check, commit=commit,
+                      command_text=lambda e: " ".join(c.format(out='<out>') for c in e.command),
+                      work=work, held_out=held_out, fixtures=fixtures, doc=__doc__, name_width=28)
 
 
 if __name__ == "__main__":

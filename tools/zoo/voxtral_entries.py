@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_entries import TF5RC1, VENV, compare, mlxc_binary, run  # noqa: F401  (shared helpers)
+from family_cli import mlxc_binary, run_family  # noqa: F401  (mlxc_binary: also for the families that import it from here)
+
+from whisper_entries import TF5RC1, VENV, compare, run  # noqa: F401  (shared helpers)
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = "executorch.backends.mlx.examples.voxtral.export_voxtral_hf"
@@ -199,27 +201,6 @@ def commit(e: Entry, work: Path, fixtures: Path) -> None:
 
 
 def main(argv, work: Path, held_out: bool, fixtures: Path) -> int:
-    cmd, rest = (argv[0] if argv else "list"), argv[1:]
-    if cmd == "list":
-        for e in ENTRIES:
-            print(f"{e.name:24s} python {' '.join(c.format(ckpt='<ckpt>', out='<out>') for c in e.command)}")
-        return 0
-    if cmd == "build":
-        fails = [e.name for e in select(rest) if not build(e, work, held_out)]
-        print(f"{len(select(rest)) - len(fails)} built, {len(fails)} failed" + (f": {' '.join(fails)}" if fails else ""))
-        return 1 if fails else 0
-    if cmd == "check":
-        mlxc = mlxc_binary()
-        rows = [r for e in select(rest) for r in check(e, work, mlxc)]
-        for r in rows:
-            print(json.dumps(r))
-        good = sum(1 for r in rows if r.get("ok"))
-        print(f"{good} passed, {len(rows) - good} failed")
-        return 0 if good == len(rows) else 1
-    if cmd == "commit":
-        if held_out:
-            raise SystemExit("held-out programs are for checking, not for committing")
-        for e in select(rest):
-            commit(e, work, fixtures)
-        return 0
-    raise SystemExit(__doc__)
+    return run_family(argv, entries=ENTRIES, select=select, build=build, check=check, commit=commit,
+                      command_text=lambda e: " ".join(c.format(ckpt='<ckpt>', out='<out>') for c in e.command),
+                      work=work, held_out=held_out, fixtures=fixtures, doc=__doc__, name_width=24)
