@@ -369,25 +369,32 @@ enum TemplateBuiltins {
             if case .string(let attr)? = args.value(1, "attribute") { items = try items.map { try attribute($0, attr) } }
             return .string(try joined(items.map(\.text), try str(0, "d", "")))
         case "replace":
+            // Over Unicode scalars, in Swift: Foundation's replaceOccurrences crashed (SIGILL) on a search
+            // string with NUL characters (tools/fuzz chat-template, 320 791 executions).
             let s = try requireString(), old = try str(0, "old"), new = try str(1, "new")
-            if new.utf8.count > old.utf8.count, !old.isEmpty {
-                // Each replacement adds new - old bytes: count them (up to `count`) before building anything.
-                var matches = s.components(separatedBy: old).count - 1
-                if case .int(let count)? = args.value(2, "count") { matches = min(matches, max(count, 0)) }
-                _ = try bounded(s.utf8.count + matches * (new.utf8.count - old.utf8.count), "replace")
+            var limit = Int.max
+            if case .int(let count)? = args.value(2, "count") { limit = max(count, 0) }
+            let hay = Array(s.unicodeScalars), needle = Array(old.unicodeScalars)
+            guard !needle.isEmpty, needle.count <= hay.count else { return .string(s) }
+            func matches(at i: Int) -> Bool { i + needle.count <= hay.count && hay[i] == needle[0] && hay[i..<i + needle.count].elementsEqual(needle) }
+            if new.unicodeScalars.count > needle.count {
+                var found = 0, i = 0
+                while i < hay.count, found < limit { if matches(at: i) { found += 1; i += needle.count } else { i += 1 } }
+                _ = try bounded(s.utf8.count + found * (new.utf8.count - old.utf8.count), "replace")
             }
-            if case .int(let count)? = args.value(2, "count") {
-                var out = s
-                var done = 0
-                var searchStart = out.startIndex
-                while done < count, let r = out.range(of: old, range: searchStart..<out.endIndex) {
-                    out.replaceSubrange(r, with: new)
-                    searchStart = out.index(r.lowerBound, offsetBy: new.count)
+            var out = String.UnicodeScalarView()
+            var i = 0, done = 0
+            while i < hay.count {
+                if done < limit, matches(at: i) {
+                    out.append(contentsOf: new.unicodeScalars)
+                    i += needle.count
                     done += 1
+                } else {
+                    out.append(hay[i])
+                    i += 1
                 }
-                return .string(out)
             }
-            return .string(s.replacingOccurrences(of: old, with: new))
+            return .string(String(out))
         case "int":
             switch v {
             case .int: return v

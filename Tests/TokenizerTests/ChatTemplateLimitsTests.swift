@@ -94,6 +94,9 @@ final class ChatTemplateLimitsTests: XCTestCase {
         assertRefused("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}", "value nested more than 256 deep")
         assertRefused("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}", "a namespace that contains itself")
         assertRefused("{% set ns = namespace(a=1) %}{% set other = namespace(n=ns) %}{% set ns.b = [other] %}{{ ns|tojson }}", "contains itself")
+        // tools/fuzz chat-template (320 791 executions): a search string with NULs crashed Foundation's replace.
+        XCTAssertEqual(try render("{{ 'x'|replace('x\u{0}\u{0}\u{0}', 'y') }}|{{ 'xx'|replace('x\u{0}', 'y') }}|{{ 'x\u{0}x'|replace('x\u{0}', 'y') }}"), "x|xx|yx")
+        XCTAssertEqual(try render("{{ 'aaaa'|replace('aa', 'b') }}|{{ 'abab'|replace('b', 'c', 1) }}|{{ 'ab'|replace('', 'z') }}"), "bb|acab|ab")
         // Ordinary uses are untouched, and a refused set leaves the namespace as it was.
         XCTAssertEqual(try render("{% set ns = namespace(x=[]) %}{% for i in range(200) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|length }}"), "1")
         XCTAssertEqual(try render(#"{{ ("ab"|replace("a", "xyz")) ~ "|" ~ ["a", "b"]|join("-") }}"#), "xyzb|a-b")
