@@ -390,21 +390,7 @@ struct SumTree {
     /// halves every run (two shuffles and an add).
     private func merge(_ x: (level: Int, value: IRValue, owners: [Int]), _ y: (level: Int, value: IRValue, owners: [Int]))
         -> (level: Int, value: IRValue, owners: [Int]) {
-        var first: [Int] = [], second: [Int] = [], owners: [Int] = []
-        for (o, offset) in [(x.owners, 0), (y.owners, width)] {
-            var start = 0
-            while start < width {
-                var end = start
-                while end < width && o[end] == o[start] { end += 1 }
-                let half = (end - start) / 2
-                for i in 0..<half {
-                    first.append(offset + start + i)
-                    second.append(offset + start + half + i)
-                    owners.append(o[start])
-                }
-                start = end
-            }
-        }
+        let (first, second, owners) = Support.halvingMasks(x.owners, y.owners, width: width)
         return (x.level + 1, b.add(b.shuffle(x.value, y.value, first), b.shuffle(x.value, y.value, second)), owners)
     }
 

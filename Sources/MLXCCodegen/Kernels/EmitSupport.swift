@@ -208,6 +208,27 @@ public enum Support {
     /// Lane j of the result is the sum of the lanes of `vectors[j]` (as many vectors as lanes, a
     /// power of two): a transpose-and-add tree, log2(width) levels of two shuffles and an add per pair,
     /// instead of one horizontal reduction per vector.
+    /// Shuffle masks that add the two halves of every run of equal owners in x's and y's lanes (y's lanes numbered
+    /// from `width`): lane i of the result sums lanes first[i] and second[i] and belongs to owners[i].
+    static func halvingMasks(_ xOwners: [Int], _ yOwners: [Int], width: Int) -> (first: [Int], second: [Int], owners: [Int]) {
+        var first: [Int] = [], second: [Int] = [], owners: [Int] = []
+        for (o, offset) in [(xOwners, 0), (yOwners, width)] {
+            var start = 0
+            while start < width {
+                var end = start
+                while end < width && o[end] == o[start] { end += 1 }
+                let half = (end - start) / 2
+                for i in 0..<half {
+                    first.append(offset + start + i)
+                    second.append(offset + start + half + i)
+                    owners.append(o[start])
+                }
+                start = end
+            }
+        }
+        return (first, second, owners)
+    }
+
     public static func sumEach(_ b: Builder, _ vectors: [IRValue], width: Int) -> IRValue {
         precondition(vectors.count == width && width > 1 && width & (width - 1) == 0)
         // Each item's lanes hold partial sums of `owners[lane]`, in runs of equal owners.
@@ -216,21 +237,7 @@ public enum Support {
             var next: [(IRValue, [Int])] = []
             for p in stride(from: 0, to: items.count, by: 2) {
                 let (x, y) = (items[p], items[p + 1])
-                var first: [Int] = [], second: [Int] = [], owners: [Int] = []
-                for (o, offset) in [(x.owners, 0), (y.owners, width)] {
-                    var start = 0
-                    while start < width {
-                        var end = start
-                        while end < width && o[end] == o[start] { end += 1 }
-                        let half = (end - start) / 2
-                        for i in 0..<half {
-                            first.append(offset + start + i)
-                            second.append(offset + start + half + i)
-                            owners.append(o[start])
-                        }
-                        start = end
-                    }
-                }
+                let (first, second, owners) = halvingMasks(x.owners, y.owners, width: width)
                 next.append((b.fadd(b.shuffle(x.value, y.value, first), b.shuffle(x.value, y.value, second)), owners))
             }
             items = next
