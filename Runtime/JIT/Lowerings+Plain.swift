@@ -4,7 +4,8 @@ import MLXCIR
 /// What plain (non-delegated) ExecuTorch exports call that MLX programs do not: ATen `matmul` of
 /// two activations (attention's q·kᵀ and p·v), `pow` by a constant (RMSNorm's x²), `mean`/`sum`/
 /// `any`/`all` over adjacent axes, `index_put` into a KV cache followed by its `copy_into`
-/// write-back (only the new rows are written, in place), and `conv1d` (whisper's stem).
+/// write-back (only the new rows are written, in place), `conv1d` (whisper's stem) and `conv2d` (Parakeet's
+/// subsampling; Lowerings+Conv2D).
 extension Lowerings {
     static func plain(_ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         switch node.op {
@@ -21,6 +22,7 @@ extension Lowerings {
         case .indexPut(let o): return indexPut(o, node, c)
         case .copyInto(let o): return copyInto(o, node, c)
         case .conv1D(let o): return conv1d(o, node, c)
+        case .conv2D(let o): return conv2d(o, node, c)
         default: return nil
         }
     }
@@ -37,6 +39,7 @@ extension Lowerings {
             return "needs one i32/i64 index tensor, accumulate = false, and a state (or single-use temporary) destination nothing but its copy_into write-back reads afterwards"
         case .copyInto: return "the source does not have the destination's element count and dtype"
         case .conv1D: return "needs f32/bf16/f16 x and a constant weight (or a transpose of one) of the same dtype"
+        case .conv2D: return conv2dReason
         default: return nil
         }
     }

@@ -1,0 +1,183 @@
+import CLLVM
+import LLVMKit
+
+/// MLX-layout `conv2d` (cross-correlation, symmetric zero padding) as direct loops, no im2col:
+/// x [N, H, W, C] contiguous, weight w[oc, kh, kw, c] (O × kH × kW × C/groups, a constant) read at
+/// oc·sO + kh·sKh + kw·sKw + c·sC — a PyTorch [O, C/groups, kH, kW] weight seen through its transpose is read as
+/// stored; sO = 1 (the layout `conv-weight-layout` repacks constants into at load) gives vector loads, anything
+/// else gathers. out [N, Ho, Wo, O].
+///
+/// Lanes run over output channels, so every shape vectorises, including a single input channel (a stem over
+/// a spectrogram) and depthwise convolutions:
+/// - depthwise (C/groups = 1, one output per group): output channel c reads input channel c, so x is loaded as a
+///   vector of channels too; P output columns share each weight vector.
+/// - otherwise: a register block of P output columns × R vectors of output channels of one group; each input
+///   channel's x value is broadcast and multiplied into R weight vectors (a 1×1 convolution is the GEMM
+///   x[N·H·W, C] · wᵀ this way).
+/// Taps in the padding read 0 (their index is clamped to the image, the value selected away). Channel tails
+/// are masked lanes. The shape parameters are compile-time constants; H, W and the batch are run-time.
+/// Computed in f32 (bf16/f16 widened), rounded once on the store.
+/// Work items: output rows N × Ho. buffers: [x, w, out]; dims: [H, W, Ho, Wo].
+public struct Conv2DShape: Sendable, Equatable {
+    public var kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int
+    public var stride: [Int], padding: [Int], dilation: [Int]
+    /// Weight strides (elements) of oc, kh, kw and c.
+    public var weightStrides: [Int]
+
+    public init(kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int, stride: [Int], padding: [Int],
+                dilation: [Int], weightStrides: [Int]) {
+        self.kernel = kernel; self.groupChannels = groupChannels; self.outChannels = outChannels; self.groups = groups
+        self.stride = stride; self.padding = padding; self.dilation = dilation; self.weightStrides = weightStrides
+    }
+
+    /// One input channel per group and one output channel per group: channel c of x feeds channel c of out.
+    public var isDepthwise: Bool { groupChannels == 1 && outChannels == groups }
+
+    var name: String {
+        func j(_ v: [Int]) -> String { v.map(String.init).joined(separator: "x") }
+        return "k\(j(kernel))_c\(groupChannels * groups)_o\(outChannels)_g\(groups)_s\(j(stride))_p\(j(padding))_d\(j(dilation))_w\(j(weightStrides))"
+    }
+}
+
+public enum Conv2DKernels {
+    /// Vector registers of the target (AVX2: 16 ymm; AVX-512 and NEON: 32).
+    static func registers(lanes: Int) -> Int { lanes == 8 ? 16 : 32 }
+
+    /// Output-channel vectors (R) and output columns (P) per register block of the general kernel.
+    static func block(perGroup: Int, lanes: Int) -> (vectors: Int, columns: Int) {
+        let r = max(1, min((perGroup + lanes - 1) / lanes, lanes >= 16 ? 4 : 2))
+        return (r, max(1, min(8, (registers(lanes: lanes) - r - 2) / r)))
+    }
+
+    public static func conv2d(_ s: Conv2DShape, _ t: ElementType, weight wt: ElementType, lanes: Int) -> KernelDefinition {
+        let tag = wt == t ? t.tag : "\(t.tag)_w\(wt.tag)"
+        let mode = s.isDepthwise ? "dw" : "gen"
+        return KernelDefinition(name: "conv2d_\(mode)_\(tag)_\(s.name)_v\(lanes)") { e in
+            let b = e.b
+            let x = e.buffer(0), w = e.buffer(1), out = e.buffer(2)
+            let height = e.dim(0), width = e.dim(1), outHeight = e.dim(2), outWidth = e.dim(3)
+            let c = s.groupChannels * s.groups
+            let sO = s.weightStrides[0]
+
+            /// A vector of weights for output channels oc..oc+lanes at `index` (oc's element), masked by `l`.
+            func loadW(_ l: Lanes, _ index: IRValue) -> IRValue {
+                if sO == 1 { return l.loadF32(wt, w, index) }
+                return l.widenF32(l.loadStrided(wt.storage(b), w, index, stride: b.i64(sO)), wt)
+            }
+            /// Clamps `v` into 0..<limit (a valid address whose value a select then discards).
+            func clamp(_ v: IRValue, _ limit: IRValue) -> IRValue {
+                Support.smax(b, b.i64(0), Support.smin(b, v, b.sub(limit, b.i64(1))))
+            }
+            func inRange(_ v: IRValue, _ limit: IRValue) -> IRValue {
+                b.and(b.icmp(LLVMIntSGE, v, b.i64(0)), b.icmp(LLVMIntSLT, v, limit))
+            }
+
+            b.loop(e.begin, e.end, "row") { p in
+                let n = b.sdiv(p, outHeight), ho = b.srem(p, outHeight)
+                let hOrigin = b.sub(b.mul(ho, b.i64(s.stride[0])), b.i64(s.padding[0]))
+                let outRow = b.mul(p, outWidth)   // (n·Ho + ho)·Wo
+                let imageBase = b.mul(n, height)
+
+                /// Output columns wo0..<wo0+cols: x's element index of channel 0 at every (kh, kw, column),
+                /// with whether that tap lies inside the image; the caller loops kh and kw.
+                func taps(kh: IRValue, kw: IRValue, wo0: IRValue, cols: Int) -> [(index: IRValue, inside: IRValue)] {
+                    let hi = b.add(hOrigin, b.mul(kh, b.i64(s.dilation[0])))
+                    let insideH = inRange(hi, height)
+                    let rowBase = b.mul(b.add(imageBase, clamp(hi, height)), width)
+                    return (0..<cols).map { q in
+                        let wi = b.add(b.sub(b.mul(b.add(wo0, b.i64(q)), b.i64(s.stride[1])), b.i64(s.padding[1])),
+                                       b.mul(kw, b.i64(s.dilation[1])))
+                        return (b.mul(b.add(rowBase, clamp(wi, width)), b.i64(c)), b.and(insideH, inRange(wi, width)))
+                    }
+                }
+                /// Σ over the kernel window of `body`, accumulators carried through kh and kw loops.
+                func window(_ initial: [IRValue], _ body: @escaping (IRValue, IRValue, [IRValue]) -> [IRValue]) -> [IRValue] {
+                    b.loop(b.i64(0), b.i64(s.kernel[0]), carrying: initial, "kh") { kh, a in
+                        b.loop(b.i64(0), b.i64(s.kernel[1]), carrying: a, "kw") { kw, a in body(kh, kw, a) }
+                    }
+                }
+                func wIndex(_ oc: IRValue, _ kh: IRValue, _ kw: IRValue) -> IRValue {
+                    b.add(b.mul(oc, b.i64(sO)), b.add(b.mul(kh, b.i64(s.weightStrides[1])), b.mul(kw, b.i64(s.weightStrides[2]))))
+                }
+                /// Runs `columns(wo0, cols)` over blocks of `cols` output columns, the rest one column at a time.
+                func overColumns(_ cols: Int, _ body: @escaping (IRValue, Int) -> Void) {
+                    let main = b.mul(b.sdiv(outWidth, b.i64(cols)), b.i64(cols))
+                    if cols > 1 { b.loop(b.i64(0), main, step: cols, "wo") { wo in body(wo, cols) } }
+                    b.loop(cols > 1 ? main : b.i64(0), outWidth, "wo1") { wo in body(wo, 1) }
+                }
+
+                if s.isDepthwise {
+                    let cols = 8
+                    let cMain = c / lanes * lanes, cTail = c - cMain
+                    /// Channels c0..<c0+lanes (masked by `l`) of output columns wo0..<wo0+n.
+                    func channels(_ l: Lanes, _ c0: IRValue, _ wo0: IRValue, _ n: Int) {
+                        let sums = window([IRValue](repeating: l.zero(b.f32), count: n)) { kh, kw, acc in
+                            let wv = loadW(l, wIndex(c0, kh, kw))
+                            return zip(taps(kh: kh, kw: kw, wo0: wo0, cols: n), acc).map { tap, a in
+                                let xv = l.loadF32(t, x, b.add(tap.index, c0))
+                                return b.fma(b.select(tap.inside, xv, l.zero(b.f32)), wv, a)
+                            }
+                        }
+                        for q in 0..<n {
+                            l.storeF32(sums[q], t, out, b.add(b.mul(b.add(outRow, b.add(wo0, b.i64(q))), b.i64(s.outChannels)), c0))
+                        }
+                    }
+                    overColumns(cols) { wo0, n in
+                        if cMain > 0 {
+                            b.loop(b.i64(0), b.i64(cMain), step: lanes, "c") { c0 in channels(Lanes(b, lanes), c0, wo0, n) }
+                        }
+                        if cTail > 0 {
+                            channels(Lanes(b, lanes, mask: Support.tailMask(b, b.i64(cTail), width: lanes)), b.i64(cMain), wo0, n)
+                        }
+                    }
+                    return
+                }
+
+                let perGroup = s.outChannels / s.groups
+                let (vectors, cols) = block(perGroup: perGroup, lanes: lanes)
+                let blockWidth = vectors * lanes
+                let fullBlocks = perGroup / blockWidth, rest = perGroup - fullBlocks * blockWidth
+                /// Output channels oc0..<oc0+count of group g (count ≤ blockWidth, static) at columns wo0..<wo0+n.
+                func outputs(g: IRValue, oc0: IRValue, count: Int, wo0: IRValue, n: Int) {
+                    let parts: [Lanes] = stride(from: 0, to: count, by: lanes).map { start in
+                        let m = min(lanes, count - start)
+                        return m == lanes ? Lanes(b, lanes) : Lanes(b, lanes, mask: Support.tailMask(b, b.i64(m), width: lanes))
+                    }
+                    let zero = Lanes(b, lanes).zero(b.f32)
+                    let xChannel0 = b.mul(g, b.i64(s.groupChannels))
+                    let sums = window([IRValue](repeating: zero, count: n * parts.count)) { kh, kw, acc in
+                        let tapList = taps(kh: kh, kw: kw, wo0: wo0, cols: n)
+                        let wBase = wIndex(oc0, kh, kw)
+                        return b.loop(b.i64(0), b.i64(s.groupChannels), carrying: acc, "ci") { ci, a in
+                            let wv = parts.enumerated().map { r, l in
+                                loadW(l, b.add(wBase, b.add(b.mul(b.i64(r * lanes), b.i64(sO)), b.mul(ci, b.i64(s.weightStrides[3])))))
+                            }
+                            var next = a
+                            for (q, tap) in tapList.enumerated() {
+                                let xs = Lanes(b, 1).loadF32(t, x, b.add(tap.index, b.add(xChannel0, ci)))
+                                let xv = b.splat(b.select(tap.inside, xs, b.f32(0)), lanes)
+                                for r in parts.indices { next[q * parts.count + r] = b.fma(xv, wv[r], a[q * parts.count + r]) }
+                            }
+                            return next
+                        }
+                    }
+                    for q in 0..<n {
+                        let at = b.add(b.mul(b.add(outRow, b.add(wo0, b.i64(q))), b.i64(s.outChannels)), oc0)
+                        for (r, l) in parts.enumerated() { l.storeF32(sums[q * parts.count + r], t, out, b.add(at, b.i64(r * lanes))) }
+                    }
+                }
+                b.loop(b.i64(0), b.i64(s.groups), "g") { g in
+                    let first = b.mul(g, b.i64(perGroup))
+                    overColumns(cols) { wo0, n in
+                        if fullBlocks > 0 {
+                            b.loop(b.i64(0), b.i64(fullBlocks), "ob") { ob in
+                                outputs(g: g, oc0: b.add(first, b.mul(ob, b.i64(blockWidth))), count: blockWidth, wo0: wo0, n: n)
+                            }
+                        }
+                        if rest > 0 { outputs(g: g, oc0: b.add(first, b.i64(fullBlocks * blockWidth)), count: rest, wo0: wo0, n: n) }
+                    }
+                }
+            }
+        }
+    }
+}

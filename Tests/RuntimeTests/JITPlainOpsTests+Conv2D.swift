@@ -1,0 +1,80 @@
+import XCTest
+import MLXCIR
+@testable import MLXCRuntime
+
+/// The conv2d kernel against the reference conv2d (Double sums): f32 within 1e-5 × max, bf16/f16 within one
+/// rounding of the result (1e-2 / 2e-3 × max) — see JITPlainOpsTests. Shapes cover both kernel paths on both
+/// vector widths (run also under MLXC_ISA=avx2): the single-channel stem and the depthwise/pointwise pair of
+/// NeMo's dw_striding subsampling, channel tails (masked lanes), output-channel blocks with a partial last
+/// block, columns left over by the column blocking, groups = 2, a depth multiplier, asymmetric stride, padding
+/// and dilation per axis, and the weight as MLX's [O, kH, kW, C/groups] or ATen's [O, C/groups, kH, kW] read
+/// through its transpose.
+extension JITPlainOpsTests {
+    /// (N, H, W, C, O, kernel, stride, padding, dilation, groups)
+    typealias Conv2DCase = (n: Int, h: Int, w: Int, c: Int, o: Int, k: [Int], s: [Int], p: [Int], d: [Int], g: Int)
+
+    static let conv2dCases: [Conv2DCase] = [
+        (1, 13, 17, 1, 16, [3, 3], [2, 2], [1, 1], [1, 1], 1),    // stem: one input channel
+        (2, 9, 11, 16, 16, [3, 3], [2, 2], [1, 1], [1, 1], 16),   // depthwise
+        (1, 10, 23, 21, 21, [3, 3], [2, 2], [1, 1], [1, 1], 21),  // depthwise, channel tail
+        (1, 5, 7, 37, 45, [1, 1], [1, 1], [0, 0], [1, 1], 1),     // pointwise, partial block + tail
+        (1, 8, 19, 6, 10, [3, 2], [1, 2], [2, 1], [2, 1], 2),     // groups = 2, per-axis attributes
+        (2, 11, 9, 19, 70, [5, 3], [2, 1], [2, 1], [1, 1], 1),    // odd kernel, several output blocks
+        (1, 7, 12, 8, 24, [3, 3], [1, 1], [1, 1], [1, 1], 8),     // depth multiplier 3
+        (1, 4, 3, 5, 3, [3, 3], [1, 1], [0, 0], [1, 1], 1),       // a single output position
+    ]
+
+    func conv2dGraph(_ r: inout Random, _ k: Conv2DCase, aten: Bool, dtype: DType = .f32) -> (RefGraph, ValueID) {
+        var g = RefGraph()
+        let x = g.input(r.tensor([k.n, k.h, k.w, k.c], -1, 1, dtype))
+        let cg = k.c / k.g
+        var w: ValueID
+        if aten {
+            let stored = constant(&g, r.tensor([k.o, cg, k.k[0], k.k[1]], -1, 1, dtype))
+            w = g.result()
+            g.append(.transpose(TransposeOp(x: stored, out: w, perm: [0, 2, 3, 1])))
+        } else {
+            w = constant(&g, r.tensor([k.o, k.k[0], k.k[1], cg], -1, 1, dtype))
+        }
+        let out = g.result()
+        g.append(.conv2D(Conv2DOp(x: x, w: w, out: out, strideH: k.s[0], strideW: k.s[1], paddingH: k.p[0], paddingW: k.p[1],
+                                  dilationH: k.d[0], dilationW: k.d[1], groups: k.g)))
+        return (g, out)
+    }
+
+    func testConv2DOverShapesLayoutsAndGroups() throws {
+        var r = Random(11)
+        for k in Self.conv2dCases {
+            for aten in [false, true] {
+                let (g, out) = conv2dGraph(&r, k, aten: aten)
+                let mode = k.c / k.g == 1 && k.o == k.g ? "conv2d_dw_f32" : "conv2d_gen_f32"
+                try check(g, [out], tol: 1e-5, kernels: [mode], "conv2d \(k) aten \(aten)")
+            }
+        }
+    }
+
+    func testConv2DHalfPrecision() throws {
+        var r = Random(12)
+        for (dtype, tol) in [(DType.bf16, 1e-2), (.f16, 2e-3)] {
+            for k in [Self.conv2dCases[0], Self.conv2dCases[2], Self.conv2dCases[3], Self.conv2dCases[4]] {
+                let (g, out) = conv2dGraph(&r, k, aten: true, dtype: dtype)
+                try check(g, [out], tol: tol, kernels: ["conv2d_"], "conv2d \(dtype.name) \(k)")
+            }
+        }
+    }
+
+    /// H and W read per call (Parakeet's time axis is dynamic): one compiled kernel over several input sizes.
+    func testConv2DDynamicHeight() throws {
+        var r = Random(13)
+        var g = RefGraph()
+        let x = g.input(r.tensor([1, 20, 16, 8]), dynamic: 1, min: 1, max: 64)
+        let stored = constant(&g, r.tensor([8, 1, 3, 3]))
+        let w = g.result()
+        g.append(.transpose(TransposeOp(x: stored, out: w, perm: [0, 2, 3, 1])))
+        let out = g.result()
+        g.append(.conv2D(Conv2DOp(x: x, w: w, out: out, strideH: 2, strideW: 2, paddingH: 1, paddingW: 1,
+                                  dilationH: 1, dilationW: 1, groups: 8)))
+        let calls = [20, 1, 2, 37].map { [r.tensor([1, $0, 16, 8])] }
+        try check(g, [out], calls: calls, tol: 1e-5, kernels: ["conv2d_dw_f32"], "conv2d dynamic H")
+    }
+}
