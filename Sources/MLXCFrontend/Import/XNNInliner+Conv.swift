@@ -1,15 +1,20 @@
 import MLXCIR
 
 /// XNN convolutions: `XNNConv2d` (NHWC input [N, H, W, C], constant float filter [O, kH, kW, C/groups] — MLX's
-/// conv layout —, optional bias [O], fused output_min_max).
+/// conv layout —, optional bias [O], fused output_min_max) and `XNNDepthwiseConv2d`, which ExecuTorch writes for every
+/// convolution with one input channel per group (depthwise, a depth multiplier, and a stem over a one-channel image):
+/// its filter is [1, kH, kW, O] (ATen's [O, 1, kH, kW] with O and C swapped, then NHWC), read as the IR's
+/// [O, kH, kW, 1] through a transpose, which the conv2d kernel absorbs (output channels are then contiguous).
 ///
 /// PyTorch's Conv1d reaches XNNPACK as a Conv2d with one trivial axis (Whisper's two stem convolutions: ExecuTorch
 /// 1.5.1 writes input [N, L, 1, C] and filter [O, K, 1, C]; a [1, K] kernel over rows is taken too): that is imported
 /// as the IR's `conv1d` on [rows, L, C] with the filter read as [O, K, C/groups] (the same bytes), so it gets the
-/// compiled conv1d kernel; a true 2-D convolution becomes `conv2d` (reference executor). Asymmetric padding (which neither op spells) is refused with one line naming the node.
+/// compiled conv1d kernel; a true 2-D convolution, and every depthwise one, becomes `conv2d`. Asymmetric padding
+/// (which neither op spells) is refused with one line naming the node.
 extension XNNInliner {
     func translateConv(_ node: XNNNode) throws -> Bool {
-        guard node.name == "XNNConv2d", case .conv(let p) = node.params else { return false }
+        guard node.name == "XNNConv2d" || node.name == "XNNDepthwiseConv2d", case .conv(let p) = node.params else { return false }
+        let depthwise = node.name == "XNNDepthwiseConv2d"
         guard let xv = graph.value(node.inputs[0]), let wv = graph.value(node.inputs[1]), xv.dims.count == 4 else {
             throw fail("input1_id/filter_id: a 4-d NHWC input and a filter are expected")
         }
@@ -22,7 +27,9 @@ extension XNNInliner {
             throw fail("filter_id: a constant float filter [O, kH, kW, C/groups] is expected, got \(wv.datatype.name) \(wv.dims)")
         }
         let out = p.groups * p.groupOutputChannels, groupIn = p.groupInputChannels
-        guard wv.dims == [out, p.kernel[0], p.kernel[1], groupIn], xv.dims[3] == p.groups * groupIn else {
+        let filterDims = depthwise ? [1, p.kernel[0], p.kernel[1], out] : [out, p.kernel[0], p.kernel[1], groupIn]
+        guard !depthwise || groupIn == 1 else { throw fail("XNNDepthwiseConv2d with \(groupIn) input channels per group (1 expected)") }
+        guard wv.dims == filterDims, xv.dims[3] == p.groups * groupIn else {
             throw fail("filter \(wv.dims) does not match the conv parameters (groups \(p.groups), \(groupIn) → \(p.groupOutputChannels) channels, kernel \(p.kernel)) and input \(xv.dims)")
         }
         guard let dtype = Self.floatDType(wv.datatype) else { throw fail("filter_id: \(wv.datatype.name) filter") }
@@ -34,24 +41,33 @@ extension XNNInliner {
         let (n, h, width) = (xv.dims[0], xv.dims[1], xv.dims[2])
         // A 1-D convolution: along W of every row (kernel [1, K]), or along H of a one-column image (kernel [K, 1],
         // W = 1: how ExecuTorch 1.5.1's partitioner writes Conv1d). Either way conv1d over [rows, length, C].
-        let alongW = p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
-        let alongH = !alongW && p.kernel[1] == 1 && left == 0 && p.subsampling[1] == 1 && width == 1
+        // (A depthwise filter's bytes are not conv1d's [O, K, C/groups]: it stays a conv2d, whose kernel vectorises it.)
+        let alongW = !depthwise && p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
+        let alongH = !depthwise && !alongW && p.kernel[1] == 1 && left == 0 && p.subsampling[1] == 1 && width == 1
         let conv: ValueID
         if alongW || alongH {
             let a = alongW ? 1 : 0   // the conv's axis among (H, W)
-            let (rows, length) = alongW ? (n * h, width) : (n, h)
+            let length = alongW ? width : h
             let w = try constant(wv.constantBufferIndex, TensorType(dtype, [.fixed(out), .fixed(p.kernel[a]), .fixed(groupIn)]), "filter_id")
-            let x3 = v([rows, length, xv.dims[3]])
-            emit(.reshape(ReshapeOp(x: x, out: x3, shape: [rows, length, xv.dims[3]].map { .literal(Int64($0)) })))
+            // XNN dims are the export's upper bounds: the time axis (H: Parakeet's subsampled frames) may be shorter
+            // at run time, so the reshapes leave it to be inferred (-1): rows N·H along W, the length along H.
+            let x3 = v()
+            let inShape = alongW ? [-1, width, xv.dims[3]] : [n, -1, xv.dims[3]]
+            emit(.reshape(ReshapeOp(x: x, out: x3, shape: inShape.map { .literal(Int64($0)) })))
             let y = v()
             let pad = alongW ? left : top
             emit(.conv1D(Conv1DOp(x: x3, w: w, out: y, stride: p.subsampling[a], padding: pad, dilation: p.dilation[a], groups: p.groups)))
             let outLength = (length + 2 * pad - p.dilation[a] * (p.kernel[a] - 1) - 1) / p.subsampling[a] + 1
-            let shape = alongW ? [n, h, outLength, out] : [n, outLength, 1, out]
-            conv = v(shape)
+            let shape = alongW ? [n, -1, outLength, out] : [n, -1, 1, out]
+            conv = v()
             emit(.reshape(ReshapeOp(x: y, out: conv, shape: shape.map { .literal(Int64($0)) })))
         } else {
-            let w = try constant(wv.constantBufferIndex, TensorType(dtype, wv.dims.map { .fixed($0) }), "filter_id")
+            var w = try constant(wv.constantBufferIndex, TensorType(dtype, wv.dims.map { .fixed($0) }), "filter_id")
+            if depthwise {
+                let oriented = v([out, p.kernel[0], p.kernel[1], 1])
+                emit(.transpose(TransposeOp(x: w, out: oriented, perm: [3, 1, 2, 0])))
+                w = oriented
+            }
             conv = v()
             emit(.conv2D(Conv2DOp(x: x, w: w, out: conv, strideH: p.subsampling[0], strideW: p.subsampling[1], paddingH: top,
                                   paddingW: left, dilationH: p.dilation[0], dilationW: p.dilation[1], groups: p.groups)))

@@ -3,7 +3,8 @@ import MLXCIR
 /// XNN data-movement nodes: StaticTranspose, StaticReshape (a 0 in `new_shape` is the one dim
 /// XNNPACK infers: the export writes it for a dynamic dim), Concatenate2–5, StaticSlice (a dim whose
 /// slice is the whole exported extent is left alone, so dynamic dims stay whole; a size of 0 runs to
-/// the end) and float Converts.
+/// the end), StaticConstantPad (pre/post paddings per dim, first dim first: the IR's constant pad) and float
+/// Converts.
 extension XNNInliner {
     func translateShape(_ node: XNNNode) throws -> Bool {
         switch node.params {
@@ -36,6 +37,14 @@ extension XNNInliner {
                     x = t
                 }
             }
+        case .pad(let pre, let post, let value) where node.name == "XNNStaticConstantPad":
+            let x = try operand(node.inputs[0], "input_id")
+            let rank = graph.value(node.inputs[0])?.dims.count ?? pre.count
+            guard pre.count == post.count, pre.count == rank, (pre + post).allSatisfy({ $0 >= 0 }) else {
+                throw fail("pre_paddings \(pre) / post_paddings \(post) for a rank-\(rank) input (one non-negative pair per dim expected)")
+            }
+            let widths = zip(pre, post).flatMap { [IntOrValue.literal(Int64($0)), .literal(Int64($1))] }
+            try define(node) { .pad(PadOp(x: x, out: $0, padWidth: widths, mode: "constant", constantValue: Double(value))) }
         default:
             if node.name == "XNNConvert", let from = graph.value(node.inputs[0]), let to = graph.value(node.outputs[0]),
                let a = Self.floatDType(from.datatype), let b = Self.floatDType(to.datatype) {
