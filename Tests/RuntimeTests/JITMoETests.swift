@@ -128,4 +128,20 @@ final class JITMoETests: XCTestCase {
             }
         }
     }
+
+    /// Long sorted runs (every token-run tier: 8/4/2/1 on AVX-512, 6/3/1 on AVX2, ending
+    /// mid-tier) and two column vectors per work item (n = 128, 256), x widened once per run.
+    func testGatherMmLongRuns() throws {
+        var seed: UInt64 = 300
+        for dtype in [DType.f32, .bf16, .f16] {
+            for (n, tokens) in [(128, 29), (256, 23), (40, 17)] {
+                seed += 1
+                var r = Random(seed)
+                var ids = r.ints([tokens], 0, 2, .i32)
+                ids.storage.sort()
+                try checkGatherMm(experts: 3, k: 40, n: n, x: [tokens, 1, 40], rhs: ids, dtype: dtype, seed: seed,
+                                  "runs \(dtype.name) n\(n) t\(tokens)")
+            }
+        }
+    }
 }

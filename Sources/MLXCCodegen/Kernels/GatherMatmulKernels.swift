@@ -87,6 +87,15 @@ public enum GatherMatmulKernels {
         /// Walks the tokens: `block(t0, nt, expert)` for runs of `tokenBlock` tokens sharing an
         /// expert, else one token at a time. Token rows are re-derived inside `block`.
         func walk(tokenBlock tb: Int, _ block: (IRValue, Int, IRValue) -> Void) {
+            walk(tokenBlocks: tb > 1 ? [tb, 1] : [1], block)
+        }
+
+        /// Walks the tokens in runs sharing an expert: at each token, the largest of `tiers`
+        /// (descending, ending in 1) whose tokens all read the same expert becomes one
+        /// `block(t0, nt, expert)` — so a run of 13 sorted tokens with tiers [8, 4, 2, 1] is
+        /// 8 + 4 + 1, not 8 + 1 + 1 + 1 + 1 + 1.
+        func walk(tokenBlocks tiers: [Int], _ block: (IRValue, Int, IRValue) -> Void) {
+            precondition(tiers.last == 1 && zip(tiers, tiers.dropFirst()).allSatisfy { $0 > $1 })
             let f = b.currentFunction
             let pre = b.currentBlock
             let header = b.block(f, "tok.header"), body = b.block(f, "tok.body"), exit = b.block(f, "tok.exit")
@@ -96,27 +105,27 @@ public enum GatherMatmulKernels {
             b.condBr(b.icmp(LLVMIntSLT, t, count), body, exit)
             b.position(at: body)
             let expert = token(t).expert
-            let next: IRValue
-            if tb > 1 {
-                // The whole block is in range and every token in it reads the same expert (indices
-                // past the end are clamped so nothing out of range is read).
-                var same = b.icmp(LLVMIntSLE, b.add(t, b.i64(tb)), count)
-                let last = b.sub(count, b.i64(1))
-                for j in 1..<tb {
-                    let tj = Support.smin(b, b.add(t, b.i64(j)), last)
-                    same = b.and(same, b.icmp(LLVMIntEQ, token(tj).expert, expert))
-                }
-                next = Support.ifElse(b, same, "run", then: {
-                    block(t, tb, expert)
-                    return [b.add(t, b.i64(tb))]
-                }, otherwise: {
-                    block(t, 1, expert)
-                    return [b.add(t, b.i64(1))]
-                })[0]
-            } else {
-                block(t, 1, expert)
-                next = b.add(t, b.i64(1))
+            // run[j]: tokens t…t+j are all in range and read `expert` (indices past the end are
+            // clamped so nothing out of range is read).
+            var run = [LLVMConstInt(b.i1, 1, 0)!]
+            let last = b.sub(count, b.i64(1))
+            for j in 1..<tiers[0] {
+                let tj = Support.smin(b, b.add(t, b.i64(j)), last)
+                let same = b.and(b.icmp(LLVMIntSLT, b.add(t, b.i64(j)), count), b.icmp(LLVMIntEQ, token(tj).expert, expert))
+                run.append(b.and(run[j - 1], same))
             }
+            func tier(_ i: Int) -> IRValue {
+                let nt = tiers[i]
+                if nt == 1 {
+                    block(t, 1, expert)
+                    return b.add(t, b.i64(1))
+                }
+                return Support.ifElse(b, run[nt - 1], "run\(nt)", then: {
+                    block(t, nt, expert)
+                    return [b.add(t, b.i64(nt))]
+                }, otherwise: { [tier(i + 1)] })[0]
+            }
+            let next = tier(0)
             let latch = b.currentBlock
             b.br(header)
             var values: [IRValue?] = [b.i64(0), next]
