@@ -47,13 +47,15 @@ public enum PassRegistry {
               make: { InPlaceRolledStateWrites() }),
         Entry(name: "canonical-kv-attention", summary: "KV-cache slice writes and attention over cache slices (MLX custom ops, llama::update_cache/custom_sdpa) as index_copy + sdpa over the whole cache with a mask",
               make: { CanonicalKVAttention() }),
+        Entry(name: "conv-weight-layout", summary: "convolution weights repacked once at load with output channels innermost (the conv2d kernel's vector loads)",
+              make: { ConvWeightLayout() }),
         Entry(name: "last-position-logits", summary: "text generation: run the final norm and output projection on the last position only",
               make: { LastPositionLogits() }),
     ]
 
     /// The default pipeline the compiler runs before planning kernels.
     public static let defaultPipeline = ["row-take-as-slice", "pad-as-fill-and-copy", "fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
-                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention", "fuse-kv-attention"]
+                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention", "fuse-kv-attention", "conv-weight-layout"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).

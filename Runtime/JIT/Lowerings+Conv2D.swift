@@ -33,6 +33,27 @@ extension Lowerings {
         }
     }
 
+    /// A depthwise conv1d (one input channel per group, one output per group: the conformer's convolution module) on
+    /// the conv2d kernel's depthwise path, x [N, L, C] seen as [N, L, 1, C] and the kernel as [K, 1]: channel
+    /// vectors, where conv1d's kernel would reduce one-lane vectors (it vectorises over a group's input channels).
+    static func depthwiseConv1d(_ o: Conv1DOp, _ node: Node, _ c: LoweringContext, weight: ValueID, kernel: Int, strides: [Int],
+                                transposeNode: Node?) -> LoweredKernel? {
+        guard let (dtype, t) = activation(o.x, c) else { return nil }
+        let s = Conv2DShape(kernel: [kernel, 1], groupChannels: 1, outChannels: o.groups, groups: o.groups, stride: [o.stride, 1],
+                            padding: [o.padding, 0], dilation: [o.dilation, 1], weightStrides: [strides[0], strides[1], 0, strides[2]])
+        let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
+        return launch(definition, node, operands: [o.x, weight], results: [o.out], resultDTypes: [dtype],
+                      operandDTypes: [dtype, dtype], grain: 1, absorbs: transposeNode == nil ? [] : [o.w],
+                      fallbackNodes: transposeNode.map { [$0, node] }) { inputs in
+            let x = inputs[0].shape
+            guard x.count == 3, x[2] == o.groups else { return nil }
+            let span = x[1] + 2 * o.padding - o.dilation * (kernel - 1) - 1
+            guard span >= 0 else { return nil }
+            let outLength = span / o.stride + 1
+            return CallLayout(shapes: [[x[0], outLength, o.groups]], dims: [x[1], 1, outLength, 1].map(Int64.init), work: x[0] * outLength)
+        }
+    }
+
     /// A constant of `rank` dims as stored, or one seen through its only transpose: the value the kernel reads,
     /// the shape it sees, the element strides of that shape's dims, and the transpose node it absorbs.
     static func stridedConstant(_ v: ValueID, rank: Int, _ c: LoweringContext)

@@ -316,6 +316,7 @@ extension Lowerings {
         guard c.dtype(weight) == dtype else { return nil }
         let (outChannels, kernel, groupChannels) = (shape[0], shape[1], shape[2])
         guard outChannels % o.groups == 0, kernel > 0, groupChannels > 0 else { return nil }
+        if groupChannels == 1, outChannels == o.groups { return depthwiseConv1d(o, node, c, weight: weight, kernel: kernel, strides: strides, transposeNode: transposeNode) }
         let s = Conv1DShape(kernel: kernel, groupChannels: groupChannels, outChannels: outChannels, groups: o.groups,
                             stride: o.stride, padding: o.padding, dilation: o.dilation, weightStrides: strides)
         let definition = ConvKernels.conv1d(s, t, weight: t, lanes: c.lanes)

@@ -1,5 +1,6 @@
 import XCTest
 import MLXCIR
+import MLXCPasses
 @testable import MLXCRuntime
 
 /// The conv2d kernel against the reference conv2d (Double sums): f32 within 1e-5 × max, bf16/f16 within one
@@ -60,6 +61,41 @@ extension JITPlainOpsTests {
                 let (g, out) = conv2dGraph(&r, k, aten: true, dtype: dtype)
                 try check(g, [out], tol: tol, kernels: ["conv2d_"], "conv2d \(dtype.name) \(k)")
             }
+        }
+    }
+
+    /// The default pipeline's conv-weight-layout: the weight repacked in the init block with output channels
+    /// innermost and read back through a transpose the kernel absorbs (vector loads instead of gathers, `_w1x…` in the
+    /// kernel name) — the same values as the reference on the graph as imported, both layouts, conv1d depthwise too.
+    func testConv2DWithWeightsRepackedAtLoad() throws {
+        var r = Random(14)
+        var graphs: [(RefGraph, ValueID, String)] = []
+        for k in Self.conv2dCases {
+            for aten in [false, true] {
+                let (g, out) = conv2dGraph(&r, k, aten: aten)
+                graphs.append((g, out, "conv2d \(k) aten \(aten)"))
+            }
+        }
+        var g = RefGraph()
+        let x = g.input(r.tensor([1, 40, 37]))
+        let stored = constant(&g, r.tensor([37, 1, 9]))
+        let w = g.result()
+        g.append(.transpose(TransposeOp(x: stored, out: w, perm: [0, 2, 1])))
+        let out = g.result()
+        g.append(.conv1D(Conv1DOp(x: x, w: w, out: out, stride: 1, padding: 4, dilation: 1, groups: 37)))
+        graphs.append((g, out, "conv1d depthwise K9"))
+        for (g, out, what) in graphs {
+            var original = g.graph
+            original.outputs = [out]
+            var repacked = original
+            XCTAssertEqual(try ConvWeightLayout().run(&repacked), 1, what)
+            try Verifier.verify(repacked)
+            XCTAssertNotNil(repacked.initBlock, what)
+            let want = try ReferenceExecutor(graph: original).run(g.feeds)
+            let jit = try JITProgram(graph: repacked, pte: Self.pte)
+            XCTAssertEqual(jit.remarks, [], "\(what): ops left to the reference")
+            XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("conv2d_") && $0.contains("_w1x") }, "\(what): \(jit.kernelNames)")
+            compare(try jit.run(g.feeds)[0], want[0], tol: 1e-5, what, file: #filePath, line: #line)
         }
     }
 

@@ -197,7 +197,8 @@ final class JITPlainOpsTests: XCTestCase {
         var r = Random(7)
         // (length, channels, out channels, kernel, stride, padding, dilation, groups)
         let cases = [(64, 80, 64, 3, 1, 1, 1, 1), (64, 64, 64, 3, 2, 1, 1, 1), (17, 37, 9, 3, 1, 2, 2, 1),
-                     (20, 12, 8, 5, 3, 0, 1, 4), (9, 6, 6, 3, 1, 1, 1, 6), (5, 19, 5, 7, 1, 3, 1, 1)]
+                     (20, 12, 8, 5, 3, 0, 1, 4), (9, 6, 6, 3, 1, 1, 1, 6), (5, 19, 5, 7, 1, 3, 1, 1),
+                     (40, 37, 37, 9, 1, 4, 1, 37)]   // the conformer's depthwise conv (kernel 9, "same" padding), channel tail
         for (length, channels, outChannels, kernel, stride, padding, dilation, groups) in cases {
             for transposed in [false, true] {
                 var g = RefGraph()
@@ -214,7 +215,9 @@ final class JITPlainOpsTests: XCTestCase {
                 }
                 let out = g.result()
                 g.append(.conv1D(Conv1DOp(x: x, w: w, out: out, stride: stride, padding: padding, dilation: dilation, groups: groups)))
-                try check(g, [out], tol: 1e-5, kernels: ["conv1d_f32"],
+                // A depthwise conv1d (one channel per group) runs on conv2d's depthwise kernel.
+                let depthwise = channels == groups && outChannels == groups
+                try check(g, [out], tol: 1e-5, kernels: [depthwise ? "conv2d_dw_f32" : "conv1d_f32"],
                           "conv1d L\(length) C\(channels) O\(outChannels) K\(kernel) s\(stride) p\(padding) d\(dilation) g\(groups) \(transposed)")
             }
         }
