@@ -10,12 +10,12 @@ extension Lowerings {
         // temporaries are not); operand dtypes are checked again on every call.
         let st = c.type(o.state)
         guard o.outs.count == 2, let xd = c.dtype(o.q) ?? st?.dtype, let x = ElementType(xd), ElementType.activations.contains(x),
-              [o.k, o.v, o.g, o.beta, o.state].allSatisfy({ (c.dtype($0) ?? xd) == xd }),
+              [o.k, o.v, o.g, o.beta].allSatisfy({ (c.dtype($0) ?? xd) == xd }),
+              let sd = Optional(c.dtype(o.state) ?? xd), let s = ElementType(sd), ElementType.activations.contains(s),
               let dk = c.type(o.q)?.shape.last?.fixedValue ?? st?.shape.last?.fixedValue, dk > 0,
               let dv = c.type(o.v)?.shape.last?.fixedValue ?? (st?.rank == 4 ? st?.shape[2].fixedValue : nil), dv > 0 else { return nil }
-        let sd = xd
         let rows = GatedDeltaKernels.rows(dv: dv)
-        let definition = GatedDeltaKernels.rule(dk: dk, rows: rows, x: x, lanes: c.lanes)
+        let definition = GatedDeltaKernels.rule(dk: dk, rows: rows, x: x, state: s, lanes: c.lanes)
         let inPlace = writableInPlace(o.state, out: o.outs[1], c)
         return launch(definition, node, operands: [o.q, o.k, o.v, o.g, o.beta, o.state], results: o.outs,
                       resultDTypes: [xd, sd], operandDTypes: [xd, xd, xd, xd, xd, sd], grain: 1,

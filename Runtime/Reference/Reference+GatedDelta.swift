@@ -4,7 +4,8 @@ import MLXCIR
 /// "gated_delta_step"), as ExecuTorch's eager definition of the op computes it (backends/mlx/custom_kernel_ops/
 /// gated_delta_rule.py, the semantics the delegate's kernels stand for): per batch b and value head h (key head
 /// h / (Hv / Hk)), for each step t, every elementwise op rounded to the dtype and each sum accumulated unrounded
-/// then rounded (PyTorch's reductions):
+/// then rounded (PyTorch's reductions) — in q's dtype; a state of another dtype is read exactly and rounded to
+/// its own dtype when written back:
 ///   S = S · g;  kv = Σ S ⊙ k;  δ = (v − kv) · beta;  S = S + k ⊗ δ;  y = Σ S ⊙ q
 /// (The Metal kernel keeps S in f32 over a call instead; in bf16 the two differ by bf16 roundings, which a tiny
 /// random GatedDeltaNet amplifies past eager's greedy tokens, so eager's rounding is the reference.)
@@ -66,7 +67,8 @@ extension Environment {
                         }
                         y.storage[((b * tN + t) * hv + h) * dv + i] = out
                     }
-                    s.storage.replaceSubrange(row..<(row + dk), with: srow)
+                    // The state keeps its own dtype (eager's `state.copy_(s)`): rounded once, at the end.
+                    s.storage.replaceSubrange(row..<(row + dk), with: srow.map { DTypeCodec.round($0, to: s.dtype) })
                 }
             }
         }

@@ -17,6 +17,8 @@ final class JITGatedDeltaTests: XCTestCase {
 
     struct Case {
         var b = 1, t = 5, hk = 2, hv = 2, dk = 32, dv = 16, dtype = DType.f32, inPlace = false
+        /// The state's dtype when it differs from the projections' (the op suite's bf16 state under f32 q/k/v).
+        var stateDType: DType? = nil
     }
 
     func gaussian(_ r: inout Random, _ shape: [Int], scale: Double, _ dtype: DType) -> HostTensor {
@@ -43,17 +45,20 @@ final class JITGatedDeltaTests: XCTestCase {
         let v = g.input(gaussian(&r, [c.b, c.t, c.hv, c.dv], scale: 1, c.dtype))
         let gate = g.input(sigmoids(&r, [c.b, c.t, c.hv], c.dtype))
         let beta = g.input(sigmoids(&r, [c.b, c.t, c.hv], c.dtype))
-        var state = g.input(gaussian(&r, [c.b, c.hv, c.dv, c.dk], scale: 0.5, c.dtype))
+        let sd = c.stateDType ?? c.dtype
+        var state = g.input(gaussian(&r, [c.b, c.hv, c.dv, c.dk], scale: 0.5, sd))
         if c.inPlace {
             // A temporary only the kernel reads (as the state reset `state · keep` is in the Qwen 3.5 graph).
-            let keep = g.literal(1, c.dtype), reset = g.result()
+            let keep = g.literal(1, sd), reset = g.result()
             g.append(.multiply(MultiplyOp(a: state, b: keep, out: reset)))
             state = reset
         }
         let y = g.result(), newState = g.result()
         g.append(.gatedDeltaRule(GatedDeltaRuleOp(q: q, k: k, v: v, g: gate, beta: beta, state: state, outs: [y, newState])))
-        try ExportOpKernelChecks.check(g, [y, newState], f32Tolerance: 1e-5, halfScaled: c.dtype == .f32 ? nil : 0x1p-6,
-                                       kernels: ["gated_delta_rule_\(c.dtype.name)_dk\(c.dk)"], "\(c)")
+        let stateTag = c.stateDType.map { "_s\($0.name)" } ?? ""
+        try ExportOpKernelChecks.check(g, [y, newState], f32Tolerance: 1e-5,
+                                       halfScaled: c.dtype == .f32 && c.stateDType == nil ? nil : 0x1p-6,
+                                       kernels: ["gated_delta_rule_\(c.dtype.name)\(stateTag)_dk\(c.dk)"], "\(c)")
     }
 
     func testKernelMatchesTheReference() throws {
@@ -68,6 +73,8 @@ final class JITGatedDeltaTests: XCTestCase {
             Case(t: 1, dk: 64, dv: 32, dtype: .bf16, inPlace: true), // the decode step as the zoo program runs it
             Case(t: 4, dtype: .f16),
             Case(t: 3, inPlace: true),
+            Case(t: 4, hk: 2, hv: 2, dk: 16, dv: 16, stateDType: .bf16),               // the op suite's projection case
+            Case(t: 2, hk: 1, hv: 2, dtype: .bf16, inPlace: true, stateDType: .f32),  // an f32 state under bf16 inputs
         ]
         for c in cases {
             seed += 1

@@ -7,7 +7,8 @@ import MLXCIR
 /// Programs the MLX delegate writes around its Metal kernels (Fixtures/metal_kernels: cases of ExecuTorch's own
 /// custom-kernel op tests and of the op suite, with eager PyTorch's outputs), run as `mlxc conformance` runs them:
 /// gated_delta_step (GQA bf16, a dynamic T exported at 2 and run at 8, two calls in one program), the rule's
-/// ScanNode form (use_custom_kernel=False: GQA 2:8 after a repeat, Dk 16 in bf16), GGUF K-quant linears and embeddings
+/// ScanNode form (use_custom_kernel=False: GQA 2:8 after a repeat, Dk 16 in bf16; the op suite's projection case:
+/// f32 q/k/v/g/beta on a bf16 state), GGUF K-quant linears and embeddings
 /// (ET_MLX_EMIT_DIRECT_GGUF's kernels: Q4_K mat-mat, Q5_K mat-vec, Q6_K fp16, a Q5_K embedding), tq_norm,
 /// tq_dequant, tq4_compress and the TurboQuant KV caches (compress on write, dequantize for attention) must pass
 /// on the reference and compiled with every op on a kernel; a kernel mlxc does not know (`metal_kernel_1024`'s
@@ -22,7 +23,7 @@ final class MetalKernelCaseTests: XCTestCase {
     }
 
     func testKnownKernelsMatchEagerPyTorch() throws {
-        XCTAssertEqual(Self.cases.count, 15, "cases under \(Self.root.path)")
+        XCTAssertEqual(Self.cases.count, 16, "cases under \(Self.root.path)")
         for name in Self.cases where !name.hasPrefix("metal_kernel_") {
             let dir = Self.root.appendingPathComponent(name).path
             XCTAssertEqual(Conformance.run(caseDirectory: dir), .passed, "\(name) on the reference")

@@ -6,19 +6,22 @@ import LLVMKit
 ///   s = s · g[t];  kv = Σ s ⊙ k[t];  δ = (v[t, i] − kv) · beta[t];  s = s + k[t] · δ;  y[t, i] = Σ s ⊙ q[t]
 /// so a work item is a block of `rows` state rows of one (batch, value head), kept in registers for the whole call
 /// (read once, written once, in place) and sharing each step's k and q loads. Value head h reads key head
-/// h / (Hv / Hk). f32/bf16/f16 (q, k, v, g, beta and the state of one dtype): f32 arithmetic with every
-/// elementwise result rounded to the dtype and sums rounded once, as the op's eager definition (the reference) does.
+/// h / (Hv / Hk). f32/bf16/f16: q, k, v, g and beta of one dtype (the computation's: f32 arithmetic with every
+/// elementwise result rounded to it and sums rounded once, as the op's eager definition — the reference — does;
+/// y in it too); the state may be stored in another (a bf16 state under f32 projections), read exactly and
+/// rounded to its dtype once, when the call writes it back.
 /// buffers: [q, k, v, g, beta, state, y, state out (= state)]; dims: [T, Hk, Hv, Dv]; work items: B·Hv·Dv / rows.
 public enum GatedDeltaKernels {
     /// Rows per work item: 4 when Dv allows (k and q loads shared by four rows).
     public static func rows(dv: Int) -> Int { dv % 4 == 0 ? 4 : dv % 2 == 0 ? 2 : 1 }
 
-    public static func rule(dk: Int, rows: Int, x: ElementType, lanes: Int) -> KernelDefinition {
-        precondition(ElementType.activations.contains(x) && dk > 0 && rows > 0)
-        let state = x
+    public static func rule(dk: Int, rows: Int, x: ElementType, state: ElementType? = nil, lanes: Int) -> KernelDefinition {
+        let state = state ?? x
+        precondition(ElementType.activations.contains(x) && ElementType.activations.contains(state) && dk > 0 && rows > 0)
         let width = Support.width(dividing: dk, lanes: lanes)
         let chunks = dk / width
-        return KernelDefinition(name: "gated_delta_rule_\(x.tag)_dk\(dk)_r\(rows)_v\(width)") { e in
+        let stateTag = state == x ? "" : "_s\(state.tag)"
+        return KernelDefinition(name: "gated_delta_rule_\(x.tag)\(stateTag)_dk\(dk)_r\(rows)_v\(width)") { e in
             let b = e.b
             let l = Lanes(b, width), one = Lanes(b, 1)
             // Each elementwise result rounded to the dtype (exact no-op in f32).
