@@ -41,6 +41,7 @@ extension Lowerings {
         case .sqrt(let o): return (.sqrt, o.x, o.out)
         case .log(let o): return (.log, o.x, o.out)
         case .log10(let o): return (.log10, o.x, o.out)
+        case .log1p(let o): return (.log1p, o.x, o.out)
         case .rsqrt(let o): return (.rsqrt, o.x, o.out)
         case .reciprocal(let o): return (.reciprocal, o.x, o.out)
         case .neg(let o): return (.neg, o.x, o.out)

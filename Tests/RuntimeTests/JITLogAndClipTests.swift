@@ -46,6 +46,32 @@ final class JITLogAndClipTests: XCTestCase {
         }
     }
 
+    /// log1p (softplus's log(1 + e^x) in etLLM's GatedDeltaNet decay): within 2.4e-7 relative over −1 < x ≤ 3e38,
+    /// tiny x included (where log(1 + x) in f32 would lose every digit); −1 → −inf, +inf → +inf, < −1 and NaN → NaN.
+    func testLog1p() throws {
+        var r = JITKernelTests.Random(9)
+        var values: [Double] = [0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-4, -0.5, -0.999999, -1, -2, 0.5, 1, 20, 88, 3.4e38,
+                                .infinity, -.infinity, .nan, 1.4e-45]
+        for _ in 0..<1000 { values.append(pow(10, r.tensor([1], -30, 30).storage[0])) }
+        for _ in 0..<1000 { values.append(r.tensor([1], -0.9999, 4).storage[0]) }
+        values = values.map { Double(Float($0)) }
+        var g = RefGraph()
+        let x = g.input(HostTensor(dtype: .f32, shape: [values.count], storage: values))
+        let y = g.result()
+        g.append(.log1p(Log1pOp(x: x, out: y)))
+        let (got, want, jit) = try run(g, [y])
+        XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("log1p_f32") }, "\(jit.kernelNames)")
+        var worst = 0.0
+        for (i, (a, b)) in zip(got[0].storage, want[0].storage).enumerated() {
+            if b.isNaN { XCTAssertTrue(a.isNaN, "log1p(\(values[i])) = \(a), want NaN"); continue }
+            if b.isInfinite { XCTAssertEqual(a, b, "log1p(\(values[i]))"); continue }
+            let err = abs(a - b) / max(abs(b), 1e-300)
+            worst = max(worst, err)
+            XCTAssertLessThanOrEqual(err, 2.4e-7, "log1p(\(values[i])) = \(a), reference \(b)")
+        }
+        XCTAssertGreaterThan(worst, 0, "every value exact is suspicious")
+    }
+
     func testClipIsExact() throws {
         var r = JITKernelTests.Random(8)
         for dtype in [DType.f32, .i32] {

@@ -175,6 +175,11 @@ import qwen35_entries  # noqa: E402
 LAYERS.update(qwen35_entries.LAYERS)
 for _name, _family, _command, _kw in qwen35_entries.ENTRIES:
     add(_name, _family, _command, **_kw)
+# Dense Qwen 3.5 through etLLM (llama::gated_delta_rule between XNNPACK delegates): etllm_qwen35_entries.py.
+import etllm_qwen35_entries  # noqa: E402
+LAYERS.update(etllm_qwen35_entries.LAYERS)
+for _name, _family, _command, _kw in etllm_qwen35_entries.ENTRIES:
+    add(_name, _family, _command, **_kw)
 
 
 def select(patterns):
@@ -194,7 +199,8 @@ def checkpoint(family: str) -> Path:
     ckpt = WORK / "ckpt" / family
     if not (ckpt / "model.safetensors").exists():
         extra = ["--held-out", "--seed", "7"] if HELD_OUT else []
-        script = qwen35_entries.CHECKPOINT if family in qwen35_entries.LAYERS else REPO / "tools" / "zoo" / "checkpoint.py"
+        qwen35 = family in qwen35_entries.LAYERS or family in etllm_qwen35_entries.LAYERS
+        script = qwen35_entries.CHECKPOINT if qwen35 else REPO / "tools" / "zoo" / "checkpoint.py"
         run([str(VENV / "bin" / "python"), str(script), family, str(ckpt), *extra],
             WORK / "ckpt" / f"{family}.log")
     return ckpt

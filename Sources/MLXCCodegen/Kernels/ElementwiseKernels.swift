@@ -21,7 +21,7 @@ public enum ElementwiseKernels {
     }
 
     public enum Unary: String, CaseIterable, Sendable {
-        case exp, sigmoid, silu, tanh, erf, sqrt, rsqrt, reciprocal, neg, abs, square, sin, cos, log, log10
+        case exp, sigmoid, silu, tanh, erf, sqrt, rsqrt, reciprocal, neg, abs, square, sin, cos, log, log10, log1p
         /// Nearest integer, halves to even (NumPy/MLX `round` with 0 decimals; XNNPACK's int8 conversion).
         case round
         case geluErf = "gelu", geluTanh = "gelu_tanh", logicalNot = "logical_not"
@@ -29,7 +29,7 @@ public enum ElementwiseKernels {
         /// Ops that need a float operand (the reference computes ints as f32; not lowered).
         public var floatOnly: Bool { ![.neg, .abs, .square, .logicalNot].contains(self) }
         /// Rough cost in simple vector ops per element (sets the split grain).
-        public var isTranscendental: Bool { [.exp, .sigmoid, .silu, .tanh, .erf, .geluErf, .geluTanh, .sin, .cos, .log, .log10].contains(self) }
+        public var isTranscendental: Bool { [.exp, .sigmoid, .silu, .tanh, .erf, .geluErf, .geluTanh, .sin, .cos, .log, .log10, .log1p].contains(self) }
     }
 
     /// The result dtype of `op` on two operands of dtype `t`, or nil if there is no kernel.
@@ -176,6 +176,7 @@ public enum ElementwiseKernels {
         case .sqrt: return l.call("llvm.sqrt", [x])
         case .log: return VectorMath.log(l, x)
         case .log10: return b.fmul(VectorMath.log(l, x), l.f32(0.434294481903251827651))
+        case .log1p: return VectorMath.log1p(l, x)
         case .rsqrt: return b.fdiv(l.f32(1), l.call("llvm.sqrt", [x]))
         case .reciprocal: return b.fdiv(l.f32(1), x)
         case .neg: return b.fneg(x)

@@ -17,4 +17,16 @@ extension VectorMath {
         let series = horner(l, s2, [1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 1])
         return b.fadd(hi, b.fmul(l.f32(2), b.fmul(s, series)))
     }
+
+    /// log(1 + x) (PyTorch's softplus decomposes to log1p(exp(x)) below its threshold: GatedDeltaNet's decay rate).
+    /// u = 1 + x rounds away the low bits of a small x; log(u) − ((u − 1) − x) / u puts them back (the first-order
+    /// correction, exact to a few ulps), and u = 1 gives x itself. −1 → −inf, +inf → +inf, below −1 or NaN → NaN.
+    public static func log1p(_ l: Lanes, _ x: IRValue) -> IRValue {
+        let b = l.b
+        let u = b.fadd(l.f32(1), x)
+        let corrected = b.fsub(log(l, u), b.fdiv(b.fsub(b.fsub(u, l.f32(1)), x), u))
+        var r = b.select(b.fcmp(LLVMRealOEQ, u, l.f32(1)), x, corrected)
+        r = b.select(b.fcmp(LLVMRealOEQ, u, l.f32(.infinity)), u, r)
+        return b.select(b.fcmp(LLVMRealOEQ, u, l.f32(0)), l.f32(-.infinity), r)
+    }
 }

@@ -79,6 +79,17 @@ extension PlanImporter {
             imp.emit(.slice(SliceOp(x: x, out: try imp.write(a.last!), axis: .literal(Int64(dim)), start: start, stop: stop,
                                     step: try imp.literalInt(a[4]))))
         }
+        // slice_scatter.out(self, src, dim, start?, end?, step, out): self with self[dim][start:end:step] = src —
+        // what functionalization writes for an in-place op on a slice (`buffer[:b].mul_(keep)`).
+        t["aten::slice_scatter.out"] = { imp, a in
+            try imp.arity(a, 7, "slice_scatter")
+            let x = try imp.read(a[0])
+            let dim = imp.axis(try imp.literalInt(a[2]), of: x)
+            imp.emit(.sliceUpdate(SliceUpdateOp(dst: x, update: try imp.read(a[1]), out: try imp.write(a.last!),
+                                                axis: .literal(Int64(dim)), start: try imp.optionalInt(a[3]) ?? .literal(0),
+                                                stop: try imp.optionalInt(a[4]) ?? .literal(Int64.max),
+                                                step: Int(try imp.literalInt(a[5])))))
+        }
         t["aten::select_copy.int_out"] = { imp, a in
             try imp.arity(a, 4, "select")
             let x = try imp.read(a[0])

@@ -8,7 +8,7 @@ extension PlanImporter {
     static let translators: [String: ATenTranslator] = {
         var table: [String: ATenTranslator] = [:]
         for group in [conformerTranslators, spectralTranslators, elementwiseTranslators, shapeTranslators, reductionTranslators, linalgTranslators,
-                      creationTranslators, llmTranslators, quantizedTranslators, primTranslators, dimOrderTranslators] {
+                      creationTranslators, llmTranslators, gatedDeltaTranslators, quantizedTranslators, primTranslators, dimOrderTranslators] {
             table.merge(group) { first, _ in first }
         }
         return table
