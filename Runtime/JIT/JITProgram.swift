@@ -106,10 +106,12 @@ public final class JITProgram {
             if case .state = stateless.values[i].kind { stateless.values[i].kind = .computed }
         }
         let packs = Self.takePackNodes(&stateless)   // repacked natively below, not by the reference
+        let ggufPacks = Self.takeGGUFPackNodes(&stateless)
         reference = try ReferenceExecutor(graph: stateless, pte: pte)
         baseValues = [NativeTensor?](repeating: nil, count: graph.values.count)
         try loadConstantsAndState()
         try packAffineWeights(packs)
+        try packGGUFWeights(ggufPacks)
         try buildPlans()
     }
 

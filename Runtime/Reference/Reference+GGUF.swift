@@ -4,8 +4,39 @@ import MLXCIR
 /// rounded once to the result's dtype. A block whose f16 scale is not finite is an error naming the row and block.
 extension Environment {
     mutating func executeGGUF(_ op: Op) throws -> Bool {
-        guard case .ggufDequantize(let o) = op else { return false }
-        set(o.out, try Self.ggufDequantize(try tensor(o.weight), type: o.ggmlType, dtype: o.dtype ?? .f32))
+        switch op {
+        case .ggufDequantize(let o):
+            set(o.out, try Self.ggufDequantize(try tensor(o.weight), type: o.ggmlType, dtype: o.dtype ?? .f32))
+        case .ggufPackAffine(let o):
+            let w = try tensor(o.weight)
+            guard let blockBytes = GGUFBlocks.blockBytes(o.ggmlType), let layout = GGUFBlocks.affineLayout(o.ggmlType),
+                  o.outs.count == 3 else {
+                throw ReferenceError("gguf_pack_affine: ggml_type \"\(o.ggmlType)\" is not q4_k, q5_k or q6_k, or not 3 results")
+            }
+            guard w.dtype == .u8, w.rank == 2, w.shape[1] % blockBytes == 0 else {
+                throw ReferenceError("gguf_pack_affine: weight \(w.dtype.name)\(w.shape) is not u8 rows of whole \(o.ggmlType) blocks (\(blockBytes) bytes)")
+            }
+            let rows = w.shape[0], k = w.shape[1] / blockBytes * GGUFBlocks.valuesPerBlock
+            let wordCount = rows * k * layout.bits / 32, groups = rows * k / layout.groupSize
+            var words = [UInt32](repeating: 0, count: wordCount)
+            var scales = [Float](repeating: 0, count: groups), biases = [Float](repeating: 0, count: groups)
+            let bytes = w.storage.map { UInt8(clamping: Int($0)) }
+            try bytes.withUnsafeBufferPointer { raw in
+                try words.withUnsafeMutableBufferPointer { wp in
+                    try scales.withUnsafeMutableBufferPointer { sp in
+                        try biases.withUnsafeMutableBufferPointer { bp in
+                            try Self.packAffine(raw, rows: rows, rowBytes: w.shape[1], type: o.ggmlType, words: wp.baseAddress!,
+                                                scales: sp.baseAddress!, biases: bp.baseAddress!)
+                        }
+                    }
+                }
+            }
+            set(o.outs[0], HostTensor(dtype: .u32, shape: [rows, k * layout.bits / 32], storage: words.map(Double.init)))
+            set(o.outs[1], HostTensor(dtype: .f32, shape: [rows, k / layout.groupSize], storage: scales.map(Double.init)))
+            set(o.outs[2], HostTensor(dtype: .f32, shape: [rows, k / layout.groupSize], storage: biases.map(Double.init)))
+        default:
+            return false
+        }
         return true
     }
 
@@ -18,17 +49,15 @@ extension Environment {
         let bytes = w.storage.map { UInt8(clamping: Int($0)) }
         var out = [Double](repeating: 0, count: rows * k)
         var y = [Float](repeating: 0, count: GGUFBlocks.valuesPerBlock)
+        var block = AffineBlock()
         for r in 0..<rows {
             for b in 0..<blocks {
                 let at = (r * blocks + b) * blockBytes
                 do {
                     try bytes.withUnsafeBufferPointer { all in
                         let q = UnsafeBufferPointer(rebasing: all[at..<(at + blockBytes)])
-                        switch type {
-                        case "q4_k": try q4k(q, &y)
-                        case "q5_k": try q5k(q, &y)
-                        default: try q6k(q, &y)
-                        }
+                        try decode(type, q, &block)
+                        values(type, block, &y)
                     }
                 } catch let e as ReferenceError {
                     throw ReferenceError("gguf_dequantize: \(type) weight row \(r) block \(b): \(e.message)")
@@ -54,51 +83,91 @@ extension Environment {
         return (Float((q[s + j + 4] & 0xF) | ((q[s + j - 4] >> 6) << 4)), Float((q[s + j + 4] >> 4) | ((q[s + j] >> 6) << 4)))
     }
 
-    /// d(0:2) dmin(2:4) scales(4:16) qs(16:144).
-    static func q4k(_ q: UnsafeBufferPointer<UInt8>, _ y: inout [Float]) throws {
-        let d = try half(q, 0), dmin = try half(q, 2)
-        for j in 0..<4 {
-            let (sc1, m1) = scaleMin(2 * j, q, 4), (sc2, m2) = scaleMin(2 * j + 1, q, 4)
-            let d1 = d * sc1, mn1 = dmin * m1, d2 = d * sc2, mn2 = dmin * m2
-            for l in 0..<32 {
-                let byte = q[16 + 32 * j + l]
-                y[64 * j + l] = d1 * Float(byte & 0xF) - mn1
-                y[64 * j + 32 + l] = d2 * Float(byte >> 4) - mn2
+    /// One super-block as affine groups: codes u[256] (unsigned), and per group (32 values for q4_k/q5_k, 16 for
+    /// q6_k) the f32 scale and bias with value = scale · u + bias — for q6_k, bias = −32 · scale and the value is
+    /// scale · (u − 32). Every scale/bias is an exact f32 product (an f16 times a ≤ 8-bit integer).
+    struct AffineBlock {
+        var codes = [UInt8](repeating: 0, count: GGUFBlocks.valuesPerBlock)
+        var scales = [Float](repeating: 0, count: 16), biases = [Float](repeating: 0, count: 16)
+    }
+
+    static func decode(_ type: String, _ q: UnsafeBufferPointer<UInt8>, _ a: inout AffineBlock) throws {
+        switch type {
+        case "q4_k", "q5_k":
+            // d(0:2) dmin(2:4) scales(4:16), then q4_k: qs(16:144); q5_k: qh(16:48) qs(48:176).
+            let d = try half(q, 0), dmin = try half(q, 2)
+            let five = type == "q5_k", qs = five ? 48 : 16
+            for j in 0..<8 {
+                let (sc, m) = scaleMin(j, q, 4)
+                a.scales[j] = d * sc
+                a.biases[j] = -(dmin * m)
+            }
+            for j in 0..<4 {
+                for l in 0..<32 {
+                    let byte = q[qs + 32 * j + l], high: UInt8 = five ? q[16 + l] : 0
+                    a.codes[64 * j + l] = (byte & 0xF) | (high >> (2 * j) & 1) << 4
+                    a.codes[64 * j + 32 + l] = (byte >> 4) | (high >> (2 * j + 1) & 1) << 4
+                }
+            }
+        default:
+            // ql(0:128) qh(128:192) scales(192:208, int8) d(208:210).
+            let d = try half(q, 208)
+            for i in 0..<16 {
+                a.scales[i] = d * Float(Int8(bitPattern: q[192 + i]))
+                a.biases[i] = -32 * a.scales[i]
+            }
+            for n in 0..<2 {
+                let ql = 64 * n, qh = 128 + 32 * n
+                for l in 0..<32 {
+                    a.codes[128 * n + l] = q[ql + l] & 0xF | (q[qh + l] & 3) << 4
+                    a.codes[128 * n + l + 32] = q[ql + l + 32] & 0xF | (q[qh + l] >> 2 & 3) << 4
+                    a.codes[128 * n + l + 64] = q[ql + l] >> 4 | (q[qh + l] >> 4 & 3) << 4
+                    a.codes[128 * n + l + 96] = q[ql + l + 32] >> 4 | (q[qh + l] >> 6 & 3) << 4
+                }
             }
         }
     }
 
-    /// d(0:2) dmin(2:4) scales(4:16) qh(16:48) qs(48:176).
-    static func q5k(_ q: UnsafeBufferPointer<UInt8>, _ y: inout [Float]) throws {
-        let d = try half(q, 0), dmin = try half(q, 2)
-        for j in 0..<4 {
-            let (sc1, m1) = scaleMin(2 * j, q, 4), (sc2, m2) = scaleMin(2 * j + 1, q, 4)
-            let d1 = d * sc1, mn1 = dmin * m1, d2 = d * sc2, mn2 = dmin * m2
-            let u1: UInt8 = 1 << (2 * j), u2: UInt8 = 2 << (2 * j)
-            for l in 0..<32 {
-                let byte = q[48 + 32 * j + l], high = q[16 + l]
-                y[64 * j + l] = d1 * Float((byte & 0xF) + (high & u1 != 0 ? 16 : 0)) - mn1
-                y[64 * j + 32 + l] = d2 * Float((byte >> 4) + (high & u2 != 0 ? 16 : 0)) - mn2
-            }
+    /// The 256 values of a block as llama.cpp's dequantize_row_q{4,5,6}_K compute them in f32.
+    static func values(_ type: String, _ a: AffineBlock, _ y: inout [Float]) {
+        let group = type == "q6_k" ? 16 : 32
+        for i in 0..<GGUFBlocks.valuesPerBlock {
+            let g = i / group, u = Float(a.codes[i])
+            // d·sc·q − dmin·m (q4_k/q5_k); d·sc·(q − 32) (q6_k): one rounding after the exact products.
+            y[i] = type == "q6_k" ? a.scales[g] * (u - 32) : a.scales[g] * u + a.biases[g]
         }
     }
 
-    /// ql(0:128) qh(128:192) scales(192:208, int8) d(208:210).
-    static func q6k(_ q: UnsafeBufferPointer<UInt8>, _ y: inout [Float]) throws {
-        let d = try half(q, 208)
-        for n in 0..<2 {
-            let ql = 64 * n, qh = 128 + 32 * n, sc = 192 + 8 * n
-            func scale(_ i: Int) -> Float { Float(Int8(bitPattern: q[sc + i])) }
-            for l in 0..<32 {
-                let s = l / 16
-                let q1 = Int(q[ql + l] & 0xF | ((q[qh + l] >> 0) & 3) << 4) - 32
-                let q2 = Int(q[ql + l + 32] & 0xF | ((q[qh + l] >> 2) & 3) << 4) - 32
-                let q3 = Int(q[ql + l] >> 4 | ((q[qh + l] >> 4) & 3) << 4) - 32
-                let q4 = Int(q[ql + l + 32] >> 4 | ((q[qh + l] >> 6) & 3) << 4) - 32
-                y[128 * n + l] = d * scale(s) * Float(q1)
-                y[128 * n + l + 32] = d * scale(s + 2) * Float(q2)
-                y[128 * n + l + 64] = d * scale(s + 4) * Float(q3)
-                y[128 * n + l + 96] = d * scale(s + 6) * Float(q4)
+    /// `gguf_pack_affine` on raw rows (u8, `rows` × `rowBytes`): the packed words, scales and biases, as the
+    /// quantized matmul kernels read them (codes LSB first, 32/bits per u32 word).
+    static func packAffine(_ bytes: UnsafeBufferPointer<UInt8>, rows: Int, rowBytes: Int, type: String,
+                           words: UnsafeMutablePointer<UInt32>, scales: UnsafeMutablePointer<Float>,
+                           biases: UnsafeMutablePointer<Float>) throws {
+        guard let blockBytes = GGUFBlocks.blockBytes(type), let layout = GGUFBlocks.affineLayout(type) else {
+            throw ReferenceError("gguf_pack_affine: ggml_type \"\(type)\" is not q4_k, q5_k or q6_k")
+        }
+        let blocks = rowBytes / blockBytes, k = blocks * GGUFBlocks.valuesPerBlock
+        let perWord = 32 / layout.bits, groupsPerBlock = GGUFBlocks.valuesPerBlock / layout.groupSize
+        var a = AffineBlock()
+        for r in 0..<rows {
+            for b in 0..<blocks {
+                let at = r * rowBytes + b * blockBytes
+                do {
+                    try decode(type, UnsafeBufferPointer(rebasing: bytes[at..<(at + blockBytes)]), &a)
+                } catch let e as ReferenceError {
+                    throw ReferenceError("gguf_pack_affine: \(type) weight row \(r) block \(b): \(e.message)")
+                }
+                let wordBase = (r * k + b * GGUFBlocks.valuesPerBlock) / perWord
+                for w in 0..<(GGUFBlocks.valuesPerBlock / perWord) {
+                    var acc: UInt32 = 0
+                    for j in 0..<perWord { acc |= UInt32(a.codes[w * perWord + j]) << UInt32(j * layout.bits) }
+                    words[wordBase + w] = acc
+                }
+                let groupBase = (r * k + b * GGUFBlocks.valuesPerBlock) / layout.groupSize
+                for g in 0..<groupsPerBlock {
+                    scales[groupBase + g] = a.scales[g]
+                    biases[groupBase + g] = a.biases[g]
+                }
             }
         }
     }

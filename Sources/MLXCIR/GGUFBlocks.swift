@@ -11,4 +11,15 @@ public enum GGUFBlocks {
         default: return nil
         }
     }
+
+    /// The affine groups a type's sub-blocks become (`gguf_pack_affine`): code bits as packed (4-bit codes stay
+    /// nibbles; 5- and 6-bit codes take a byte) and values per group.
+    public static func affineLayout(_ type: String) -> (bits: Int, groupSize: Int)? {
+        switch type {
+        case "q4_k": return (4, 32)
+        case "q5_k": return (8, 32)
+        case "q6_k": return (8, 16)
+        default: return nil
+        }
+    }
 }

@@ -161,6 +161,7 @@ public enum Op: Hashable, Sendable {
     case gatedDeltaRule(GatedDeltaRuleOp)
     case ggufDequantize(GgufDequantizeOp)
     case dynamicQuantLinear(DynamicQuantLinearOp)
+    case ggufPackAffine(GgufPackAffineOp)
 }
 
 extension Op {
@@ -194,7 +195,7 @@ extension Op {
         "random_bits", "update_and_attend", "trunc", "flip", "matmul", "llama_custom_sdpa",
         "llama_update_cache", "llama_update_cache_with_indices", "index_put", "copy_into", "quantized_embedding", "delegate_call",
         "scalar_math", "item", "fused_quantized_linear", "rope_attention", "rope_table", "dequantize_affine",
-        "pack_affine_weight", "fused_linear", "gated_delta_rule", "gguf_dequantize", "dynamic_quant_linear",
+        "pack_affine_weight", "fused_linear", "gated_delta_rule", "gguf_dequantize", "dynamic_quant_linear", "gguf_pack_affine",
     ]
 
     /// The schema table of every op (`QuantizedMatmulNode`), in case order.
@@ -230,6 +231,7 @@ extension Op {
         "IndexPutNode", "CopyIntoNode", "QuantizedEmbeddingNode", "DelegateCallNode", "ScalarMathNode",
         "ItemNode", "FusedQuantizedLinearNode", "RopeAttentionNode", "RopeTableNode", "DequantizeAffineNode",
         "PackAffineWeightNode", "FusedLinearNode", "GatedDeltaRuleNode", "GgufDequantizeNode", "DynamicQuantLinearNode",
+        "GgufPackAffineNode",
     ]
 
     /// Position of this case in `allNames` (MLX union tag minus one for MLX nodes).
@@ -390,6 +392,7 @@ extension Op {
         case .gatedDeltaRule: return 152
         case .ggufDequantize: return 153
         case .dynamicQuantLinear: return 154
+        case .ggufPackAffine: return 155
         }
     }
 
@@ -558,6 +561,7 @@ extension Op {
         case .gatedDeltaRule(let o): return o.attributes
         case .ggufDequantize(let o): return o.attributes
         case .dynamicQuantLinear(let o): return o.attributes
+        case .ggufPackAffine(let o): return o.attributes
         }
     }
 
@@ -719,6 +723,7 @@ extension Op {
         case .gatedDeltaRule(let o): return o.resultIDs
         case .ggufDequantize(let o): return o.resultIDs
         case .dynamicQuantLinear(let o): return o.resultIDs
+        case .ggufPackAffine(let o): return o.resultIDs
         }
     }
 
@@ -880,6 +885,7 @@ extension Op {
         case .gatedDeltaRule(let o): return o.operandIDs
         case .ggufDequantize(let o): return o.operandIDs
         case .dynamicQuantLinear(let o): return o.operandIDs
+        case .ggufPackAffine(let o): return o.operandIDs
         }
     }
 
@@ -1041,6 +1047,7 @@ extension Op {
         case .gatedDeltaRule(let o): return .gatedDeltaRule(o.mapped(f))
         case .ggufDequantize(let o): return .ggufDequantize(o.mapped(f))
         case .dynamicQuantLinear(let o): return .dynamicQuantLinear(o.mapped(f))
+        case .ggufPackAffine(let o): return .ggufPackAffine(o.mapped(f))
         }
     }
 
@@ -1206,6 +1213,7 @@ extension Op {
         case "gated_delta_rule": self = .gatedDeltaRule(try GatedDeltaRuleOp(r))
         case "gguf_dequantize": self = .ggufDequantize(try GgufDequantizeOp(r))
         case "dynamic_quant_linear": self = .dynamicQuantLinear(try DynamicQuantLinearOp(r))
+        case "gguf_pack_affine": self = .ggufPackAffine(try GgufPackAffineOp(r))
         default: throw IRError("unknown op '\(name)'")
         }
         try r.finish()
@@ -5305,4 +5313,32 @@ public struct DynamicQuantLinearOp: Hashable, Sendable {
     fileprivate var resultIDs: [ValueID] { [out] }
     fileprivate var operandIDs: [ValueID] { [x, w, scales] }
     fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.x = f(o.x); o.w = f(o.w); o.scales = f(o.scales); o.out = f(o.out); return o }
+}
+
+/// `gguf_pack_affine`: GgufPackAffineNode from the mlxc_ops.fbs.
+/// GGUF K-quant weights (the layouts of GgufDequantizeNode) repacked once at load into MLX's affine layout, which the
+/// quantized matmul kernels read with the codes decoded in registers: every K-quant sub-block is an affine group,
+/// w = scale · u + bias exactly as llama.cpp decodes it — q4_k: u the 4-bit code, scale = d·sc, bias = −dmin·m,
+/// groups of 32, packed 4 bits; q5_k: u the 5-bit code (fifth bit from qh), same scale/bias, groups of 32, packed
+/// 8 bits; q6_k: u the 6-bit code, scale = d·sc (int8 sc), bias = −32·scale, groups of 16, packed 8 bits. The
+/// scale and bias products are exact in f32. outs = [w u32 [N, K·bits/32], scales f32 [N, K/group], biases f32
+/// [N, K/group]]. A block whose f16 scale is not finite is an error naming the row and block.
+public struct GgufPackAffineOp: Hashable, Sendable {
+    public var weight: ValueID
+    public var ggmlType: String
+    public var outs: [ValueID]
+
+    public init(weight: ValueID, ggmlType: String, outs: [ValueID]) {
+        self.weight = weight; self.ggmlType = ggmlType; self.outs = outs
+    }
+
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("weight", .value(weight)), ("ggml_type", .string(ggmlType)), ("outs", .values(outs))] }
+    fileprivate init(_ r: FieldReader) throws {
+        self.weight = try r.value("weight")
+        self.ggmlType = try r.string("ggml_type")
+        self.outs = try r.values("outs", true)
+    }
+    fileprivate var resultIDs: [ValueID] { outs }
+    fileprivate var operandIDs: [ValueID] { [weight] }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.weight = f(o.weight); o.outs = o.outs.map(f); return o }
 }

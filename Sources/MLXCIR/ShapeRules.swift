@@ -278,6 +278,7 @@ public enum ShapeRules {
         case .ropeTable(let o): return [try ropeTable(o, e)]
         case .gatedDeltaRule(let o): return try gatedDeltaRule(o, e)
         case .ggufDequantize(let o): return [try ggufDequantize(o, e)]
+        case .ggufPackAffine(let o): return try ggufPackAffine(o, e)
         case .dynamicQuantLinear(let o): return [try dynamicQuantLinear(o, e)]
 
         // Norms, attention, KV caches.

@@ -274,6 +274,9 @@ final class ShapeRulesTests: XCTestCase {
                  expected: [T(.f32, 1, 3, 4, 16), T(.f32, 1, 4, 16, 32)]),
             Case(op: .ggufDequantize(GgufDequantizeOp(weight: a, ggmlType: "q4_k", dtype: .bf16, out: o)),
                  types: [a: T(.u8, 4, 288)], expected: [T(.bf16, 4, 512)]),
+            // GGUF rows repacked into affine groups: two Q6_K blocks a row → K 512 as bytes, groups of 16.
+            Case(op: .ggufPackAffine(GgufPackAffineOp(weight: a, ggmlType: "q6_k", outs: [o, o2, o3])),
+                 types: [a: T(.u8, 4, 420)], expected: [T(.u32, 4, 128), T(.f32, 4, 32), T(.f32, 4, 32)]),
             // XNNPACK's dynamically quantized linear: x [2, 3, 64], 4-bit codes [N 8, K/8], scales per group of 32.
             Case(op: .dynamicQuantLinear(DynamicQuantLinearOp(x: a, w: b, scales: c, groupSize: 32, bits: 4, out: o)),
                  types: [a: T(.f32, 2, 3, 64), b: T(.u32, 8, 8), c: T(.f32, 8, 2)], expected: [T(.f32, 2, 3, 8)]),

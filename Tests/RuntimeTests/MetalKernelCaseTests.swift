@@ -34,6 +34,25 @@ final class MetalKernelCaseTests: XCTestCase {
         }
     }
 
+    /// GGUF linears never materialise an f32 weight: the blocks are repacked at load into affine groups (q4_k 4-bit g32,
+    /// q5_k 8-bit g32, q6_k 8-bit g16, f32 scales/biases) and run on the quantized matmul kernels, which decode the
+    /// codes in registers (the cases above hold the results to eager PyTorch's).
+    func testGGUFLinearsDecodeTheirCodesInRegisters() throws {
+        let expected = ["q4_k": "qmm_affine_w4g32_f32params", "q5_k": "qmm_affine_w8g32_f32params", "q6_k": "qmm_affine_w8g16_f32params"]
+        let linears = Self.cases.filter { $0.hasPrefix("gguf_linear_") }
+        XCTAssertEqual(linears.count, 3)
+        for name in linears {
+            let type = try XCTUnwrap(expected.keys.first { name.contains($0) }, name)
+            let pte = try PTEFile(path: Self.root.appendingPathComponent(name).path + "/model.pte")
+            let graph = try Importer.importMethod(pte).graph
+            let ops = graph.blocks.flatMap(\.nodes).map(\.op)
+            XCTAssertFalse(ops.contains { if case .ggufDequantize = $0 { return true } else { return false } }, "\(name): an f32 weight")
+            XCTAssertTrue(ops.contains { if case .ggufPackAffine(let o) = $0 { return o.ggmlType == type } else { return false } }, name)
+            let jit = try JITProgram(graph: graph, pte: pte)
+            XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix(expected[type]!) }, "\(name): \(jit.kernelNames)")
+        }
+    }
+
     func testAnUnknownKernelIsSkippedByName() {
         let verdict = Conformance.run(caseDirectory: Self.root.appendingPathComponent("metal_kernel_1024").path)
         guard case .skipped(let why) = verdict else { return XCTFail("\(verdict)") }

@@ -4,10 +4,11 @@ import MLXCIR
 /// merge into MLX groups, and for every K-quant under ET_MLX_EMIT_DIRECT_GGUF=1): `gguf_q{4,5,6}k_matvec` /
 /// `_matmul` (x · dequantize_gguf(weight)ᵀ + bias) and `gguf_q{4,5,6}k_embedding` (rows of it). Imported as what the
 /// kernels compute (f32 weights, accumulation and bias, one rounding to the output dtype; ExecuTorch's own oracle for
-/// them): the raw GGUF rows dequantized once at load (`gguf_dequantize` in the init block, one per weight and dtype),
-/// then an f32 `addmm` with the transposed weight, or a `take` of rows dequantized to the output dtype — ops with
-/// compiled kernels. The linear's weight is materialised in f32 (32 bits per weight instead of GGUF's 4.5–6.6):
-/// correct, not yet the in-register dequantization the kernels do.
+/// them). Linears: the raw GGUF rows repacked once at load into MLX's affine layout (`gguf_pack_affine` in the init
+/// block: every K-quant sub-block an affine group with exact f32 scale and bias; q4_k as 4-bit codes, q5_k/q6_k as
+/// bytes), then an f32 affine `quantized_matmul`, whose kernels decode the codes in registers (5–6.5 bits per weight
+/// with the group parameters; never an f32 weight), plus the bias. Embeddings: a `take` of rows dequantized to the
+/// output dtype at load (`gguf_dequantize`).
 enum GGUFKernels {
     static func build(_ k: MetalKernelOp, graph: inout Graph, what: String, fail: (String) -> Error) throws -> [Op] {
         let parts = k.name.split(separator: "_")   // gguf, q4k, matvec
@@ -29,7 +30,7 @@ enum GGUFKernels {
             // Q6_K's kernels have no OutT: their result dtype is the output's.
             let xd = try dtype("InT"), od = t["OutT"] == nil ? (k.outputDtypes.first ?? xd) : try dtype("OutT")
             // As the kernels (and ExecuTorch's fp32 oracle for them) compute: f32 weights, x and bias, one rounding.
-            let w = dequantized(weight, type: type, dtype: .f32, graph: &graph)
+            let packed = packedAffine(weight, type: type, graph: &graph)
             var ops: [Op] = []
             func f32(_ v: ValueID, _ d: DType) -> ValueID {
                 guard d != .f32 else { return v }
@@ -48,10 +49,12 @@ enum GGUFKernels {
                              block: initBlock(&graph))
                 return c
             }
-            let wt = graph.addValue(nil, .computed)
-            ops.append(.transpose(TransposeOp(x: w, out: wt, perm: [1, 0])))
             let y = od == .f32 ? k.outputs[0] : graph.addValue(nil, .computed)
-            ops.append(.addmm(AddmmOp(mat1: xf, mat2: wt, out: y, bias: bias)))
+            let product = bias == nil ? y : graph.addValue(nil, .computed)
+            ops.append(.quantizedMatmul(QuantizedMatmulOp(x: xf, w: packed.words, scales: packed.scales, out: product,
+                                                          biases: packed.biases, groupSize: packed.groupSize, bits: packed.bits,
+                                                          mode: "affine", transpose: true)))
+            if let bias { ops.append(.add(AddOp(a: product, b: bias, out: y))) }
             if od != .f32 { ops.append(.asType(AsTypeOp(x: y, out: k.outputs[0], scalarType: od))) }
             return ops
         case "embedding":
@@ -81,5 +84,21 @@ enum GGUFKernels {
         graph.append(.ggufDequantize(GgufDequantizeOp(weight: weight, ggmlType: type, dtype: dtype, out: out)),
                      origin: "GGUF \(type) weight \(weight) dequantized at load", block: initBlock)
         return out
+    }
+
+    /// The weight repacked into affine groups in the init block (made once per weight): words, scales, biases.
+    static func packedAffine(_ weight: ValueID, type: String, graph: inout Graph)
+        -> (words: ValueID, scales: ValueID, biases: ValueID, bits: Int, groupSize: Int) {
+        let layout = GGUFBlocks.affineLayout(type)!
+        let initBlock = initBlock(&graph)
+        for node in graph.blocks[initBlock].nodes {
+            if case .ggufPackAffine(let o) = node.op, o.weight == weight, o.ggmlType == type, o.outs.count == 3 {
+                return (o.outs[0], o.outs[1], o.outs[2], layout.bits, layout.groupSize)
+            }
+        }
+        let outs = (0..<3).map { _ in graph.addValue(nil, .computed) }
+        graph.append(.ggufPackAffine(GgufPackAffineOp(weight: weight, ggmlType: type, outs: outs)),
+                     origin: "GGUF \(type) weight \(weight) repacked into affine groups at load", block: initBlock)
+        return (outs[0], outs[1], outs[2], layout.bits, layout.groupSize)
     }
 }
