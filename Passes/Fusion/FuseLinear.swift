@@ -88,7 +88,9 @@ public struct FuseLinear: GraphPass {
 
         /// A sum whose operand `skip` does not have the sum's declared shape (a broadcast). Undeclared
         /// shapes pass: the kernel checks each call's shapes and leaves a mismatch to the reference.
+        /// A scalar skip (Voxtral Realtime's `1.0 + linear(t_cond)`, its sum untyped in MLX's graph) always broadcasts.
         func broadcasts(_ skip: ValueID, to out: ValueID) -> Bool {
+            if let s = graph[skip].type, s.rank == 0 { return true }
             guard let s = graph[skip].type, let o = graph[out].type else { return false }
             if s.rank != o.rank { return true }
             return zip(s.shape, o.shape).contains { a, b in

@@ -6,7 +6,7 @@ import MLXCRuntime
 /// `mlxc transcribe MODEL AUDIO…`: speech to text with the Whisper programs ExecuTorch's `export_whisper` writes.
 struct Transcribe: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Speech to text with Whisper (export_whisper's encoder.pte, cross_kv.pte, decoder.pte, or optimum-executorch's model.pte) or Voxtral (export_voxtral_hf's model.pte + tekken.json).",
+        abstract: "Speech to text with Whisper (export_whisper's encoder.pte, cross_kv.pte, decoder.pte, or optimum-executorch's model.pte), Voxtral (export_voxtral_hf's model.pte + tekken.json), Voxtral Realtime (export_voxtral_rt's model.pte + tekken.json; --stream: live from stdin) or Parakeet TDT.",
         discussion: """
         MODEL is the export's folder: the three programs and tokenizer.json (there or in its processor/ folder), \
         or optimum-executorch's model.pte (automatic-speech-recognition task, methods encoder and text_decoder), \
@@ -69,8 +69,14 @@ struct Transcribe: ParsableCommand {
     @Flag(help: "Run the programs on the reference executor instead of compiled kernels (slow; for checking).")
     var reference = false
 
+    @Flag(help: "Live transcription (Voxtral Realtime --streaming export): read audio from stdin as it arrives — raw s16le mono 16 kHz, or a WAV stream, or --sample-rate/--pcm-format/--channels — and print text as it is decoded; latency per word and the real-time factor on stderr.")
+    var stream = false
+
     func run() throws {
         try MLXC.guarded {
+            if stream || VoxtralRealtimeFiles.recognises(model) {
+                return try runVoxtralRealtime()
+            }
             guard !audio.isEmpty else { throw ValidationError("give at least one audio file") }
             guard let task = WhisperTranscriber.Task(rawValue: task) else {
                 throw ValidationError("--task must be transcribe or translate, not \"\(self.task)\"")

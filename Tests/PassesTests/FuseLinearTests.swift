@@ -211,6 +211,18 @@ final class FuseLinearTests: XCTestCase {
         XCTAssertTrue(text.contains("add(a: %10, b: %\(p1))") && text.contains("add(a: %\(p2), b: %11)"), text)
     }
 
+    func testScalarSkipStaysAnAddEvenWhenTheSumIsUntyped() throws {
+        // Voxtral Realtime's adaptive norm: `1.0 + linear(t_cond)`, the sum untyped in MLX's graph. The kernel
+        // takes only residuals of the sum's shape: folded, every call would go to the reference.
+        let b = Body()
+        b.next = 13
+        let p = b.linear(w: 2).out, sum = b.node("add(a: %\(p), b: %12)")
+        var g = try IRParser.parse(header + "const %12 : f32[] = literal(1.0) \"one\"\nblock main {\n" + b.text + "}\noutputs %\(sum)\n")
+        let (text, _) = try run(&g)
+        XCTAssertFalse(text.contains("residual: %12"), text)
+        XCTAssertTrue(text.contains("add(a: %"), text)
+    }
+
     func testResidualFoldsWhenTheSkipHasTheSumsShape() throws {
         let b = Body()
         let p = b.linear(w: 2).out, sum = b.node("add(a: %\(p), b: %1)")

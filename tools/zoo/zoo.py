@@ -10,6 +10,7 @@ Usage (through tools/zoo/zoo, which picks the venv):
   zoo [--held-out] whisper list|build|check|commit …   Whisper's programs (whisper_entries.py)
   zoo [--held-out] voxtral list|build|check|commit …   Voxtral's programs (voxtral_entries.py)
   zoo [--held-out] parakeet list|build|check|commit …  Parakeet TDT (parakeet_entries.py; NeMo: tools/zoo/setup-nemo)
+  zoo voxtral_rt list|build|check|commit …             Voxtral Realtime, offline and streaming (voxtral_rt_entries.py)
 
 An entry is one export command run unchanged (through capture.py, which records the eager references
 of the module the script exported) on one checkpoint (checkpoint.py: a family at toy sizes). What is
@@ -429,6 +430,10 @@ def main(argv) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import voxtral_entries
         return voxtral_entries.main(rest, WORK, HELD_OUT, FIXTURES)
+    if cmd == "voxtral_rt":  # Voxtral Realtime: export_voxtral_rt.py (offline / --streaming) + mel_spectrogram.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import voxtral_rt_entries
+        return voxtral_rt_entries.main(rest, WORK, HELD_OUT, FIXTURES)
     if cmd == "parakeet":  # NeMo's FastConformer-TDT through export_parakeet_tdt.py (parakeet_entries.py)
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import parakeet_entries
