@@ -39,7 +39,7 @@ final class JITHalfQuantizedMatmulTests: XCTestCase {
     func testQuantizedMatmulHalfActivations() throws {
         var r = Random(71)
         for dtype in [DType.bf16, .f16] {
-            for bits in [2, 4, 8] {
+            for bits in [2, 4, 8, 6, 3] {
                 for (groupSize, params) in [(32, DType.bf16), (64, .f32)] {
                     for m in [1, 6] {
                         let k = groupSize * 5, n = 37

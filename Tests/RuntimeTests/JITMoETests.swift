@@ -63,7 +63,7 @@ final class JITMoETests: XCTestCase {
     /// T tokens × top-k entries, sorted by expert (runs of 4 share the weight reads) and not.
     func testGatherQmmPrefill() throws {
         var seed: UInt64 = 50
-        for bits in [4, 8] {
+        for bits in [4, 8, 6, 3] {
             for experts in [4, 8] {
                 for sorted in [true, false] {
                     seed += 1

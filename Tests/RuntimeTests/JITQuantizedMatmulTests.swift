@@ -7,7 +7,8 @@ import MLXCPasses
 /// The compiled affine quantized matmul against the reference executor, which dequantizes the
 /// weights and then multiplies (the dequantize-then-compute oracle).
 ///
-/// Shapes cover every code path: 2/4/8-bit codes, group sizes 32/64/128, f32/bf16/f16 scales and
+/// Shapes cover every code path: 2/4/8-bit codes (several to a byte, x permuted), 3/5/6-bit codes (straddling
+/// bytes and words, read in element order), group sizes 32/64/128, f32/bf16/f16 scales and
 /// biases, group counts that are a whole number of vectors and ones that leave power-of-two
 /// remainders (3, 5, 24 groups), decode (M = 1), prefill blocks of 8 tokens with and without a
 /// remainder (M = 8, 11, 19), and odd N (thread splits mid-matrix).
@@ -39,7 +40,7 @@ extension JITKernelTests {
 
     func testQuantizedMatmulEveryBitWidthAndGroupSize() throws {
         var seed: UInt64 = 1
-        for bits in [2, 4, 8] {
+        for bits in [2, 3, 4, 5, 6, 8] {
             for groupSize in [32, 64, 128] {
                 for (k, n) in [(groupSize * 3, 37), (groupSize * 24, 21)] {
                     seed += 1
@@ -51,7 +52,7 @@ extension JITKernelTests {
 
     func testQuantizedMatmulPrefillTokenBlocks() throws {
         var seed: UInt64 = 100
-        for bits in [4, 8, 2] {
+        for bits in [4, 8, 2, 6, 3, 5] {
             for m in [2, 8, 11, 19] {
                 seed += 1
                 try checkQuantizedMatmul(bits: bits, groupSize: 32, params: .f32, m: m, k: 160, n: 45, seed: seed)

@@ -9,6 +9,9 @@ import LLVMKit
 /// with one shift and one mask. The activations are read in the matching order, so each x row is
 /// permuted once per call per chunk into `xp[s·cl + j] = x[j·c + s]` (8-bit needs no permutation).
 /// The bias term uses Σx per group, also computed once per call: `Σ x·(s·q + b) = s·Σ q·x + b·Σ x`.
+/// 3-, 5- and 6-bit codes straddle bytes and words: they are read in element order instead (x not permuted),
+/// a chunk of `cl` codes at a time from the few words it spans (`DequantizeKernels.codeVector`: a constant
+/// shuffle, shifts and a mask — a group starts on a word boundary, so every offset is a constant).
 struct AffineQuantizedRows {
     let b: Builder
     let k: Int, bits: Int, groupSize: Int
@@ -25,19 +28,22 @@ struct AffineQuantizedRows {
     init(_ b: Builder, k: Int, bits: Int, groupSize: Int, params: QuantizedLinearKernels.ParamType, lanes: Int) {
         self.b = b
         (self.k, self.bits, self.groupSize, self.params) = (k, bits, groupSize, params)
-        perByte = 8 / bits
-        cl = min(lanes, groupSize / perByte)
+        perByte = 8 % bits == 0 ? 8 / bits : 1
+        cl = 8 % bits == 0 ? min(lanes, groupSize / perByte) : DequantizeKernels.vectorLanes(groupSize: groupSize, lanes: lanes)
         chunk = cl * perByte
         chunksPerGroup = groupSize / chunk
         groups = k / groupSize
-        rowBytes = k / perByte
+        rowBytes = k * bits / 8
         vec = b.vector(b.f32, cl)
         codeMask = b.splat(b.i32((1 << bits) - 1), cl)
         biasType = b.vector(b.f32, groupUnroll)
     }
 
-    /// Whether x must be permuted into a scratch (codes narrower than a byte).
+    /// Whether x must be permuted into a scratch (codes narrower than a byte, several to a byte).
     var permuted: Bool { perByte > 1 }
+
+    /// 3-, 5- or 6-bit codes: read in element order from the words they straddle.
+    var straddling: Bool { 8 % bits != 0 }
 
     /// A 64-byte aligned f32 stack scratch (emit in the entry block).
     func scratch(_ count: Int) -> IRValue {
@@ -92,8 +98,14 @@ struct AffineQuantizedRows {
                 var groupAcc: IRValue? = nil
                 for ci in 0..<chunksPerGroup {
                     let element = b.add(b.mul(g, b.i64(groupSize)), b.i64(ci * chunk))
-                    let bytes = b.load(b.vector(b.i8, cl), b.gep(b.i8, rowCodes, b.sdiv(element, b.i64(perByte))), align: 1)
-                    let wide = b.zext(bytes, b.vector(b.i32, cl))
+                    let wide: IRValue
+                    if straddling {
+                        wide = DequantizeKernels.codeVector(b, words: rowCodes, groupWord: b.mul(g, b.i64(groupSize * bits / 32)),
+                                                            firstBit: ci * chunk * bits, width: cl, bits: bits)
+                    } else {
+                        let bytes = b.load(b.vector(b.i8, cl), b.gep(b.i8, rowCodes, b.sdiv(element, b.i64(perByte))), align: 1)
+                        wide = b.zext(bytes, b.vector(b.i32, cl))
+                    }
                     for s in 0..<perByte {
                         var q = s == 0 ? wide : b.lshr(wide, b.splat(b.i32(s * bits), cl))
                         if s < perByte - 1 { q = b.and(q, codeMask) }   // the top code has no bits above it

@@ -40,7 +40,6 @@ public enum DequantizeKernels {
             let wordsPerRow = k * bits / 32, wordsPerGroup = groupSize * bits / 32
             let groups = k / groupSize
             let vec = b.vector(b.f32, width)
-            let mask = b.splat(b.i32((1 << bits) - 1), width)
             func param(_ base: IRValue, _ index: IRValue) -> IRValue {
                 switch params {
                 case .f32: return b.load(b.f32, b.gep(b.f32, base, index))
@@ -54,23 +53,8 @@ public enum DequantizeKernels {
                     let s = b.splat(param(scales, pIndex), width), bias = b.splat(param(biases, pIndex), width)
                     let groupWord = b.add(b.mul(row, b.i64(wordsPerRow)), b.mul(g, b.i64(wordsPerGroup)))
                     for v in 0..<(groupSize / width) {
-                        // Bits [first, first + width·bits) of the group, in words firstWord…lastWord.
-                        let first = v * width * bits
-                        let firstWord = first / 32, lastWord = (first + width * bits - 1) / 32
-                        let count = lastWord - firstWord + 1
-                        let lane = (0..<width).map { first - 32 * firstWord + $0 * bits }   // bit offsets in `words`
-                        let words = b.load(b.vector(b.i32, count), b.gep(b.i32, w, b.add(groupWord, b.i64(firstWord))), align: 4)
-                        let low = b.lshr(b.shuffle(words, words, lane.map { $0 / 32 }),
-                                         b.constVector(lane.map { b.i32($0 % 32) }))
-                        var packed = low
-                        if lane.contains(where: { $0 % 32 + bits > 32 }) {
-                            // The next word's low bits; a lane that does not straddle shifts them out
-                            // (by 31 ≥ bits, never the poison 32).
-                            let next = b.shuffle(words, words, lane.map { min($0 / 32 + 1, count - 1) })
-                            let shifts = lane.map { $0 % 32 + bits > 32 ? 32 - $0 % 32 : 31 }
-                            packed = b.or(low, b.shl(next, b.constVector(shifts.map { b.i32($0) })))
-                        }
-                        let codes = b.uitofp(b.and(packed, mask), vec)
+                        let codes = b.uitofp(codeVector(b, words: w, groupWord: groupWord, firstBit: v * width * bits,
+                                                        width: width, bits: bits), vec)
                         let at = b.add(b.mul(row, b.i64(k)), b.add(b.mul(g, b.i64(groupSize)), b.i64(v * width)))
                         let l = Lanes(b, width)
                         l.storeF32(l.exactFMA(s, codes, bias), outType, out, at)
@@ -78,5 +62,27 @@ public enum DequantizeKernels {
                 }
             }
         }
+    }
+
+    /// `width` codes of `bits` bits (any width 1…8) as i32 lanes: bits [firstBit, firstBit + width·bits) of the bit
+    /// stream starting at word `groupWord` of `words` (u32, LSB first). `firstBit` is a compile-time constant (a group
+    /// starts on a word boundary), so the few words the codes span are loaded as one short vector, spread to the
+    /// lanes by a constant shuffle, shifted and masked; a code that straddles two words takes its high bits from
+    /// the next one.
+    static func codeVector(_ b: Builder, words w: IRValue, groupWord: IRValue, firstBit first: Int, width: Int, bits: Int) -> IRValue {
+        let firstWord = first / 32, lastWord = (first + width * bits - 1) / 32
+        let count = lastWord - firstWord + 1
+        let lane = (0..<width).map { first - 32 * firstWord + $0 * bits }   // bit offsets in `words`
+        let words = b.load(b.vector(b.i32, count), b.gep(b.i32, w, b.add(groupWord, b.i64(firstWord))), align: 4)
+        let low = b.lshr(b.shuffle(words, words, lane.map { $0 / 32 }), b.constVector(lane.map { b.i32($0 % 32) }))
+        var packed = low
+        if lane.contains(where: { $0 % 32 + bits > 32 }) {
+            // The next word's low bits; a lane that does not straddle shifts them out (by 31 ≥ bits, never the
+            // poison 32).
+            let next = b.shuffle(words, words, lane.map { min($0 / 32 + 1, count - 1) })
+            let shifts = lane.map { $0 % 32 + bits > 32 ? 32 - $0 % 32 : 31 }
+            packed = b.or(low, b.shl(next, b.constVector(shifts.map { b.i32($0) })))
+        }
+        return b.and(packed, b.splat(b.i32((1 << bits) - 1), width))
     }
 }

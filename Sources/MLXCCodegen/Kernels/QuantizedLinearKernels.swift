@@ -28,9 +28,11 @@ import LLVMKit
 public enum QuantizedLinearKernels {
     public enum ParamType: String { case f32, bf16, f16 }
 
-    /// Supported bit widths; group sizes are whole multiples of the vector width (MLX uses 32, 64, 128).
+    /// Supported bit widths (MLX's 2, 3, 4, 5, 6 and 8); group sizes are whole multiples of the vector width (MLX
+    /// uses 32, 64, 128) whose codes fill whole u32 words (so every group starts on a word boundary).
     public static func supports(bits: Int, groupSize: Int, lanes: Int) -> Bool {
-        [2, 4, 8].contains(bits) && groupSize % lanes == 0 && groupSize % (8 / bits) == 0
+        [2, 3, 4, 5, 6, 8].contains(bits) && groupSize % lanes == 0 && groupSize * bits % 32 == 0
+            && (8 % bits != 0 || groupSize % (8 / bits) == 0)
     }
 
     /// Tokens per block: 4 shares each dequantized chunk enough that the FMAs dominate (8 gains
