@@ -45,6 +45,30 @@ final class ZooTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Self.entries.count, 4, "zoo fixtures missing under \(Self.root.path)")
     }
 
+    /// ExecuTorch's Gemma 4 GGUF export (gguf_entries.py): weights stay GGUF-quantized through the MLX delegate and
+    /// through mlxc — Q4_K as MLX-native 4-bit affine, Q6_K as MLX-native 6-bit where its sub-scales merge into
+    /// MLX groups (ExecuTorch's own test blocks) or as the delegate's gguf_q6k Metal kernels, repacked at load into
+    /// 8-bit groups of 16 (`gguf_pack_affine`, the varied checkpoint) — every one decoded in registers.
+    func testGGUFZooProgramsKeepTheirWeightsQuantized() throws {
+        // ExecuTorch's test blocks have one sub-scale everywhere, so Q4_K merges into groups of 128 too.
+        let expected = ["gemma4_gguf_mlx": ["qmm_affine_w4g128", "qmm_affine_w6g128"],
+                        "gemma4_gguf_varied_mlx": ["qmm_affine_w4g32", "qmm_affine_w8g16_f32params"]]
+        for (name, kernels) in expected {
+            let path = Self.root.appendingPathComponent("\(name)/model.pte").path
+            let loaded = try ProgramLoader.load(path, engine: .jit, mlxcVersion: "test",
+                                                passes: try PassManager(pipeline: PassRegistry.generationPipeline))
+            let jit = try XCTUnwrap(loaded.executor as? JITProgram, name)
+            for k in kernels { XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix(k) }, "\(name): no \(k)… in \(jit.kernelNames)") }
+            // Only an embedding table may be dequantized at load (gguf_q6k_embedding: a row gather of it).
+            let ops = loaded.graph.blocks.flatMap(\.nodes).map(\.op)
+            for case .ggufDequantize(let d) in ops {
+                let readers = ops.filter { $0.operands.contains(d.out) }
+                XCTAssertTrue(readers.allSatisfy { if case .take = $0 { return true } else { return false } },
+                              "\(name): a GGUF weight dequantized at load for \(readers.map(\.name))")
+            }
+        }
+    }
+
     func testGenerationMatchesEagerPyTorchFullyFused() throws {
         for name in Self.entries {
             let dir = Self.root.appendingPathComponent(name)

@@ -181,6 +181,11 @@ import etllm_qwen35_entries  # noqa: E402
 LAYERS.update(etllm_qwen35_entries.LAYERS)
 for _name, _family, _command, _kw in etllm_qwen35_entries.ENTRIES:
     add(_name, _family, _command, **_kw)
+# GGUF-quantized MLX exports (ExecuTorch's Gemma 4 GGUF path on tiny GGUF files): gguf_entries.py.
+import gguf_entries  # noqa: E402
+LAYERS.update(gguf_entries.LAYERS)
+for _name, _family, _command, _kw in gguf_entries.ENTRIES:
+    add(_name, _family, _command, **_kw)
 
 
 def select(patterns):
@@ -193,15 +198,19 @@ def select(patterns):
 
 
 def fill(parts, **kv):
+    """The command with {ckpt}, {out}, {venv} and {zoo} (this folder: scripts of the zoo's own) filled in."""
+    kv.setdefault("zoo", "tools/zoo")
     return [p.format(**kv) for p in parts]
 
 
 def checkpoint(family: str) -> Path:
     ckpt = WORK / "ckpt" / family
-    if not (ckpt / "model.safetensors").exists():
+    gguf = family in gguf_entries.LAYERS
+    if not (ckpt / (gguf_entries.MARKER if gguf else "model.safetensors")).exists():
         extra = ["--held-out", "--seed", "7"] if HELD_OUT else []
         qwen35 = family in qwen35_entries.LAYERS or family in etllm_qwen35_entries.LAYERS
-        script = qwen35_entries.CHECKPOINT if qwen35 else REPO / "tools" / "zoo" / "checkpoint.py"
+        script = (gguf_entries.CHECKPOINT if gguf else qwen35_entries.CHECKPOINT if qwen35
+                  else REPO / "tools" / "zoo" / "checkpoint.py")
         run([str(VENV / "bin" / "python"), str(script), family, str(ckpt), *extra],
             WORK / "ckpt" / f"{family}.log")
     return ckpt
@@ -236,7 +245,7 @@ def build(e: Entry) -> bool:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     ckpt = checkpoint(e.family)
-    cmd = fill(e.command, ckpt=ckpt, out=out, venv=VENV)
+    cmd = fill(e.command, ckpt=ckpt, out=out, venv=VENV, zoo=REPO / "tools" / "zoo")
     opts = []
     for k, v in e.capture.items():
         opts += [f"--{k}", str(v)]

@@ -20,7 +20,8 @@ enum KnownMetalKernels {
         "gguf_q4k_embedding": ["3df4eeb7addf6d3c"],
         "gguf_q5k_matvec": ["e48c022bd0dc65ea", "2e84824fee4201ca"], "gguf_q5k_matmul": ["c484b41aea221585"],
         "gguf_q5k_embedding": ["f81f7254941ced08"],
-        "gguf_q6k_matvec": ["79c885438b4aabec", "c069678e3e1ea58a"], "gguf_q6k_matmul": ["3f575824bc54f811"],
+        // (gguf_q6k_matmul without a bias: 70cb9c4badf9205d, in the Gemma 4 GGUF zoo export with varied sub-scales.)
+        "gguf_q6k_matvec": ["79c885438b4aabec", "c069678e3e1ea58a"], "gguf_q6k_matmul": ["3f575824bc54f811", "70cb9c4badf9205d"],
         "gguf_q6k_embedding": ["6645ce760c71b5fd"],
     ]
 
