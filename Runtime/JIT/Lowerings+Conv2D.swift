@@ -4,7 +4,9 @@ import MLXCIR
 /// `conv2d` (NHWC x, constant weight [O, kH, kW, C/groups]) as `Conv2DKernels.conv2d`. The weight is read where
 /// it is stored: a constant, or a constant (or init-block result) seen through its only transpose — ATen's
 /// [O, C/groups, kH, kW] reaches the op as transpose(w, [0, 2, 3, 1]) —, whose strides the kernel takes, so
-/// the transpose itself is absorbed instead of running on the reference executor.
+/// the transpose itself is absorbed instead of running on the reference executor. A bias add that is the conv's
+/// only reader (`add(conv, b)`, b a constant [O] of the same dtype: what both importers emit) is absorbed too: the
+/// kernel's sums start from the bias and it writes the add's result.
 extension Lowerings {
     static let conv2dReason = "needs f32/bf16/f16 x [N, H, W, C] and a constant 4-d weight (or a transpose of one) of the same dtype whose O divides by groups"
 
@@ -15,13 +17,15 @@ extension Lowerings {
               c.dtype(weight) == dtype else { return nil }
         let (outChannels, kernel, groupChannels) = (shape[0], [shape[1], shape[2]], shape[3])
         guard outChannels % o.groups == 0, kernel.allSatisfy({ $0 > 0 }), groupChannels > 0 else { return nil }
+        let bias = convBias(of: o.out, channels: outChannels, dtype: dtype, c)
         let s = Conv2DShape(kernel: kernel, groupChannels: groupChannels, outChannels: outChannels, groups: o.groups,
                             stride: [o.strideH, o.strideW], padding: [o.paddingH, o.paddingW],
-                            dilation: [o.dilationH, o.dilationW], weightStrides: strides)
+                            dilation: [o.dilationH, o.dilationW], weightStrides: strides, bias: bias != nil)
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
-        return launch(definition, node, operands: [o.x, weight], results: [o.out], resultDTypes: [dtype],
-                      operandDTypes: [dtype, dtype], grain: 1, absorbs: transposeNode == nil ? [] : [o.w],
-                      fallbackNodes: transposeNode.map { [$0, node] }) { inputs in
+        let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias)
+        return launch(definition, node, operands: [o.x, weight] + (bias.map { [$0.value] } ?? []), results: [bias?.out ?? o.out],
+                      resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
+                      absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
             let x = inputs[0].shape
             guard x.count == 4, x[3] == groupChannels * o.groups else { return nil }
             let spanH = x[1] + 2 * o.paddingH - o.dilationH * (kernel[0] - 1) - 1
@@ -39,12 +43,15 @@ extension Lowerings {
     static func depthwiseConv1d(_ o: Conv1DOp, _ node: Node, _ c: LoweringContext, weight: ValueID, kernel: Int, strides: [Int],
                                 transposeNode: Node?) -> LoweredKernel? {
         guard let (dtype, t) = activation(o.x, c) else { return nil }
+        let bias = convBias(of: o.out, channels: o.groups, dtype: dtype, c)
         let s = Conv2DShape(kernel: [kernel, 1], groupChannels: 1, outChannels: o.groups, groups: o.groups, stride: [o.stride, 1],
-                            padding: [o.padding, 0], dilation: [o.dilation, 1], weightStrides: [strides[0], strides[1], 0, strides[2]])
+                            padding: [o.padding, 0], dilation: [o.dilation, 1], weightStrides: [strides[0], strides[1], 0, strides[2]],
+                            bias: bias != nil)
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
-        return launch(definition, node, operands: [o.x, weight], results: [o.out], resultDTypes: [dtype],
-                      operandDTypes: [dtype, dtype], grain: 1, absorbs: transposeNode == nil ? [] : [o.w],
-                      fallbackNodes: transposeNode.map { [$0, node] }) { inputs in
+        let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias)
+        return launch(definition, node, operands: [o.x, weight] + (bias.map { [$0.value] } ?? []), results: [bias?.out ?? o.out],
+                      resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
+                      absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
             let x = inputs[0].shape
             guard x.count == 3, x[2] == o.groups else { return nil }
             let span = x[1] + 2 * o.padding - o.dilation * (kernel - 1) - 1
@@ -52,6 +59,29 @@ extension Lowerings {
             let outLength = span / o.stride + 1
             return CallLayout(shapes: [[x[0], outLength, o.groups]], dims: [x[1], 1, outLength, 1].map(Int64.init), work: x[0] * outLength)
         }
+    }
+
+    /// `add(conv, b)` (either order) as the only reader of the conv's result `v`, b a constant of `channels` elements in
+    /// the conv's dtype that broadcasts over the last axis ([O], [1, …, 1, O]): the bias, the sum and the add.
+    static func convBias(of v: ValueID, channels: Int, dtype: DType, _ c: LoweringContext) -> (value: ValueID, out: ValueID, node: Node)? {
+        guard c.useCounts[v] == 1, !c.graph.outputs.contains(v),
+              let block = c.graph.blocks.first(where: { $0.nodes.contains { $0.op.results.contains(v) } }),
+              let reader = block.nodes.first(where: { $0.op.operands.contains(v) }),
+              case .add(let add) = reader.op, add.a != add.b, c.dtype(add.out) == dtype else { return nil }
+        let bias = add.a == v ? add.b : add.a
+        guard let t = c.constant(bias), t.dtype == dtype, t.count == channels, t.shape.last == channels,
+              t.shape.count <= (c.type(v)?.rank ?? 0) else { return nil }
+        return (bias, add.out, reader)
+    }
+
+    /// What a conv kernel absorbs (its weight's transpose, its bias add) and the nodes a fallback then runs, in order.
+    static func convAbsorbs(_ w: ValueID, _ transposeNode: Node?, _ node: Node, _ bias: (value: ValueID, out: ValueID, node: Node)?)
+        -> (Set<ValueID>, [Node]?) {
+        var absorbs: Set<ValueID> = []
+        if transposeNode != nil { absorbs.insert(w) }
+        if let bias { absorbs.insert(bias.out) }
+        guard !absorbs.isEmpty else { return ([], nil) }
+        return (absorbs, (transposeNode.map { [$0] } ?? []) + [node] + (bias.map { [$0.node] } ?? []))
     }
 
     /// A constant of `rank` dims as stored, or one seen through its only transpose: the value the kernel reads,

@@ -120,6 +120,10 @@ struct Run: ParsableCommand {
             let outputs = try executor.run(try prepare(inputs.flatMap { try TensorFiles.read($0) }, imported.graph))
             try emit(outputs, prefix: "")
         }
+        // Where the calls' time went, per kernel (as `bench` and `transcribe` print it).
+        if ProcessInfo.processInfo.environment["MLXC_PROFILE"] != nil, let report = (executor as? JITProgram)?.profileReport, !report.isEmpty {
+            FileHandle.standardError.write(Data("profile:\n\(report)\n".utf8))
+        }
     }
 
     /// Converts float inputs to the dtype a bf16/f16/f32 input expects (a `.npy` cannot hold bf16).

@@ -99,6 +99,39 @@ extension JITPlainOpsTests {
         }
     }
 
+    /// A bias add reading only the conv (what both importers emit) is absorbed: the kernel's sums start from the
+    /// bias (`_bias` kernels, no add kernel); a conv whose result is read twice keeps its add. f32 and bf16 (the
+    /// reference rounds the conv and then the sum; the kernel rounds once).
+    func testConv2DAbsorbsItsBiasAdd() throws {
+        var r = Random(15)
+        for (dtype, tol, cases) in [(DType.f32, 1e-5, [0, 2, 5]), (.bf16, 1e-2, [3])] {
+            for k in cases.map({ Self.conv2dCases[$0] }) {
+                for shared in [false, true] where dtype == .f32 || !shared {
+                    var (g, conv) = conv2dGraph(&r, k, aten: true, dtype: dtype)
+                    let bias = constant(&g, r.tensor([k.o], -1, 1, dtype)), out = g.result()
+                    g.append(.add(AddOp(a: conv, b: bias, out: out)))
+                    var outputs = [out]
+                    if shared {
+                        let other = g.result()
+                        g.append(.neg(NegOp(x: conv, out: other)))
+                        outputs.append(other)
+                    }
+                    let jit = try check(g, outputs, tol: tol, kernels: ["conv2d_"], "conv2d + bias \(dtype.name) \(k) shared \(shared)")
+                    XCTAssertEqual(jit.kernelNames.contains { $0.hasPrefix("conv2d_") && $0.contains("_bias_") }, !shared, "\(k) shared \(shared): \(jit.kernelNames)")
+                    XCTAssertEqual(jit.kernelNames.contains { $0.hasPrefix("add_") }, shared, "\(k) shared \(shared): \(jit.kernelNames)")
+                }
+            }
+        }
+        // The conformer's depthwise conv1d with its bias.
+        var g = RefGraph()
+        let x = g.input(r.tensor([1, 40, 37])), w = constant(&g, r.tensor([37, 9, 1])), conv = g.result()
+        g.append(.conv1D(Conv1DOp(x: x, w: w, out: conv, stride: 1, padding: 4, dilation: 1, groups: 37)))
+        let bias = constant(&g, r.tensor([37])), out = g.result()
+        g.append(.add(AddOp(a: bias, b: conv, out: out)))
+        let jit = try check(g, [out], tol: 1e-5, kernels: ["conv2d_dw_f32"], "conv1d depthwise + bias")
+        XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("add_") }, "\(jit.kernelNames)")
+    }
+
     /// H and W read per call (Parakeet's time axis is dynamic): one compiled kernel over several input sizes.
     func testConv2DDynamicHeight() throws {
         var r = Random(13)

@@ -14,20 +14,24 @@ import LLVMKit
 /// - otherwise: a register block of P output columns × R vectors of output channels of one group; each input
 ///   channel's x value is broadcast and multiplied into R weight vectors (a 1×1 convolution is the GEMM
 ///   x[N·H·W, C] · wᵀ this way).
-/// Taps in the padding read 0 (their index is clamped to the image, the value selected away). Channel tails
-/// are masked lanes. The shape parameters are compile-time constants; H, W and the batch are run-time.
+/// Taps in the padding read 0 (their index is clamped to the image, the value selected away); where every column
+/// of a register block reads inside the image (all but the borders) the tap runs without those selects. Channel
+/// tails are masked lanes. With `bias`, the sums start from bias[oc] (the add after the conv, absorbed). The shape parameters are compile-time constants; H, W and the batch are run-time.
 /// Computed in f32 (bf16/f16 widened), rounded once on the store.
-/// Work items: output rows N × Ho. buffers: [x, w, out]; dims: [H, W, Ho, Wo].
+/// Work items: output rows N × Ho. buffers: [x, w, (bias,) out]; dims: [H, W, Ho, Wo].
 public struct Conv2DShape: Sendable, Equatable {
     public var kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int
     public var stride: [Int], padding: [Int], dilation: [Int]
     /// Weight strides (elements) of oc, kh, kw and c.
     public var weightStrides: [Int]
+    /// A bias [O] the sums start from (the graph's add after the conv, absorbed).
+    public var bias: Bool
 
     public init(kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int, stride: [Int], padding: [Int],
-                dilation: [Int], weightStrides: [Int]) {
+                dilation: [Int], weightStrides: [Int], bias: Bool = false) {
         self.kernel = kernel; self.groupChannels = groupChannels; self.outChannels = outChannels; self.groups = groups
         self.stride = stride; self.padding = padding; self.dilation = dilation; self.weightStrides = weightStrides
+        self.bias = bias
     }
 
     /// One input channel per group and one output channel per group: channel c of x feeds channel c of out.
@@ -36,6 +40,7 @@ public struct Conv2DShape: Sendable, Equatable {
     var name: String {
         func j(_ v: [Int]) -> String { v.map(String.init).joined(separator: "x") }
         return "k\(j(kernel))_c\(groupChannels * groups)_o\(outChannels)_g\(groups)_s\(j(stride))_p\(j(padding))_d\(j(dilation))_w\(j(weightStrides))"
+            + (bias ? "_bias" : "")
     }
 }
 
@@ -54,7 +59,7 @@ public enum Conv2DKernels {
         let mode = s.isDepthwise ? "dw" : "gen"
         return KernelDefinition(name: "conv2d_\(mode)_\(tag)_\(s.name)_v\(lanes)") { e in
             let b = e.b
-            let x = e.buffer(0), w = e.buffer(1), out = e.buffer(2)
+            let x = e.buffer(0), w = e.buffer(1), biasBuffer = s.bias ? e.buffer(2) : nil, out = e.buffer(s.bias ? 3 : 2)
             let height = e.dim(0), width = e.dim(1), outHeight = e.dim(2), outWidth = e.dim(3)
             let c = s.groupChannels * s.groups
             let sO = s.weightStrides[0]
@@ -100,6 +105,15 @@ public enum Conv2DKernels {
                     b.add(b.mul(oc, b.i64(sO)), b.add(b.mul(kh, b.i64(s.weightStrides[1])), b.mul(kw, b.i64(s.weightStrides[2]))))
                 }
                 /// Runs `columns(wo0, cols)` over blocks of `cols` output columns, the rest one column at a time.
+                /// The sums' starting vector for output channels oc..oc+lanes: the bias, or 0.
+                func start(_ l: Lanes, _ oc: IRValue) -> IRValue {
+                    guard let biasBuffer else { return Lanes(b, lanes).zero(b.f32) }
+                    return l.loadF32(t, biasBuffer, oc)
+                }
+                /// Whether every tap of `list` lies inside the image (then they are read unchecked).
+                func allInside(_ list: [(index: IRValue, inside: IRValue)]) -> IRValue {
+                    list.dropFirst().reduce(list[0].inside) { b.and($0, $1.inside) }
+                }
                 func overColumns(_ cols: Int, _ body: @escaping (IRValue, Int) -> Void) {
                     let main = b.mul(b.sdiv(outWidth, b.i64(cols)), b.i64(cols))
                     if cols > 1 { b.loop(b.i64(0), main, step: cols, "wo") { wo in body(wo, cols) } }
@@ -111,12 +125,17 @@ public enum Conv2DKernels {
                     let cMain = c / lanes * lanes, cTail = c - cMain
                     /// Channels c0..<c0+lanes (masked by `l`) of output columns wo0..<wo0+n.
                     func channels(_ l: Lanes, _ c0: IRValue, _ wo0: IRValue, _ n: Int) {
-                        let sums = window([IRValue](repeating: l.zero(b.f32), count: n)) { kh, kw, acc in
+                        let sums = window([IRValue](repeating: start(l, c0), count: n)) { kh, kw, acc in
                             let wv = loadW(l, wIndex(c0, kh, kw))
-                            return zip(taps(kh: kh, kw: kw, wo0: wo0, cols: n), acc).map { tap, a in
-                                let xv = l.loadF32(t, x, b.add(tap.index, c0))
-                                return b.fma(b.select(tap.inside, xv, l.zero(b.f32)), wv, a)
+                            let tapList = taps(kh: kh, kw: kw, wo0: wo0, cols: n)
+                            func accumulate(checked: Bool) -> [IRValue] {
+                                zip(tapList, acc).map { tap, a in
+                                    let xv = l.loadF32(t, x, b.add(tap.index, c0))
+                                    return b.fma(checked ? b.select(tap.inside, xv, l.zero(b.f32)) : xv, wv, a)
+                                }
                             }
+                            return Support.ifElse(b, allInside(tapList), "inside", then: { accumulate(checked: false) },
+                                                  otherwise: { accumulate(checked: true) })
                         }
                         for q in 0..<n {
                             l.storeF32(sums[q], t, out, b.add(b.mul(b.add(outRow, b.add(wo0, b.i64(q))), b.i64(s.outChannels)), c0))
@@ -143,23 +162,27 @@ public enum Conv2DKernels {
                         let m = min(lanes, count - start)
                         return m == lanes ? Lanes(b, lanes) : Lanes(b, lanes, mask: Support.tailMask(b, b.i64(m), width: lanes))
                     }
-                    let zero = Lanes(b, lanes).zero(b.f32)
+                    let starts = parts.enumerated().map { r, l in start(l, b.add(oc0, b.i64(r * lanes))) }
                     let xChannel0 = b.mul(g, b.i64(s.groupChannels))
-                    let sums = window([IRValue](repeating: zero, count: n * parts.count)) { kh, kw, acc in
+                    let sums = window((0..<n).flatMap { _ in starts }) { kh, kw, acc in
                         let tapList = taps(kh: kh, kw: kw, wo0: wo0, cols: n)
                         let wBase = wIndex(oc0, kh, kw)
-                        return b.loop(b.i64(0), b.i64(s.groupChannels), carrying: acc, "ci") { ci, a in
-                            let wv = parts.enumerated().map { r, l in
-                                loadW(l, b.add(wBase, b.add(b.mul(b.i64(r * lanes), b.i64(sO)), b.mul(ci, b.i64(s.weightStrides[3])))))
+                        func accumulate(checked: Bool) -> [IRValue] {
+                            b.loop(b.i64(0), b.i64(s.groupChannels), carrying: acc, "ci") { ci, a in
+                                let wv = parts.enumerated().map { r, l in
+                                    loadW(l, b.add(wBase, b.add(b.mul(b.i64(r * lanes), b.i64(sO)), b.mul(ci, b.i64(s.weightStrides[3])))))
+                                }
+                                var next = a
+                                for (q, tap) in tapList.enumerated() {
+                                    let xs = Lanes(b, 1).loadF32(t, x, b.add(tap.index, b.add(xChannel0, ci)))
+                                    let xv = b.splat(checked ? b.select(tap.inside, xs, b.f32(0)) : xs, lanes)
+                                    for r in parts.indices { next[q * parts.count + r] = b.fma(xv, wv[r], a[q * parts.count + r]) }
+                                }
+                                return next
                             }
-                            var next = a
-                            for (q, tap) in tapList.enumerated() {
-                                let xs = Lanes(b, 1).loadF32(t, x, b.add(tap.index, b.add(xChannel0, ci)))
-                                let xv = b.splat(b.select(tap.inside, xs, b.f32(0)), lanes)
-                                for r in parts.indices { next[q * parts.count + r] = b.fma(xv, wv[r], a[q * parts.count + r]) }
-                            }
-                            return next
                         }
+                        return Support.ifElse(b, allInside(tapList), "inside", then: { accumulate(checked: false) },
+                                              otherwise: { accumulate(checked: true) })
                     }
                     for q in 0..<n {
                         let at = b.add(b.mul(b.add(outRow, b.add(wo0, b.i64(q))), b.i64(s.outChannels)), oc0)
