@@ -55,8 +55,9 @@ extension Transcribe {
         let loadSeconds = Date().timeIntervalSince(loadStart)
         // A stream reports once, at its end (bad input after loading is then the only line on stderr).
         if let reader { return try streamStdin(rt, raw: raw, reader: reader, loadSeconds: loadSeconds, ready: Date()) }
-        log(String(format: "model: %@ (Voxtral Realtime %@: dim %d, vocabulary %d, %d delay tokens, decoder window %d) loaded and compiled in %.2f s",
-                   model, files.streaming ? "streaming" : "offline", rt.dim, rt.vocabularySize, rt.delayTokens, rt.slidingWindow, loadSeconds))
+        log(String(format: "model: %@ (Voxtral Realtime %@: dim %d, vocabulary %d, %d delay tokens, %@) loaded and compiled in %.2f s",
+                   model, files.streaming ? "streaming" : "offline", rt.dim, rt.vocabularySize, rt.delayTokens,
+                   files.streaming ? "decoder window \(rt.slidingWindow)" : "\(rt.maxSeqLen) positions", loadSeconds))
         for (path, clip) in clips {
             let start = Date()
             var tokens: [Int] = []

@@ -95,6 +95,21 @@ final class VoxtralRealtimeCLITests: XCTestCase {
         XCTAssertEqual(try json(explicit)["tokens"] as? [Int], want)
     }
 
+    /// An offline export (audio_encoder): the runner's offline loop, eager's 391 tokens (375 audio positions + 16).
+    func testOfflineExportGivesEagerOfflineTokens() throws {
+        let offline = MLXCBinary.fixtures.appendingPathComponent("zoo/voxtral_rt_mlx_fp32").path
+        let data = try Data(contentsOf: URL(fileURLWithPath: offline + "/voxtral_rt_reference.json"))
+        let ref = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let run = try json(try cli.mlxc(["transcribe", offline, offline + "/audio.wav", "--format", "json", "--max-new-tokens",
+                                         "\(try XCTUnwrap(ref["max_new_tokens"] as? Int))"]))
+        XCTAssertEqual(run["tokens"] as? [Int], try XCTUnwrap(ref["tokens"] as? [Int]))
+        XCTAssertEqual(run["audio_positions"] as? Int, 375)
+        let stream = try piped(["transcribe", "--stream", offline], try Data(contentsOf: URL(fileURLWithPath: Self.clip)))
+        XCTAssertEqual(stream.status, 1)
+        XCTAssertTrue(stream.stderr.contains("an offline export (audio_encoder); --stream needs"), stream.stderr)
+        XCTAssertEqual(stream.stderr.split(separator: "\n").count, 1, stream.stderr)
+    }
+
     /// Bad input: one line on stderr, exit 1; text already decoded stays printed (stdout).
     func testBadInputGivesOneLineAndExitCode1() throws {
         let raw = try rawPCM()

@@ -182,17 +182,39 @@ def check(e: Entry, work: Path, mlxc: str) -> list:
     return rows
 
 
+OFFLINE_DECODER_CALLS = 24
+
+
 def commit(e: Entry, work: Path, fixtures: Path) -> None:
-    """Copies an entry into Tests/Fixtures/zoo/<name>/ (streaming entries whole: every call is small; offline ones
-    without the 30 s mel, which the audio encoder's input repeats)."""
+    """Copies an entry into Tests/Fixtures/zoo/<name>/. Streaming entries whole (every call is small). Offline ones
+    with stated reductions (fixture.json): the 30 s mel — the preprocessor's output and the audio encoder's input,
+    1.5 MB — as the frames the audio reaches (mel_head.npy) + the one value every later frame holds (checked equal
+    here), no preprocessor.pte, and the decoder's first OFFLINE_DECODER_CALLS calls of eager's 391 (the tokens
+    of all of them stay in voxtral_rt_reference.json; `zoo voxtral_rt check` compares every call)."""
     src, dst = work / "out" / e.name, fixtures / e.name
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src / "ref", dst / "ref")
-    for f in ["model.pte", "preprocessor.pte", "voxtral_rt_reference.json", "entry.json", "tekken.json", "audio.wav"]:
+    files = ["model.pte", "voxtral_rt_reference.json", "entry.json", "tekken.json", "audio.wav"]
+    for f in files + (["preprocessor.pte"] if e.streaming else []):
         shutil.copy(src / f, dst / f)
     if not e.streaming:
-        (dst / "ref" / "preprocessor" / "step0.output0.npy").unlink()
+        shutil.rmtree(dst / "ref" / "preprocessor")
+        ref = json.loads((src / "voxtral_rt_reference.json").read_text())
+        mel_file = dst / "ref" / "audio_encoder" / "step0.input0.npy"
+        mel = np.load(mel_file)
+        head = min(mel.shape[-1], ref["samples"] // 160 + 4)
+        tail = mel[..., head:]
+        assert tail.size == 0 or (tail == tail.flat[0]).all(), "frames past the audio are not one value"
+        np.save(dst / "ref" / "audio_encoder" / "mel_head.npy", mel[..., :head])
+        mel_file.unlink()
+        for method in ["token_embedding", "text_decoder"]:
+            for f in (dst / "ref" / method).glob("step*.npy"):
+                if int(f.name[4:].split(".")[0]) >= OFFLINE_DECODER_CALLS:
+                    f.unlink()
+        (dst / "fixture.json").write_text(json.dumps({
+            "mel_shape": list(mel.shape), "mel_head_frames": int(head), "mel_tail_value": float(tail.flat[0]) if tail.size else None,
+            "decoder_calls_kept": OFFLINE_DECODER_CALLS}, indent=1) + "\n")
     size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
     print(f"committed {e.name}: {size / 1e6:.2f} MB")
 
