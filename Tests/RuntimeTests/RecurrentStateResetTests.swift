@@ -28,4 +28,30 @@ final class RecurrentStateResetTests: XCTestCase {
         let again = try call(reference.prompt, at: 0)
         XCTAssertEqual(again.storage, first.storage, "the prompt at position 0 after decoding")
     }
+
+    /// etLLM's Qwen 3.5 (`llama::gated_delta_rule` between XNNPACK delegates; static shapes: one token per call,
+    /// `input_pos` [1]) zeroes conv_state and recurrent_state itself (`buffer[:b].mul_(1 − (input_pos[0] == 0))`):
+    /// the prompt fed token by token, three greedy steps, then the prompt again from position 0 gives the first
+    /// pass's logits at every position, bit for bit.
+    func testEtLLMPromptAtPositionZeroStartsFromCleanState() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/zoo/etllm_qwen35_xnnpack_fp32")
+        struct Reference: Decodable { var prompt: [Int]; var greedy: [Int] }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: dir.appendingPathComponent("reference.json")))
+        let pte = try PTEFile(path: dir.appendingPathComponent("model.pte").path)
+        let jit = try JITProgram(graph: try Importer.importMethod(pte).graph, pte: pte)
+        XCTAssertTrue(jit.kernelNames.contains { $0.contains("gated_delta") }, "\(jit.kernelNames)")
+        func call(_ token: Int, at position: Int) throws -> HostTensor {
+            try jit.run([HostTensor(dtype: .i64, shape: [1, 1], storage: [Double(token)]),
+                         HostTensor(dtype: .i64, shape: [1], storage: [Double(position)])])[0]
+        }
+        let first = try reference.prompt.enumerated().map { try call($0.element, at: $0.offset) }
+        var steps: [HostTensor] = []
+        for k in 0..<3 { steps.append(try call(reference.greedy[k], at: reference.prompt.count + k)) }
+        XCTAssertNotEqual(steps[0].storage, first.last!.storage, "decode steps see the state")
+        let again = try reference.prompt.enumerated().map { try call($0.element, at: $0.offset) }
+        for (k, (a, b)) in zip(again, first).enumerated() {
+            XCTAssertEqual(a.storage, b.storage, "prompt position \(k) after decoding")
+        }
+    }
 }

@@ -271,7 +271,7 @@ def build(e: Entry) -> bool:
 def entry_meta(e: Entry) -> dict:
     """entry.json: what the entry is and what is expected of it (read by ZooTests)."""
     return {"name": e.name, "family": e.family, "layers": layers_of(e), "held_out": HELD_OUT,
-            "command": " ".join(["python"] + fill(e.command, ckpt=f"<checkpoint {e.family}>", out="<out>", venv="")),
+            "command": " ".join(["python"] + fill(e.command, ckpt=f"<checkpoint {e.family}>", out="<out>", venv="tools/.venv")),
             "transformers": "5.0.0rc1" if e.transformers_rc1 else "5.25", "notes": e.notes,
             "dtype": e.dtype or activation_dtype(e.command), "reference": e.reference,
             **({"logits_tolerance": e.logits_tolerance} if e.logits_tolerance else {})}
