@@ -3,6 +3,10 @@ import MLXCIR
 /// Folds the permute chains plain exports leave around attention (`transpose` → `clone` →
 /// `transpose` → `transpose` → `clone`, from `.transpose(1, 2).contiguous()` and friends):
 /// - `id_copy(x)` of a value that cannot change (not state) is x itself: its readers read x;
+/// - a `slice_update` whose slice is the whole of dst (start 0, step 1, stop at or past the end, an update of
+///   dst's shape and dtype) is its update, and a functional `copy_into` (result ≠ dst) of a source of dst's shape and
+///   dtype is its source: what functionalization writes for `buffer[:b].mul_(keep)` / `buffer[:b].copy_(new)` with b
+///   the whole batch (etLLM's GatedDeltaNet state), a full copy of the state each;
 /// - `transpose(transpose(x, p), q)` is `transpose(x, p∘q)`, the composed permutation
 ///   (out dim i = x dim p[q[i]]), and an identity permutation is x itself.
 /// What is left is at most one transpose per chain, which a neighbouring kernel can often read or
@@ -53,6 +57,12 @@ public struct FoldTransposes: GraphPass {
                 case .idCopy(let c) where local(c.x, c.out, b) && graph[c.x].type != nil && graph[c.x].type?.dtype == graph[c.out].type?.dtype:
                     alias[c.out] = c.x
                     folded += 1
+                case .sliceUpdate(let u) where local(u.update, u.out, b) && Self.coversAll(u, graph):
+                    alias[u.out] = u.update
+                    folded += 1
+                case .copyInto(let c) where c.out != c.dst && local(c.src, c.out, b) && Self.sameFixedType(c.src, c.out, graph):
+                    alias[c.out] = c.src
+                    folded += 1
                 case .transpose(var t) where local(t.x, t.out, b):
                     guard let rank = graph[t.x].type?.rank ?? graph[t.out].type?.rank,
                           let q = normalized(t.perm, rank) else { break }
@@ -90,6 +100,23 @@ public struct FoldTransposes: GraphPass {
         }
         graph.outputs = graph.outputs.map(resolve)
         return folded
+    }
+
+    /// Both values have one known dtype and the same shape, every dim fixed.
+    static func sameFixedType(_ a: ValueID, _ b: ValueID, _ graph: Graph) -> Bool {
+        guard let ta = graph[a].type, let tb = graph[b].type, ta.dtype == tb.dtype, ta.rank == tb.rank else { return false }
+        return zip(ta.shape, tb.shape).allSatisfy { x, y in x.fixedValue != nil && x.fixedValue == y.fixedValue }
+    }
+
+    /// The slice_update writes every element of dst: start 0, step 1, stop ≥ the axis size, and an update of dst's
+    /// (fixed) shape and dtype — nothing of dst is left in the result.
+    static func coversAll(_ u: SliceUpdateOp, _ graph: Graph) -> Bool {
+        guard u.step == 1, sameFixedType(u.update, u.out, graph), sameFixedType(u.dst, u.out, graph),
+              case .literal(let axis) = u.axis, case .literal(let start) = u.start, case .literal(let stop) = u.stop,
+              let t = graph[u.out].type else { return false }
+        let a = axis < 0 ? Int(axis) + t.rank : Int(axis)
+        guard (0..<t.rank).contains(a), let size = t.shape[a].fixedValue else { return false }
+        return start == 0 && stop >= Int64(size)
     }
 
     /// A permutation with negative axes made positive, if it is one of 0..<rank.

@@ -81,4 +81,45 @@ final class FoldTransposesTests: XCTestCase {
         let (text, _) = try folded(body, outputs: "%5")
         XCTAssertEqual(text, "%5 = add(a: %2, b: %2) : f32[4, 8]")
     }
+
+    /// etLLM's GatedDeltaNet state reset and write-back, functionalized (`state[:1].mul_(keep)`,
+    /// `state[:1].copy_(new)` on a batch of 1): slice_updates over the whole state and a copy_into of a same-typed
+    /// source are their update / source; the state's own write-back (result = dst) stays.
+    func testWholeSliceUpdatesAndCopiesAreTheirSource() throws {
+        let body = """
+          %3 = multiply(a: %1, b: %1) : f32[1, 2, 32, 16]
+          %4 = slice_update(dst: %1, update: %3, axis: 0, start: 0, stop: 1, step: 1) : f32[1, 2, 32, 16]
+          %5 = transpose(x: %4, perm: [0, 1, 3, 2]) : f32[1, 2, 16, 32]
+          %6 = transpose(x: %5, perm: [0, 1, 3, 2]) : f32[1, 2, 32, 16]
+          %7 = copy_into(dst: %4, src: %6) : f32[1, 2, 32, 16]
+          %8 = slice_update(dst: %4, update: %7, axis: 0, start: 0, stop: 9223372036854775807, step: 1) : f32[1, 2, 32, 16]
+          %1 = copy_into(dst: %1, src: %8) : f32[1, 2, 32, 16]
+
+        """
+        let (text, changes) = try folded(body, outputs: "%0")
+        XCTAssertGreaterThan(changes, 0)
+        XCTAssertEqual(text, """
+        %3 = multiply(a: %1, b: %1) : f32[1, 2, 32, 16]
+        %1 = copy_into(dst: %1, src: %3) : f32[1, 2, 32, 16]
+        """)
+    }
+
+    /// What must stay: a slice_update over part of dst (a step, an offset, a shorter stop, a broadcast update), a
+    /// copy_into that broadcasts its source.
+    func testPartialSliceUpdatesAndConvertingCopiesStay() throws {
+        let body = """
+          %3 = multiply(a: %1, b: %1) : f32[1, 2, 32, 16]
+          %9 = slice(x: %3, axis: 2, start: 0, stop: 16, step: 1) : f32[1, 2, 16, 16]
+          %4 = slice_update(dst: %1, update: %9, axis: 2, start: 0, stop: 16, step: 1) : f32[1, 2, 32, 16]
+          %5 = slice_update(dst: %1, update: %3, axis: 0, start: 1, stop: 2, step: 1) : f32[1, 2, 32, 16]
+          %6 = copy_into(dst: %1, src: %9) : f32[1, 2, 32, 16]
+          %7 = add(a: %4, b: %5) : f32[1, 2, 32, 16]
+          %8 = add(a: %7, b: %6) : f32[1, 2, 32, 16]
+
+        """
+        let (text, _) = try folded(body, outputs: "%8")
+        XCTAssertTrue(text.contains("slice_update(dst: %1, update: %9"), text)
+        XCTAssertTrue(text.contains("slice_update(dst: %1, update: %3, axis: 0, start: 1"), text)
+        XCTAssertTrue(text.contains("copy_into(dst: %1, src: %9)"), text)
+    }
 }

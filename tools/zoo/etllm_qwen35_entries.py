@@ -29,10 +29,14 @@ def etllm_qwen35(*flags, ctx=64):
             f"export.max_seq_length={ctx}", f"export.max_context_length={ctx}", *flags]
 
 
+# As etllm_llama_xnnpack_8da4w: XNNPACK quantizes activations to int8 per token with the file's bf16 weight scales,
+# which eager's torchao fake quantization does not: the file's semantics, ExecuTorch's runtime, are the reference.
+DYNAMIC_QUANT_NOTE = "int8 dynamic activations and bf16 scales as XNNPACK computes them: reference = ExecuTorch's runtime"
+
 # (name, family, command, options for zoo.add)
 ENTRIES = [
     ("etllm_qwen35_xnnpack_fp32", "qwen35", etllm_qwen35(), {}),
     ("etllm_qwen35_portable_fp32", "qwen35", etllm_qwen35("backend.xnnpack.enabled=false"), {}),
-    ("etllm_qwen35_xnnpack_8da4w", "qwen35", etllm_qwen35("quantization.qmode=8da4w", "quantization.group_size=32"),
-     {}),
+    ("etllm_qwen35_xnnpack_8da4w", "qwen35", etllm_qwen35("+quantization.qmode=8da4w", "+quantization.group_size=32"),
+     {"reference": "executorch", "notes": DYNAMIC_QUANT_NOTE}),
 ]
