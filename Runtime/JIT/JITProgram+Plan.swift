@@ -22,6 +22,7 @@ extension JITProgram {
         var context = LoweringContext(graph: graph, baseValues: baseValues, useCounts: useCounts,
                                       lanes: planTarget.vectorBits / 32,
                                       wordDot: planWordDot)
+        context.dynamicQuantPacks = dynamicQuantPacks
         context.types = ShapeInference.infer(graph).types
         var folded = Set<ValueID>()   // results of nodes whose work another kernel absorbed
 
@@ -125,6 +126,8 @@ struct LoweringContext {
     let lanes: Int
     /// How the target multiplies i16 pairs (the integer-exact dynamically quantized linears).
     var wordDot: DynamicQuantLinearKernels.WordDot = .generic
+    /// 4-bit dynamic-quant linears whose weights were repacked for the int8 GEMM kernel (by the op's result).
+    var dynamicQuantPacks: [ValueID: PackedDynamicQuant] = [:]
 
     /// The defining node of a value in the main block, if any.
     func producer(_ v: ValueID) -> Op? {

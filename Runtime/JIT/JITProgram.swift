@@ -45,6 +45,8 @@ public final class JITProgram {
     var plans: [Int: [Step]] = [:]
     /// Constants, state and init results: the values every call starts from.
     var baseValues: [NativeTensor?]
+    /// 4-bit dynamic-quant linears repacked for the int8 GEMM kernel, by the op's result (`PackedDynamicQuant`).
+    var dynamicQuantPacks: [ValueID: PackedDynamicQuant] = [:]
     var values: [NativeTensor?] = []
     let arena = Arena()
     /// Owned buffers (state, literal constants, init results) freed with the program.
@@ -112,6 +114,7 @@ public final class JITProgram {
         try loadConstantsAndState()
         try packAffineWeights(packs)
         try packGGUFWeights(ggufPacks)
+        try packDynamicQuantWeights()
         try buildPlans()
     }
 

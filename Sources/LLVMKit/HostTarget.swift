@@ -23,12 +23,14 @@ public struct HostTarget: Sendable {
 
     /// The host with its wider instruction sets switched off: `MLXC_ISA=avx2` compiles as for an
     /// AVX2 + FMA machine (Zen 3, Haswell…) on an AVX-512 host, so the AVX2 kernels are tested and
-    /// measured wherever the suite runs. A subset of the host's features always runs on it.
+    /// measured wherever the suite runs; `MLXC_ISA=avx512bw` drops only the VNNI dot products. A subset of the host's features always runs on it.
     public func limited(to isa: String?) -> HostTarget {
         guard let isa = isa?.lowercased(), !isa.isEmpty, isa != "native" else { return self }
         let dropped: (String) -> Bool
         switch isa {
         case "avx2": dropped = { $0.hasPrefix("avx512") || $0 == "evex512" || $0.hasPrefix("amx") || $0 == "avxvnni" }
+        // AVX-512 without the dot-product extensions (Skylake-X class): the int8 kernels' non-VNNI forms.
+        case "avx512bw": dropped = { $0.contains("vnni") }
         case "sse4.2", "sse": dropped = { $0.hasPrefix("avx") || $0 == "evex512" || $0.hasPrefix("amx") || $0 == "fma" || $0 == "f16c" }
         default: return self
         }

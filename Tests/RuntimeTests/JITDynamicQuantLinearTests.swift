@@ -13,7 +13,9 @@ import MLXCIR
 /// 8-bit per-channel with odd K (37, 100: the group's remainder summed one by one), decode
 /// (M = 1) and prefill (M = 3, 4, 9: blocks of 4 rows and remainders), odd N (thread splits), rows
 /// that are all zero, all positive or all negative (zero point at either end), and a row with an
-/// outlier (most codes near the zero point).
+/// outlier (most codes near the zero point). On x86 the 4-bit cases run the int8 GEMM kernel
+/// (`DynamicQuantGemmKernels`, weights repacked at load); `MLXC_ISA=avx2` and `MLXC_ISA=avx512bw`
+/// select its `vpmaddubsw` forms, the host's VNNI its `vpdpbusd` form.
 extension JITKernelTests {
     /// x [m, k] with special rows; w random codes; scales random positive.
     func dynamicQuantCase(bits: Int, groupSize: Int, m: Int, k: Int, n: Int, seed: UInt64)
@@ -53,7 +55,13 @@ extension JITKernelTests {
                            file: StaticString = #filePath, line: UInt = #line) throws {
         let c = dynamicQuantCase(bits: bits, groupSize: groupSize, m: m, k: k, n: n, seed: seed)
         let what = "dynamic_quant_linear w\(bits) g\(groupSize) m\(m) k\(k) n\(n)"
-        try check(c.g, [c.out], .exact, kernels: ["dqlinear_qd8_w\(bits)g\(groupSize)"], what, file: file, line: line)
+        // x86 with 4-bit weights runs the int8 GEMM kernel on weights repacked at load (unless switched off).
+        #if arch(x86_64)
+        let gemm = bits == 4 && JITProgram.dynamicQuantGemmEnabled ? "_k\(k)_n\(n)_gemm" : ""
+        #else
+        let gemm = ""
+        #endif
+        try check(c.g, [c.out], .exact, kernels: ["dqlinear_qd8_w\(bits)g\(groupSize)" + gemm], what, file: file, line: line)
 
         // The definition against dequantize-then-compute in double.
         let got = DynamicQuantDefinition.linear(x: c.x, m: m, k: k, codes: c.codes, n: n, scales: c.scales, groupSize: groupSize)
@@ -89,6 +97,31 @@ extension JITKernelTests {
                 seed += 1
                 try checkDynamicQuant(bits: bits, groupSize: k, m: m, k: k, n: 19, seed: seed)
             }
+        }
+    }
+
+    /// The int8 GEMM kernel's tiles and edges: rows in register tiles (4 on AVX2, 6 on AVX-512) and
+    /// their remainders, several row blocks (K = 4096: 12–16 rows quantized at a time), column
+    /// vectors in pairs and a single one, a last block cut short at N (masked stores), groups with
+    /// 32-element partial sums and a shorter rest (G = 40, 72, 200).
+    func testDynamicQuantLinearGemmTiles() throws {
+        var seed: UInt64 = 900
+        for (m, k, n, g) in [(7, 256, 40, 32), (13, 128, 24, 64), (25, 256, 72, 128), (29, 4096, 17, 128), (128, 256, 48, 32),
+                             (6, 72, 33, 72), (11, 400, 16, 200), (2, 64, 8, 64), (1, 4096, 23, 4096)] {
+            seed += 1
+            try checkDynamicQuant(bits: 4, groupSize: g, m: m, k: k, n: n, seed: seed)
+        }
+    }
+
+    /// `MLXC_QD8_GEMM=off` keeps the word-dot kernel on x86 (also what 8-bit weights and ARM64 run):
+    /// still bit for bit.
+    func testDynamicQuantLinearWordDotKernel() throws {
+        setenv("MLXC_QD8_GEMM", "off", 1)
+        defer { unsetenv("MLXC_QD8_GEMM") }
+        var seed: UInt64 = 950
+        for (m, k, n, g) in [(1, 256, 37, 32), (9, 384, 20, 128), (5, 200, 19, 200)] {
+            seed += 1
+            try checkDynamicQuant(bits: 4, groupSize: g, m: m, k: k, n: n, seed: seed)
         }
     }
 

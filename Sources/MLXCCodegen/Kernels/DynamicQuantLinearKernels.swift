@@ -107,49 +107,14 @@ public enum DynamicQuantLinearKernels {
             let words = b.vector(b.i16, cw), wide = b.vector(b.i32, cw)
             let lanesOut = cw / 2, accType = b.vector(b.i32, lanesOut)
 
-            // Exact f32 arithmetic (no reassociation or contraction: the definition's roundings).
-            func fmul(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFMul(b.ref, a, c, "") }
-            func fdiv(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFDiv(b.ref, a, c, "") }
-            func fadd(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFAdd(b.ref, a, c, "") }
-            func fsub(_ a: IRValue, _ c: IRValue) -> IRValue { LLVMBuildFSub(b.ref, a, c, "") }
-            func exact(_ name: String, _ args: [IRValue]) -> IRValue {
-                let v = b.intrinsic(name, overloads: [LLVMTypeOf(args[0])], args)
-                LLVMSetFastMathFlags(v, 0)
-                return v
-            }
-            func lt(_ a: IRValue, _ c: IRValue) -> IRValue { b.fcmp(LLVMRealOLT, a, c) }
-            func gt(_ a: IRValue, _ c: IRValue) -> IRValue { b.fcmp(LLVMRealOGT, a, c) }
-            func fmin(_ a: IRValue, _ c: IRValue) -> IRValue { b.select(lt(c, a), c, a) }
-            func fmax(_ a: IRValue, _ c: IRValue) -> IRValue { b.select(gt(c, a), c, a) }
-
             /// Row `row` of x → d codes at dq[slot·K …] (permuted per chunk for 4-bit) and its scale.
             func quantize(row: IRValue, slot: Int) {
                 let base = b.gep(b.f32, x, b.mul(row, b.i64(k)))
                 let v = 8, vt = b.vector(b.f32, v)
                 let body = k / v * v
-                var (lo, hi) = (b.f32(.infinity), b.f32(-.infinity))
-                if body > 0 {
-                    let mm = b.loop(b.i64(0), b.i64(body), step: v, carrying: [b.splat(b.f32(.infinity), v), b.splat(b.f32(-.infinity), v)], "mm") { i, acc in
-                        let xv = b.load(vt, b.gep(b.f32, base, i))
-                        return [fmin(acc[0], xv), fmax(acc[1], xv)]
-                    }
-                    for j in 0..<v { lo = fmin(lo, b.extract(mm[0], j)); hi = fmax(hi, b.extract(mm[1], j)) }
-                }
-                for i in body..<k {
-                    let xv = b.load(b.f32, b.gep(b.f32, base, b.i64(i)))
-                    lo = fmin(lo, xv); hi = fmax(hi, xv)
-                }
-                // xnn_f32_qd8_asymmetric_quantization_params, as the importer's definition spells it.
-                let lo0 = fmin(lo, b.f32(0)), hi0 = fmax(hi, b.f32(0))
-                let range = fmax(fsub(hi0, lo0), b.f32(1e-30))
-                let inv = fdiv(b.f32(255), range)
-                let scale = fdiv(b.f32(1), inv)
-                let qmul = fdiv(b.f32(1), scale)
-                let loScaled = fmul(lo0, inv), hiScaled = fmul(hi0, inv)
-                let errSum = fadd(fadd(b.f32(-128), loScaled), fadd(b.f32(127), hiScaled))
-                let zRaw = b.select(gt(errSum, b.f32(0)), fsub(b.f32(-128), loScaled), fsub(b.f32(127), hiScaled))
-                let zp = exact("llvm.roundeven", [fmin(fmax(zRaw, b.f32(-128)), b.f32(127))])
-                b.store(scale, b.gep(b.f32, aScales, b.i64(slot)))
+                let params = QD8RowQuantization(b, row: base, k: k)
+                let zp = params.zeroPoint
+                b.store(params.scale, b.gep(b.f32, aScales, b.i64(slot)))
                 if let zeroPoints { b.store(b.fptosi(zp, b.i32), b.gep(b.i32, zeroPoints, b.i64(slot))) }
                 let qdst = q8.map { b.gep(b.i8, $0, b.i64(slot * k)) }
 
@@ -157,9 +122,7 @@ public enum DynamicQuantLinearKernels {
                 // d for 8 elements at i: clamp(rint(x·m) + z) − z, as i16.
                 func codes(_ xv: IRValue, lanes: Int) -> IRValue {
                     let z = lanes == 1 ? zp : b.splat(zp, lanes)
-                    let c = { (f: Float) in lanes == 1 ? b.f32(f) : b.splat(b.f32(f), lanes) }
-                    let q = fadd(exact("llvm.roundeven", [fmul(xv, lanes == 1 ? qmul : b.splat(qmul, lanes))]), z)
-                    let d = fsub(fmin(fmax(q, c(-128)), c(127)), z)
+                    let d = LLVMBuildFSub(b.ref, params.code(xv, lanes: lanes), z, "")!
                     return b.fptosi(d, lanes == 1 ? b.i16 : b.vector(b.i16, lanes))
                 }
                 /// q itself for sdot: d + z, which is in [-128, 127].
@@ -312,11 +275,11 @@ public enum DynamicQuantLinearKernels {
                         }
                     }
                     let s = b.load(b.f32, b.gep(b.f32, scales, b.add(b.mul(r, b.i64(groups)), g)))
-                    return (0..<nt).map { exact("llvm.fma", [b.sitofp(totals[$0], b.f32), s, acc[$0]]) }
+                    return (0..<nt).map { QD8RowQuantization.exact(b, "llvm.fma", [b.sitofp(totals[$0], b.f32), s, acc[$0]]) }
                 }
                 for t in 0..<nt {
                     let at = b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r)
-                    b.store(fmul(totals[t], aScale[t]), b.gep(b.f32, out, at))
+                    b.store(LLVMBuildFMul(b.ref, totals[t], aScale[t], "")!, b.gep(b.f32, out, at))
                 }
             }
 
@@ -334,11 +297,11 @@ public enum DynamicQuantLinearKernels {
                         for t in 0..<nt { trees[t].push(sums[t]) }
                     }
                     let s = Lanes(b, nb).loadStrided(b.f32, scales, b.add(b.mul(r0, b.i64(groups)), g), stride: b.i64(groups))
-                    return (0..<nt).map { exact("llvm.fma", [b.sitofp(trees[$0].result(), blockF32), s, acc[$0]]) }
+                    return (0..<nt).map { QD8RowQuantization.exact(b, "llvm.fma", [b.sitofp(trees[$0].result(), blockF32), s, acc[$0]]) }
                 }
                 for t in 0..<nt {
                     let at = b.add(b.mul(b.add(t0, b.i64(t)), b.i64(n)), r0)
-                    b.store(fmul(totals[t], b.splat(aScale[t], nb)), b.gep(b.f32, out, at))
+                    b.store(LLVMBuildFMul(b.ref, totals[t], b.splat(aScale[t], nb), "")!, b.gep(b.f32, out, at))
                 }
             }
 

@@ -84,6 +84,21 @@ public final class MappedFile: @unchecked Sendable {
 
     private var isHeapCopy = false
 
+    /// Lets the kernel drop the resident pages wholly inside [base, base + count) when that range is in
+    /// this file's mapping (not a heap copy): bytes read once at load (weights repacked elsewhere) stop
+    /// counting in the process's memory. The mapping is private and read-only, so a later read simply
+    /// faults the same bytes in from the file again. Returns the bytes released.
+    @discardableResult
+    public func releasePages(_ base: UnsafeRawPointer, _ count: Int) -> Int {
+        guard !isHeapCopy, let address, count > 0 else { return 0 }
+        let start = Int(bitPattern: base), mapStart = Int(bitPattern: address)
+        guard start >= mapStart, start + count <= mapStart + length else { return 0 }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (start + page - 1) / page * page, last = (start + count) / page * page
+        guard last > first, madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_DONTNEED) == 0 else { return 0 }
+        return last - first
+    }
+
     /// A view whose owner is this mapping, so the mapping lives as long as any view of it.
     public var ownedView: ByteView { ByteView(base: view.base, count: view.count, owner: self) }
 

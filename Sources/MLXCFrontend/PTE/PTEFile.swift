@@ -42,6 +42,14 @@ public final class PTEFile: @unchecked Sendable {
         for data in externalData { try data.file.checkUnchanged() }
     }
 
+    /// Drops the resident pages of a range read once at load, in whichever mapping holds it
+    /// (`MappedFile.releasePages`); returns the bytes released (0 for memory outside the files).
+    @discardableResult
+    public func releasePages(_ base: UnsafeRawPointer, _ count: Int) -> Int {
+        let released = file.releasePages(base, count)
+        return released > 0 ? released : externalData.reduce(0) { $0 + $1.file.releasePages(base, count) }
+    }
+
     static func printable(_ data: ByteView, _ at: Int, _ n: Int) -> String {
         guard data.contains(at, n) else { return "<end of file>" }
         return "0x" + (0..<n).map { String(data.bytes[at + $0], radix: 16).leftPadded(2) }.joined()
