@@ -36,6 +36,10 @@ extension PlanImporter {
                 let allInts = try operands.allSatisfy { if case .int = try imp.evalue($0) { return true } else { return false } }
                 if let make = intOps[kind], allInts, operands.count == 2 {
                     imp.emit(make(try imp.intArg(operands[0]), try imp.intArg(operands[1]), try imp.write(a.last!)))
+                } else if kind == "neg", allInts, operands.count == 1 {
+                    // −n as 0 − n: integer arithmetic the compiled program does on the host (etLLM's dynamic
+                    // GatedDeltaNet keeps the conv state as the last −T columns: slice(start: −sym_size)).
+                    imp.emit(.subtractInt(SubtractIntOp(a: .literal(0), b: try imp.intArg(operands[0]), out: try imp.write(a.last!))))
                 } else {
                     imp.emit(.scalarMath(ScalarMathOp(kind: kind, args: try operands.map { try imp.read($0) }, out: try imp.write(a.last!))))
                 }
