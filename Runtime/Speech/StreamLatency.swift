@@ -19,6 +19,9 @@ public struct StreamLatency {
     public let start: Date
     var arrivals: [(samples: Int, at: Date)] = []
     public private(set) var words: [Word] = []
+    /// Every decoded token (text or not): (arrival of its step's audio, latency), seconds — more samples than the
+    /// words give, and the same measure.
+    public private(set) var tokens: [(arrived: Double, latency: Double)] = []
 
     public init(start: Date) { self.start = start }
 
@@ -63,9 +66,17 @@ public struct StreamLatency {
         close()
     }
 
+    /// A token decoded at `at` by a step that needed the stream's first `heardSamples` samples.
+    public mutating func decoded(heardSamples: Int, at: Date) {
+        let arrived = arrival(of: heardSamples)
+        tokens.append((arrived.timeIntervalSince(start), at.timeIntervalSince(arrived)))
+    }
+
     /// mean, median, 90th percentile and max of the word latencies (s).
-    public var summary: (mean: Double, median: Double, p90: Double, max: Double)? {
-        let l = words.map(\.latency).sorted()
+    public var summary: (mean: Double, median: Double, p90: Double, max: Double)? { Self.summary(words.map(\.latency)) }
+
+    public static func summary(_ latencies: [Double]) -> (mean: Double, median: Double, p90: Double, max: Double)? {
+        let l = latencies.sorted()
         guard !l.isEmpty else { return nil }
         func q(_ f: Double) -> Double { l[min(l.count - 1, Int((f * Double(l.count - 1)).rounded()))] }
         return (l.reduce(0, +) / Double(l.count), q(0.5), q(0.9), l.last!)

@@ -101,7 +101,10 @@ extension Transcribe {
         var tokens: [Int] = []
         var text = ""
         let onToken: (VoxtralRealtimeStream.Token) -> Void = { t in
-            if t.id >= 0 { tokens.append(t.id) }
+            if t.id >= 0 {
+                tokens.append(t.id)
+                latency?.decoded(heardSamples: t.heardSamples, at: Date())
+            }
             guard !t.text.isEmpty else { return }
             text += t.text
             if format == .text { emit(t.text) }
@@ -135,13 +138,17 @@ extension Transcribe {
             }
             let object: [String: Any] = ["file": "stdin", "seconds": audioSeconds, "text": text, "tokens": tokens, "mode": "streaming",
                                          "steps": session.steps, "words": words, "compute_s": session.computeSeconds, "wall_s": wall,
-                                         "load_s": loadSeconds, "ready_s": latency.map { ready.timeIntervalSince($0.start) } ?? 0]
+                                         "token_latency_s": (latency?.tokens ?? []).map(\.latency),
+                                         "token_arrived_s": (latency?.tokens ?? []).map(\.arrived), "load_s": loadSeconds, "ready_s": latency.map { ready.timeIntervalSince($0.start) } ?? 0]
             emit(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self) + "\n")
         }
         var summary = ""
         if let s = latency?.summary {
             summary = String(format: "; latency per word (audio heard → text printed) mean %.3f s, median %.3f s, p90 %.3f s, max %.3f s over %d words",
                              s.mean, s.median, s.p90, s.max, latency!.words.count)
+        }
+        if let l = latency, let s = StreamLatency.summary(l.tokens.map(\.latency)) {
+            summary += String(format: "; per token mean %.3f s, p90 %.3f s, max %.3f s", s.mean, s.p90, s.max)
         }
         if endError == nil { log(String(format: "stdin: model loaded and compiled in %.2f s; %.2f s of audio in %.2f s wall, %d steps of 80 ms, compute %.2f s, real-time factor %.3f (compute / audio), %d tokens%@",
                    loadSeconds, audioSeconds, wall, session.steps, session.computeSeconds, session.computeSeconds / max(audioSeconds, 1e-9),

@@ -126,6 +126,26 @@ final class VoxtralRealtimeZooTests: XCTestCase {
         }
     }
 
+    /// The runner README's XNNPACK streaming preprocessor (`mel_spectrogram --feature_size 128 --streaming`): XNNPACK
+    /// delegates with portable ops between (`aten::log10.out` among them), compiled with nothing on the reference; two
+    /// recorded windows (steps 0 and 1 of voxtral_rt_xnnpack_stream_fp32) give eager's mel.
+    func testXNNPACKStreamingPreprocessorMatchesEager() throws {
+        let dir = Self.root.deletingLastPathComponent().appendingPathComponent("speech/voxtral_rt_preprocessor_xnnpack")
+        let loaded = try ProgramLoader.load(dir.appendingPathComponent("preprocessor.pte").path, engine: .jit, mlxcVersion: "test",
+                                            passes: try PassManager(pipeline: PassRegistry.defaultPipeline))
+        for k in 0..<2 {
+            let window = try TensorFiles.readNPY(dir.appendingPathComponent("step\(k).input0.npy").path)
+            let want = try TensorFiles.readNPY(dir.appendingPathComponent("step\(k).output0.npy").path)
+            let got = try loaded.executor.run([window])[0]
+            XCTAssertEqual(got.shape, want.shape)
+            let scale = want.storage.map(abs).max()!
+            XCTAssertLessThanOrEqual(zip(got.storage, want.storage).map { abs($0 - $1) }.max()!, 1e-4 * scale, "window \(k)")
+        }
+        let jit = try XCTUnwrap(loaded.executor as? JITProgram)
+        XCTAssertEqual(jit.fusionStats.fallbackOps, 0)
+        XCTAssertEqual(jit.runtimeFallbacks, [:])
+    }
+
     func clip(_ dir: URL) throws -> [Float] {
         try AudioLoader.load(path: dir.appendingPathComponent("audio.wav").path, raw: nil).samples
     }

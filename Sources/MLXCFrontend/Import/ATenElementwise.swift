@@ -12,6 +12,7 @@ extension PlanImporter {
         "ceil": { .ceil(CeilOp(x: $0, out: $1)) }, "erf": { .erf(ErfOp(x: $0, out: $1)) },
         "reciprocal": { .reciprocal(ReciprocalOp(x: $0, out: $1)) }, "sign": { .sign(SignOp(x: $0, out: $1)) },
         "logical_not": { .logicalNot(LogicalNotOp(x: $0, out: $1)) }, "log2": { .log2(Log2Op(x: $0, out: $1)) },
+        "log10": { .log10(Log10Op(x: $0, out: $1)) },
         "log1p": { .log1p(Log1pOp(x: $0, out: $1)) }, "expm1": { .expm1(Expm1Op(x: $0, out: $1)) },
         "bitwise_not": { .bitwiseInvert(BitwiseInvertOp(x: $0, out: $1)) }, "trunc": { .trunc(TruncOp(x: $0, out: $1)) },
     ]
