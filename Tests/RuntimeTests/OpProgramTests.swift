@@ -10,7 +10,7 @@ import MLXCIR
 /// int64 positions by a scalar (negative dividends and divisors), split with
 /// sizes, `max.dim_max` and `amax`, the fused-QKV split of a linear, addmm with a bias and
 /// alpha/beta ≠ 1, `x @ W` with W [K, N], nn.Linear on a batched x [1, T, K], and the quantized
-/// embeddings (`embedding_byte` / `embedding_4bit`, f32 and bf16 rows).
+/// embeddings (`embedding_byte` / `embedding_4bit`, f32 and bf16 rows), and etLLM's `llama::gated_delta_rule`.
 ///
 /// Each runs on the reference (as imported) and compiled after the default pipeline, held to eager
 /// PyTorch's outputs: f32 within 1e-5 × max |expected| (summation order), bf16-rounded values exactly
@@ -58,6 +58,27 @@ final class OpProgramTests: XCTestCase {
         let pte = try PTEFile(path: Self.root.appendingPathComponent("quantized_embedding.pte").path)
         let jit = try JITProgram(graph: try ProgramLoader.prepare(pte, method: nil), pte: pte)
         XCTAssertEqual(jit.kernelNames.filter { $0.hasPrefix("quantized_embedding_") }.count, 4, "\(jit.kernelNames)")
+    }
+
+    /// etLLM's `llama::gated_delta_rule` alone (heads first, state [B, H, Dk, Dv], Dk 32 ≠ Dv 16, T = 35, 3 heads,
+    /// a random initial state), on mlxc's native gated_delta_rule: y and the final state within 1e-5 of the op's
+    /// own CPU kernel (eager), reference and compiled.
+    func testLlamaGatedDeltaRule() throws {
+        try check("gated_delta_rule")
+        let pte = try PTEFile(path: Self.root.appendingPathComponent("gated_delta_rule.pte").path)
+        let jit = try JITProgram(graph: try ProgramLoader.prepare(pte, method: nil), pte: pte)
+        XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("gated_delta_rule_f32_dk32") }, "\(jit.kernelNames)")
+    }
+
+    /// A per-channel decay [B, H, T, Dk] (the channelwise form, which the native op has no kernel for) is refused
+    /// with one line naming the op and the decay.
+    func testChannelwiseGatedDeltaDecayIsRefusedByName() throws {
+        let pte = try PTEFile(path: Self.root.appendingPathComponent("gated_delta_rule_channelwise.pte").path)
+        XCTAssertThrowsError(try Importer.importMethod(pte)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("llama::gated_delta_rule") && message.contains("per-channel decay"), message)
+            XCTAssertFalse(message.contains("\n"), message)
+        }
     }
 
     func testPermutedDimOrderIsRefusedByName() throws {

@@ -100,6 +100,26 @@ class QuantizedEmbeddings(torch.nn.Module):
                 qd.embedding_4bit.dtype(self.w4, self.s4, None, -8, 7, tokens, dtype=torch.bfloat16))
 
 
+class GatedDeltaRule(torch.nn.Module):
+    """`llama::gated_delta_rule` (etLLM's GatedDeltaNet op) on its own: heads first, q/k [B, H, T, Dk], v [B, H, T, Dv],
+    the decay (already exponentiated) and beta [B, H, T], state [B, H, Dk, Dv] -> (y, final state). Dk != Dv, so a
+    state read in the wrong orientation cannot pass; T = 35 takes the C++ kernel's chunked prefill route. A 4-D
+    decay [B, H, T, Dk] (the channelwise form) is the program mlxc must refuse by name."""
+
+    def forward(self, q, k, v, decay, beta, state):
+        return torch.ops.llama.gated_delta_rule(q, k, v, decay, beta, state)
+
+
+def gated_delta_inputs(g, heads=3, t=35, dk=32, dv=16, channelwise=False):
+    q = torch.randn(1, heads, t, dk, generator=g) / dk ** 0.5
+    k = torch.nn.functional.normalize(torch.randn(1, heads, t, dk, generator=g), dim=-1)
+    v = torch.randn(1, heads, t, dv, generator=g)
+    decay = torch.rand(1, heads, t, *([dk] if channelwise else []), generator=g) * 0.5 + 0.5
+    beta = torch.sigmoid(torch.randn(1, heads, t, generator=g))
+    state = torch.randn(1, heads, dk, dv, generator=g)
+    return q, k, v, decay, beta, state
+
+
 def export(name: str, module: torch.nn.Module, inputs: tuple) -> None:
     module.eval()
     ep = torch.export.export(module, inputs, strict=True)
@@ -134,6 +154,10 @@ def main() -> None:
     torch.manual_seed(4)
     export("addmm_forms", Addmm(), (torch.randn(5, 16, generator=g), torch.randn(1, 7, 16, generator=g)))
     export("quantized_embedding", QuantizedEmbeddings(), (torch.tensor([[3, 0, 39, 17, 17, 8, 21]], dtype=torch.int64),))
+    from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama::gated_delta_rule)
+    g = torch.Generator().manual_seed(5)
+    export("gated_delta_rule", GatedDeltaRule(), gated_delta_inputs(g))
+    export("gated_delta_rule_channelwise", GatedDeltaRule(), gated_delta_inputs(g, t=2, channelwise=True))
 
 
 if __name__ == "__main__":
