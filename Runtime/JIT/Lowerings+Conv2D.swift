@@ -6,7 +6,8 @@ import MLXCIR
 /// [O, C/groups, kH, kW] reaches the op as transpose(w, [0, 2, 3, 1]) —, whose strides the kernel takes, so
 /// the transpose itself is absorbed instead of running on the reference executor. A bias add that is the conv's
 /// only reader (`add(conv, b)`, b a constant [O] of the same dtype: what both importers emit) is absorbed too: the
-/// kernel's sums start from the bias and it writes the add's result.
+/// kernel's sums start from the bias and it writes the add's result; so is the transpose back to NCHW that reads the
+/// result (the ATen importer's), which the kernel then writes channels-first.
 extension Lowerings {
     static let conv2dReason = "needs f32/bf16/f16 x [N, H, W, C] and a constant 4-d weight (or a transpose of one) of the same dtype whose O divides by groups"
 
@@ -18,12 +19,15 @@ extension Lowerings {
         let (outChannels, kernel, groupChannels) = (shape[0], [shape[1], shape[2]], shape[3])
         guard outChannels % o.groups == 0, kernel.allSatisfy({ $0 > 0 }), groupChannels > 0 else { return nil }
         let bias = convBias(of: o.out, channels: outChannels, dtype: dtype, c)
-        let s = Conv2DShape(kernel: kernel, groupChannels: groupChannels, outChannels: outChannels, groups: o.groups,
+        let back = channelsFirstReader(of: bias?.out ?? o.out, c)
+        var s = Conv2DShape(kernel: kernel, groupChannels: groupChannels, outChannels: outChannels, groups: o.groups,
                             stride: [o.strideH, o.strideW], padding: [o.paddingH, o.paddingW],
                             dilation: [o.dilationH, o.dilationW], weightStrides: strides, bias: bias != nil)
+        s.channelsFirstOutput = back != nil
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
-        let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias)
-        return launch(definition, node, operands: [o.x, weight] + (bias.map { [$0.value] } ?? []), results: [bias?.out ?? o.out],
+        let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, back)
+        return launch(definition, node, operands: [o.x, weight] + (bias.map { [$0.value] } ?? []),
+                      results: [back?.out ?? bias?.out ?? o.out],
                       resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
                       absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
             let x = inputs[0].shape
@@ -32,7 +36,8 @@ extension Lowerings {
             let spanW = x[2] + 2 * o.paddingW - o.dilationW * (kernel[1] - 1) - 1
             guard spanH >= 0, spanW >= 0 else { return nil }
             let (outH, outW) = (spanH / o.strideH + 1, spanW / o.strideW + 1)
-            return CallLayout(shapes: [[x[0], outH, outW, outChannels]], dims: [x[1], x[2], outH, outW].map(Int64.init),
+            let shape = back == nil ? [x[0], outH, outW, outChannels] : [x[0], outChannels, outH, outW]
+            return CallLayout(shapes: [shape], dims: [x[1], x[2], outH, outW].map(Int64.init),
                               work: x[0] * outH)
         }
     }
@@ -48,7 +53,7 @@ extension Lowerings {
                             padding: [o.padding, 0], dilation: [o.dilation, 1], weightStrides: [strides[0], strides[1], 0, strides[2]],
                             bias: bias != nil)
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
-        let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias)
+        let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, nil)
         return launch(definition, node, operands: [o.x, weight] + (bias.map { [$0.value] } ?? []), results: [bias?.out ?? o.out],
                       resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
                       absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
@@ -74,14 +79,26 @@ extension Lowerings {
         return (bias, add.out, reader)
     }
 
-    /// What a conv kernel absorbs (its weight's transpose, its bias add) and the nodes a fallback then runs, in order.
-    static func convAbsorbs(_ w: ValueID, _ transposeNode: Node?, _ node: Node, _ bias: (value: ValueID, out: ValueID, node: Node)?)
-        -> (Set<ValueID>, [Node]?) {
+    /// `transpose(v, [0, 3, 1, 2])` as the only reader of `v` in its block: NHWC back to ATen's NCHW, which the conv
+    /// kernel writes directly (the importer's transpose after every convolution).
+    static func channelsFirstReader(of v: ValueID, _ c: LoweringContext) -> (out: ValueID, node: Node)? {
+        guard c.useCounts[v] == 1, !c.graph.outputs.contains(v),
+              let block = c.graph.blocks.first(where: { $0.nodes.contains { $0.op.results.contains(v) } }),
+              let reader = block.nodes.first(where: { $0.op.operands.contains(v) }),
+              case .transpose(let t) = reader.op, t.perm.map({ $0 < 0 ? $0 + 4 : $0 }) == [0, 3, 1, 2] else { return nil }
+        return (t.out, reader)
+    }
+
+    /// What a conv kernel absorbs (its weight's transpose, its bias add, the transpose back to NCHW) and the nodes a
+    /// fallback then runs, in order.
+    static func convAbsorbs(_ w: ValueID, _ transposeNode: Node?, _ node: Node, _ bias: (value: ValueID, out: ValueID, node: Node)?,
+                            _ back: (out: ValueID, node: Node)?) -> (Set<ValueID>, [Node]?) {
         var absorbs: Set<ValueID> = []
         if transposeNode != nil { absorbs.insert(w) }
         if let bias { absorbs.insert(bias.out) }
+        if let back { absorbs.insert(back.out) }
         guard !absorbs.isEmpty else { return ([], nil) }
-        return (absorbs, (transposeNode.map { [$0] } ?? []) + [node] + (bias.map { [$0.node] } ?? []))
+        return (absorbs, (transposeNode.map { [$0] } ?? []) + [node] + (bias.map { [$0.node] } ?? []) + (back.map { [$0.node] } ?? []))
     }
 
     /// A constant of `rank` dims as stored, or one seen through its only transpose: the value the kernel reads,

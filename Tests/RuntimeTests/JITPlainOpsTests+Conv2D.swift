@@ -132,6 +132,35 @@ extension JITPlainOpsTests {
         XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("add_") }, "\(jit.kernelNames)")
     }
 
+    /// The transpose back to NCHW after the conv (and its bias), as the ATen importer writes it, is written by the
+    /// kernel (`_nchw`: channel vectors scattered with stride Ho·Wo; no strided copy left), with and without a bias,
+    /// both paths, f32 and bf16, channel tails; H dynamic over calls.
+    func testConv2DWritesChannelsFirstThroughTheTransposeBack() throws {
+        var r = Random(16)
+        for (dtype, tol, cases) in [(DType.f32, 1e-5, [0, 2, 3, 4, 6]), (.bf16, 1e-2, [2, 3])] {
+            for k in cases.map({ Self.conv2dCases[$0] }) {
+                for withBias in [true, false] {
+                    var (g, conv) = conv2dGraph(&r, k, aten: true, dtype: dtype)
+                    var last = conv
+                    if withBias {
+                        let bias = constant(&g, r.tensor([k.o], -1, 1, dtype)), sum = g.result()
+                        g.append(.add(AddOp(a: conv, b: bias, out: sum)))
+                        last = sum
+                    }
+                    let out = g.result()
+                    g.append(.transpose(TransposeOp(x: last, out: out, perm: [0, 3, 1, 2])))
+                    let jit = try check(g, [out], tol: tol, kernels: ["conv2d_"], "conv2d NCHW out \(dtype.name) \(k) bias \(withBias)")
+                    XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("conv2d_") && $0.hasSuffix("_nchw_v\(Self.lanes(jit))") }, "\(jit.kernelNames)")
+                    XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("strided_copy") || $0.hasPrefix("add_") }, "\(jit.kernelNames)")
+                }
+            }
+        }
+    }
+
+    static func lanes(_ jit: JITProgram) -> String {
+        String(jit.kernelNames.first { $0.hasPrefix("conv2d_") }!.split(separator: "_").last!.dropFirst())
+    }
+
     /// H and W read per call (Parakeet's time axis is dynamic): one compiled kernel over several input sizes.
     func testConv2DDynamicHeight() throws {
         var r = Random(13)

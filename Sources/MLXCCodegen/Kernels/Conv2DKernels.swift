@@ -18,7 +18,8 @@ import LLVMKit
 /// of a register block reads inside the image (all but the borders) the tap runs without those selects. Channel
 /// tails are masked lanes. With `bias`, the sums start from bias[oc] (the add after the conv, absorbed). The shape parameters are compile-time constants; H, W and the batch are run-time.
 /// Computed in f32 (bf16/f16 widened), rounded once on the store.
-/// Work items: output rows N × Ho. buffers: [x, w, (bias,) out]; dims: [H, W, Ho, Wo].
+/// Work items: output rows N × Ho. buffers: [x, w, (bias,) out]; dims: [H, W, Ho, Wo]. With `channelsFirstOutput`
+/// out is [N, O, Ho, Wo] (ATen's layout: the importer's transpose back, absorbed).
 public struct Conv2DShape: Sendable, Equatable {
     public var kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int
     public var stride: [Int], padding: [Int], dilation: [Int]
@@ -26,6 +27,9 @@ public struct Conv2DShape: Sendable, Equatable {
     public var weightStrides: [Int]
     /// A bias [O] the sums start from (the graph's add after the conv, absorbed).
     public var bias: Bool
+    /// The result written channels-first, out [N, O, Ho, Wo] (the transpose back to ATen's NCHW, absorbed): each
+    /// vector of output channels is scattered with stride Ho·Wo.
+    public var channelsFirstOutput: Bool = false
 
     public init(kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int, stride: [Int], padding: [Int],
                 dilation: [Int], weightStrides: [Int], bias: Bool = false) {
@@ -40,7 +44,7 @@ public struct Conv2DShape: Sendable, Equatable {
     var name: String {
         func j(_ v: [Int]) -> String { v.map(String.init).joined(separator: "x") }
         return "k\(j(kernel))_c\(groupChannels * groups)_o\(outChannels)_g\(groups)_s\(j(stride))_p\(j(padding))_d\(j(dilation))_w\(j(weightStrides))"
-            + (bias ? "_bias" : "")
+            + (bias ? "_bias" : "") + (channelsFirstOutput ? "_nchw" : "")
     }
 }
 
@@ -77,10 +81,25 @@ public enum Conv2DKernels {
                 b.and(b.icmp(LLVMIntSGE, v, b.i64(0)), b.icmp(LLVMIntSLT, v, limit))
             }
 
+            /// Stores output channels oc..oc+lanes (masked by `l`) of column wo of this row: contiguous in NHWC, a
+            /// scatter with stride Ho·Wo in NCHW.
+            func store(_ l: Lanes, _ value: IRValue, row p: IRValue, wo: IRValue, oc: IRValue) {
+                guard s.channelsFirstOutput else {
+                    return l.storeF32(value, t, out, b.add(b.mul(b.add(b.mul(p, outWidth), wo), b.i64(s.outChannels)), oc))
+                }
+                let plane = b.mul(outHeight, outWidth)
+                let n = b.sdiv(p, outHeight), ho = b.srem(p, outHeight)
+                let at = b.add(b.mul(b.add(b.mul(n, b.i64(s.outChannels)), oc), plane), b.add(b.mul(ho, outWidth), wo))
+                let storage = t.storage(b), vector = l.type(storage)
+                let pointers = b.gep(storage, out, b.add(b.splat(at, lanes), b.mul(l.iota(), b.splat(plane, lanes))))
+                _ = Support.intrinsic(b, "llvm.masked.scatter", overloads: [vector, LLVMTypeOf(pointers)],
+                                      [l.narrowF32(value, t), pointers, b.i32(Support.alignment(storage)),
+                                       l.mask ?? b.splat(LLVMConstInt(b.i1, 1, 0), lanes)])
+            }
+
             b.loop(e.begin, e.end, "row") { p in
                 let n = b.sdiv(p, outHeight), ho = b.srem(p, outHeight)
                 let hOrigin = b.sub(b.mul(ho, b.i64(s.stride[0])), b.i64(s.padding[0]))
-                let outRow = b.mul(p, outWidth)   // (n·Ho + ho)·Wo
                 let imageBase = b.mul(n, height)
 
                 /// Output columns wo0..<wo0+cols: x's element index of channel 0 at every (kh, kw, column),
@@ -138,7 +157,7 @@ public enum Conv2DKernels {
                                                   otherwise: { accumulate(checked: true) })
                         }
                         for q in 0..<n {
-                            l.storeF32(sums[q], t, out, b.add(b.mul(b.add(outRow, b.add(wo0, b.i64(q))), b.i64(s.outChannels)), c0))
+                            store(l, sums[q], row: p, wo: b.add(wo0, b.i64(q)), oc: c0)
                         }
                     }
                     overColumns(cols) { wo0, n in
@@ -185,8 +204,9 @@ public enum Conv2DKernels {
                                               otherwise: { accumulate(checked: true) })
                     }
                     for q in 0..<n {
-                        let at = b.add(b.mul(b.add(outRow, b.add(wo0, b.i64(q))), b.i64(s.outChannels)), oc0)
-                        for (r, l) in parts.enumerated() { l.storeF32(sums[q * parts.count + r], t, out, b.add(at, b.i64(r * lanes))) }
+                        for (r, l) in parts.enumerated() {
+                            store(l, sums[q * parts.count + r], row: p, wo: b.add(wo0, b.i64(q)), oc: b.add(oc0, b.i64(r * lanes)))
+                        }
                     }
                 }
                 b.loop(b.i64(0), b.i64(s.groups), "g") { g in
