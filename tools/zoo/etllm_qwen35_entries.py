@@ -34,6 +34,11 @@ def etllm_qwen35(*flags, ctx=64):
 # which eager's torchao fake quantization does not: the file's semantics, ExecuTorch's runtime, are the reference.
 DYNAMIC_QUANT_NOTE = "int8 dynamic activations and bf16 scales as XNNPACK computes them: reference = ExecuTorch's runtime"
 
+# Against ExecuTorch's runtime, mlxc is within 2e-7 of max |logit| at 12 of 13 steps; at one step (11) an int8
+# activation code lands on the other side of a rounding boundary (XNNPACK corrects zero points in f32 in its own
+# packing order), 2.3e-3, greedy tokens equal: the fp32 bound (1e-4) cannot hold, 5e-3 does.
+Q8_FLIP_NOTE = "; one step's int8 code flip at a rounding boundary measured 2.3e-3 of max|logit| (2e-7 elsewhere)"
+
 # (name, family, command, options for zoo.add)
 ENTRIES = [
     ("etllm_qwen35_xnnpack_fp32", "qwen35", etllm_qwen35(), {}),
@@ -42,5 +47,5 @@ ENTRIES = [
     # exports it (tokens [1, T ≤ 63]), so the prompt runs in one call through the op's T > 1 path.
     ("etllm_qwen35_xnnpack_dynamic", "qwen35", etllm_qwen35("model.enable_dynamic_shape=true"), {}),
     ("etllm_qwen35_xnnpack_8da4w", "qwen35", etllm_qwen35("+quantization.qmode=8da4w", "+quantization.group_size=32"),
-     {"reference": "executorch", "notes": DYNAMIC_QUANT_NOTE}),
+     {"reference": "executorch", "logits_tolerance": 5e-3, "notes": DYNAMIC_QUANT_NOTE + Q8_FLIP_NOTE}),
 ]
