@@ -39,6 +39,11 @@ from checkpoint import CHATML_TEMPLATE, SPECIALS, train_tokenizer  # noqa: E402
 
 FAMILIES = {
     "qwen35": dict(intermediate_size=128, linear_key_head_dim=32, linear_value_head_dim=32),
+    # Not a zoo entry: dense Qwen 3.5 at the real models' head sizes (Dk = Dv = 128, 16 GatedDeltaNet value heads
+    # as Qwen3.5-0.8B, 3 GatedDeltaNet layers per full one), for profiling etLLM's programs.
+    "qwen35_profile": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8, num_attention_heads=8,
+                           num_key_value_heads=2, head_dim=64, linear_num_key_heads=16, linear_num_value_heads=16,
+                           linear_key_head_dim=128, linear_value_head_dim=128, full_attention_interval=4),
     "qwen35moe": dict(num_experts=8, num_experts_per_tok=2, linear_key_head_dim=32, linear_value_head_dim=32),
     "qwen35moe_e16k8": dict(num_experts=16, num_experts_per_tok=8, linear_key_head_dim=32, linear_value_head_dim=32),
     "qwen35moe_dk48": dict(num_experts=8, num_experts_per_tok=2, linear_key_head_dim=48, linear_value_head_dim=48),
@@ -60,13 +65,13 @@ def config(family: str, vocab: int, ids: dict, held_out: bool):
         z = dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1, head_dim=32,
                  linear_num_key_heads=1, linear_num_value_heads=3, moe_intermediate_size=64,
                  shared_expert_intermediate_size=32, full_attention_interval=4)
-    if family == "qwen35":  # dense: no expert sizes
+    if family.startswith("qwen35") and not family.startswith("qwen35moe"):  # dense: no expert sizes
         z = {k: v for k, v in z.items() if "expert" not in k and k != "moe_intermediate_size"}
         if held_out:
             z["intermediate_size"] = 160
+        sizes = {**z, **FAMILIES[family]} if family == "qwen35_profile" else {**FAMILIES[family], **z}
         cfg = tf.Qwen3_5TextConfig(vocab_size=vocab, max_position_embeddings=256, rms_norm_eps=1e-6,
-                                   linear_conv_kernel_dim=4, tie_word_embeddings=False,
-                                   **{**FAMILIES[family], **z})
+                                   linear_conv_kernel_dim=4, tie_word_embeddings=False, **sizes)
     else:
         cfg = tf.Qwen3_5MoeTextConfig(vocab_size=vocab, max_position_embeddings=256, rms_norm_eps=1e-6,
                                       linear_conv_kernel_dim=4, tie_word_embeddings=False,
@@ -131,7 +136,7 @@ def make(family: str, out: Path, seed: int, held_out: bool) -> None:
                                       pad_token="<pad>", unk_token=None)
     fast.chat_template = CHATML_TEMPLATE
     fast.save_pretrained(out)
-    if family == "qwen35":
+    if family.startswith("qwen35") and not family.startswith("qwen35moe"):
         write_etllm_checkpoint(cfg, out)
     attention_layers = sum(1 for t in cfg.layer_types if t == "full_attention")
     (out / "zoo_checkpoint.json").write_text(json.dumps({"family": family, "seed": seed, "style": "chatml",
