@@ -51,7 +51,7 @@ extension Lowerings {
         let work = resultNs.reduce(0, +)
         let hasResidual = o.residual != nil
         return launch(definition, node, operands: operands, results: o.outs, resultDTypes: outs, operandDTypes: dtypes,
-                      grain: LinearKernels.fusedGrain) { inputs in
+                      grain: LinearKernels.fusedGrain(types, epilogue, lanes: c.lanes)) { inputs in
             let x = inputs[0]
             guard x.shape.last == k else { return nil }
             let shapes = resultNs.map { Array(x.shape.dropLast()) + [$0] }

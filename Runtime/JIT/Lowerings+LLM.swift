@@ -171,11 +171,17 @@ extension Lowerings {
     static func sdpa(_ o: SdpaOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard let (dtype, t) = sharedActivation([o.q, o.k, o.v], c), let (mask, maskDType, maskType) = maskKind(o.mask, c),
               let dk = lastDim(o.q, c) ?? lastDim(o.k, c), let dv = lastDim(o.v, c), dk > 0, dv > 0 else { return nil }
-        let definition = AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.causal, scale: o.scale, lanes: c.lanes,
-                                               t, maskType: maskType)
         // q, k, v that are head swaps of [B, S, H, D] tensors are read through, and a head swap that
         // is the only reader of the output is written through (the kernel produces its result).
         let swaps = [o.q, o.k, o.v].map { headSwap($0, c) }
+        // Unmasked f32 attention whose query and key counts are fixed and long (an audio encoder's) takes
+        // the long-sequence kernel (q and k are [B, H, T|S, D] as the op reads them).
+        func fixedRows(_ v: ValueID) -> Int? { c.type(v).flatMap { $0.rank == 4 ? $0.shape[2].fixedValue : nil } }
+        let long = mask == .none && !o.causal && t == .f32 && fixedRows(o.q).map { tq in
+            fixedRows(o.k).map { LongAttentionKernels.suits(queryRows: tq, keys: $0, lanes: c.lanes) } ?? false } ?? false
+        let definition = long ? LongAttentionKernels.sdpa(dk: dk, dv: dv, scale: o.scale, lanes: c.lanes)
+            : AttentionKernels.sdpa(dk: dk, dv: dv, mask: mask, causal: o.causal, scale: o.scale, lanes: c.lanes, t, maskType: maskType)
+        let lanes = c.lanes
         var outSwap: (out: ValueID, node: Node)? = nil
         if c.useCounts[o.out] == 1, !c.graph.outputs.contains(o.out), let reader = c.readers(o.out).first,
            case .transpose(let t) = reader.op, t.perm.map({ $0 < 0 ? $0 + 4 : $0 }) == [0, 2, 1, 3] {
@@ -205,7 +211,9 @@ extension Lowerings {
             let outStrides = outSwap == nil ? [hq * t * dv, t * dv, dv] : [t * hq * dv, dv, hq * dv]
             let dims: [Int64] = [Int64(hq), Int64(hkv), Int64(t), Int64(s), Int64(s - t)] + q.strides + k.strides + v.strides
                 + outStrides.map { Int64($0) } + maskDims
-            return CallLayout(shapes: [outShape], dims: dims, work: AttentionKernels.workItems(batch: b, hq: hq, hkv: hkv, t: t))
+            let work = long ? LongAttentionKernels.workItems(batch: b, hq: hq, hkv: hkv, t: t, lanes: lanes)
+                : AttentionKernels.workItems(batch: b, hq: hq, hkv: hkv, t: t)
+            return CallLayout(shapes: [outShape], dims: dims, work: work)
         }
     }
 

@@ -52,7 +52,8 @@ extension Lowerings {
                              return [Array(inputs[0].shape.dropLast()) + [n]]
                          },
                          dims: { inputs in [Int64(inputs[0].count / k)] },
-                         work: { _ in n }, grain: 1, operandDTypes: [xd, .u32, q.paramDType, q.paramDType], node: node)
+                         work: { _ in n }, grain: QuantizedLinearKernels.grain(activation: xt, epilogue: .none, lanes: c.lanes, fallback: 1),
+                         operandDTypes: [xd, .u32, q.paramDType, q.paramDType], node: node)
         }
     }
 
@@ -83,7 +84,7 @@ extension Lowerings {
         let resultNs = epilogue == .swiglu ? [ns[0]] : ns
         let work = epilogue == .swiglu ? ns[0] : ns.reduce(0, +)
         return launch(definition, node, operands: operands, results: o.outs, resultDTypes: resultNs.map { _ in xd },
-                      operandDTypes: dtypes, grain: 1) { inputs in
+                      operandDTypes: dtypes, grain: QuantizedLinearKernels.grain(activation: xt, epilogue: epilogue, lanes: c.lanes, fallback: 1)) { inputs in
             let x = inputs[0]
             guard x.shape.last == k else { return nil }
             let shapes = resultNs.map { Array(x.shape.dropLast()) + [$0] }

@@ -20,7 +20,7 @@ final class CrossTargetCLITests: XCTestCase {
         XCTAssertEqual(Array(bytes.prefix(4)), [0x7F, 0x45, 0x4C, 0x46], "not ELF")
         XCTAssertEqual(bytes.count > 20 ? UInt16(bytes[18]) | UInt16(bytes[19]) << 8 : 0, 183, "e_machine is not EM_AARCH64")
         let text = String(decoding: bytes, as: UTF8.self)
-        XCTAssertTrue(text.contains("qmm_affine_w4g32_f32params_f32_k64_n256_tb4_v4"), "kernel symbol missing")
+        XCTAssertTrue(text.contains("qmm_affine_w4g32_f32params_f32_k64_n256_tb4_gemm6x8_v4"), "kernel symbol missing")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any]
         XCTAssertEqual(json?["fallback_ops"] as? Int, 0)
         XCTAssertEqual((json?["fusions"] as? [String: Any])?["dequant_matmul"] as? Int, 9)

@@ -66,6 +66,11 @@ extension JITKernelTests {
             XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("linear_fused_") && $0.contains(part) }, "\(what): \(part) in \(jit.kernelNames)",
                           file: file, line: line)
         }
+        if dtype == .f32 && wdtype == .f32 {
+            // f32 kernels other than the gated ones carry the packed-panel GEMM for many tokens.
+            XCTAssertTrue(jit.kernelNames.contains { $0.contains("_bias\(wdtype.name)_gelu_") && $0.contains("_gemm") }, "\(what): \(jit.kernelNames)",
+                          file: file, line: line)
+        }
         XCTAssertEqual(jit.fusionStats.fusions.linear, 4, what, file: file, line: line)
         XCTAssertEqual(jit.fusionStats.fusions.elementwise, 3, what, file: file, line: line)
         let want = try reference.run(g.feeds), got = try jit.run(g.feeds)
@@ -90,6 +95,19 @@ extension JITKernelTests {
             for m in [1, 5, 19] {
                 seed += 1
                 try checkFusedLinears(dtype: x, weights: w, m: m, k: 80, n: 37, seed: seed)
+            }
+        }
+    }
+
+    /// From `LinearPanels.minTokens` tokens on, the f32 linears (not the gated ones) are a packed-panel GEMM:
+    /// whole and partial register tiles of tokens, whole and partial panels of columns (N not a multiple
+    /// of two vectors, siblings whose panels end mid-weight), K with and without a vector tail.
+    func testFusedLinearsManyTokensTakePanels() throws {
+        var seed: UInt64 = 4000
+        for (k, n) in [(64, 40), (200, 37), (96, 70)] {
+            for m in [48, 61, 150] {
+                seed += 1
+                try checkFusedLinears(dtype: .f32, m: m, k: k, n: n, seed: seed)
             }
         }
     }

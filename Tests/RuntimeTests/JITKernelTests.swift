@@ -399,6 +399,42 @@ final class JITKernelTests: XCTestCase {
         try check(g, [out], .scaled(1e-5), kernels: ["sdpa_f32_dk16"], "sdpa wide mask")
     }
 
+    /// Long unmasked f32 attention (fixed T, S ≥ 4 vectors) takes the long-sequence kernel: several key
+    /// chunks and a partial one, GQA, tiles that end mid-head, odd dk/dv (vector tails), batches, and q/k/v
+    /// read through head swaps with the output written through one (the encoder's layout).
+    func testLongSDPA() throws {
+        var r = Random(19)
+        let lanes = try TargetMachine().host.vectorBits / 32
+        let shapes: [(Int, Int, Int, Int, Int, Int, Int)] = [
+            (1, 4, 2, 70, 1100, 16, 16), (1, 2, 2, 64, 65, 64, 64), (2, 2, 1, 67, 100, 12, 20), (1, 1, 1, 4 * lanes, 4 * lanes, 64, 64),
+        ]
+        for (b, hq, hkv, t, s, dk, dv) in shapes {
+            let (g, out) = sdpaGraph(&r, b: b, hq: hq, hkv: hkv, t: t, s: s, dk: dk, dv: dv, mask: .none, causal: false)
+            // Two-pass softmax per key chunk, rescaled between chunks, in f32: ≤ 1e-5 × max as the row kernel.
+            try check(g, [out], .scaled(1e-5), kernels: ["sdpa_long_f32_dk\(dk)"], "long sdpa b\(b) hq\(hq) hkv\(hkv) t\(t) s\(s) dk\(dk) dv\(dv)")
+        }
+        // [B, T, H, D] projections read through head swaps; the result's head swap written through.
+        var g = RefGraph()
+        let (t, s, h, d) = (80, 300, 3, 64)
+        let qs = g.input(r.tensor([1, t, h, d], -2, 2)), ks = g.input(r.tensor([1, s, h, d], -2, 2)), vs = g.input(r.tensor([1, s, h, d], -2, 2))
+        let swapped = [qs, ks, vs].map { x -> ValueID in
+            let y = g.result()
+            g.append(.transpose(TransposeOp(x: x, out: y, perm: [0, 2, 1, 3])))
+            return y
+        }
+        let o = g.result(), out = g.result()
+        g.append(.sdpa(SdpaOp(q: swapped[0], k: swapped[1], v: swapped[2], out: o, scale: 0.125, mask: nil, causal: false)))
+        g.append(.transpose(TransposeOp(x: o, out: out, perm: [0, 2, 1, 3])))
+        let jit = try check(g, [out], .scaled(1e-5), kernels: ["sdpa_long_f32_dk64"], "long sdpa through head swaps")
+        XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("strided_copy") }, "head swaps copied: \(jit.kernelNames)")
+        // A causal or masked call, or a short one, keeps the row-tile kernel.
+        for (mask, causal, t) in [(MaskKind.additive, false, 70), (.none, true, 70), (.none, false, 3)] {
+            let (g, out) = sdpaGraph(&r, b: 1, hq: 2, hkv: 2, t: t, s: 200, dk: 16, dv: 16, mask: mask, causal: causal)
+            let jit = try check(g, [out], .scaled(1e-5), kernels: ["sdpa_f32_dk16"], "row-tile sdpa \(mask) causal \(causal) t\(t)")
+            XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("sdpa_long") }, "\(mask) causal \(causal) t\(t)")
+        }
+    }
+
     func testCustomSDPA() throws {
         var r = Random(10)
         // BSHD q [B, T, Hq, D] against a whole cache [B, Smax, Hkv, D]: keys [0, start + T).

@@ -34,8 +34,22 @@ extension JITKernelTests {
         g.append(.quantizedMatmul(QuantizedMatmulOp(x: x, w: w, scales: s, out: out, biases: b, groupSize: groupSize, bits: bits,
                                                     mode: "affine", transpose: true)))
         let what = "qmm w\(bits) g\(groupSize) \(params.name) m\(m) k\(k) n\(n)"
-        try check(g, [out], .scaled(1e-5), kernels: ["qmm_affine_w\(bits)g\(groupSize)_\(params.name)params"],
-                                   what, file: file, line: line)
+        let jit = try check(g, [out], .scaled(1e-5), kernels: ["qmm_affine_w\(bits)g\(groupSize)_\(params.name)params"],
+                            what, file: file, line: line)
+        // Many tokens: the kernel carries the dequantize-into-panels GEMM (taken from 48 tokens on).
+        if m >= 48 { XCTAssertTrue(jit.kernelNames.contains { $0.contains("_gemm") }, "\(what): \(jit.kernelNames)", file: file, line: line) }
+    }
+
+    /// From 48 tokens on, each panel of columns is dequantized once into f32 and multiplied as the f32
+    /// GEMM does (whole and partial token tiles, partial panels at odd N).
+    func testQuantizedMatmulManyTokensTakePanels() throws {
+        var seed: UInt64 = 150
+        for bits in [4, 8, 2] {
+            for (m, params) in [(48, DType.f32), (61, .bf16), (100, .f32)] {
+                seed += 1
+                try checkQuantizedMatmul(bits: bits, groupSize: 32, params: params, m: m, k: 160, n: 45, seed: seed)
+            }
+        }
     }
 
     func testQuantizedMatmulEveryBitWidthAndGroupSize() throws {
@@ -82,7 +96,7 @@ extension JITKernelTests {
     func testFusedQuantizedLinearsMatchTheUnfusedGraph() throws {
         var seed: UInt64 = 300
         for (bits, spelled) in [(4, false), (8, false), (2, false), (4, true), (8, true)] {
-            for m in [1, 6] {
+            for m in [1, 6, 53] {
                 seed += 1
                 var r = Random(seed)
                 let k = 128, n = 48, groupSize = 32, words = k * bits / 32, groups = k / groupSize

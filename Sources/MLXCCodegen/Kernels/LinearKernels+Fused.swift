@@ -10,7 +10,9 @@ import LLVMKit
 ///   streams, 16 accumulators, as the plain kernel), so both products of (t, r) meet in registers;
 /// - unary (`.silu`, `.geluTanh`, `.gelu`): out = act(x·W_0ᵀ + b_0), one weight, tiled as `.none`;
 /// - with `residual` (one result), out += residual (same shape as out).
-/// Decode (M = 1) reads each weight row once with x in L1; prefill reads it once per 4 tokens.
+/// Decode (M = 1) reads each weight row once with x in L1; prefill reads it once per 4 tokens. All-f32
+/// kernels that are not gated also carry `LinearPanels`' GEMM, taken at run time from
+/// `LinearPanels.minTokens` tokens on (an encoder's 1500): their thread split is then whole panels.
 /// Each step is rounded to its dtype (`Types`) as the unfused ops round their results, so bf16
 /// results match the unfused graph up to the dot products' summation order.
 /// buffers: [x, W_0 … W_{n−1}, the biases (in `biases` order), residual?, outs…]; dims: [M].
@@ -53,6 +55,18 @@ extension LinearKernels {
     /// Work items per thread split come in multiples of this (the row tiles' height), so shares start on a tile.
     public static let fusedGrain = LinearRows.rows
 
+    /// Whether many-token calls take the packed-panel GEMM (`LinearPanels`): f32 throughout, not gated.
+    static func usesPanels(_ types: Types, _ epilogue: Epilogue, lanes: Int) -> Bool {
+        let all = [types.weight, types.activation] + types.biases.compactMap { $0 } + types.products + types.outs
+            + (types.residual.map { [$0] } ?? [])
+        return lanes > 1 && !epilogue.gated && all.allSatisfy { $0 == .f32 }
+    }
+
+    /// The thread split's grain for `fused`: whole panels when it packs them, else whole row tiles.
+    public static func fusedGrain(_ types: Types, _ epilogue: Epilogue, lanes: Int) -> Int {
+        usesPanels(types, epilogue, lanes: lanes) ? 2 * lanes : fusedGrain
+    }
+
     public static func fused(k: Int, ns: [Int], types: Types, epilogue: Epilogue, lanes: Int) -> KernelDefinition {
         precondition(types.biases.count == ns.count && types.products.count == ns.count)
         precondition(epilogue.gated ? ns.count == 2 && ns[0] == ns[1] && types.outs.count == 1 : types.outs.count == ns.count)
@@ -62,7 +76,9 @@ extension LinearKernels {
         if types.biases.contains(where: { $0 != nil }) { name += "_bias" + types.biases.map { $0?.tag ?? "0" }.joined(separator: "+") }
         if epilogue != .none { name += "_\(epilogue.rawValue)" }
         if let r = types.residual { name += "_residual\(r.tag)" }
-        name += "_to" + types.outs.map(\.tag).joined(separator: "+") + "_v\(lanes)"
+        name += "_to" + types.outs.map(\.tag).joined(separator: "+")
+        if usesPanels(types, epilogue, lanes: lanes) { name += "_" + LinearPanels.tag(lanes: lanes) }
+        name += "_v\(lanes)"
         return KernelDefinition(name: name) { e in
             let b = e.b, one = Lanes(b, 1)
             let x = e.buffer(0)
@@ -78,6 +94,9 @@ extension LinearKernels {
             let outs = types.outs.indices.map { e.buffer(next + $0) }
             let m = e.dim(0)
             let rows = LinearRows(b: b, k: k, weight: types.weight, activation: types.activation, lanes: lanes)
+            // f32 throughout: many tokens take the packed-panel GEMM.
+            let panels = usesPanels(types, epilogue, lanes: lanes) ? LinearPanels(b: b, k: k, lanes: lanes) : nil
+            let panel = panels?.allocatePanel()
 
             /// `v` as the unfused op that makes it of type `t` would have stored it.
             func round(_ v: IRValue, _ t: ElementType) -> IRValue { t.isHalf ? one.widenF32(one.narrowF32(v, t), t) : v }
@@ -117,18 +136,35 @@ extension LinearKernels {
                 for (i, n) in ns.enumerated() {
                     let lo = Support.smax(b, e.begin, b.i64(offset)), hi = Support.smin(b, e.end, b.i64(offset + n))
                     let base = b.i64(offset)
-                    LinearRows.tiles(b, lo: b.sub(lo, base), hi: Support.smax(b, b.sub(hi, base), b.sub(lo, base)), m: m) { n0, nr, t0, nt in
-                        let r = (0..<nr).map { b.add(n0, b.i64($0)) }
-                        let sums = rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt))
-                        for t in 0..<nt {
-                            for j in 0..<nr {
-                                var v = product(i, sums[t][j], row: r[j])
-                                // An activation's result has the product's type: rounded again only before a residual.
-                                if epilogue.unary { v = epilogue.activate(one, v); if types.residual != nil { v = round(v, types.products[0]) } }
-                                store(v, i, row: r[j], n: n, token: b.add(t0, b.i64(t)))
+                    let localLo = b.sub(lo, base), localHi = Support.smax(b, b.sub(hi, base), b.sub(lo, base))
+                    func dotTiles() {
+                        LinearRows.tiles(b, lo: localLo, hi: localHi, m: m) { n0, nr, t0, nt in
+                            let r = (0..<nr).map { b.add(n0, b.i64($0)) }
+                            let sums = rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt))
+                            for t in 0..<nt {
+                                for j in 0..<nr {
+                                    var v = product(i, sums[t][j], row: r[j])
+                                    // An activation's result has the product's type: rounded again only before a residual.
+                                    if epilogue.unary { v = epilogue.activate(one, v); if types.residual != nil { v = round(v, types.products[0]) } }
+                                    store(v, i, row: r[j], n: n, token: b.add(t0, b.i64(t)))
+                                }
                             }
                         }
                     }
+                    guard let panels, let panel else { dotTiles(); offset += n; continue }
+                    _ = Support.ifElse(b, b.icmp(LLVMIntSGE, m, b.i64(LinearPanels.minTokens)), "panels", then: {
+                        // All f32: the same bias, activation and residual as `product`/`store`, a vector of columns at a time.
+                        panels.run(w: weights[i], x: x, m: m, lo: localLo, hi: localHi, panel: panel) { t, n0, c, l, sum in
+                            let col = b.add(n0, b.i64(c * lanes))
+                            var v = sum
+                            if let bias = biases[i] { v = b.fadd(v, l.load(b.f32, bias, col)) }
+                            if epilogue.unary { v = epilogue.activate(l, v) }
+                            let at = b.add(b.mul(t, b.i64(n)), col)
+                            if let residual { v = b.fadd(v, l.load(b.f32, residual, at)) }
+                            l.store(v, b.f32, outs[i], at)
+                        }
+                        return []
+                    }, otherwise: { dotTiles(); return [] })
                     offset += n
                 }
             }

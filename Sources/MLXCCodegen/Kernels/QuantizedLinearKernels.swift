@@ -24,6 +24,9 @@ import LLVMKit
 /// in f32, and each result is rounded once to x's dtype, as the unfused ops round theirs (SwiGLU:
 /// the gate and up products, silu(gate) and the product; a residual add after the product's rounding).
 ///
+/// With f32 x and no SwiGLU, calls of `LinearPanels.minTokens` tokens or more (an encoder's) dequantize
+/// each panel of columns once per call into f32 and run `LinearPanels`' GEMM on it instead.
+///
 /// buffers: [x, w u32, scales, biases, out (x's dtype)]; dims: [M]; work items: output columns n.
 public enum QuantizedLinearKernels {
     public enum ParamType: String { case f32, bf16, f16 }
@@ -39,6 +42,16 @@ public enum QuantizedLinearKernels {
     /// ~10% more prefill speed but doubles LLVM's compile time), bounded so the permuted
     /// activations stay a small stack scratch (≤ 64 KiB).
     public static func tokenBlock(k: Int) -> Int { max(1, min(4, 16384 / k)) }
+
+    /// Whether many-token calls take the packed-panel GEMM (`LinearPanels`): f32 activations, no SwiGLU.
+    static func usesPanels(activation: ElementType, epilogue: Epilogue, lanes: Int) -> Bool {
+        activation == .f32 && epilogue == .none && lanes > 1
+    }
+
+    /// The thread split's grain: whole panels when the kernel packs them, else `fallback`.
+    public static func grain(activation: ElementType, epilogue: Epilogue, lanes: Int, fallback: Int) -> Int {
+        usesPanels(activation: activation, epilogue: epilogue, lanes: lanes) ? 2 * lanes : fallback
+    }
 
     /// What follows the dot products: plain results (one per weight), or SwiGLU of two weights.
     public enum Epilogue: String { case none, swiglu }
@@ -63,7 +76,9 @@ public enum QuantizedLinearKernels {
         var name = "qmm_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_\(activation.tag)_k\(k)_n" + ns.map(String.init).joined(separator: "+")
         if epilogue != .none { name += "_\(epilogue.rawValue)" }
         if residual { name += "_residual" }
-        name += "_tb\(tb)_v\(lanes)"
+        name += "_tb\(tb)"
+        if usesPanels(activation: activation, epilogue: epilogue, lanes: lanes) { name += "_" + LinearPanels.tag(lanes: lanes) }
+        name += "_v\(lanes)"
         let weightCount = ns.count
         return KernelDefinition(name: name) { e in
             let b = e.b
@@ -82,6 +97,8 @@ public enum QuantizedLinearKernels {
             let xpScratch = rows.permuted || widened ? rows.scratch(tb * k) : nil
             let sumScratch = rows.scratch(tb * groups)
             let wide = Lanes(b, lanes), chunk = Lanes(b, rows.cl), one = Lanes(b, 1)
+            let panels = usesPanels(activation: activation, epilogue: epilogue, lanes: lanes) ? LinearPanels(b: b, k: k, lanes: lanes) : nil
+            let panel = panels?.allocatePanel()
 
             /// Per-call preparation for tokens t0 ..< t0 + nt: Σx per group, and the permuted (or widened) x.
             func prepare(t0: IRValue, nt: Int) {
@@ -153,9 +170,48 @@ public enum QuantizedLinearKernels {
                     }
                 }
             }
-            let mMain = b.mul(b.sdiv(m, b.i64(tb)), b.i64(tb))
-            b.loop(b.i64(0), mMain, step: tb, "t") { t0 in tokens(t0: t0, nt: tb) }
-            if tb > 1 { b.loop(mMain, m, "tt") { t0 in tokens(t0: t0, nt: 1) } }
+            func rowTiles() {
+                let mMain = b.mul(b.sdiv(m, b.i64(tb)), b.i64(tb))
+                b.loop(b.i64(0), mMain, step: tb, "t") { t0 in tokens(t0: t0, nt: tb) }
+                if tb > 1 { b.loop(mMain, m, "tt") { t0 in tokens(t0: t0, nt: 1) } }
+            }
+            guard let panels, let panel else { return rowTiles() }
+            // Many f32 tokens: each panel of columns dequantized once into f32 (s·q + b, the definition's
+            // dequantize), then the f32 GEMM of `LinearPanels`.
+            _ = Support.ifElse(b, b.icmp(LLVMIntSGE, m, b.i64(LinearPanels.minTokens)), "panels", then: {
+                var offset = 0
+                for (i, n) in ns.enumerated() {
+                    let lo = Support.smax(b, e.begin, b.i64(offset)), hi = Support.smin(b, e.end, b.i64(offset + n))
+                    let localLo = b.sub(lo, b.i64(offset)), localHi = Support.smax(b, b.sub(hi, b.i64(offset)), localLo)
+                    let wt = weights[i]
+                    panels.run(x: x, m: m, lo: localLo, hi: localHi, panel: panel, pack: { n0, count in
+                        b.loop(b.i64(0), b.i64(panels.columns), "pack") { c in
+                            let present = b.icmp(LLVMIntSLT, c, count)
+                            let r = b.add(n0, b.select(present, c, b.i64(0)))
+                            let codes = b.gep(b.i8, wt.w, b.mul(r, b.i64(rows.rowBytes)))
+                            b.loop(b.i64(0), b.i64(groups), "packg") { g in
+                                let at = b.add(b.mul(r, b.i64(groups)), g)
+                                let scale = rows.loadParams(wt.scales, at, 1), bias = rows.loadParams(wt.biases, at, 1)
+                                b.loop(b.i64(0), b.i64(groupSize), "packk") { j in
+                                    let kk = b.add(b.mul(g, b.i64(groupSize)), j)
+                                    let byte = b.zext(b.load(b.i8, b.gep(b.i8, codes, b.sdiv(kk, b.i64(rows.perByte))), align: 1), b.i32)
+                                    let shift = b.trunc(b.mul(b.srem(kk, b.i64(rows.perByte)), b.i64(bits)), b.i32)
+                                    let code = b.and(LLVMBuildLShr(b.ref, byte, shift, "")!, b.i32((1 << bits) - 1))
+                                    let value = b.fadd(b.fmul(scale, b.uitofp(code, b.f32)), bias)
+                                    b.store(b.select(present, value, b.f32(0)), b.gep(b.f32, panel, b.add(b.mul(kk, b.i64(panels.columns)), c)))
+                                }
+                            }
+                        }
+                    }) { t, n0, c, l, sum in
+                        let at = b.add(b.mul(t, b.i64(n)), b.add(n0, b.i64(c * lanes)))
+                        var v = sum
+                        if let residualBuffer { v = b.fadd(v, l.load(b.f32, residualBuffer, at)) }
+                        l.store(v, b.f32, outs[i], at)
+                    }
+                    offset += n
+                }
+                return []
+            }, otherwise: { rowTiles(); return [] })
         }
     }
 }
