@@ -23,6 +23,7 @@ extension JITProgram {
                                       lanes: planTarget.vectorBits / 32,
                                       wordDot: planWordDot)
         context.dynamicQuantPacks = dynamicQuantPacks
+        context.halfWeights = options.exactHalfWeights ? halfWeights : nil
         context.types = ShapeInference.infer(graph).types
         var folded = Set<ValueID>()   // results of nodes whose work another kernel absorbed
 
@@ -146,6 +147,20 @@ struct LoweringContext {
 
     /// Every value's type as shape inference sees it (what a run produces; nil where unknown).
     var types: [TensorType?] = []
+    /// f16 copies of f32 weights that hold only f16 values (for one-token linears); nil: none made.
+    var halfWeights: ExactHalfWeights? = nil
+
+    /// The f16 copies of f32 weights `ws` (every value of each an f16), for kernels that read them on
+    /// one-token calls: all of them, or nil.
+    func halfCopies(of ws: [ValueID]) -> [NativeTensor]? {
+        guard let halfWeights else { return nil }
+        var copies: [NativeTensor] = []
+        for w in ws {
+            guard let t = constant(w), t.dtype == .f32, t.shape.count == 2, let h = halfWeights.copy(w, t) else { return nil }
+            copies.append(h)
+        }
+        return copies
+    }
 
     /// The inferred type of a value, else its declared one.
     func type(_ v: ValueID) -> TensorType? { (v.index < types.count ? types[v.index] : nil) ?? graph[v].type }

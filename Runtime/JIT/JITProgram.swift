@@ -26,6 +26,9 @@ public final class JITProgram {
         public var runPlanOnHost = false
         /// Hears every kernel launch with its buffers before and after (`KernelLaunchTrace`).
         public var trace: KernelLaunchTrace?
+        /// One-token linears read an f16 copy of f32 weights whose every value is an f16 (`ExactHalfWeights`:
+        /// the same results, half the bytes). Off: every f32 weight is read as f32.
+        public var exactHalfWeights = true
         public init() {}
     }
 
@@ -51,6 +54,8 @@ public final class JITProgram {
     let arena = Arena()
     /// Owned buffers (state, literal constants, init results) freed with the program.
     var owned: [UnsafeMutableRawPointer] = []
+    /// The f16 copies one-token linears read (made while planning).
+    let halfWeights = ExactHalfWeights()
     /// The reference executor that runs fallback ops (its graph has no state: state stays native).
     let reference: ReferenceExecutor
     public internal(set) var dumps = KernelLibrary.Dumps()
@@ -253,7 +258,9 @@ public final class JITProgram {
     func execute(_ launch: KernelLaunch) throws {
         var inputs: [NativeTensor] = []
         inputs.reserveCapacity(launch.operands.count)
-        for v in launch.operands { inputs.append(try tensor(v, launch.name)) }
+        for (i, v) in launch.operands.enumerated() {
+            if i < launch.constantOperands.count, let t = launch.constantOperands[i] { inputs.append(t) } else { inputs.append(try tensor(v, launch.name)) }
+        }
         for (t, expected) in zip(inputs, launch.operandDTypes) where expected != nil && t.dtype != expected {
             runtimeFallbacks[launch.name, default: 0] += 1
             for node in launch.fallbackNodes { try executeFallback(node) }

@@ -46,16 +46,24 @@ extension Lowerings {
               (outTypes + productTypes).allSatisfy(ElementType.activations.contains) else { return nil }
         let types = LinearKernels.Types(weight: wt, activation: xt, biases: biasTypes, products: productTypes,
                                         gated: gated.flatMap(ElementType.init), residual: residualType, outs: outTypes)
-        let definition = LinearKernels.fused(k: k, ns: ns, types: types, epilogue: epilogue, lanes: c.lanes)
+        // f32 weights whose every value is an f16 also go in as f16 copies, which one-token calls read.
+        let halves = LinearKernels.takesHalfCopies(types, epilogue) ? c.halfCopies(of: o.w) : nil
+        let definition = LinearKernels.fused(k: k, ns: ns, types: types, epilogue: epilogue, lanes: c.lanes, halfCopies: halves != nil)
         let resultNs = epilogue.gated ? [ns[0]] : ns
         let work = resultNs.reduce(0, +)
-        let hasResidual = o.residual != nil
+        let residualAt: Int? = o.residual != nil ? operands.count - 1 : nil
+        var constants: [NativeTensor?] = []
+        if let halves {
+            constants = [NativeTensor?](repeating: nil, count: operands.count) + halves.map { Optional($0) }
+            operands += o.w   // read from `constants`
+            dtypes += halves.map { _ in DType.f16 }
+        }
         return launch(definition, node, operands: operands, results: o.outs, resultDTypes: outs, operandDTypes: dtypes,
-                      grain: LinearKernels.fusedGrain(types, epilogue, lanes: c.lanes)) { inputs in
+                      grain: LinearKernels.fusedGrain(types, epilogue, lanes: c.lanes), constantOperands: constants) { inputs in
             let x = inputs[0]
             guard x.shape.last == k else { return nil }
             let shapes = resultNs.map { Array(x.shape.dropLast()) + [$0] }
-            if hasResidual { guard inputs[inputs.count - 1].shape == shapes[0] else { return nil } }
+            if let residualAt { guard inputs[residualAt].shape == shapes[0] else { return nil } }
             return CallLayout(shapes: shapes, dims: [Int64(x.count / k)], work: work)
         }
     }

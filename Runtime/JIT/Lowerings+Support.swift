@@ -67,12 +67,12 @@ extension Lowerings {
     static func launch(_ definition: KernelDefinition, _ node: Node, operands: [ValueID], results: [ValueID],
                        resultDTypes: [DType], operandDTypes: [DType?], grain: Int, inPlace: [Int: Int] = [:],
                        scalars: [Int] = [], check: (([NativeTensor]) -> Bool)? = nil,
-                       absorbs: Set<ValueID> = [], fallbackNodes: [Node]? = nil,
+                       absorbs: Set<ValueID> = [], fallbackNodes: [Node]? = nil, constantOperands: [NativeTensor?] = [],
                        plan: @escaping ([NativeTensor]) -> CallLayout?) -> LoweredKernel {
         LoweredKernel(definition: definition, absorbs: absorbs) { function in
             let memo = LayoutMemo()
             func get(_ inputs: [NativeTensor]) -> CallLayout? { memo.get(inputs, scalars: scalars, plan) }
-            return KernelLaunch(name: definition.name, function: function, operands: operands, results: results,
+            let launch = KernelLaunch(name: definition.name, function: function, operands: operands, results: results,
                                 resultDTypes: resultDTypes,
                                 resultShapes: { inputs in
                                     guard let p = get(inputs) else { throw ReferenceError("\(definition.name): no layout") }
@@ -82,6 +82,8 @@ extension Lowerings {
                                 operandDTypes: operandDTypes,
                                 accepts: { inputs in get(inputs) != nil && (check?(inputs) ?? true) }, node: node,
                                 fallbackNodes: fallbackNodes)
+            launch.constantOperands = constantOperands
+            return launch
         }
     }
 

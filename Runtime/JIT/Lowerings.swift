@@ -63,16 +63,27 @@ enum Lowerings {
             guard let bt = c.constant(bias), bt.dtype == .f32, bt.count == n else { return batchedAddmm(o, node, c) }
             operands.append(bias)
         }
-        let definition = LinearKernels.f32(k: k, n: n, hasBias: o.bias != nil, lanes: c.lanes)
+        // A weight whose every value is an f16 also goes in as its f16 copy, which one-token calls read.
+        let half = c.halfCopies(of: [t.x])?.first
+        var operandDTypes: [DType?] = operands.map { _ in .f32 }
+        var constants: [NativeTensor?] = []
+        if let half {
+            constants = [NativeTensor?](repeating: nil, count: operands.count) + [half]
+            operands.append(t.x)   // read from `constants`
+            operandDTypes.append(.f16)
+        }
+        let definition = LinearKernels.f32(k: k, n: n, hasBias: o.bias != nil, lanes: c.lanes, halfCopy: half != nil)
         let absorbs: Set<ValueID> = c.useCounts[o.mat2] == 1 ? [o.mat2] : []
         return LoweredKernel(definition: definition, absorbs: absorbs) { function in
-            KernelLaunch(name: definition.name, function: function, operands: operands, results: [o.out], resultDTypes: [.f32],
+            let launch = KernelLaunch(name: definition.name, function: function, operands: operands, results: [o.out], resultDTypes: [.f32],
                          resultShapes: { inputs in
                              guard inputs[0].shape.last == k else { throw ReferenceError("linear: x \(inputs[0].shape) does not end in K = \(k)") }
                              return [Array(inputs[0].shape.dropLast()) + [n]]
                          },
                          dims: { inputs in [Int64(inputs[0].count / k)] },
-                         work: { _ in n }, grain: 4, operandDTypes: [.f32, .f32, .f32], node: node)
+                         work: { _ in n }, grain: 4, operandDTypes: operandDTypes, node: node)
+            launch.constantOperands = constants
+            return launch
         }
     }
 }

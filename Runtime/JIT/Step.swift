@@ -48,6 +48,9 @@ final class KernelLaunch {
     /// What runs on the reference when the kernel cannot take a call: `node`, preceded (or
     /// followed) by the nodes whose work the kernel absorbed (a transpose it reads through).
     let fallbackNodes: [Node]
+    /// Operands read from a load-time copy of their constant instead of the value itself (an f32 weight
+    /// kept as f16, `ExactHalfWeights`), by operand index; empty when none.
+    var constantOperands: [NativeTensor?] = []
     // Scratch reused by every call, so launching allocates nothing.
     let bufferSlots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     var dimSlots: UnsafeMutablePointer<Int64>

@@ -67,7 +67,18 @@ extension LinearKernels {
         usesPanels(types, epilogue, lanes: lanes) ? 2 * lanes : fusedGrain
     }
 
-    public static func fused(k: Int, ns: [Int], types: Types, epilogue: Epilogue, lanes: Int) -> KernelDefinition {
+    /// Calls of at most this many tokens read the weights' f16 copies when the kernel has them.
+    public static let halfCopyTokens = LinearRows.tokens
+
+    /// Whether a kernel can take f16 copies of its weights (`halfCopies`): f32 weights and x, not gated.
+    public static func takesHalfCopies(_ types: Types, _ epilogue: Epilogue) -> Bool {
+        types.weight == .f32 && types.activation == .f32 && !epilogue.gated
+    }
+
+    /// `halfCopies`: buffers also hold an f16 copy of every weight (exact: each f32 weight value is an f16),
+    /// after the residual; calls of up to `halfCopyTokens` tokens (decode) read those, half the bytes.
+    public static func fused(k: Int, ns: [Int], types: Types, epilogue: Epilogue, lanes: Int, halfCopies: Bool = false) -> KernelDefinition {
+        precondition(!halfCopies || takesHalfCopies(types, epilogue))
         precondition(types.biases.count == ns.count && types.products.count == ns.count)
         precondition(epilogue.gated ? ns.count == 2 && ns[0] == ns[1] && types.outs.count == 1 : types.outs.count == ns.count)
         precondition(!epilogue.unary || ns.count == 1)
@@ -78,6 +89,7 @@ extension LinearKernels {
         if let r = types.residual { name += "_residual\(r.tag)" }
         name += "_to" + types.outs.map(\.tag).joined(separator: "+")
         if usesPanels(types, epilogue, lanes: lanes) { name += "_" + LinearPanels.tag(lanes: lanes) }
+        if halfCopies { name += "_h16" }
         name += "_v\(lanes)"
         return KernelDefinition(name: name) { e in
             let b = e.b, one = Lanes(b, 1)
@@ -91,9 +103,12 @@ extension LinearKernels {
             }
             let residual = types.residual != nil ? e.buffer(next) : nil
             if residual != nil { next += 1 }
+            let halfWeights = halfCopies ? ns.indices.map { e.buffer(next + $0) } : []
+            if halfCopies { next += ns.count }
             let outs = types.outs.indices.map { e.buffer(next + $0) }
             let m = e.dim(0)
             let rows = LinearRows(b: b, k: k, weight: types.weight, activation: types.activation, lanes: lanes)
+            let halfRows = LinearRows(b: b, k: k, weight: .f16, activation: types.activation, lanes: lanes)
             // f32 throughout: many tokens take the packed-panel GEMM.
             let panels = usesPanels(types, epilogue, lanes: lanes) ? LinearPanels(b: b, k: k, lanes: lanes) : nil
             let panel = panels?.allocatePanel()
@@ -137,10 +152,11 @@ extension LinearKernels {
                     let lo = Support.smax(b, e.begin, b.i64(offset)), hi = Support.smin(b, e.end, b.i64(offset + n))
                     let base = b.i64(offset)
                     let localLo = b.sub(lo, base), localHi = Support.smax(b, b.sub(hi, base), b.sub(lo, base))
-                    func dotTiles() {
+                    func dotTiles(half: Bool = false) {
                         LinearRows.tiles(b, lo: localLo, hi: localHi, m: m) { n0, nr, t0, nt in
                             let r = (0..<nr).map { b.add(n0, b.i64($0)) }
-                            let sums = rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt))
+                            let sums = half ? halfRows.dot(weights: r.map { (halfWeights[i], b.mul($0, b.i64(k))) }, x: x, tokens: tokens(t0, nt))
+                                : rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt))
                             for t in 0..<nt {
                                 for j in 0..<nr {
                                     var v = product(i, sums[t][j], row: r[j])
@@ -151,20 +167,28 @@ extension LinearKernels {
                             }
                         }
                     }
-                    guard let panels, let panel else { dotTiles(); offset += n; continue }
-                    _ = Support.ifElse(b, b.icmp(LLVMIntSGE, m, b.i64(LinearPanels.minTokens)), "panels", then: {
-                        // All f32: the same bias, activation and residual as `product`/`store`, a vector of columns at a time.
-                        panels.run(w: weights[i], x: x, m: m, lo: localLo, hi: localHi, panel: panel) { t, n0, c, l, sum in
-                            let col = b.add(n0, b.i64(c * lanes))
-                            var v = sum
-                            if let bias = biases[i] { v = b.fadd(v, l.load(b.f32, bias, col)) }
-                            if epilogue.unary { v = epilogue.activate(l, v) }
-                            let at = b.add(b.mul(t, b.i64(n)), col)
-                            if let residual { v = b.fadd(v, l.load(b.f32, residual, at)) }
-                            l.store(v, b.f32, outs[i], at)
-                        }
-                        return []
-                    }, otherwise: { dotTiles(); return [] })
+                    func f32Paths() {
+                        guard let panels, let panel else { return dotTiles() }
+                        _ = Support.ifElse(b, b.icmp(LLVMIntSGE, m, b.i64(LinearPanels.minTokens)), "panels", then: {
+                            // All f32: the same bias, activation and residual as `product`/`store`, a vector of columns at a time.
+                            panels.run(w: weights[i], x: x, m: m, lo: localLo, hi: localHi, panel: panel) { t, n0, c, l, sum in
+                                let col = b.add(n0, b.i64(c * lanes))
+                                var v = sum
+                                if let bias = biases[i] { v = b.fadd(v, l.load(b.f32, bias, col)) }
+                                if epilogue.unary { v = epilogue.activate(l, v) }
+                                let at = b.add(b.mul(t, b.i64(n)), col)
+                                if let residual { v = b.fadd(v, l.load(b.f32, residual, at)) }
+                                l.store(v, b.f32, outs[i], at)
+                            }
+                            return []
+                        }, otherwise: { dotTiles(); return [] })
+                    }
+                    if halfCopies {
+                        _ = Support.ifElse(b, b.icmp(LLVMIntSLE, m, b.i64(halfCopyTokens)), "half", then: { dotTiles(half: true); return [] },
+                                           otherwise: { f32Paths(); return [] })
+                    } else {
+                        f32Paths()
+                    }
                     offset += n
                 }
             }
