@@ -41,10 +41,10 @@ extension JITKernelTests {
     }
 
     /// From 48 tokens on, each panel of columns is dequantized once into f32 and multiplied as the f32
-    /// GEMM does (whole and partial token tiles, partial panels at odd N).
+    /// GEMM does (whole and partial token tiles, partial panels at odd N; codes that straddle bytes).
     func testQuantizedMatmulManyTokensTakePanels() throws {
         var seed: UInt64 = 150
-        for bits in [4, 8, 2] {
+        for bits in [4, 8, 2, 3, 5, 6] {
             for (m, params) in [(48, DType.f32), (61, .bf16), (100, .f32)] {
                 seed += 1
                 try checkQuantizedMatmul(bits: bits, groupSize: 32, params: params, m: m, k: 160, n: 45, seed: seed)

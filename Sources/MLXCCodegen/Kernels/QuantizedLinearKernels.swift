@@ -194,9 +194,15 @@ public enum QuantizedLinearKernels {
                                 let scale = rows.loadParams(wt.scales, at, 1), bias = rows.loadParams(wt.biases, at, 1)
                                 b.loop(b.i64(0), b.i64(groupSize), "packk") { j in
                                     let kk = b.add(b.mul(g, b.i64(groupSize)), j)
-                                    let byte = b.zext(b.load(b.i8, b.gep(b.i8, codes, b.sdiv(kk, b.i64(rows.perByte))), align: 1), b.i32)
-                                    let shift = b.trunc(b.mul(b.srem(kk, b.i64(rows.perByte)), b.i64(bits)), b.i32)
-                                    let code = b.and(LLVMBuildLShr(b.ref, byte, shift, "")!, b.i32((1 << bits) - 1))
+                                    // Code kk is bits [kk·bits, +bits) of the row's LSB-first bit stream: within the byte
+                                    // it starts in and (3/5/6/7 bits) the next one, clamped to the row (its bits then unused).
+                                    let bit = b.mul(kk, b.i64(bits))
+                                    let at = b.sdiv(bit, b.i64(8))
+                                    let lo = b.zext(b.load(b.i8, b.gep(b.i8, codes, at), align: 1), b.i32)
+                                    let hi = b.zext(b.load(b.i8, b.gep(b.i8, codes, Support.smin(b, b.add(at, b.i64(1)), b.i64(rows.rowBytes - 1))),
+                                                           align: 1), b.i32)
+                                    let pair = b.or(lo, b.shl(hi, b.i32(8)))
+                                    let code = b.and(LLVMBuildLShr(b.ref, pair, b.trunc(b.srem(bit, b.i64(8)), b.i32), "")!, b.i32((1 << bits) - 1))
                                     let value = b.fadd(b.fmul(scale, b.uitofp(code, b.f32)), bias)
                                     b.store(b.select(present, value, b.f32(0)), b.gep(b.f32, panel, b.add(b.mul(kk, b.i64(panels.columns)), c)))
                                 }
