@@ -7,7 +7,8 @@ import MLXCIR
 ///     se = add(a: ms, b: eps)             (either order; eps a literal scalar constant)
 ///     r  = rsqrt(x: se)
 ///     y  = multiply(a: x, b: r)           (either order)
-///     z  = multiply(a: w, b: y)           (either order; optional, w of shape [D], x's dtype)
+///     z  = multiply(a: w, b: y)           (either order; optional, w of shape [D], x's dtype; x's last dim D,
+///                                          or dynamic with the bound D)
 ///
 /// into `z = rms_norm(x: x, weight: w, eps: eps)` (or `y = rms_norm(x: x, weight: none, …)`), which
 /// has one row kernel instead of six passes over the activations. Sound only when nothing else sees
@@ -107,7 +108,14 @@ public struct FuseRMSNormPattern: GraphPass {
               case .multiply(let z) = nodes[reader].op, z.a != z.b else { return nil }
         let w = z.a == y.out ? z.b : z.a
         guard let wt = graph[w].type, let xt = graph[x].type, wt.dtype == xt.dtype, wt.rank == 1,
-              let d = wt.shape[0].fixedValue, let last = xt.shape.last?.fixedValue, d == last else { return nil }
-        return (w, reader)
+              let d = wt.shape[0].fixedValue, let last = xt.shape.last else { return nil }
+        // x's features either fixed at D, or dynamic up to D: a portable program's dynamic-bound input (Voxtral
+        // Realtime's input embeddings, [1, ?T, ?D] as ExecuTorch declares them) — the kernel, its feature size now
+        // the weight's, checks each call's last dim and leaves any other size to the reference.
+        switch last {
+        case .fixed(let n) where n == d: return (w, reader)
+        case .dynamic(_, let hi?) where hi == d: return (w, reader)
+        default: return nil
+        }
     }
 }

@@ -110,4 +110,17 @@ final class FuseRMSNormPatternTests: XCTestCase {
         XCTAssertEqual(changes, 1)
         XCTAssertEqual(text, "%14 = rms_norm(x: %0, weight: none, eps: 1e-05) : f32[1, ?1..8, 64]\n%15 = multiply(a: %6, b: %14) : f32[1, ?1..8, 64]")
     }
+
+    /// A portable program's dynamic-bound input, [1, ?T, ?D] as ExecuTorch declares it (Voxtral Realtime's input
+    /// embeddings): the weight [D] is absorbed when D is the features' bound (the kernel then has a static feature
+    /// size and checks each call's), not for another bound.
+    func testWeightOfTheFeaturesBoundIsAbsorbedForADynamicBoundInput() throws {
+        for (bound, absorbed) in [(64, true), (128, false)] {
+            let header = self.header.replacingOccurrences(of: "input %0 : f32[1, ?1..8, 64] \"x\"", with: "input %0 : f32[1, ?1..8, ?1..\(bound)] \"x\"")
+            var g = try IRParser.parse(header + "block main {\n" + norm() + "}\noutputs %15\n")
+            XCTAssertEqual(try FuseRMSNormPattern().run(&g), 1)
+            let text = IRPrinter.print(g, origins: false)
+            XCTAssertEqual(text.contains("rms_norm(x: %0, weight: %3"), absorbed, "bound \(bound): \(text)")
+        }
+    }
 }

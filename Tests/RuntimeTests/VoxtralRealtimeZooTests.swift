@@ -167,6 +167,7 @@ final class VoxtralRealtimeZooTests: XCTestCase {
     /// mlxc's whole streaming loop (its own log-mel per window, the runner's step protocol and flush) gives eager's
     /// tokens, fed in 80 ms pieces, all at once, or in ragged pieces (1, 333, 2560, 17 samples …).
     func testStreamGivesEagerTokensHoweverTheAudioArrives() throws {
+        var checked = 0
         for name in Self.entries {
             let dir = Self.root.appendingPathComponent(name)
             guard try Self.load(Entry.self, dir, "entry.json").streaming else { continue }
@@ -174,7 +175,10 @@ final class VoxtralRealtimeZooTests: XCTestCase {
             let m = try Self.model(dir)
             let samples = try clip(dir)
             XCTAssertEqual(samples.count, ref.samples)
-            for cuts in [[1280], [samples.count], [1, 333, 2560, 17, 4000]] {
+            // Every way of cutting on the first streaming entry; 80 ms pieces on the others (the suite's time).
+            let patterns = checked == 0 ? [[1280], [samples.count], [1, 333, 2560, 17, 4000]] : [[1280]]
+            checked += 1
+            for cuts in patterns {
                 let r = try stream(m, samples, cuts: cuts)
                 XCTAssertEqual(r.tokens, ref.tokens, "\(name), pieces \(cuts)")
                 XCTAssertEqual(r.steps, ref.steps, "\(name), pieces \(cuts)")

@@ -67,7 +67,9 @@ def mel(*flags):
 
 
 STREAM_MLX = ["--backend", "mlx", "--streaming", "--max-seq-len", "64", "--max-enc-len", "32"]
-STREAM_CPU = ["--streaming", "--sliding-window", "16", "--max-seq-len", "16", "--max-enc-len", "32"]
+# --max-seq-len (the decoder's traced seq bound) 8, not 16: the importer types a dynamic-bound tensor's dims equal to an
+# input's bound as dynamic, and 16 would also be head_dim (q/k/v typed [1, ?T, H, ?16]: attention left unfused).
+STREAM_CPU = ["--streaming", "--sliding-window", "16", "--max-seq-len", "8", "--max-enc-len", "32"]
 ENTRIES = [
     Entry("voxtral_rt_mlx_stream_fp32", export(*STREAM_MLX), mel("--streaming", "--backend", "mlx"), True),
     Entry("voxtral_rt_mlx_stream_4w", export(*STREAM_MLX, "--qlinear", "4w", "--qlinear-encoder", "4w"),
