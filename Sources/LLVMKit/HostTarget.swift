@@ -28,7 +28,8 @@ public struct HostTarget: Sendable {
         guard let isa = isa?.lowercased(), !isa.isEmpty, isa != "native" else { return self }
         let dropped: (String) -> Bool
         switch isa {
-        case "avx2": dropped = { $0.hasPrefix("avx512") || $0 == "evex512" || $0.hasPrefix("amx") || $0 == "avxvnni" }
+        // Zen 3 has no GFNI either (LLVM shifts bytes with vgf2p8affineqb when it may).
+        case "avx2": dropped = { $0.hasPrefix("avx512") || $0 == "evex512" || $0.hasPrefix("amx") || $0 == "avxvnni" || $0 == "gfni" }
         // AVX-512 without the dot-product extensions (Skylake-X class): the int8 kernels' non-VNNI forms.
         case "avx512bw": dropped = { $0.contains("vnni") }
         case "sse4.2", "sse": dropped = { $0.hasPrefix("avx") || $0 == "evex512" || $0.hasPrefix("amx") || $0 == "fma" || $0 == "f16c" }

@@ -19,7 +19,7 @@ import LLVMKit
 /// Then S = Σq·v − z·Σv + k = Σ(q − z)(v − 8) exactly; f32(S) FMA'd with the scales in group order,
 /// times the row's scale at the end — the definition's roundings.
 ///
-/// Register tile: `tokens` rows × `vectors` column vectors of accumulators. Work items: column
+/// Register tile: `tile.tokens` rows × `tile.vectors` column vectors of accumulators. Work items: column
 /// vectors (grain `vectors`). buffers: [x f32, packed blob (`DynamicQuantGemmLayout`), out f32]; dims: [M].
 public enum DynamicQuantGemmKernels {
     /// How the target multiplies u8 × s8 quads into i32 lanes.
@@ -40,9 +40,12 @@ public enum DynamicQuantGemmKernels {
         /// i32 lanes of one vector: the columns of a packed block.
         public var columns: Int { self == .avx512vnni || self == .avx512bw ? 16 : 8 }
         var vnni: Bool { self == .avx512vnni || self == .avxvnni }
-        /// Register tile (rows × column vectors): AVX-512's 32 registers hold 6 × 2 accumulators (i32
-        /// and f32), AVX2's 16 hold 4 × 2 (the f32 ones spill once per group, not per k).
-        public var tile: (tokens: Int, vectors: Int) { columns == 16 ? (6, 2) : (4, 2) }
+        /// Register tile (rows × column vectors). AVX-512's 32 registers hold 6 × 2 (i32 or i16
+        /// partials and f32 accumulators). AVX2's 16 hold 6 × 1 i16 partials, the weight vector's two
+        /// halves and a broadcast; the f32 accumulators go to the stack once per group. (4 × 2 spilled
+        /// the broadcasts it shares between the two column vectors inside the k loop; per MAC both
+        /// tiles issue the same vpmaddubsw and vpaddw, and 4 × 1, 5 × 1, 6 × 1 measured alike.)
+        public var tile: (tokens: Int, vectors: Int) { columns == 16 ? (6, 2) : (6, 1) }
     }
 
     public static func supports(k: Int, groupSize: Int, bits: Int) -> Bool {
@@ -130,31 +133,45 @@ public enum DynamicQuantGemmKernels {
                 let count = nt * nvt
 
                 /// Σq·v over elements [k0, k0 + chunk) for every (row, vector) of the tile.
-                func chunkSums(_ k0: IRValue, elements: Int, _ acc: [IRValue]) -> [IRValue] {
-                    var acc = acc, partial = [IRValue?](repeating: nil, count: count)
-                    for o in 0..<(elements / 8) {
-                        let at = b.add(k0, b.i64(8 * o))
-                        let halves = weights.map { w -> (IRValue, IRValue) in
-                            let raw = b.load(bytesType, b.gep(b.i8, w, b.mul(at, b.i64(nr / 2))), align: 1)
-                            return (b.and(raw, lowNibbles), b.lshr(raw, four))
+                /// One octet at element `at`: acc (VNNI: i32) or the i16 partials += its products.
+                func octet(_ at: IRValue, _ acc: [IRValue]) -> [IRValue] {
+                    var acc = acc
+                    let halves = weights.map { w -> (IRValue, IRValue) in
+                        let raw = b.load(bytesType, b.gep(b.i8, w, b.mul(at, b.i64(nr / 2))), align: 1)
+                        return (b.and(raw, lowNibbles), b.lshr(raw, four))
+                    }
+                    for t in 0..<nt {
+                        let quads = [0, 4].map { d in
+                            b.bitcast(b.splat(b.load(b.i32, b.gep(b.i8, qRows[t], b.add(at, b.i64(d))), align: 1), nr), bytesType)
                         }
-                        for t in 0..<nt {
-                            let quads = [0, 4].map { d in
-                                b.bitcast(b.splat(b.load(b.i32, b.gep(b.i8, qRows[t], b.add(at, b.i64(d))), align: 1), nr), bytesType)
-                            }
-                            for v in 0..<nvt {
-                                let i = t * nvt + v
-                                if dot.vnni {
-                                    acc[i] = dpbusd(dpbusd(acc[i], halves[v].0, quads[0]), halves[v].1, quads[1])
-                                } else {
-                                    let p = b.add(maddubs(halves[v].0, quads[0]), maddubs(halves[v].1, quads[1]))
-                                    partial[i] = partial[i].map { b.add($0, p) } ?? p
-                                }
+                        for v in 0..<nvt {
+                            let i = t * nvt + v
+                            if dot.vnni {
+                                acc[i] = dpbusd(dpbusd(acc[i], halves[v].0, quads[0]), halves[v].1, quads[1])
+                            } else {
+                                acc[i] = b.add(acc[i], b.add(maddubs(halves[v].0, quads[0]), maddubs(halves[v].1, quads[1])))
                             }
                         }
                     }
-                    if !dot.vnni { for i in 0..<count { acc[i] = b.add(acc[i], widen(partial[i]!)) } }
                     return acc
+                }
+
+                /// Σq·v over elements [k0, k0 + elements) added to acc for every (row, vector) of the tile.
+                /// VNNI: octets unrolled (32 registers hold the tile). vpmaddubsw: an octet loop carrying the
+                /// i16 partials, so the scheduler cannot hoist a chunk's products past AVX2's 16 registers.
+                func chunkSums(_ k0: IRValue, elements: Int, _ acc: [IRValue]) -> [IRValue] {
+                    if dot.vnni {
+                        var acc = acc
+                        for o in 0..<(elements / 8) { acc = octet(b.add(k0, b.i64(8 * o)), acc) }
+                        return acc
+                    }
+                    let zero16 = b.zero(i16Type)
+                    let partial = elements == 8
+                        ? octet(k0, [IRValue](repeating: zero16, count: count))
+                        : b.loop(b.i64(0), b.i64(elements), step: 8, carrying: [IRValue](repeating: zero16, count: count), "oc") { o, p in
+                            octet(b.add(k0, o), p)
+                        }
+                    return (0..<count).map { b.add(acc[$0], widen(partial[$0])) }
                 }
 
                 let zeroF = b.zero(f32Type), zeroI = b.zero(i32Type)
