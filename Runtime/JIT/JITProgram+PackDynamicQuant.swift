@@ -5,12 +5,12 @@ import MLXCIR
 /// The load-time repack of XNNPACK's 4-bit dynamically quantized linears for the int8 GEMM kernel
 /// (`DynamicQuantGemmKernels`, x86): codes column-interleaved as nibbles (the same bytes as the
 /// file's, so no second full copy is read per call), each column's Σv and scales per group beside
-/// them. The blob is an extra value past the graph's (its operand in the launch); the op's own
-/// weight and scales stay mapped for the reference executor and other readers, their pages released
-/// after the repack (a copy the size of the codes replaces them in memory, not beside them). `MLXC_QD8_GEMM=off` keeps
-/// the word-dot kernel (`DynamicQuantLinearKernels`) instead, for comparisons.
+/// them. The launch reads the blob in place of the weight operand (`KernelLaunch.constantOperands`);
+/// the op's own weight and scales stay mapped for the reference executor and other readers, their
+/// pages released after the repack (a copy the size of the codes replaces them in memory, not beside
+/// them). `MLXC_QD8_GEMM=off` keeps the word-dot kernel (`DynamicQuantLinearKernels`), for comparisons.
 struct PackedDynamicQuant {
-    let blob: ValueID
+    let blob: NativeTensor
     let layout: DynamicQuantGemmLayout
     let dot: DynamicQuantGemmKernels.ByteDot
 }
@@ -30,7 +30,7 @@ extension JITProgram {
 
     func packDynamicQuantWeights() throws {
         guard Self.dynamicQuantGemmEnabled, let dot = DynamicQuantGemmKernels.ByteDot(planWordDot) else { return }
-        var packed: [String: ValueID] = [:]   // one blob per (weight, scales, group)
+        var packed: [String: NativeTensor] = [:]   // one blob per (weight, scales, group)
         for block in graph.blocks {
             for node in block.nodes {
                 guard case .dynamicQuantLinear(let o) = node.op, o.bits == 4,
@@ -42,7 +42,7 @@ extension JITProgram {
                       s.count == n * (k / o.groupSize) else { continue }
                 let layout = DynamicQuantGemmLayout(n: n, k: k, groupSize: o.groupSize, columns: dot.columns)
                 let key = "\(o.w.index)/\(o.scales.index)/\(o.groupSize)"
-                let blob: ValueID
+                let blob: NativeTensor
                 if let existing = packed[key] {
                     blob = existing
                 } else {
@@ -54,8 +54,7 @@ extension JITProgram {
                     // The file's codes are not read again by the kernels: their pages need not stay resident.
                     pte.releasePages(UnsafeRawPointer(w.data), w.byteCount)
                     pte.releasePages(UnsafeRawPointer(s.data), s.byteCount)
-                    blob = ValueID(baseValues.count)
-                    baseValues.append(NativeTensor(dtype: .u8, shape: [layout.byteCount], data: p))
+                    blob = NativeTensor(dtype: .u8, shape: [layout.byteCount], data: p)
                     packed[key] = blob
                 }
                 dynamicQuantPacks[o.out] = PackedDynamicQuant(blob: blob, layout: layout, dot: dot)

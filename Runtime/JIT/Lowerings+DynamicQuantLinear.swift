@@ -14,8 +14,8 @@ extension Lowerings {
         if let pack = c.dynamicQuantPacks[o.out], pack.layout.n == n, pack.layout.k == k {
             // The int8 GEMM microkernel on the weights repacked at load (JITProgram+PackDynamicQuant).
             let definition = DynamicQuantGemmKernels.linear(k: k, n: n, groupSize: o.groupSize, dot: pack.dot)
-            return launch(definition, node, operands: [o.x, pack.blob], results: [o.out], resultDTypes: [.f32],
-                          operandDTypes: [.f32, .u8], grain: pack.dot.tile.vectors) { inputs in
+            return launch(definition, node, operands: [o.x, o.w], results: [o.out], resultDTypes: [.f32],
+                          operandDTypes: [.f32, .u8], grain: pack.dot.tile.vectors, constantOperands: [nil, pack.blob]) { inputs in
                 let x = inputs[0]
                 guard x.shape.last == k else { return nil }
                 return CallLayout(shapes: [Array(x.shape.dropLast()) + [n]], dims: [Int64(x.count / k)], work: pack.layout.blocks)
