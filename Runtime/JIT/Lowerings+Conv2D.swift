@@ -20,18 +20,26 @@ extension Lowerings {
         guard outChannels % o.groups == 0, kernel.allSatisfy({ $0 > 0 }), groupChannels > 0 else { return nil }
         let bias = convBias(of: o.out, channels: outChannels, dtype: dtype, c)
         let back = channelsFirstReader(of: bias?.out ?? o.out, c)
+        let front = channelsFirstSource(of: o.x, c)
         var s = Conv2DShape(kernel: kernel, groupChannels: groupChannels, outChannels: outChannels, groups: o.groups,
                             stride: [o.strideH, o.strideW], padding: [o.paddingH, o.paddingW],
                             dilation: [o.dilationH, o.dilationW], weightStrides: strides, bias: bias != nil)
         s.channelsFirstOutput = back != nil
+        s.channelsFirstInput = front != nil
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
-        let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, back)
-        return launch(definition, node, operands: [o.x, weight] + (bias.map { [$0.value] } ?? []),
+        var (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, back)
+        if let front {
+            absorbs.insert(o.x)
+            fallbackNodes = [front.node] + (fallbackNodes ?? [node])
+        }
+        return launch(definition, node, operands: [front?.source ?? o.x, weight] + (bias.map { [$0.value] } ?? []),
                       results: [back?.out ?? bias?.out ?? o.out],
                       resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
                       absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
-            let x = inputs[0].shape
-            guard x.count == 4, x[3] == groupChannels * o.groups else { return nil }
+            let given = inputs[0].shape
+            guard given.count == 4 else { return nil }
+            let x = front == nil ? given : [given[0], given[2], given[3], given[1]]   // as NHWC
+            guard x[3] == groupChannels * o.groups else { return nil }
             let spanH = x[1] + 2 * o.paddingH - o.dilationH * (kernel[0] - 1) - 1
             let spanW = x[2] + 2 * o.paddingW - o.dilationW * (kernel[1] - 1) - 1
             guard spanH >= 0, spanW >= 0 else { return nil }
@@ -87,6 +95,15 @@ extension Lowerings {
               let reader = block.nodes.first(where: { $0.op.operands.contains(v) }),
               case .transpose(let t) = reader.op, t.perm.map({ $0 < 0 ? $0 + 4 : $0 }) == [0, 3, 1, 2] else { return nil }
         return (t.out, reader)
+    }
+
+    /// `v = transpose(x, [0, 2, 3, 1])` read by nothing but the conv: ATen's NCHW x moved to NHWC, which the conv kernel
+    /// reads through instead (a float activation, not a constant).
+    static func channelsFirstSource(of v: ValueID, _ c: LoweringContext) -> (source: ValueID, node: Node)? {
+        guard c.useCounts[v] == 1, !c.graph.outputs.contains(v), let node = c.definingNode(v),
+              case .transpose(let t) = node.op, t.perm.map({ $0 < 0 ? $0 + 4 : $0 }) == [0, 2, 3, 1],
+              c.constant(t.x) == nil, c.dtype(t.x) == c.dtype(v) else { return nil }
+        return (t.x, node)
     }
 
     /// What a conv kernel absorbs (its weight's transpose, its bias add, the transpose back to NCHW) and the nodes a

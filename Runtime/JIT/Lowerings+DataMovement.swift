@@ -41,6 +41,7 @@ extension Lowerings {
         func absorbing(_ node: Node) -> Bool {
             switch node.op {
             case .rope, .ropeTable, .indexCopy, .sdpa: return llm(node, c)?.absorbs.contains(o.out) ?? dataMovement(node, c)?.absorbs.contains(o.out) ?? false
+            case .conv2D: return plain(node, c)?.absorbs.contains(o.out) ?? false
             default: return false
             }
         }

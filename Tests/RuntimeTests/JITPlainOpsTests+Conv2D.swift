@@ -157,6 +157,37 @@ extension JITPlainOpsTests {
         }
     }
 
+    /// The whole ATen pattern — transpose(x NCHW → NHWC), conv, bias, transpose back — as one kernel reading x
+    /// channels-first (`_xnchw`: broadcast scalars in the general path, channel gathers in the depthwise one) and
+    /// writing NCHW; also a conv whose NHWC result is kept (no transpose back). Both paths, f32 + bf16, tails.
+    func testConv2DReadsChannelsFirstThroughTheTransposeIn() throws {
+        var r = Random(17)
+        for (dtype, tol, cases) in [(DType.f32, 1e-5, [0, 1, 2, 3, 4, 5]), (.bf16, 1e-2, [2, 3])] {
+            for k in cases.map({ Self.conv2dCases[$0] }) {
+                for back in [true, false] {
+                    var g = RefGraph()
+                    let x0 = g.input(r.tensor([k.n, k.c, k.h, k.w], -1, 1, dtype)), x = g.result()
+                    g.append(.transpose(TransposeOp(x: x0, out: x, perm: [0, 2, 3, 1])))
+                    let stored = constant(&g, r.tensor([k.o, k.c / k.g, k.k[0], k.k[1]], -1, 1, dtype)), w = g.result()
+                    g.append(.transpose(TransposeOp(x: stored, out: w, perm: [0, 2, 3, 1])))
+                    let conv = g.result()
+                    g.append(.conv2D(Conv2DOp(x: x, w: w, out: conv, strideH: k.s[0], strideW: k.s[1], paddingH: k.p[0], paddingW: k.p[1],
+                                              dilationH: k.d[0], dilationW: k.d[1], groups: k.g)))
+                    let bias = constant(&g, r.tensor([k.o], -1, 1, dtype)), sum = g.result()
+                    g.append(.add(AddOp(a: conv, b: bias, out: sum)))
+                    var out = sum
+                    if back {
+                        out = g.result()
+                        g.append(.transpose(TransposeOp(x: sum, out: out, perm: [0, 3, 1, 2])))
+                    }
+                    let jit = try check(g, [out], tol: tol, kernels: ["conv2d_"], "conv2d NCHW in \(dtype.name) \(k) back \(back)")
+                    XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("conv2d_") && $0.contains("_xnchw") }, "\(jit.kernelNames)")
+                    XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("strided_copy") || $0.hasPrefix("add_") }, "\(jit.kernelNames)")
+                }
+            }
+        }
+    }
+
     static func lanes(_ jit: JITProgram) -> String {
         String(jit.kernelNames.first { $0.hasPrefix("conv2d_") }!.split(separator: "_").last!.dropFirst())
     }

@@ -19,7 +19,8 @@ import LLVMKit
 /// tails are masked lanes. With `bias`, the sums start from bias[oc] (the add after the conv, absorbed). The shape parameters are compile-time constants; H, W and the batch are run-time.
 /// Computed in f32 (bf16/f16 widened), rounded once on the store.
 /// Work items: output rows N × Ho. buffers: [x, w, (bias,) out]; dims: [H, W, Ho, Wo]. With `channelsFirstOutput`
-/// out is [N, O, Ho, Wo] (ATen's layout: the importer's transpose back, absorbed).
+/// out is [N, O, Ho, Wo], with `channelsFirstInput` x is [N, C, H, W] (ATen's layout: the importer's transposes around
+/// the conv, absorbed).
 public struct Conv2DShape: Sendable, Equatable {
     public var kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int
     public var stride: [Int], padding: [Int], dilation: [Int]
@@ -30,6 +31,9 @@ public struct Conv2DShape: Sendable, Equatable {
     /// The result written channels-first, out [N, O, Ho, Wo] (the transpose back to ATen's NCHW, absorbed): each
     /// vector of output channels is scattered with stride Ho·Wo.
     public var channelsFirstOutput: Bool = false
+    /// x read channels-first, [N, C, H, W] (the importer's transpose to NHWC before the conv, absorbed): channel c of
+    /// a pixel is H·W elements from channel c − 1 (broadcast scalars in the general path, gathers in the depthwise one).
+    public var channelsFirstInput: Bool = false
 
     public init(kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int, stride: [Int], padding: [Int],
                 dilation: [Int], weightStrides: [Int], bias: Bool = false) {
@@ -44,7 +48,7 @@ public struct Conv2DShape: Sendable, Equatable {
     var name: String {
         func j(_ v: [Int]) -> String { v.map(String.init).joined(separator: "x") }
         return "k\(j(kernel))_c\(groupChannels * groups)_o\(outChannels)_g\(groups)_s\(j(stride))_p\(j(padding))_d\(j(dilation))_w\(j(weightStrides))"
-            + (bias ? "_bias" : "") + (channelsFirstOutput ? "_nchw" : "")
+            + (bias ? "_bias" : "") + (channelsFirstInput ? "_xnchw" : "") + (channelsFirstOutput ? "_nchw" : "")
     }
 }
 
@@ -97,6 +101,14 @@ public enum Conv2DKernels {
                                        l.mask ?? b.splat(LLVMConstInt(b.i1, 1, 0), lanes)])
             }
 
+            /// Elements between channels c and c + 1 of one pixel of x.
+            let xChannelStride = s.channelsFirstInput ? b.mul(height, width) : b.i64(1)
+            /// Channels c..c+lanes of x at `index` (channel c's element), masked by `l`.
+            func loadX(_ l: Lanes, _ index: IRValue) -> IRValue {
+                guard s.channelsFirstInput else { return l.loadF32(t, x, index) }
+                return l.widenF32(l.loadStrided(t.storage(b), x, index, stride: xChannelStride), t)
+            }
+
             b.loop(e.begin, e.end, "row") { p in
                 let n = b.sdiv(p, outHeight), ho = b.srem(p, outHeight)
                 let hOrigin = b.sub(b.mul(ho, b.i64(s.stride[0])), b.i64(s.padding[0]))
@@ -107,11 +119,13 @@ public enum Conv2DKernels {
                 func taps(kh: IRValue, kw: IRValue, wo0: IRValue, cols: Int) -> [(index: IRValue, inside: IRValue)] {
                     let hi = b.add(hOrigin, b.mul(kh, b.i64(s.dilation[0])))
                     let insideH = inRange(hi, height)
-                    let rowBase = b.mul(b.add(imageBase, clamp(hi, height)), width)
+                    let rowBase = s.channelsFirstInput ? b.add(b.mul(b.mul(imageBase, b.i64(c)), width), b.mul(clamp(hi, height), width))
+                                                       : b.mul(b.add(imageBase, clamp(hi, height)), width)
                     return (0..<cols).map { q in
                         let wi = b.add(b.sub(b.mul(b.add(wo0, b.i64(q)), b.i64(s.stride[1])), b.i64(s.padding[1])),
                                        b.mul(kw, b.i64(s.dilation[1])))
-                        return (b.mul(b.add(rowBase, clamp(wi, width)), b.i64(c)), b.and(insideH, inRange(wi, width)))
+                        let at = s.channelsFirstInput ? b.add(rowBase, clamp(wi, width)) : b.mul(b.add(rowBase, clamp(wi, width)), b.i64(c))
+                        return (at, b.and(insideH, inRange(wi, width)))
                     }
                 }
                 /// Σ over the kernel window of `body`, accumulators carried through kh and kw loops.
@@ -149,7 +163,7 @@ public enum Conv2DKernels {
                             let tapList = taps(kh: kh, kw: kw, wo0: wo0, cols: n)
                             func accumulate(checked: Bool) -> [IRValue] {
                                 zip(tapList, acc).map { tap, a in
-                                    let xv = l.loadF32(t, x, b.add(tap.index, c0))
+                                    let xv = loadX(l, b.add(tap.index, b.mul(c0, xChannelStride)))
                                     return b.fma(checked ? b.select(tap.inside, xv, l.zero(b.f32)) : xv, wv, a)
                                 }
                             }
@@ -193,7 +207,7 @@ public enum Conv2DKernels {
                                 }
                                 var next = a
                                 for (q, tap) in tapList.enumerated() {
-                                    let xs = Lanes(b, 1).loadF32(t, x, b.add(tap.index, b.add(xChannel0, ci)))
+                                    let xs = Lanes(b, 1).loadF32(t, x, b.add(tap.index, b.mul(b.add(xChannel0, ci), xChannelStride)))
                                     let xv = b.splat(checked ? b.select(tap.inside, xs, b.f32(0)) : xs, lanes)
                                     for r in parts.indices { next[q * parts.count + r] = b.fma(xv, wv[r], a[q * parts.count + r]) }
                                 }
