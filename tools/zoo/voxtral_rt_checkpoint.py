@@ -55,11 +55,25 @@ def checkpoint_key(model_key: str, prefix: str) -> str | None:
     return None
 
 
-def make(out: Path, seed: int) -> None:
+# Held out (zoo --held-out voxtral_rt): other widths, depths, heads and seed than the committed fixtures.
+HELD_OUT = {"dim": 96, "n_layers": 3, "n_heads": 6, "n_kv_heads": 2, "head_dim": 16, "hidden_dim": 160,
+            "encoder": {"dim": 64, "n_layers": 3, "n_heads": 4, "head_dim": 16, "hidden_dim": 128}}
+
+
+def params(held_out: bool) -> dict:
+    p = json.loads(json.dumps(PARAMS))
+    if held_out:
+        enc = p["multimodal"]["whisper_model_args"]["encoder_args"]
+        enc.update(HELD_OUT["encoder"])
+        p.update({k: v for k, v in HELD_OUT.items() if k != "encoder"})
+    return p
+
+
+def make(out: Path, seed: int, held_out: bool = False) -> None:
     from safetensors.torch import save_file
     from executorch.examples.models.voxtral_realtime import model as rt
     out.mkdir(parents=True, exist_ok=True)
-    (out / "params.json").write_text(json.dumps(PARAMS, indent=1) + "\n")
+    (out / "params.json").write_text(json.dumps(params(held_out), indent=1) + "\n")
     model = rt.VoxtralRealtimeModel(rt.VoxtralRealtimeConfig.from_params_json(str(out / "params.json")))
     g = torch.Generator().manual_seed(seed)
     tensors = {}
@@ -92,8 +106,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--held-out", action="store_true")
     a = ap.parse_args()
-    make(a.out, a.seed)
+    make(a.out, a.seed, a.held_out)
     return 0
 
 

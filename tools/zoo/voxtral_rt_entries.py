@@ -92,12 +92,10 @@ def select(patterns):
 
 
 def checkpoint(work: Path, held_out: bool) -> Path:
-    if held_out:
-        raise SystemExit("voxtral_rt has no held-out checkpoint yet")
-    ckpt = work / "ckpt" / "voxtral_rt"
+    ckpt = work / "ckpt" / ("voxtral_rt_held_out" if held_out else "voxtral_rt")
     if not (ckpt / "consolidated.safetensors").exists():
-        run([VENV / "bin" / "python", HERE / "voxtral_rt_checkpoint.py", ckpt, "--seed", str(SEED)],
-            work / "ckpt" / "voxtral_rt.log")
+        extra = ["--held-out", "--seed", "7"] if held_out else ["--seed", str(SEED)]
+        run([VENV / "bin" / "python", HERE / "voxtral_rt_checkpoint.py", ckpt, *extra], work / "ckpt" / "voxtral_rt.log")
     return ckpt
 
 
@@ -121,7 +119,7 @@ def build(e: Entry, work: Path, held_out: bool) -> bool:
     shutil.copy(ckpt / "tekken.json", out / "tekken.json")
     meta = {"name": e.name, "family": "voxtral_rt", "dtype": e.dtype, "notes": e.notes, "streaming": e.streaming,
             "methods": e.methods, "decoder_layers": json.loads((ckpt / "params.json").read_text())["n_layers"],
-            "command": "python " + command_text(e), "seed": SEED, "clip": CLIP.name, "tolerance": TOLERANCE[e.dtype]}
+            "command": "python " + command_text(e), "seed": 7 if held_out else SEED, "held_out": held_out, "clip": CLIP.name, "tolerance": TOLERANCE[e.dtype]}
     (out / "entry.json").write_text(json.dumps(meta, indent=1) + "\n")
     ok = ok and (out / "voxtral_rt_reference.json").exists() and (out / "model.pte").exists()
     print(f"{'ok  ' if ok else 'FAIL'} {e.name:32s} {time.time() - t:5.0f}s  {out / 'export.log'}", flush=True)
