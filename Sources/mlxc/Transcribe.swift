@@ -81,13 +81,7 @@ struct Transcribe: ParsableCommand {
             guard let task = WhisperTranscriber.Task(rawValue: task) else {
                 throw ValidationError("--task must be transcribe or translate, not \"\(self.task)\"")
             }
-            var raw: PCMFormat?
-            if let sampleRate {
-                guard let encoding = PCMEncoding(rawValue: pcmFormat) else {
-                    throw ValidationError("--pcm-format must be one of \(PCMEncoding.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(pcmFormat)\"")
-                }
-                raw = PCMFormat(encoding: encoding, channels: channels, sampleRate: sampleRate)
-            }
+            let raw = try rawPCMFormat()
             if let maxNewTokens, maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
             if encoder == nil, crossKv == nil, decoder == nil, ParakeetFiles.recognises(model) {
@@ -302,5 +296,16 @@ struct Transcribe: ParsableCommand {
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension Transcribe {
+    /// Raw PCM's layout when `--sample-rate` says the audio is headerless (nil: the files' own headers).
+    func rawPCMFormat() throws -> PCMFormat? {
+        guard let sampleRate else { return nil }
+        guard let encoding = PCMEncoding(rawValue: pcmFormat) else {
+            throw ValidationError("--pcm-format must be one of \(PCMEncoding.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(pcmFormat)\"")
+        }
+        return PCMFormat(encoding: encoding, channels: channels, sampleRate: sampleRate)
     }
 }

@@ -16,13 +16,7 @@ extension Transcribe {
         guard format == .text || format == .json else {
             throw ValidationError("Voxtral Realtime gives no segment timestamps: --format must be text or json, not \(format.rawValue)")
         }
-        var raw: PCMFormat?
-        if let sampleRate {
-            guard let encoding = PCMEncoding(rawValue: pcmFormat) else {
-                throw ValidationError("--pcm-format must be one of \(PCMEncoding.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(pcmFormat)\"")
-            }
-            raw = PCMFormat(encoding: encoding, channels: channels, sampleRate: sampleRate)
-        }
+        let raw = try rawPCMFormat()
         let files = try VoxtralRealtimeFiles(folder: model, tokenizer: tokenizer)
         if stream {
             guard audio.isEmpty else { throw ValidationError("--stream reads stdin: give no audio files (got \(audio.joined(separator: " ")))") }

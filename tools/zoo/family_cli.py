@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +20,28 @@ def mlxc_binary() -> str:
         if p and Path(p).exists():
             return str(p)
     raise SystemExit("no mlxc binary: swift build first (or set MLXC)")
+
+
+def compile_and_run(mlxc: str, pte: Path, method: str, inputs: Path, got: Path, artifact: Path, stats: Path):
+    """One method of a program as a check runs it: `mlxc compile` (its fallback_ops and the fusions that fired, or the
+    compile error's last line), then `mlxc run --jit` on the recorded inputs into `got` (or the run's error). Returns
+    the row's fields and whether the run produced outputs."""
+    row = {}
+    r = subprocess.run([mlxc, "compile", str(pte), "--method", method, "--stats-json", str(stats), "--remarks",
+                        "-o", str(artifact)], capture_output=True, text=True)
+    if r.returncode == 0 and stats.exists():
+        s = json.loads(stats.read_text())
+        row["fallback_ops"] = s.get("fallback_ops")
+        row["fusions"] = {k: v for k, v in s.get("fusions", {}).items() if v}
+    else:
+        row["compile"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
+    shutil.rmtree(got, ignore_errors=True)
+    r = subprocess.run([mlxc, "run", "--jit", str(pte), "--method", method, "--inputs-dir", str(inputs),
+                        "--output-dir", str(got)], capture_output=True, text=True)
+    if r.returncode != 0:
+        row["run"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
+        return row, False
+    return row, True
 
 
 def run_family(argv, *, entries, select: Callable, build: Callable, check: Callable, commit: Callable,

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from family_cli import run_family
+from family_cli import compile_and_run, run_family
 from whisper_entries import VENV, compare, run
 
 HERE = Path(__file__).resolve().parent
@@ -147,23 +146,12 @@ def check(e: Entry, work: Path, mlxc: str) -> list:
     tol = TOLERANCE[e.dtype]
     rows = []
     for method in ["preprocessor"] + e.methods:
-        row = {"name": f"{e.name}/{method}"}
-        stats = out / f"{method}.stats.json"
         pte, which = (out / "preprocessor.pte", "forward") if method == "preprocessor" else (out / "model.pte", method)
-        r = subprocess.run([mlxc, "compile", str(pte), "--method", which, "--stats-json", str(stats),
-                            "--remarks", "-o", str(out / f"{method}.mlxc")], capture_output=True, text=True)
-        if r.returncode == 0 and stats.exists():
-            s = json.loads(stats.read_text())
-            row["fallback_ops"] = s.get("fallback_ops")
-            row["fusions"] = {k: v for k, v in s.get("fusions", {}).items() if v}
-        else:
-            row["compile"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
         got = out / "got" / method
-        shutil.rmtree(got, ignore_errors=True)
-        r = subprocess.run([mlxc, "run", "--jit", str(pte), "--method", which, "--inputs-dir",
-                            str(out / "ref" / method), "--output-dir", str(got)], capture_output=True, text=True)
-        if r.returncode != 0:
-            row["run"] = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
+        fields, ran = compile_and_run(mlxc, pte, which, out / "ref" / method, got, out / f"{method}.mlxc",
+                                      out / f"{method}.stats.json")
+        row = {"name": f"{e.name}/{method}", **fields}
+        if not ran:
             row["ok"] = False
             rows.append(row)
             continue
