@@ -100,14 +100,7 @@ public enum DynamicQuantGemmKernels {
             }
 
             func callCasting(_ id: String, _ args: [IRValue], returns: IRType) -> IRValue {
-                let fid = LLVMLookupIntrinsicID(id, id.utf8.count)
-                let decl = LLVMGetIntrinsicDeclaration(b.module.ref, fid, nil, 0)!
-                let fnType = LLVMGlobalGetValueType(decl)!
-                var params = [LLVMTypeRef?](repeating: nil, count: Int(LLVMCountParamTypes(fnType)))
-                params.withUnsafeMutableBufferPointer { LLVMGetParamTypes(fnType, $0.baseAddress) }
-                let cast = zip(args, params).map { a, t in LLVMTypeOf(a) == t! ? a : b.bitcast(a, t!) }
-                let r = b.call(decl, fnType, cast)
-                return LLVMTypeOf(r) == returns ? r : b.bitcast(r, returns)
+                Support.intrinsicCasting(b, id, args, returns: returns)
             }
             let wide = nr == 16
             /// acc (i32) += Σ over each lane's quad of u·s (VNNI).

@@ -185,16 +185,7 @@ public enum DynamicQuantLinearKernels {
             }
 
             /// An x86 intrinsic whose parameter types are taken from its declaration (operands bitcast).
-            func callCasting(_ id: String, _ args: [IRValue]) -> IRValue {
-                let fid = LLVMLookupIntrinsicID(id, id.utf8.count)
-                let decl = LLVMGetIntrinsicDeclaration(b.module.ref, fid, nil, 0)!
-                let fnType = LLVMGlobalGetValueType(decl)!
-                var params = [LLVMTypeRef?](repeating: nil, count: Int(LLVMCountParamTypes(fnType)))
-                params.withUnsafeMutableBufferPointer { LLVMGetParamTypes(fnType, $0.baseAddress) }
-                let cast = zip(args, params).map { a, t in LLVMTypeOf(a) == t! ? a : b.bitcast(a, t!) }
-                let r = b.call(decl, fnType, cast)
-                return LLVMTypeOf(r) == accType ? r : b.bitcast(r, accType)
-            }
+            func callCasting(_ id: String, _ args: [IRValue]) -> IRValue { Support.intrinsicCasting(b, id, args, returns: accType) }
 
             /// Weight codes of row r at element e (a chunk start) as cw i16 lanes in the d order.
             func weightChunk(_ r: IRValue, _ element: IRValue) -> IRValue {

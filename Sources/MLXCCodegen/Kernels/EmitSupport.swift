@@ -273,6 +273,20 @@ public enum Support {
         return b.call(decl, fnType, args)
     }
 
+    /// A call of a non-overloaded target intrinsic (x86's `vpmaddwd`, `vpdpbusd`, …) whose parameter types are taken
+    /// from its declaration: operands of another vector shape of the same bits are bitcast, and so is the result, to
+    /// `returns`.
+    public static func intrinsicCasting(_ b: Builder, _ name: String, _ args: [IRValue], returns: IRType) -> IRValue {
+        let id = LLVMLookupIntrinsicID(name, name.utf8.count)
+        let decl = LLVMGetIntrinsicDeclaration(b.module.ref, id, nil, 0)!
+        let fnType = LLVMGlobalGetValueType(decl)!
+        var params = [LLVMTypeRef?](repeating: nil, count: Int(LLVMCountParamTypes(fnType)))
+        params.withUnsafeMutableBufferPointer { LLVMGetParamTypes(fnType, $0.baseAddress) }
+        let cast = zip(args, params).map { a, t in LLVMTypeOf(a) == t! ? a : b.bitcast(a, t!) }
+        let r = b.call(decl, fnType, cast)
+        return LLVMTypeOf(r) == returns ? r : b.bitcast(r, returns)
+    }
+
     /// A number as it reads in a kernel name: shortest round-trip digits, "p" for the point, "m" for minus.
     public static func name(_ x: Double) -> String {
         var s = x == x.rounded() && Swift.abs(x) < 1e15 ? String(Int(x)) : String(x)
