@@ -20,15 +20,9 @@ extension Run {
         guard clip.samples.count > LogMelSpectrogram.fftSize / 2 else {
             throw AudioError(audio, "too short: \(clip.samples.count) samples at 16 kHz (the log-mel needs more than \(LogMelSpectrogram.fftSize / 2))")
         }
-        var jitOptions = JITProgram.Options()
-        if let threads { jitOptions.threads = threads }
-        try cacheOptions.apply(to: &jitOptions)
+        let load = try speechProgramLoader(reference: reference, threads: threads, cache: cacheOptions)
         let start = Date()
-        let voxtral = try VoxtralTranscriber(files: files) { path, method in
-            let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions,
-                                                mlxcVersion: MLXC.version)
-            return (loaded.executor, loaded.graph)
-        }
+        let voxtral = try VoxtralTranscriber(files: files, load: load)
         let loadSeconds = Date().timeIntervalSince(start)
         let result = try voxtral.chat(clip.samples, text: text, maxNewTokens: generation.maxNewTokens) { piece in
             if !generation.printTokenIds { FileHandle.standardOutput.write(Data(piece.utf8)) }

@@ -111,13 +111,8 @@ struct Transcribe: ParsableCommand {
             options.noSpeechThreshold = noSpeechThreshold
             options.logProbThreshold = logprobThreshold
             let loadStart = Date()
-            var jitOptions = JITProgram.Options()
-            if let threads { jitOptions.threads = threads }
-            try cacheOptions.apply(to: &jitOptions)
-            let transcriber = try WhisperTranscriber(files: files, validating: options) { path, method in
-                let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions, mlxcVersion: MLXC.version)
-                return (loaded.executor, loaded.graph)
-            }
+            let load = try speechProgramLoader(reference: reference, threads: threads, cache: cacheOptions)
+            let transcriber = try WhisperTranscriber(files: files, validating: options, load: load)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             log(String(format: "model: %@ (%d mel bins, %d decoder layers, vocabulary %d) loaded and compiled in %.2f s",
                        model, transcriber.programs.melCount, transcriber.programs.layers, transcriber.programs.vocabularySize, loadSeconds))
@@ -176,14 +171,8 @@ struct Transcribe: ParsableCommand {
             clips.append((path, clip))
         }
         let loadStart = Date()
-        var jitOptions = JITProgram.Options()
-        if let threads { jitOptions.threads = threads }
-        try cacheOptions.apply(to: &jitOptions)
-        let transcriber = try VoxtralTranscriber(files: files) { path, method in
-            let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions,
-                                                mlxcVersion: MLXC.version)
-            return (loaded.executor, loaded.graph)
-        }
+        let load = try speechProgramLoader(reference: reference, threads: threads, cache: cacheOptions)
+        let transcriber = try VoxtralTranscriber(files: files, load: load)
         log(String(format: "model: %@ (Voxtral: %d mel bins, %d audio tokens per 30 s, hidden %d, vocabulary %d, context %d) loaded and compiled in %.2f s",
                    model, transcriber.melCount, transcriber.tokensPerChunk, transcriber.hidden, transcriber.vocabularySize,
                    transcriber.contextLength, Date().timeIntervalSince(loadStart)))
@@ -222,14 +211,8 @@ struct Transcribe: ParsableCommand {
             clips.append((path, clip))
         }
         let loadStart = Date()
-        var jitOptions = JITProgram.Options()
-        if let threads { jitOptions.threads = threads }
-        try cacheOptions.apply(to: &jitOptions)
-        let transcriber = try ParakeetTranscriber(files: files) { path, method in
-            let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions,
-                                                mlxcVersion: MLXC.version)
-            return (loaded.executor, loaded.graph)
-        }
+        let load = try speechProgramLoader(reference: reference, threads: threads, cache: cacheOptions)
+        let transcriber = try ParakeetTranscriber(files: files, load: load)
         log(String(format: "model: %@ (Parakeet TDT: %d prediction layers of %d, joint %d, vocabulary %d, %.0f ms per encoder frame, at most %.1f s) loaded and compiled in %.2f s",
                    model, transcriber.layers, transcriber.predHidden, transcriber.jointHidden, transcriber.vocabulary.count,
                    transcriber.frameSeconds * 1000, Double(transcriber.maxSamples) / 16000, Date().timeIntervalSince(loadStart)))

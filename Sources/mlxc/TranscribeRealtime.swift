@@ -38,14 +38,8 @@ extension Transcribe {
         // latency then includes the wait for the model).
         let reader = stream ? TimedByteReader(fd: 0) : nil
         let loadStart = Date()
-        var jitOptions = JITProgram.Options()
-        if let threads { jitOptions.threads = threads }
-        try cacheOptions.apply(to: &jitOptions)
-        let rt = try VoxtralRealtimeModel(files: files) { path, method in
-            let loaded = try ProgramLoader.load(path, method: method, engine: reference ? .reference : .jit, options: jitOptions,
-                                                mlxcVersion: MLXC.version)
-            return (loaded.executor, loaded.graph)
-        }
+        let load = try speechProgramLoader(reference: reference, threads: threads, cache: cacheOptions)
+        let rt = try VoxtralRealtimeModel(files: files, load: load)
         let loadSeconds = Date().timeIntervalSince(loadStart)
         // A stream reports once, at its end (bad input after loading is then the only line on stderr).
         if let reader { return try streamStdin(rt, raw: raw, reader: reader, loadSeconds: loadSeconds, ready: Date()) }
