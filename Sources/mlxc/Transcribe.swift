@@ -162,14 +162,7 @@ struct Transcribe: ParsableCommand {
             throw ValidationError("Voxtral gives no timestamps: --format must be text or json, not \(format.rawValue)")
         }
         let files = try VoxtralFiles(folder: model, tokenizer: tokenizer)
-        var clips: [(String, AudioClip)] = []
-        for path in audio {
-            let clip = try AudioLoader.load(path: path, raw: raw).resampled(to: LogMelSpectrogram.sampleRate)
-            guard clip.samples.count > LogMelSpectrogram.fftSize / 2 else {
-                throw AudioError(path, "too short: \(clip.samples.count) samples at 16 kHz (the log-mel needs more than \(LogMelSpectrogram.fftSize / 2))")
-            }
-            clips.append((path, clip))
-        }
+        let clips = try loadClips(raw: raw)
         let loadStart = Date()
         let load = try speechProgramLoader(reference: reference, threads: threads, cache: cacheOptions)
         let transcriber = try VoxtralTranscriber(files: files, load: load)
@@ -290,5 +283,16 @@ extension Transcribe {
             throw ValidationError("--pcm-format must be one of \(PCMEncoding.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(pcmFormat)\"")
         }
         return PCMFormat(encoding: encoding, channels: channels, sampleRate: sampleRate)
+    }
+
+    /// The audio files at 16 kHz, each long enough for one log-mel frame (else one line naming the file).
+    func loadClips(raw: PCMFormat?) throws -> [(String, AudioClip)] {
+        try audio.map { path in
+            let clip = try AudioLoader.load(path: path, raw: raw).resampled(to: LogMelSpectrogram.sampleRate)
+            guard clip.samples.count > LogMelSpectrogram.fftSize / 2 else {
+                throw AudioError(path, "too short: \(clip.samples.count) samples at 16 kHz (the log-mel needs more than \(LogMelSpectrogram.fftSize / 2))")
+            }
+            return (path, clip)
+        }
     }
 }

@@ -26,14 +26,7 @@ extension Transcribe {
         } else {
             guard !audio.isEmpty else { throw ValidationError("give at least one audio file, or --stream to read stdin") }
         }
-        var clips: [(String, AudioClip)] = []
-        for path in audio {
-            let clip = try AudioLoader.load(path: path, raw: raw).resampled(to: LogMelSpectrogram.sampleRate)
-            guard clip.samples.count > LogMelSpectrogram.fftSize / 2 else {
-                throw AudioError(path, "too short: \(clip.samples.count) samples at 16 kHz (the log-mel needs more than \(LogMelSpectrogram.fftSize / 2))")
-            }
-            clips.append((path, clip))
-        }
+        let clips = try loadClips(raw: raw)
         // Read stdin from now on, so audio sent while the model loads is timestamped when it arrived (its words'
         // latency then includes the wait for the model).
         let reader = stream ? TimedByteReader(fd: 0) : nil
