@@ -14,10 +14,33 @@ extension Environment {
         guard case .gatedDeltaRule(let o) = op else { return false }
         let q = try tensor(o.q), k = try tensor(o.k), v = try tensor(o.v)
         let g = try tensor(o.g), beta = try tensor(o.beta), state = try tensor(o.state)
-        let (y, s) = try Self.gatedDeltaRule(q: q, k: k, v: v, g: g, beta: beta, state: state)
+        guard o.headsFirst else {
+            let (y, s) = try Self.gatedDeltaRule(q: q, k: k, v: v, g: g, beta: beta, state: state)
+            set(o.outs[0], y)
+            set(o.outs[1], s)
+            return true
+        }
+        let (y, s) = try Self.gatedDeltaRuleHeadsFirst(q: q, k: k, v: v, g: g, beta: beta, state: state)
         set(o.outs[0], y)
         set(o.outs[1], s)
         return true
+    }
+
+    /// etLLM's layout (`heads_first`): q, k [B, Hk, T, Dk], v [B, Hv, T, Dv], g, beta [B, Hv, T], state
+    /// [B, Hv, Dk, Dv] → y [B, Hv, T, Dv]: the same recurrence on the operands read in the native layout.
+    static func gatedDeltaRuleHeadsFirst(q: HostTensor, k: HostTensor, v: HostTensor, g: HostTensor, beta: HostTensor,
+                                         state: HostTensor) throws -> (y: HostTensor, state: HostTensor) {
+        guard q.rank == 4, k.rank == 4, v.rank == 4, g.rank == 3, beta.rank == 3, state.rank == 4 else {
+            throw ReferenceError("gated_delta_rule (heads first): q \(q.shape), k \(k.shape), v \(v.shape), g \(g.shape), beta \(beta.shape), state \(state.shape) are not [B, Hk, T, Dk], [B, Hk, T, Dk], [B, Hv, T, Dv], [B, Hv, T], [B, Hv, T], [B, Hv, Dk, Dv]")
+        }
+        let (hv, dk, dv) = (v.shape[1], q.shape[3], v.shape[3])
+        guard state.shape == [v.shape[0], hv, dk, dv] else {
+            throw ReferenceError("gated_delta_rule: state \(state.shape) must be [B, Hv, Dk, Dv] = \([v.shape[0], hv, dk, dv])")
+        }
+        let timeFirst = [0, 2, 1, 3], swap = [0, 1, 3, 2]
+        let (y, s) = try gatedDeltaRule(q: permute(q, timeFirst), k: permute(k, timeFirst), v: permute(v, timeFirst),
+                                        g: permute(g, [0, 2, 1]), beta: permute(beta, [0, 2, 1]), state: permute(state, swap))
+        return (permute(y, timeFirst), permute(s, swap))
     }
 
     static func gatedDeltaRule(q: HostTensor, k: HostTensor, v: HostTensor, g: HostTensor, beta: HostTensor,

@@ -5224,6 +5224,8 @@ public struct FusedLinearOp: Hashable, Sendable {
 /// S = S · g[t, h];  kv = Σ S ⊙ k[t];  δ = (v[t] − kv) · beta[t, h];  S = S + k[t] ⊗ δ;  y[t] = Σ S ⊙ q[t]
 /// with S the head's [Dv, Dk] state.
 /// outs = [y [B, T, Hv, Dv], the new state] (the state redefined in place, as index_copy does).
+/// heads_first: etLLM's layout (llama::gated_delta_rule, the CPU op): q, k [B, Hk, T, Dk], v [B, Hv, T, Dv],
+/// g, beta [B, Hv, T], state [B, Hv, Dk, Dv] (S transposed), y [B, Hv, T, Dv]; the same recurrence.
 public struct GatedDeltaRuleOp: Hashable, Sendable {
     public var q: ValueID
     public var k: ValueID
@@ -5232,12 +5234,13 @@ public struct GatedDeltaRuleOp: Hashable, Sendable {
     public var beta: ValueID
     public var state: ValueID
     public var outs: [ValueID]
+    public var headsFirst: Bool
 
-    public init(q: ValueID, k: ValueID, v: ValueID, g: ValueID, beta: ValueID, state: ValueID, outs: [ValueID]) {
-        self.q = q; self.k = k; self.v = v; self.g = g; self.beta = beta; self.state = state; self.outs = outs
+    public init(q: ValueID, k: ValueID, v: ValueID, g: ValueID, beta: ValueID, state: ValueID, outs: [ValueID], headsFirst: Bool = false) {
+        self.q = q; self.k = k; self.v = v; self.g = g; self.beta = beta; self.state = state; self.outs = outs; self.headsFirst = headsFirst
     }
 
-    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("g", .value(g)), ("beta", .value(beta)), ("state", .value(state)), ("outs", .values(outs))] }
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("g", .value(g)), ("beta", .value(beta)), ("state", .value(state)), ("outs", .values(outs)), ("heads_first", .bool(headsFirst))] }
     fileprivate init(_ r: FieldReader) throws {
         self.q = try r.value("q")
         self.k = try r.value("k")
@@ -5246,6 +5249,7 @@ public struct GatedDeltaRuleOp: Hashable, Sendable {
         self.beta = try r.value("beta")
         self.state = try r.value("state")
         self.outs = try r.values("outs", true)
+        self.headsFirst = try r.bool("heads_first", false)
     }
     fileprivate var resultIDs: [ValueID] { outs }
     fileprivate var operandIDs: [ValueID] { [q, k, v, g, beta, state] }

@@ -1,5 +1,6 @@
 /// `gated_delta_rule`: q, k [B, T, Hk, Dk], v [B, T, Hv, Dv], g, beta [B, T, Hv], state [B, Hv, Dv, Dk] with
-/// Hv a multiple of Hk → y [B, T, Hv, Dv] in q's dtype, and the state (redefined in place).
+/// Hv a multiple of Hk → y [B, T, Hv, Dv] in q's dtype, and the state (redefined in place). `heads_first` (etLLM's
+/// layout): q, k [B, Hk, T, Dk], v [B, Hv, T, Dv], g, beta [B, Hv, T], state [B, Hv, Dk, Dv] → y [B, Hv, T, Dv].
 extension ShapeRules {
     static func gatedDeltaRule(_ o: GatedDeltaRuleOp, _ e: Env) throws -> [TensorType?] {
         let op = "gated_delta_rule"
@@ -11,20 +12,23 @@ extension ShapeRules {
             throw fail(op, "\(name) \(text(t.shape)) must have rank \(rank)")
         }
         guard meetShapes(q.shape, k.shape) != nil else { throw fail(op, "q \(text(q.shape)) and k \(text(k.shape)) differ") }
-        let (b, tLen, hk, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let (hv, dv) = (v.shape[2], v.shape[3])
-        guard meet(v.shape[0], b) != nil, meet(v.shape[1], tLen) != nil else {
+        let hf = o.headsFirst
+        let (b, tLen, hk, dk) = (q.shape[0], q.shape[hf ? 2 : 1], q.shape[hf ? 1 : 2], q.shape[3])
+        let (hv, dv) = (v.shape[hf ? 1 : 2], v.shape[3])
+        guard meet(v.shape[0], b) != nil, meet(v.shape[hf ? 2 : 1], tLen) != nil else {
             throw fail(op, "v \(text(v.shape)) does not share [B, T] with q \(text(q.shape))")
         }
-        for (name, t) in [("g", g), ("beta", beta)] where meetShapes(t.shape, [b, tLen, hv]) == nil {
-            throw fail(op, "\(name) \(text(t.shape)) must be [B, T, Hv] = \(text([b, tLen, hv]))")
+        let gateShape = hf ? [b, hv, tLen] : [b, tLen, hv], gateText = hf ? "[B, Hv, T]" : "[B, T, Hv]"
+        for (name, t) in [("g", g), ("beta", beta)] where meetShapes(t.shape, gateShape) == nil {
+            throw fail(op, "\(name) \(text(t.shape)) must be \(gateText) = \(text(gateShape))")
         }
-        guard meetShapes(state.shape, [b, hv, dv, dk]) != nil else {
-            throw fail(op, "state \(text(state.shape)) must be [B, Hv, Dv, Dk] = \(text([b, hv, dv, dk]))")
+        let stateShape = hf ? [b, hv, dk, dv] : [b, hv, dv, dk]
+        guard meetShapes(state.shape, stateShape) != nil else {
+            throw fail(op, "state \(text(state.shape)) must be \(hf ? "[B, Hv, Dk, Dv]" : "[B, Hv, Dv, Dk]") = \(text(stateShape))")
         }
         if let h = hk.fixedValue, let w = hv.fixedValue, h == 0 || w % h != 0 {
             throw fail(op, "the \(w) value heads are not a multiple of the \(h) key heads")
         }
-        return [TensorType(q.dtype, [b, tLen, hv, dv]), state]
+        return [TensorType(q.dtype, hf ? [b, hv, tLen, dv] : [b, tLen, hv, dv]), state]
     }
 }

@@ -209,10 +209,12 @@ final class ARM64EmulationTests: XCTestCase {
 
     /// NVFP4 weights (FloatQuantized rows, bf16 activations) and an NVFP4 embedding, Qwen 3.5's
     /// Gated DeltaNet layers (conv1d state, recurrent state, gated delta rule) with MoE experts, and
-    /// etLLM's XNNPACK 8da4w Llama (dynamic-quant linears, RoPE tables, custom SDPA).
+    /// etLLM's XNNPACK 8da4w Llama (dynamic-quant linears, RoPE tables, custom SDPA), and etLLM's Qwen 3.5 (the
+    /// gated delta rule in its heads-first layout, the state [B, H, Dk, Dv] read in place).
     func testZooNVFP4AndGatedDeltaUnderQEMU() throws {
         let toolchain = try ARM64Toolchain.require()
-        try checkAll(["qwen3_mlx_bf16_nvfp4", "llama_mlx_fp32_nvfp4_embed", "qwen35moe_e16k8_mlx_bf16", "llama_xnnpack_custom_8da4w"],
+        try checkAll(["qwen3_mlx_bf16_nvfp4", "llama_mlx_fp32_nvfp4_embed", "qwen35moe_e16k8_mlx_bf16", "llama_xnnpack_custom_8da4w",
+                      "etllm_qwen35_xnnpack_fp32"],
                      zoo: true, toolchain)
     }
 }

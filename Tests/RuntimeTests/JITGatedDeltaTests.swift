@@ -19,6 +19,8 @@ final class JITGatedDeltaTests: XCTestCase {
         var b = 1, t = 5, hk = 2, hv = 2, dk = 32, dv = 16, dtype = DType.f32, inPlace = false
         /// The state's dtype when it differs from the projections' (the op suite's bf16 state under f32 q/k/v).
         var stateDType: DType? = nil
+        /// etLLM's layout: operands [B, H, T, D], the state [B, Hv, Dk, Dv].
+        var headsFirst = false
     }
 
     func gaussian(_ r: inout Random, _ shape: [Int], scale: Double, _ dtype: DType) -> HostTensor {
@@ -40,13 +42,14 @@ final class JITGatedDeltaTests: XCTestCase {
         var r = Random(seed)
         var g = RefGraph()
         let s = 1 / Double(c.dk).squareRoot()
-        let q = g.input(gaussian(&r, [c.b, c.t, c.hk, c.dk], scale: s, c.dtype))
-        let k = g.input(gaussian(&r, [c.b, c.t, c.hk, c.dk], scale: s, c.dtype))
-        let v = g.input(gaussian(&r, [c.b, c.t, c.hv, c.dv], scale: 1, c.dtype))
-        let gate = g.input(sigmoids(&r, [c.b, c.t, c.hv], c.dtype))
-        let beta = g.input(sigmoids(&r, [c.b, c.t, c.hv], c.dtype))
+        let hf = c.headsFirst
+        let q = g.input(gaussian(&r, hf ? [c.b, c.hk, c.t, c.dk] : [c.b, c.t, c.hk, c.dk], scale: s, c.dtype))
+        let k = g.input(gaussian(&r, hf ? [c.b, c.hk, c.t, c.dk] : [c.b, c.t, c.hk, c.dk], scale: s, c.dtype))
+        let v = g.input(gaussian(&r, hf ? [c.b, c.hv, c.t, c.dv] : [c.b, c.t, c.hv, c.dv], scale: 1, c.dtype))
+        let gate = g.input(sigmoids(&r, hf ? [c.b, c.hv, c.t] : [c.b, c.t, c.hv], c.dtype))
+        let beta = g.input(sigmoids(&r, hf ? [c.b, c.hv, c.t] : [c.b, c.t, c.hv], c.dtype))
         let sd = c.stateDType ?? c.dtype
-        var state = g.input(gaussian(&r, [c.b, c.hv, c.dv, c.dk], scale: 0.5, sd))
+        var state = g.input(gaussian(&r, hf ? [c.b, c.hv, c.dk, c.dv] : [c.b, c.hv, c.dv, c.dk], scale: 0.5, sd))
         if c.inPlace {
             // A temporary only the kernel reads (as the state reset `state · keep` is in the Qwen 3.5 graph).
             let keep = g.literal(1, sd), reset = g.result()
@@ -54,11 +57,12 @@ final class JITGatedDeltaTests: XCTestCase {
             state = reset
         }
         let y = g.result(), newState = g.result()
-        g.append(.gatedDeltaRule(GatedDeltaRuleOp(q: q, k: k, v: v, g: gate, beta: beta, state: state, outs: [y, newState])))
+        g.append(.gatedDeltaRule(GatedDeltaRuleOp(q: q, k: k, v: v, g: gate, beta: beta, state: state, outs: [y, newState],
+                                                  headsFirst: hf)))
         let stateTag = c.stateDType.map { "_s\($0.name)" } ?? ""
         try ExportOpKernelChecks.check(g, [y, newState], f32Tolerance: 1e-5,
                                        halfScaled: c.dtype == .f32 && c.stateDType == nil ? nil : 0x1p-6,
-                                       kernels: ["gated_delta_rule_\(c.dtype.name)\(stateTag)_dk\(c.dk)"], "\(c)")
+                                       kernels: ["gated_delta_rule_\(hf ? "hf_" : "")\(c.dtype.name)\(stateTag)_dk\(c.dk)"], "\(c)")
     }
 
     func testKernelMatchesTheReference() throws {
@@ -75,6 +79,28 @@ final class JITGatedDeltaTests: XCTestCase {
             Case(t: 3, inPlace: true),
             Case(t: 4, hk: 2, hv: 2, dk: 16, dv: 16, stateDType: .bf16),               // the op suite's projection case
             Case(t: 2, hk: 1, hv: 2, dtype: .bf16, inPlace: true, stateDType: .f32),  // an f32 state under bf16 inputs
+        ]
+        for c in cases {
+            seed += 1
+            try check(c, seed: seed)
+        }
+    }
+
+    /// etLLM's layout (`heads_first`: operands [B, H, T, D], the state [B, Hv, Dk, Dv] read and written in place
+    /// across Dv): Dk ≠ Dv so a state read the wrong way round cannot pass; Dv one vector, several, odd counts of
+    /// vectors and below the width; prefill and decode; GQA; an f32 state under bf16 operands; in place and not.
+    func testHeadsFirstKernelMatchesTheReference() throws {
+        var seed: UInt64 = 400
+        let cases: [Case] = [
+            Case(headsFirst: true),                                                   // prefill, Dk 32, Dv 16
+            Case(t: 1, headsFirst: true),                                             // decode
+            Case(t: 1, hk: 2, hv: 2, dk: 128, dv: 128, inPlace: true, headsFirst: true), // Qwen3.5-0.8B's head, decode
+            Case(t: 3, hk: 2, hv: 2, dk: 64, dv: 96, inPlace: true, headsFirst: true),   // an odd number of vectors
+            Case(b: 2, t: 3, hk: 1, hv: 3, dk: 48, dv: 6, headsFirst: true),          // GQA 1:3, Dv below the width
+            Case(t: 2, hk: 1, hv: 1, dk: 20, dv: 5, headsFirst: true),                // odd Dk and Dv
+            Case(hk: 1, hv: 2, dtype: .bf16, headsFirst: true),
+            Case(t: 4, dtype: .f16, inPlace: true, headsFirst: true),
+            Case(t: 2, hk: 1, hv: 2, dtype: .bf16, inPlace: true, stateDType: .f32, headsFirst: true),
         ]
         for c in cases {
             seed += 1

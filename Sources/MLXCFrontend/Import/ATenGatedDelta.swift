@@ -3,9 +3,9 @@ import MLXCIR
 /// `llama::gated_delta_rule` (ExecuTorch's CPU custom op for GatedDeltaNet, written by etLLM's Qwen 3.5 export) onto
 /// mlxc's native `gated_delta_rule`. The op is heads-first and functional: q, k [B, H, T, Dk], v [B, H, T, Dv], the
 /// already exponentiated decay [B, H, T], beta [B, H, T], initial_state [B, H, Dk, Dv] → (y [B, H, T, Dv], final
-/// state), the model copying the final state back into its buffer. The native op is time-first with its state
-/// [B, H, Dv, Dk], so operands and results are transposed around it (the per-step recurrence is the same:
-/// S·decay, kv = Σ S⊙k, δ = (v − kv)·beta, S += k⊗δ, y = Σ S⊙q; extension/llm/custom_ops' reference).
+/// state), the model copying the final state back into its buffer. The native op takes this layout as is
+/// (`heads_first`: no transposes around it; the per-step recurrence is the same: S·decay, kv = Σ S⊙k,
+/// δ = (v − kv)·beta, S += k⊗δ, y = Σ S⊙q; extension/llm/custom_ops' reference).
 /// `channelwise_gated_delta_rule` (the deprecated alias) is the same op; a per-channel decay [B, H, T, Dk], or more
 /// query heads than state heads (the op's own GQA: query head h reads state h / (Hq / H)), is refused by name — the
 /// model repeats q and k to the value heads before the call, so its exports never have either.
@@ -35,20 +35,8 @@ extension PlanImporter {
         if let hq = graph.type(q)?.shape[1].fixedValue, let hs = graph.type(k)?.shape[1].fixedValue, hq != hs {
             throw fail("llama::\(name): \(hq) query heads read \(hs) state heads; only equal head counts are supported")
         }
-        func transposed(_ x: ValueID, _ perm: [Int]) -> ValueID {
-            let type = graph.type(x).map { ty in TensorType(ty.dtype, perm.map { ty.shape[$0] }) }
-            let r = temporary(type)
-            emit(.transpose(TransposeOp(x: x, out: r, perm: perm)))
-            return r
-        }
-        let timeFirst = [0, 2, 1, 3]
-        let y = temporary(graph.type(out).map { ty in TensorType(ty.dtype, timeFirst.map { ty.shape[$0] }) })
-        let s = temporary(graph.type(state).map { TensorType($0.dtype, [$0.shape[0], $0.shape[1], $0.shape[3], $0.shape[2]]) })
-        emit(.gatedDeltaRule(GatedDeltaRuleOp(
-            q: transposed(q, timeFirst), k: transposed(k, timeFirst), v: transposed(v, timeFirst),
-            g: transposed(decay, [0, 2, 1]), beta: transposed(beta, [0, 2, 1]), state: transposed(state, [0, 1, 3, 2]),
-            outs: [y, s])))
-        emit(.transpose(TransposeOp(x: y, out: out, perm: timeFirst)))
-        emit(.transpose(TransposeOp(x: s, out: finalState, perm: [0, 1, 3, 2])))
+        // The native op in etLLM's layout (heads first, the state [B, H, Dk, Dv]): read and written as they are.
+        emit(.gatedDeltaRule(GatedDeltaRuleOp(q: q, k: k, v: v, g: decay, beta: beta, state: state,
+                                              outs: [out, finalState], headsFirst: true)))
     }
 }
