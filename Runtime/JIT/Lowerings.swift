@@ -13,6 +13,7 @@ enum Lowerings {
         case .dynamicQuantLinear(let o): return dynamicQuantLinear(o, node, c)
         case .ropeAttention(let o): return ropeAttention(o, node, c)
         case .gatedDeltaRule(let o): return gatedDeltaRule(o, node, c)
+        case .metalKernel(let o): return metalKernel(o, node, c)
         case .transpose(let o) where foldedIntoRopeAttention(o, c): return nil
         default: return elementwise(node, c) ?? llm(node, c) ?? dataMovement(node, c) ?? quantized(node, c) ?? moe(node, c) ?? plain(node, c)
         }
@@ -35,6 +36,11 @@ enum Lowerings {
             return "writes in place only into a state value it redefines or a temporary nothing else reads (and slice_update only with step 1)"
         case .gatedDeltaRule:
             return "needs q, k, v, g, beta and the state of one f32/bf16/f16 dtype and static Dk, Dv"
+        case .metalKernel(let o):
+            do {
+                _ = try o.subsetProgram(inputTypes: o.inputs.map { c.type($0) })
+                return "a compiled Metal kernel needs literal grid, threadgroup and output shapes"
+            } catch { return "\(error)" }
         case .remainder: return "integer remainder needs a constant divisor without zeros; float remainder has no kernel"
         default:
             if let why = plainReason(node, c) { return why }

@@ -189,9 +189,7 @@ struct Environment {
         if try executeGatedDelta(op) { return }
         if try executeGGUF(op) { return }
         if try executeDynamicQuant(op) { return }
-        if case .metalKernel(let k) = op {
-            throw ReferenceError("unsupported op metal_kernel \"\(k.name)\" (source fingerprint \(k.fingerprint)): it carries Metal source that mlxc does not know, which cannot run on a CPU")
-        }
+        if try executeMetalKernel(op) { return }
         throw ReferenceError("unsupported op \(op.name)")
     }
 }

@@ -11,8 +11,8 @@ import MLXCIR
 /// f32 q/k/v/g/beta on a bf16 state), GGUF K-quant linears and embeddings
 /// (ET_MLX_EMIT_DIRECT_GGUF's kernels: Q4_K mat-mat, Q5_K mat-vec, Q6_K fp16, a Q5_K embedding), tq_norm,
 /// tq_dequant, tq4_compress and the TurboQuant KV caches (compress on write, dequantize for attention) must pass
-/// on the reference and compiled with every op on a kernel; a kernel mlxc does not know (`metal_kernel_1024`'s
-/// "vadd") is skipped with its name and source fingerprint.
+/// on the reference and compiled with every op on a kernel; so must a kernel with its own source (the op suite's
+/// `metal_kernel_1024`, "vadd"), compiled as the Metal subset (MetalSubsetTests has the subset itself).
 final class MetalKernelCaseTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/metal_kernels")
@@ -24,7 +24,7 @@ final class MetalKernelCaseTests: XCTestCase {
 
     func testKnownKernelsMatchEagerPyTorch() throws {
         XCTAssertEqual(Self.cases.count, 16, "cases under \(Self.root.path)")
-        for name in Self.cases where !name.hasPrefix("metal_kernel_") {
+        for name in Self.cases {
             let dir = Self.root.appendingPathComponent(name).path
             XCTAssertEqual(Conformance.run(caseDirectory: dir), .passed, "\(name) on the reference")
             XCTAssertEqual(Conformance.run(caseDirectory: dir, compiled: true), .passed, "\(name) compiled")
@@ -53,10 +53,12 @@ final class MetalKernelCaseTests: XCTestCase {
         }
     }
 
-    func testAnUnknownKernelIsSkippedByName() {
-        let verdict = Conformance.run(caseDirectory: Self.root.appendingPathComponent("metal_kernel_1024").path)
-        guard case .skipped(let why) = verdict else { return XCTFail("\(verdict)") }
-        XCTAssertTrue(why.contains("\"vadd\" (source fingerprint 85a37eafe079432b)"), why)
+    /// The op suite's user kernel ("vadd": its own inline source) runs compiled from that source.
+    func testAUserKernelRunsCompiledFromItsSource() throws {
+        let pte = try PTEFile(path: Self.root.appendingPathComponent("metal_kernel_1024/model.pte").path)
+        let jit = try JITProgram(graph: try Importer.importMethod(pte).graph, pte: pte)
+        XCTAssertEqual(jit.kernelNames.count, 1, "\(jit.kernelNames)")
+        XCTAssertTrue(jit.kernelNames.allSatisfy { $0.hasPrefix("metal_subset_vadd_") }, "\(jit.kernelNames)")
     }
 
     /// A GGUF block whose f16 scale is not finite: the load (which dequantizes the weight once) names the row and block.

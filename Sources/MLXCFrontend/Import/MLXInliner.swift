@@ -151,7 +151,12 @@ final class MLXInliner: MLXSlotResolver {
                     for nativeOp in native { importer.graph.append(nativeOp, origin: origin, block: block) }
                     continue
                 }
-                importer.remarks.append("\(origin): metal_kernel \"\(k.name)\" (source fingerprint \(k.fingerprint)) carries Metal source mlxc does not know and cannot run on a CPU")
+                // Not a known kernel: its source runs as the Metal subset (MetalProgram), or is named with what is outside it.
+                do {
+                    _ = try k.subsetProgram(inputTypes: k.inputs.map { importer.graph.type($0) })
+                } catch {
+                    importer.remarks.append("\(origin): \(error)")
+                }
             }
             importer.graph.append(op, origin: origin, block: block)
         }
