@@ -115,8 +115,10 @@ public struct Resampler {
 }
 
 extension AudioClip {
-    /// The clip at `rate` (itself when it already is).
+    /// The clip at `rate` (itself when it already is); the filter for the pair of rates is shared
+    /// with earlier clips (`ResamplerCache`).
     public func resampled(to rate: Int) -> AudioClip {
-        sampleRate == rate ? self : AudioClip(samples: Resampler(from: sampleRate, to: rate).resample(samples), sampleRate: rate)
+        sampleRate == rate ? self
+            : AudioClip(samples: ResamplerCache.resampler(from: sampleRate, to: rate).resample(samples), sampleRate: rate)
     }
 }

@@ -12,6 +12,8 @@ public struct StreamingDecoder {
     /// UTF-8 of `decode(ids[..<prefixIndex])`, already returned to the caller.
     private var prefix: [UInt8] = []
     private var prefixIndex = 0
+    /// Ids kept as context (tests: it grows only with ids `decode` reads).
+    var windowCount: Int { ids.count }
 
     public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = false) {
         self.tokenizer = tokenizer
@@ -20,6 +22,11 @@ public struct StreamingDecoder {
 
     /// Adds one id; returns the new text it completes (often empty).
     public mutating func push(_ id: Int) -> String {
+        // An id `decode` drops (not in the vocabulary, or a skipped special token) changes no decode:
+        // leave it out of the window, which would otherwise grow — and each push re-decode it — over
+        // a long run of them.
+        guard let token = tokenizer.tokenString(id),
+              !(skipSpecialTokens && tokenizer.added.isSpecialString(token)) else { return "" }
         if prefix.isEmpty && !ids.isEmpty {
             let text = Array(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
             if !Self.endsWithReplacement(text) {

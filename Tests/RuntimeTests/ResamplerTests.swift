@@ -87,4 +87,22 @@ final class ResamplerTests: XCTestCase {
         }
         XCTAssertNoThrow(try AudioLoader.load(path: raw.path, raw: PCMFormat(encoding: .s16, channels: 1, sampleRate: 1000)))
     }
+    /// Clips of one rate share its filter (ResamplerCache): the result is a fresh resampler's bit for
+    /// bit, the table is built once (the cached copy's storage is the same array), and at most
+    /// `capacity` pairs are kept, least recently used dropped first.
+    func testClipsOfOneRateShareTheFilter() {
+        let x = Self.tone(440, rate: 44_100, seconds: 0.1)
+        let fresh = Resampler(from: 44_100, to: 16000).resample(x)
+        let clip = AudioClip(samples: x, sampleRate: 44_100)
+        XCTAssertEqual(clip.resampled(to: 16000).samples, fresh)
+        XCTAssertEqual(clip.resampled(to: 16000).samples, fresh)
+        func storage(_ r: Resampler) -> UnsafeRawPointer? { r.table.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+        let first = ResamplerCache.resampler(from: 44_100, to: 16000)
+        XCTAssertEqual(storage(first), storage(ResamplerCache.resampler(from: 44_100, to: 16000)))
+        // Four other pairs push 44.1 kHz out; it comes back as a new table with the same values.
+        for rate in [8000, 11_025, 22_050, 48_000] { _ = ResamplerCache.resampler(from: rate, to: 16000) }
+        let rebuilt = ResamplerCache.resampler(from: 44_100, to: 16000)
+        XCTAssertNotEqual(storage(first), storage(rebuilt))
+        XCTAssertEqual(first.table, rebuilt.table)
+    }
 }

@@ -100,6 +100,34 @@ final class TokenizerFixtureTests: XCTestCase {
         }
     }
 
+    /// Ids `decode` drops — outside the vocabulary, or special with skipSpecialTokens — are no part of
+    /// the stream's window: interleaved with a real id sequence they return "" and leave every other
+    /// piece as it was (fuzzing, issue 17: 2 000 unknown ids re-decoded a growing window per push).
+    func testStreamingPassesOverIdsDecodeDrops() throws {
+        for name in ["bytelevel", "sentencepiece", "metaspace"] {
+            let tok = try tokenizer(name)
+            let special = try XCTUnwrap((0..<tok.vocabularySize).first { tok.isSpecial($0) })
+            for text in Self.corpus.prefix(20) {
+                let ids = tok.encode(text)
+                var plain = tok.streamingDecoder(skipSpecialTokens: true)
+                let want = ids.map { plain.push($0) } + [plain.finish()]
+                var noisy = tok.streamingDecoder(skipSpecialTokens: true)
+                var again = tok.streamingDecoder(skipSpecialTokens: true)
+                var got: [String] = []
+                for id in ids {
+                    for dropped in [tok.vocabularySize, -1, special, tok.vocabularySize + 70_000] {
+                        XCTAssertEqual(noisy.push(dropped), "", "\(name): id \(dropped)")
+                    }
+                    got.append(noisy.push(id))
+                    _ = again.push(id)
+                    XCTAssertEqual(noisy.windowCount, again.windowCount, "\(name): the dropped ids stayed in the window")
+                }
+                got.append(noisy.finish())
+                XCTAssertEqual(got, want, "\(name): \(text.debugDescription)")
+            }
+        }
+    }
+
     /// Multi-byte characters arriving byte by byte are held back until complete.
     func testStreamingHoldsPartialCharacters() throws {
         let tok = try tokenizer("sentencepiece")
