@@ -7,8 +7,8 @@ import MLXCIR
 /// them). Linears: the raw GGUF rows repacked once at load into MLX's affine layout (`gguf_pack_affine` in the init
 /// block: every K-quant sub-block an affine group with exact f32 scale and bias; q4_k as 4-bit codes, q5_k/q6_k as
 /// bytes), then an f32 affine `quantized_matmul`, whose kernels decode the codes in registers (5–6.5 bits per weight
-/// with the group parameters; never an f32 weight), plus the bias. Embeddings: a `take` of rows dequantized to the
-/// output dtype at load (`gguf_dequantize`).
+/// with the group parameters; never an f32 weight), plus the bias. Embeddings: the same repack, the selected rows of
+/// it gathered and decoded by the affine `dequantize` kernel (never a dequantized table).
 enum GGUFKernels {
     static func build(_ k: MetalKernelOp, graph: inout Graph, what: String, fail: (String) -> Error) throws -> [Op] {
         let parts = k.name.split(separator: "_")   // gguf, q4k, matvec
@@ -58,9 +58,18 @@ enum GGUFKernels {
             if od != .f32 { ops.append(.asType(AsTypeOp(x: y, out: k.outputs[0], scalarType: od))) }
             return ops
         case "embedding":
+            // The table stays quantized: the rows of its affine repack that the indices select (codes, scales,
+            // biases), decoded by the affine dequantize kernel — scale · u + bias, exactly llama.cpp's value (the
+            // product is exact in f32), rounded once to OutT.
             guard let indices = input["indices"] else { throw fail("\(what) has no indices input") }
-            let w = dequantized(weight, type: type, dtype: try dtype("OutT"), graph: &graph)
-            return [.take(TakeOp(x: w, out: k.outputs[0], index: .value(indices), axis: 0))]
+            let packed = packedAffine(weight, type: type, graph: &graph)
+            let rows = [packed.words, packed.scales, packed.biases].map { _ in graph.addValue(nil, .computed) }
+            let takes = zip([packed.words, packed.scales, packed.biases], rows).map { table, out in
+                Op.take(TakeOp(x: table, out: out, index: .value(indices), axis: 0))
+            }
+            return takes + [.dequantize(DequantizeOp(w: rows[0], scales: rows[1], out: k.outputs[0], biases: rows[2],
+                                                     groupSize: packed.groupSize, bits: packed.bits, mode: "affine",
+                                                     dtype: try dtype("OutT")))]
         default:
             throw fail("\(what) is not a GGUF linear or embedding kernel")
         }
