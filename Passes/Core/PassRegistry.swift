@@ -43,6 +43,8 @@ public enum PassRegistry {
               make: { FoldTransposes() }),
         Entry(name: "inplace-state-writes", summary: "index_put into state plus its copy back as one in-place index_copy",
               make: { InPlaceStateWrites() }),
+        Entry(name: "inplace-gated-delta-state", summary: "etLLM's GatedDeltaNet state reset (state × keep) and copy back folded into the gated delta rule, which updates the state in place",
+              make: { InPlaceGatedDeltaState() }),
         Entry(name: "inplace-rolled-state-writes", summary: "index_put into a reordering (roll) of state plus its copy back as the reordering copied in, then one in-place index_copy",
               make: { InPlaceRolledStateWrites() }),
         Entry(name: "canonical-kv-attention", summary: "KV-cache slice writes and attention over cache slices (MLX custom ops, llama::update_cache/custom_sdpa) as index_copy + sdpa over the whole cache with a mask",
@@ -55,7 +57,7 @@ public enum PassRegistry {
 
     /// The default pipeline the compiler runs before planning kernels.
     public static let defaultPipeline = ["row-take-as-slice", "pad-as-fill-and-copy", "fold-scalar-constants", "merge-constants", "cse", "dce", "fuse-rms-norm-pattern", "fuse-rope-pattern", "fuse-rotate-half-rope", "inplace-state-writes", "inplace-rolled-state-writes", "canonical-kv-attention",
-                                                  "fuse-attention-pattern", "fold-transposes", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention", "fuse-kv-attention", "conv-weight-layout"]
+                                                  "fuse-attention-pattern", "fold-transposes", "inplace-gated-delta-state", "dce", "fuse-moe-pattern", "fuse-dequant-matmul", "fuse-quantized-linear", "fuse-linear", "fuse-rope-attention", "fuse-kv-attention", "conv-weight-layout"]
 
     /// What text generation runs (`mlxc run --prompt`, `--interactive`, `mlxc bench`): the default
     /// pipeline, then logits for the last position only (all the sampler reads).

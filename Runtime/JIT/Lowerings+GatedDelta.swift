@@ -7,6 +7,7 @@ import MLXCIR
 extension Lowerings {
     static func gatedDeltaRule(_ o: GatedDeltaRuleOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         if o.headsFirst { return gatedDeltaRuleHeadsFirst(o, node, c) }
+        guard o.stateScale == nil else { return nil }   // only the heads-first kernel reads a folded reset
         // Sizes from q and v, or from the state [B, Hv, Dv, Dk] (a program buffer, typed even where the delegate's
         // temporaries are not); operand dtypes are checked again on every call.
         let st = c.type(o.state)
@@ -40,12 +41,15 @@ extension Lowerings {
               let sd = Optional(c.dtype(o.state) ?? xd), let s = ElementType(sd), s == x || s == .f32,
               let dk = c.type(o.q)?.shape.last?.fixedValue ?? (st?.rank == 4 ? st?.shape[2].fixedValue : nil), dk > 0,
               let dv = c.type(o.v)?.shape.last?.fixedValue ?? st?.shape.last?.fixedValue, dv > 0 else { return nil }
-        let definition = GatedDeltaHeadsFirstKernels.rule(dk: dk, dv: dv, x: x, state: s, lanes: c.lanes)
+        if let scale = o.stateScale, c.dtype(scale) != .f32 { return nil }
+        let definition = GatedDeltaHeadsFirstKernels.rule(dk: dk, dv: dv, x: x, state: s, scaled: o.stateScale != nil, lanes: c.lanes)
         let block = GatedDeltaHeadsFirstKernels.block(dv: dv, lanes: c.lanes)
         let inPlace = writableInPlace(o.state, out: o.outs[1], c)
-        return launch(definition, node, operands: [o.q, o.k, o.v, o.g, o.beta, o.state], results: o.outs,
-                      resultDTypes: [xd, sd], operandDTypes: [xd, xd, xd, xd, xd, sd], grain: 1,
+        let operands = [o.q, o.k, o.v, o.g, o.beta, o.state] + (o.stateScale.map { [$0] } ?? [])
+        return launch(definition, node, operands: operands, results: o.outs,
+                      resultDTypes: [xd, sd], operandDTypes: [xd, xd, xd, xd, xd, sd] + (o.stateScale == nil ? [] : [.f32]), grain: 1,
                       inPlace: inPlace ? [1: 5] : [:]) { inputs in
+            if o.stateScale != nil, inputs[6].count != 1 { return nil }
             let q = inputs[0], k = inputs[1], v = inputs[2], g = inputs[3], beta = inputs[4], state = inputs[5]
             // Anything else (the reference names the mismatch).
             guard q.shape.count == 4, k.shape == q.shape, q.shape[3] == dk, v.shape.count == 4, v.shape[3] == dv else { return nil }

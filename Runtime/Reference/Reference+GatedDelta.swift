@@ -13,7 +13,13 @@ extension Environment {
     mutating func executeGatedDelta(_ op: Op) throws -> Bool {
         guard case .gatedDeltaRule(let o) = op else { return false }
         let q = try tensor(o.q), k = try tensor(o.k), v = try tensor(o.v)
-        let g = try tensor(o.g), beta = try tensor(o.beta), state = try tensor(o.state)
+        let g = try tensor(o.g), beta = try tensor(o.beta)
+        var state = try tensor(o.state)
+        if let scale = try optional(o.stateScale) {
+            // The folded reset: state · scale, rounded to the state's dtype (as the multiply it replaces).
+            guard scale.count == 1 else { throw ReferenceError("gated_delta_rule: state_scale \(scale.shape) is not one value") }
+            state.storage = state.storage.map { DTypeCodec.round($0 * scale.storage[0], to: state.dtype) }
+        }
         guard o.headsFirst else {
             let (y, s) = try Self.gatedDeltaRule(q: q, k: k, v: v, g: g, beta: beta, state: state)
             set(o.outs[0], y)

@@ -5226,6 +5226,8 @@ public struct FusedLinearOp: Hashable, Sendable {
 /// outs = [y [B, T, Hv, Dv], the new state] (the state redefined in place, as index_copy does).
 /// heads_first: etLLM's layout (llama::gated_delta_rule, the CPU op): q, k [B, Hk, T, Dk], v [B, Hv, T, Dv],
 /// g, beta [B, Hv, T], state [B, Hv, Dk, Dv] (S transposed), y [B, Hv, T, Dv]; the same recurrence.
+/// state_scale: a one-element multiplier of the state before the first step (S = state · state_scale, rounded to the
+/// state's dtype — the model's reset at position 0, folded in by inplace-gated-delta-state).
 public struct GatedDeltaRuleOp: Hashable, Sendable {
     public var q: ValueID
     public var k: ValueID
@@ -5235,12 +5237,13 @@ public struct GatedDeltaRuleOp: Hashable, Sendable {
     public var state: ValueID
     public var outs: [ValueID]
     public var headsFirst: Bool
+    public var stateScale: ValueID?
 
-    public init(q: ValueID, k: ValueID, v: ValueID, g: ValueID, beta: ValueID, state: ValueID, outs: [ValueID], headsFirst: Bool = false) {
-        self.q = q; self.k = k; self.v = v; self.g = g; self.beta = beta; self.state = state; self.outs = outs; self.headsFirst = headsFirst
+    public init(q: ValueID, k: ValueID, v: ValueID, g: ValueID, beta: ValueID, state: ValueID, outs: [ValueID], headsFirst: Bool = false, stateScale: ValueID? = nil) {
+        self.q = q; self.k = k; self.v = v; self.g = g; self.beta = beta; self.state = state; self.outs = outs; self.headsFirst = headsFirst; self.stateScale = stateScale
     }
 
-    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("g", .value(g)), ("beta", .value(beta)), ("state", .value(state)), ("outs", .values(outs)), ("heads_first", .bool(headsFirst))] }
+    fileprivate var attributes: [(name: String, value: Attribute)] { [("q", .value(q)), ("k", .value(k)), ("v", .value(v)), ("g", .value(g)), ("beta", .value(beta)), ("state", .value(state)), ("outs", .values(outs)), ("heads_first", .bool(headsFirst)), ("state_scale", optValueAttr(stateScale))] }
     fileprivate init(_ r: FieldReader) throws {
         self.q = try r.value("q")
         self.k = try r.value("k")
@@ -5250,10 +5253,11 @@ public struct GatedDeltaRuleOp: Hashable, Sendable {
         self.state = try r.value("state")
         self.outs = try r.values("outs", true)
         self.headsFirst = try r.bool("heads_first", false)
+        self.stateScale = try r.optValue("state_scale")
     }
     fileprivate var resultIDs: [ValueID] { outs }
-    fileprivate var operandIDs: [ValueID] { [q, k, v, g, beta, state] }
-    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.g = f(o.g); o.beta = f(o.beta); o.state = f(o.state); o.outs = o.outs.map(f); return o }
+    fileprivate var operandIDs: [ValueID] { var ids: [ValueID] = [q, k, v, g, beta, state]; ids.opt(stateScale); return ids }
+    fileprivate func mapped(_ f: (ValueID) -> ValueID) -> Self { var o = self; o.q = f(o.q); o.k = f(o.k); o.v = f(o.v); o.g = f(o.g); o.beta = f(o.beta); o.state = f(o.state); o.outs = o.outs.map(f); o.stateScale = o.stateScale.map(f); return o }
 }
 
 /// `gguf_dequantize`: GgufDequantizeNode from the mlxc_ops.fbs.

@@ -26,6 +26,12 @@ extension ShapeRules {
         guard meetShapes(state.shape, stateShape) != nil else {
             throw fail(op, "state \(text(state.shape)) must be \(hf ? "[B, Hv, Dk, Dv]" : "[B, Hv, Dv, Dk]") = \(text(stateShape))")
         }
+        if let scale = o.stateScale {
+            let t = try e.t(scale)
+            guard t.shape.allSatisfy({ $0 == .fixed(1) }), t.dtype.isFloatingPoint else {
+                throw fail(op, "state_scale \(text(t.shape)) must be one float")
+            }
+        }
         if let h = hk.fixedValue, let w = hv.fixedValue, h == 0 || w % h != 0 {
             throw fail(op, "the \(w) value heads are not a multiple of the \(h) key heads")
         }

@@ -21,6 +21,8 @@ final class JITGatedDeltaTests: XCTestCase {
         var stateDType: DType? = nil
         /// etLLM's layout: operands [B, H, T, D], the state [B, Hv, Dk, Dv].
         var headsFirst = false
+        /// A folded reset: the state times this (an f32 input of one element) before the first step.
+        var stateScale: Double? = nil
     }
 
     func gaussian(_ r: inout Random, _ shape: [Int], scale: Double, _ dtype: DType) -> HostTensor {
@@ -57,8 +59,9 @@ final class JITGatedDeltaTests: XCTestCase {
             state = reset
         }
         let y = g.result(), newState = g.result()
+        let scale = c.stateScale.map { g.input(HostTensor(dtype: .f32, shape: [], storage: [$0])) }
         g.append(.gatedDeltaRule(GatedDeltaRuleOp(q: q, k: k, v: v, g: gate, beta: beta, state: state, outs: [y, newState],
-                                                  headsFirst: hf)))
+                                                  headsFirst: hf, stateScale: scale)))
         let stateTag = c.stateDType.map { "_s\($0.name)" } ?? ""
         try ExportOpKernelChecks.check(g, [y, newState], f32Tolerance: 1e-5,
                                        halfScaled: c.dtype == .f32 && c.stateDType == nil ? nil : 0x1p-6,
@@ -101,6 +104,10 @@ final class JITGatedDeltaTests: XCTestCase {
             Case(hk: 1, hv: 2, dtype: .bf16, headsFirst: true),
             Case(t: 4, dtype: .f16, inPlace: true, headsFirst: true),
             Case(t: 2, hk: 1, hv: 2, dtype: .bf16, inPlace: true, stateDType: .f32, headsFirst: true),
+            // the model's reset folded in: keep 0 (position 0), 1, and a scale that rounds
+            Case(t: 1, inPlace: true, headsFirst: true, stateScale: 0),
+            Case(t: 3, headsFirst: true, stateScale: 1),
+            Case(t: 2, hk: 1, hv: 2, dtype: .bf16, headsFirst: true, stateScale: 0.3),
         ]
         for c in cases {
             seed += 1
