@@ -38,19 +38,29 @@ public struct FuseAttentionPattern: GraphPass {
     public func run(_ graph: inout Graph) throws -> Int {
         let uses = graph.useCounts(outputWeight: 1)
         var fused = 0
-        for b in graph.blocks.indices where b != graph.initBlock { fused += fuse(&graph, block: b, uses) }
+        // XNNPACK payloads leave their temporaries untyped (optimum's Whisper encoder): the matcher reads
+        // inferred types where the graph states none.
+        var typed = graph
+        if typed.values.contains(where: { $0.type == nil }) {
+            let inferred = ShapeInference.infer(graph).types
+            for i in typed.values.indices where typed.values[i].type == nil && i < inferred.count {
+                typed.values[i].type = inferred[i]
+            }
+        }
+        for b in graph.blocks.indices where b != graph.initBlock { fused += fuse(&graph, typed: typed, block: b, uses) }
         return fused
     }
 
-    func fuse(_ graph: inout Graph, block b: Int, _ uses: [ValueID: Int]) -> Int {
+    func fuse(_ graph: inout Graph, typed: Graph, block b: Int, _ uses: [ValueID: Int]) -> Int {
         var nodes = graph.blocks[b].nodes
         var producer: [ValueID: Int] = [:]
         for (i, node) in nodes.enumerated() { for r in node.op.results { producer[r] = i } }
         var dead = Set<Int>(), before: [Int: Node] = [:], count = 0
         for i in nodes.indices where !dead.contains(i) {
-            var m = AttentionMatcher(graph: graph, nodes: nodes, producer: producer, end: i, uses: uses)
+            var m = AttentionMatcher(graph: typed, nodes: nodes, producer: producer, end: i, uses: uses)
             guard var found = m.match(), dead.isDisjoint(with: found.absorbed) else { continue }
-            if let drop = found.dropMask, let t = graph.type(drop) {
+            if let drop = found.dropMask {
+                guard let t = typed.type(drop) else { continue }   // no keep-mask type: leave it unfused
                 // masked_fill fills where m is true; sdpa's bool mask keeps where it is true.
                 let keep = graph.addValue(TensorType(.bool, t.shape), .computed)
                 before[i] = Node(.logicalNot(LogicalNotOp(x: drop, out: keep)), origin: nodes[i].origin)

@@ -29,6 +29,9 @@ public final class JITProgram {
         /// One-token linears read an f16 copy of f32 weights whose every value is an f16 (`ExactHalfWeights`:
         /// the same results, half the bytes). Off: every f32 weight is read as f32.
         public var exactHalfWeights = true
+        /// Steps whose results depend only on constants and on inputs byte-identical to the last call's are
+        /// skipped, their results kept between calls (`CrossCallReuse`). `MLXC_NO_REUSE=1` turns it off.
+        public var crossCallReuse = ProcessInfo.processInfo.environment["MLXC_NO_REUSE"] == nil
         public init() {}
     }
 
@@ -52,6 +55,10 @@ public final class JITProgram {
     var dynamicQuantPacks: [ValueID: PackedDynamicQuant] = [:]
     var values: [NativeTensor?] = []
     let arena = Arena()
+    /// Results kept between calls for steps whose inputs did not change (`CrossCallReuse`); nil: none.
+    var reuse: ReuseState?
+    /// Per held input position: bumped whenever `holdInput` stores different bytes.
+    var heldVersions: [Int: Int] = [:]
     /// Owned buffers (state, literal constants, init results) freed with the program.
     var owned: [UnsafeMutableRawPointer] = []
     /// The f16 copies one-token linears read (made while planning).
@@ -90,9 +97,14 @@ public final class JITProgram {
     public var profileReport: String {
         guard let profile else { return "" }
         let total = profile.values.reduce(0) { $0 + $1.nanoseconds }
+        let reused = reuse.map { r in
+            String(format: "\ncross-call reuse: %d of %d steps reusable, %d step runs skipped; input checks %.2f ms over %.1f MB",
+                   r.analysis.reusableSteps, r.analysis.stepInputs.count, r.skippedSteps, Double(r.compareNanoseconds) / 1e6,
+                   Double(r.comparedBytes) / 1e6)
+        } ?? ""
         return profile.sorted { $0.value.nanoseconds > $1.value.nanoseconds }.prefix(40).map { key, v in
             String(format: "%8.2f ms %5.1f%% %7d× %@", Double(v.nanoseconds) / 1e6, 100 * Double(v.nanoseconds) / Double(max(total, 1)), v.count, key)
-        }.joined(separator: "\n")
+        }.joined(separator: "\n") + reused
     }
 
     /// Seconds spent emitting, optimizing and compiling kernels.
@@ -121,6 +133,7 @@ public final class JITProgram {
         try packGGUFWeights(ggufPacks)
         try packDynamicQuantWeights()
         try buildPlans()
+        buildReuse()
     }
 
     deinit { for p in owned { p.deallocate() } }
@@ -190,6 +203,7 @@ public final class JITProgram {
 
     /// Zeroes the state again (a new conversation).
     public func resetState() throws {
+        invalidateReuse()
         for (i, info) in graph.values.enumerated() {
             guard case .state(let initial) = info.kind, let t = baseValues[i] else { continue }
             t.data.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)
@@ -218,7 +232,9 @@ public final class JITProgram {
             t.store(host)
             values[id.index] = t
         }
+        beginReuse(held: [Bool](repeating: false, count: inputs.count))
         try run(plan: 0)
+        endReuse()
         return try graph.outputs.map { id in
             guard let t = values[id.index] else { throw ReferenceError("output \(id) was never computed") }
             return try t.host()
@@ -232,7 +248,9 @@ public final class JITProgram {
 
     func run(plan block: Int) throws {
         guard let steps = plans[block] else { throw ReferenceError("no plan for block \(block)") }
-        for step in steps {
+        let reusing = block == 0 ? reuse : nil
+        for (k, step) in steps.enumerated() {
+            if let reusing, reusing.skips(k) { continue }
             let started = profile != nil ? DispatchTime.now().uptimeNanoseconds : 0
             defer { if profile != nil { record(step, since: started) } }
             switch step {
@@ -245,6 +263,7 @@ public final class JITProgram {
                 try run(plan: cond != 0 ? op.thenChainIdx : op.elseChainIdx)
             case .skip: break
             }
+            if reusing?.analysis.kept[k] != nil { try keepResults(of: k) }
         }
     }
 

@@ -59,6 +59,11 @@ final class Arena {
         used = 0
     }
 
+    /// Whether `p` points into this arena's memory (a value that dies with the call).
+    func contains(_ p: UnsafeRawPointer) -> Bool {
+        chunks.contains { p >= UnsafeRawPointer($0.base) && p < UnsafeRawPointer($0.base) + $0.size }
+    }
+
     func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
         let size = (max(bytes, 1) + 63) & ~63
         if chunks.isEmpty || offset + size > chunks[chunks.count - 1].size {

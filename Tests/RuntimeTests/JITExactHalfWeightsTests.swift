@@ -72,3 +72,39 @@ extension JITKernelTests {
         for j in want.indices { compare(got[j], want[j], .scaled(1e-5), "not f16 output \(j)", file: #filePath, line: #line) }
     }
 }
+
+extension JITKernelTests {
+    /// The integer check-and-convert behind the f16 copies against Swift's Float16 on every f16 value widened to f32
+    /// (normals, subnormals, ±0, ±inf), their neighbours one f32 ulp away, and 200 000 random f32 bit patterns:
+    /// exact exactly when Float16 round-trips the bits, with Float16's bits; NaN is never exact.
+    func testExactHalfBitsMatchFloat16() {
+        var patterns: [UInt32] = []
+        for h in 0...UInt16.max {
+            let f = Float(Float16(bitPattern: h))
+            if f.isNaN { continue }
+            patterns += [f.bitPattern, f.bitPattern &+ 1, f.bitPattern &- 1]
+        }
+        var r = Random(5)
+        for _ in 0..<200_000 { patterns.append(UInt32(truncatingIfNeeded: Int(r.next() * 4294967296.0))) }
+        patterns += [Float(65520).bitPattern, Float(1e-8).bitPattern, 1, 0x8000_0001, Float.nan.bitPattern, 0x7F80_0001]
+        var half: UInt16 = 0
+        var mismatches = 0
+        for x in patterns {
+            let f = Float(bitPattern: x)
+            let want = !f.isNaN && Float(Float16(f)).bitPattern == x
+            var source = x
+            let got = ExactHalfWeights.halfBits(&source, into: &half, count: 1)
+            if got != want || (want && half != Float16(f).bitPattern) {
+                mismatches += 1
+                if mismatches < 5 { XCTFail("f32 bits 0x\(String(x, radix: 16)): exact \(got) (Float16: \(want)), bits 0x\(String(half, radix: 16)) (Float16: 0x\(String(Float16(f).bitPattern, radix: 16)))") }
+            }
+        }
+        XCTAssertEqual(mismatches, 0)
+        // A whole tensor of f16 values (the load path): one call, every element's bits.
+        let exact = (0...UInt16.max).map { Float(Float16(bitPattern: $0)) }.filter { !$0.isNaN }
+        var bits = [UInt16](repeating: 0, count: exact.count)
+        let ok = exact.map(\.bitPattern).withUnsafeBufferPointer { ExactHalfWeights.halfBits($0.baseAddress!, into: &bits, count: exact.count) }
+        XCTAssertTrue(ok)
+        XCTAssertEqual(bits, exact.map { Float16($0).bitPattern })
+    }
+}

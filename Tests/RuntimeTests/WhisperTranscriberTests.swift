@@ -32,7 +32,19 @@ final class WhisperTranscriberTests: XCTestCase {
         let transcriber = try Self.load(Self.optimumFolder)
         XCTAssertNil(transcriber.programs.crossKVProgram)
         XCTAssertEqual(transcriber.programs.layers, 2)
+        // The XNNPACK payload leaves its attention temporaries untyped; fuse-attention-pattern reads inferred types, so
+        // the encoder's 1500 × 1500 self-attention is one sdpa (no score matrix in memory) and the decoder's
+        // cross-attention too.
+        let encoder = try XCTUnwrap(transcriber.programs.encoder as? JITProgram)
+        let decoder = try XCTUnwrap(transcriber.programs.decoder as? JITProgram)
+        XCTAssertTrue(encoder.kernelNames.contains { $0.hasPrefix("sdpa") }, "\(encoder.kernelNames)")
+        XCTAssertFalse(encoder.kernelNames.contains { $0.hasPrefix("softmax") }, "\(encoder.kernelNames)")
+        XCTAssertFalse(decoder.kernelNames.contains { $0.hasPrefix("softmax") }, "\(decoder.kernelNames)")
+        // The decoder projects the cross-attention K/V from the held encoder states on every call as traced; with
+        // the states unchanged within a window those steps are skipped (CrossCallReuse), and the tokens still match.
+        XCTAssertGreaterThan(decoder.reusableStepCount, 0)
         try checkAgainstTransformersGenerate(transcriber)
+        XCTAssertGreaterThan(decoder.reusedStepRuns, 0)
     }
 
     func checkAgainstTransformersGenerate(_ transcriber: WhisperTranscriber) throws {

@@ -12,7 +12,7 @@ Peers (--peers, default all that are available):
                        `tools/real-models/prepare whisper`); each round also starts once from an empty kernel cache
                        (--cache-dir): the cold start, reported apart; the measured runs load the cached kernels
   mlxc-xnnpack         `mlxc transcribe` on optimum-executorch's XNNPACK export (model.pte) of the same weights
-  et-xnnpack           ExecuTorch's runtime (Python executorch.runtime) on that same model.pte, greedy loop in Python
+  executorch-xnnpack   ExecuTorch's runtime (Python executorch.runtime) on that same model.pte, greedy loop in Python
   eager                PyTorch eager, transformers' WhisperForConditionalGeneration.generate (greedy)
   whispercpp-f16, whispercpp-q4_0, whispercpp-q4_1
                        whisper.cpp's whisper-cli (greedy: -bs 1 -bo 1 -nf) on ggml models converted from the same HF
@@ -53,7 +53,7 @@ LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 WCPP = WORK / "whisper.cpp"
 WCPP_CLI = WCPP / "build" / "bin" / "whisper-cli"
 XNN = WORK / "whisper-base-xnnpack"
-ALL_PEERS = ["mlxc-fp32", "mlxc-4w", "mlxc-xnnpack", "et-xnnpack", "eager", "whispercpp-f16", "whispercpp-q4_0",
+ALL_PEERS = ["mlxc-fp32", "mlxc-4w", "mlxc-xnnpack", "executorch-xnnpack", "eager", "whispercpp-f16", "whispercpp-q4_0",
              "whispercpp-q4_1"]
 MARK_BEGIN, MARK_END = "<!-- speech: tools/bench --speech writes this section -->", "<!-- /speech -->"
 
@@ -131,7 +131,7 @@ def available(peer: str) -> str | None:
     folder = {"mlxc-fp32": REAL / "whisper-base-fp32", "mlxc-4w": REAL / "whisper-base-4w"}.get(peer)
     if folder and not (folder / "decoder.pte").exists():
         return f"{folder} not built (tools/real-models/prepare whisper build)"
-    if peer in ("mlxc-xnnpack", "et-xnnpack") and not (XNN / "model.pte").exists():
+    if peer in ("mlxc-xnnpack", "executorch-xnnpack") and not (XNN / "model.pte").exists():
         return f"{XNN}/model.pte not exported (see {WORK}/xnnpack_export.log)"
     if peer == "eager" and not (REAL / "whisper-base-hf" / "model.safetensors").exists():
         return "no HF folder (tools/real-models/prepare whisper fetch)"
@@ -154,7 +154,7 @@ def command(peer: str, files, threads: int, cache_dir: Path | None, timestamps: 
         folder = {"mlxc-fp32": REAL / "whisper-base-fp32", "mlxc-4w": REAL / "whisper-base-4w", "mlxc-xnnpack": XNN}[peer]
         return [str(MLXC), "transcribe", str(folder), *f, "--language", "en", "--threads", str(threads),
                 "--cache-dir", str(cache_dir)] + (["--timestamps"] if timestamps else [])
-    if peer == "et-xnnpack":
+    if peer == "executorch-xnnpack":
         return [PY, str(HERE / "speech_peers.py"), "et", str(XNN), *f, "--threads", str(threads)]
     if peer == "eager":
         return [PY, str(HERE / "speech_peers.py"), "eager", str(REAL / "whisper-base-hf"), *f, "--threads", str(threads)]
@@ -345,7 +345,7 @@ def render(data: dict) -> str:
             vs = f"{rtf / mlxc_rtf:.2f}×" if mlxc_rtf and rtf else "—"
             wer = f"{100 * median(pr, 'wer'):.1f}% ({ok[0]['word_errors']}/{ok[0]['reference_words']})"
             extra = ""
-            if p == "et-xnnpack":
+            if p == "executorch-xnnpack":
                 extra = f" (in method calls {fmt(median(pr, 'method_s') / median(pr, 'audio_files_s'), 3)})"
             out.append(f"| {p} | {fmt(rtf, 3)}{extra} | {vs} | {fmt(median(pr, 'rtf_process'), 3)} | "
                        f"{fmt(median(pr, 'encoder_ms_per_window'), 0)} | {fmt(median(pr, 'decoder_ms_per_call'), 1)} | "
@@ -370,7 +370,7 @@ def render(data: dict) -> str:
             "peers' timers around the encoder and decoder calls / modules); time to first text = process start → first "
             "transcript line on stdout; peak RSS of the process (wait4); WER = word edits ÷ reference words after "
             "normalisation (the reference keeps a reader's repeated \"a\" in 0920 that Whisper drops: 1 error is the floor). "
-            "et-xnnpack: the parenthesised RTF counts only the time inside ExecuTorch's method calls (the rest is the "
+            "executorch-xnnpack: the parenthesised RTF counts only the time inside ExecuTorch's method calls (the rest is the "
             "Python loop, log-mel and tokenizer). Raw results: tools/.work/speech/results.json.", ""]
     if meta.get("unavailable"):
         out += ["Not measured: " + "; ".join(f"{k}: {v}" for k, v in meta["unavailable"].items()), ""]
@@ -415,6 +415,7 @@ def main(argv=None) -> int:
     unavailable = dict(u.split("=", 1) for u in args.unavailable)
     peers = []
     for p in args.peers.split(","):
+        p = {"et-xnnpack": "executorch-xnnpack"}.get(p, p)   # the earlier name
         why = unavailable.get(p) or available(p)
         if why:
             unavailable[p] = why
