@@ -131,10 +131,12 @@ add("etllm_llama_portable_fp32", "llama", etllm("model.use_sdpa_with_kv_cache=tr
 # Sliding-window layers (`local_global_attention`: layer 0 global, layer 1 a ring of 8 over a context of
 # 64): CustomRingKVCache writes with llama::update_cache_with_indices and masks by each cell's position.
 # The ring holds 2 × 8 cells, so a call takes at most 16 tokens (the export refuses a longer max_seq_length).
-add("etllm_llama_portable_ring", "llama", etllm("model.use_sdpa_with_kv_cache=true", "model.local_global_attention=[0,8]",
-                                               seq=16))
+# The pattern must divide the layer count: the held-out checkpoint's 3 layers take [0,5,5] (rings of 5 cells × 2,
+# so at most 10 tokens a call) — {ring} and {ring_seq} are filled in by fill().
+add("etllm_llama_portable_ring", "llama", etllm("model.use_sdpa_with_kv_cache=true", "model.local_global_attention={ring}",
+                                               seq="{ring_seq}"))
 add("etllm_llama_xnnpack_ring", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.xnnpack.enabled=true",
-                                              "model.local_global_attention=[0,8]", seq=16))
+                                              "model.local_global_attention={ring}", seq="{ring_seq}"))
 # Static shapes (enable_dynamic_shape=false): tokens [1, 1] only, the prompt fed one token per call.
 add("etllm_llama_xnnpack_static", "llama", etllm("model.use_sdpa_with_kv_cache=true", "backend.xnnpack.enabled=true",
                                                 dynamic=False))
@@ -200,6 +202,9 @@ def select(patterns):
 def fill(parts, **kv):
     """The command with {ckpt}, {out}, {venv} and {zoo} (this folder: scripts of the zoo's own) filled in."""
     kv.setdefault("zoo", "tools/zoo")
+    # etLLM's local_global_attention pattern and the longest call its rings allow (2 × the window), per checkpoint size.
+    kv.setdefault("ring", "[0,5,5]" if HELD_OUT else "[0,8]")
+    kv.setdefault("ring_seq", "10" if HELD_OUT else "16")
     return [p.format(**kv) for p in parts]
 
 
