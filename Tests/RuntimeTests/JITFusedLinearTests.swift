@@ -66,9 +66,9 @@ extension JITKernelTests {
             XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("linear_fused_") && $0.contains(part) }, "\(what): \(part) in \(jit.kernelNames)",
                           file: file, line: line)
         }
-        if dtype == .f32 && wdtype == .f32 {
-            // f32 kernels other than the gated ones carry the packed-panel GEMM for many tokens.
-            XCTAssertTrue(jit.kernelNames.contains { $0.contains("_bias\(wdtype.name)_gelu_") && $0.contains("_gemm") }, "\(what): \(jit.kernelNames)",
+        // Float kernels carry the packed-panel GEMM for many tokens; the gated ones pair gate and up columns in each panel.
+        for part in ["_bias\(wdtype.name)_gelu_", "_swiglu_residual", "_geglu_tanh"] {
+            XCTAssertTrue(jit.kernelNames.contains { $0.contains(part) && $0.contains("_gemm") }, "\(what): \(part) in \(jit.kernelNames)",
                           file: file, line: line)
         }
         XCTAssertEqual(jit.fusionStats.fusions.linear, 4, what, file: file, line: line)
@@ -99,15 +99,22 @@ extension JITKernelTests {
         }
     }
 
-    /// From `LinearPanels.minTokens` tokens on, the f32 linears (not the gated ones) are a packed-panel GEMM:
-    /// whole and partial register tiles of tokens, whole and partial panels of columns (N not a multiple
-    /// of two vectors, siblings whose panels end mid-weight), K with and without a vector tail.
+    /// From `LinearPanels.minTokens` tokens on, the float linears are a packed-panel GEMM: whole and partial
+    /// register tiles of tokens, whole and partial panels of columns (N not a multiple of two vectors, or of
+    /// one for the gated pairs; siblings whose panels end mid-weight), K with and without a vector tail.
     func testFusedLinearsManyTokensTakePanels() throws {
         var seed: UInt64 = 4000
         for (k, n) in [(64, 40), (200, 37), (96, 70)] {
             for m in [48, 61, 150] {
                 seed += 1
                 try checkFusedLinears(dtype: .f32, m: m, k: k, n: n, seed: seed)
+            }
+        }
+        // Half weights and x widened into the panels and the broadcasts, every step rounded as the unfused ops round.
+        for (x, w) in [(DType.bf16, DType.bf16), (.f16, .f16), (.f32, .bf16), (.bf16, .f32)] {
+            for (m, k, n) in [(48, 64, 40), (61, 200, 37)] {
+                seed += 1
+                try checkFusedLinears(dtype: x, weights: w, m: m, k: k, n: n, seed: seed)
             }
         }
     }

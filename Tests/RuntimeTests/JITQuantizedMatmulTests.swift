@@ -90,16 +90,17 @@ extension JITKernelTests {
 
 extension JITKernelTests {
     /// The unfused graph on the reference against the graph after fuse-quantized-linear, compiled:
-    /// SwiGLU with a residual, and q/k/v-style siblings, at 2/4/8 bits, decode and prefill shapes;
+    /// SwiGLU with a residual, and q/k/v-style siblings, at 2/4/8 bits, decode and prefill shapes (from 48
+    /// tokens the panel GEMM; N = 45 leaves partial panels);
     /// silu also spelled `g · sigmoid(g)` as XNNPACK 8da4w delegates write it. Tolerance as for the
     /// plain kernel, 1e-5 × max |reference| (silu's exp approximation adds ~1e-7 relative).
     func testFusedQuantizedLinearsMatchTheUnfusedGraph() throws {
         var seed: UInt64 = 300
         for (bits, spelled) in [(4, false), (8, false), (2, false), (4, true), (8, true)] {
-            for m in [1, 6, 53] {
+            for (m, n) in [(1, 48), (6, 48), (53, 48), (61, 45)] {
                 seed += 1
                 var r = Random(seed)
-                let k = 128, n = 48, groupSize = 32, words = k * bits / 32, groups = k / groupSize
+                let k = 128, groupSize = 32, words = k * bits / 32, groups = k / groupSize
                 var g = RefGraph()
                 let x = g.input(r.tensor([1, m, k])), skip = g.input(r.tensor([1, m, n]))
                 func weight(_ rows: Int) -> (ValueID, ValueID, ValueID) {
@@ -136,6 +137,8 @@ extension JITKernelTests {
                 let jit = try JITProgram(graph: fused, pte: Self.pte)
                 XCTAssertEqual(jit.remarks, [], "w\(bits) m\(m) spelled \(spelled): ops left to the reference")
                 XCTAssertTrue(jit.kernelNames.contains { $0.contains("_swiglu_residual_") }, "\(jit.kernelNames)")
+                // Many tokens: the SwiGLU pair dequantized into shared panels (gate and up columns side by side), as the siblings.
+                if m >= 48 { XCTAssertTrue(jit.kernelNames.contains { $0.contains("_swiglu_residual_") && $0.contains("_gemm") }, "\(jit.kernelNames)") }
                 let want = try reference.run(g.feeds), got = try jit.run(g.feeds)
                 for j in want.indices { compare(got[j], want[j], .scaled(1e-5), "fused w\(bits) m\(m) spelled \(spelled) output \(j)", file: #filePath, line: #line) }
                 XCTAssertEqual(jit.runtimeFallbacks, [:])

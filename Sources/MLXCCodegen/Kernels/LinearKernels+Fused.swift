@@ -10,9 +10,10 @@ import LLVMKit
 ///   streams, 16 accumulators, as the plain kernel), so both products of (t, r) meet in registers;
 /// - unary (`.silu`, `.geluTanh`, `.gelu`): out = act(x·W_0ᵀ + b_0), one weight, tiled as `.none`;
 /// - with `residual` (one result), out += residual (same shape as out).
-/// Decode (M = 1) reads each weight row once with x in L1; prefill reads it once per 4 tokens. All-f32
-/// kernels that are not gated also carry `LinearPanels`' GEMM, taken at run time from
-/// `LinearPanels.minTokens` tokens on (an encoder's 1500): their thread split is then whole panels.
+/// Decode (M = 1) reads each weight row once with x in L1; prefill reads it once per 4 tokens. Float
+/// kernels (f32, bf16, f16) also carry `LinearPanels`' GEMM, taken at run time from `LinearPanels.minTokens` tokens on (a
+/// prompt's 128, an encoder's 1500): their thread split is then whole panels (gated: a panel pairs the
+/// gate's and the up's columns).
 /// Each step is rounded to its dtype (`Types`) as the unfused ops round their results, so bf16
 /// results match the unfused graph up to the dot products' summation order.
 /// buffers: [x, W_0 … W_{n−1}, the biases (in `biases` order), residual?, outs…]; dims: [M].
@@ -55,16 +56,18 @@ extension LinearKernels {
     /// Work items per thread split come in multiples of this (the row tiles' height), so shares start on a tile.
     public static let fusedGrain = LinearRows.rows
 
-    /// Whether many-token calls take the packed-panel GEMM (`LinearPanels`): f32 throughout, not gated.
+    /// Whether many-token calls take the packed-panel GEMM (`LinearPanels`): float weights and x (half ones
+    /// widened as read, every step rounded to its type as `product`/`store` round it). Gated kernels pair the
+    /// gate's and the up's columns in each panel (`LinearPanels.runPaired`).
     static func usesPanels(_ types: Types, _ epilogue: Epilogue, lanes: Int) -> Bool {
-        let all = [types.weight, types.activation] + types.biases.compactMap { $0 } + types.products + types.outs
-            + (types.residual.map { [$0] } ?? [])
-        return lanes > 1 && !epilogue.gated && all.allSatisfy { $0 == .f32 }
+        let float: Set<ElementType> = [.f32, .bf16, .f16]
+        return lanes > 1 && float.contains(types.weight) && float.contains(types.activation)
     }
 
-    /// The thread split's grain for `fused`: whole panels when it packs them, else whole row tiles.
+    /// The thread split's grain for `fused`: whole panels when it packs them (a gated panel is one vector of
+    /// columns of each weight), else whole row tiles.
     public static func fusedGrain(_ types: Types, _ epilogue: Epilogue, lanes: Int) -> Int {
-        usesPanels(types, epilogue, lanes: lanes) ? 2 * lanes : fusedGrain
+        usesPanels(types, epilogue, lanes: lanes) ? (epilogue.gated ? lanes : 2 * lanes) : fusedGrain
     }
 
     /// Calls of at most this many tokens read the weights' f16 copies when the kernel has them.
@@ -110,11 +113,15 @@ extension LinearKernels {
             let rows = LinearRows(b: b, k: k, weight: types.weight, activation: types.activation, lanes: lanes)
             let halfRows = LinearRows(b: b, k: k, weight: .f16, activation: types.activation, lanes: lanes)
             // f32 throughout: many tokens take the packed-panel GEMM.
-            let panels = usesPanels(types, epilogue, lanes: lanes) ? LinearPanels(b: b, k: k, lanes: lanes) : nil
+            let panels = usesPanels(types, epilogue, lanes: lanes)
+                ? LinearPanels(b: b, k: k, lanes: lanes, weight: types.weight, activation: types.activation) : nil
             let panel = panels?.allocatePanel()
 
             /// `v` as the unfused op that makes it of type `t` would have stored it.
-            func round(_ v: IRValue, _ t: ElementType) -> IRValue { t.isHalf ? one.widenF32(one.narrowF32(v, t), t) : v }
+            func round(_ v: IRValue, _ t: ElementType, _ l: Lanes? = nil) -> IRValue {
+                let l = l ?? one
+                return t.isHalf ? l.widenF32(l.narrowF32(v, t), t) : v
+            }
             func row(_ i: Int, _ r: IRValue) -> (base: IRValue, offset: IRValue) { (weights[i], b.mul(r, b.i64(k))) }
             func tokens(_ t0: IRValue, _ nt: Int) -> [IRValue] { (0..<nt).map { b.mul(b.add(t0, b.i64($0)), b.i64(k)) } }
             /// Linear i's (t, r) result: the sum plus its bias, rounded to its product type.
@@ -133,18 +140,39 @@ extension LinearKernels {
 
             if epilogue.gated {
                 let n = ns[0]
-                LinearRows.tiles(b, lo: e.begin, hi: e.end, m: m, rows: 2) { n0, nr, t0, nt in
-                    let r = (0..<nr).map { b.add(n0, b.i64($0)) }
-                    let sums = rows.dot(weights: r.map { row(0, $0) } + r.map { row(1, $0) }, x: x, tokens: tokens(t0, nt))
-                    for t in 0..<nt {
-                        for j in 0..<nr {
-                            let gate = product(0, sums[t][j], row: r[j]), up = product(1, sums[t][nr + j], row: r[j])
-                            var v = b.fmul(round(epilogue.activate(one, gate), types.products[0]), up)
-                            if types.residual != nil { v = round(v, types.gated ?? .f32) }
-                            store(v, 0, row: r[j], n: n, token: b.add(t0, b.i64(t)))
+                func dotTiles() {
+                    LinearRows.tiles(b, lo: e.begin, hi: e.end, m: m, rows: 2) { n0, nr, t0, nt in
+                        let r = (0..<nr).map { b.add(n0, b.i64($0)) }
+                        let sums = rows.dot(weights: r.map { row(0, $0) } + r.map { row(1, $0) }, x: x, tokens: tokens(t0, nt))
+                        for t in 0..<nt {
+                            for j in 0..<nr {
+                                let gate = product(0, sums[t][j], row: r[j]), up = product(1, sums[t][nr + j], row: r[j])
+                                var v = b.fmul(round(epilogue.activate(one, gate), types.products[0]), up)
+                                if types.residual != nil { v = round(v, types.gated ?? .f32) }
+                                store(v, 0, row: r[j], n: n, token: b.add(t0, b.i64(t)))
+                            }
                         }
                     }
                 }
+                guard let panels, let panel else { return dotTiles() }
+                _ = Support.ifElse(b, b.icmp(LLVMIntSGE, m, b.i64(LinearPanels.minTokens)), "panels", then: {
+                    // Each panel holds the same columns of the gate and the up weight; every step rounded as above.
+                    panels.runPaired(x: x, m: m, lo: e.begin, hi: e.end, panel: panel, pack: { n0, count in
+                        panels.pack(weights[0], n0: n0, count: count, into: panel, first: 0, width: lanes)
+                        panels.pack(weights[1], n0: n0, count: count, into: panel, first: lanes, width: lanes)
+                    }) { t, n0, l, gateSum, upSum in
+                        var gate = gateSum, up = upSum
+                        if let bt = types.biases[0], let bias = biases[0] { gate = b.fadd(gate, l.loadF32(bt, bias, n0)) }
+                        if let bt = types.biases[1], let bias = biases[1] { up = b.fadd(up, l.loadF32(bt, bias, n0)) }
+                        gate = round(gate, types.products[0], l); up = round(up, types.products[1], l)
+                        var v = b.fmul(round(epilogue.activate(l, gate), types.products[0], l), up)
+                        if types.residual != nil { v = round(v, types.gated ?? .f32, l) }
+                        let at = b.add(b.mul(t, b.i64(n)), n0)
+                        if let residual, let rt = types.residual { v = b.fadd(v, l.loadF32(rt, residual, at)) }
+                        l.storeF32(v, types.outs[0], outs[0], at)
+                    }
+                    return []
+                }, otherwise: { dotTiles(); return [] })
             } else {
                 // Weight i owns work items [offset_i, offset_i + n_i): each weight's share of this range.
                 var offset = 0
@@ -170,15 +198,16 @@ extension LinearKernels {
                     func f32Paths() {
                         guard let panels, let panel else { return dotTiles() }
                         _ = Support.ifElse(b, b.icmp(LLVMIntSGE, m, b.i64(LinearPanels.minTokens)), "panels", then: {
-                            // All f32: the same bias, activation and residual as `product`/`store`, a vector of columns at a time.
+                            // The same bias, roundings, activation and residual as `product`/`store`, a vector of columns at a time.
                             panels.run(w: weights[i], x: x, m: m, lo: localLo, hi: localHi, panel: panel) { t, n0, c, l, sum in
                                 let col = b.add(n0, b.i64(c * lanes))
                                 var v = sum
-                                if let bias = biases[i] { v = b.fadd(v, l.load(b.f32, bias, col)) }
-                                if epilogue.unary { v = epilogue.activate(l, v) }
+                                if let bt = types.biases[i], let bias = biases[i] { v = b.fadd(v, l.loadF32(bt, bias, col)) }
+                                v = round(v, types.products[i], l)
+                                if epilogue.unary { v = epilogue.activate(l, v); if types.residual != nil { v = round(v, types.products[0], l) } }
                                 let at = b.add(b.mul(t, b.i64(n)), col)
-                                if let residual { v = b.fadd(v, l.load(b.f32, residual, at)) }
-                                l.store(v, b.f32, outs[i], at)
+                                if let residual, let rt = types.residual { v = b.fadd(v, l.loadF32(rt, residual, at)) }
+                                l.storeF32(v, types.outs[i], outs[i], at)
                             }
                             return []
                         }, otherwise: { dotTiles(); return [] })

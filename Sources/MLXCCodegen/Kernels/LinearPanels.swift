@@ -9,9 +9,12 @@ import LLVMKit
 /// 6×16 on AVX2: 24 or 12 accumulators + 3 registers), no horizontal sums. The panel (K·columns·4 bytes,
 /// ≤ 256 KB at K = 2048) stays in L2 while x streams past it once per panel; packing it costs K·columns
 /// scalar moves against M·K·columns FMAs, so the path is taken from `minTokens` tokens on.
+/// Half-precision weights or x (bf16, f16) are widened to f32 as they are read (exact): the panel holds f32,
+/// the tile broadcasts each x element widened; the sums are f32, rounded by the caller as its ops round.
 struct LinearPanels {
     let b: Builder
     let k: Int, lanes: Int
+    var weight: ElementType = .f32, activation: ElementType = .f32
 
     /// Output columns per panel: two vectors.
     var columns: Int { 2 * lanes }
@@ -28,17 +31,57 @@ struct LinearPanels {
     /// The stack scratch for one panel (allocated once, in the entry block).
     func allocatePanel() -> IRValue { b.alloca(LLVMArrayType(b.f32, UInt32(k * columns))) }
 
-    /// Packs rows [n0, n0 + count) of W ([N, K] f32) transposed into `panel`; rows past `count` are 0.
-    func pack(_ w: IRValue, n0: IRValue, count: IRValue, into panel: IRValue) {
-        b.loop(b.i64(0), b.i64(columns), "pack") { c in
-            let present = b.icmp(LLVMIntSLT, c, count)
-            // A missing row reads row n0 (present in every panel) and stores 0.
-            let row = b.mul(b.add(n0, b.select(present, c, b.i64(0))), b.i64(k))
-            b.loop(b.i64(0), b.i64(k), "packk") { kk in
-                let v = b.load(b.f32, b.gep(b.f32, w, b.add(row, kk)))
-                b.store(b.select(present, v, b.f32(0)), b.gep(b.f32, panel, b.add(b.mul(kk, b.i64(columns)), c)))
+    /// Packs rows [n0, n0 + count) of W ([N, K] of `weight`) widened and transposed into panel columns
+    /// [first, first + width); rows past `count` are 0. (The default: the whole panel from one weight.)
+    /// `lanes` rows × `lanes` k at a time are loaded as row vectors and transposed in registers
+    /// (`transpose`), so each k's column vector is one store; a K tail goes element by element.
+    func pack(_ w: IRValue, n0: IRValue, count: IRValue, into panel: IRValue, first: Int = 0, width: Int? = nil) {
+        let width = width ?? columns
+        let wide = Lanes(b, lanes), one = Lanes(b, 1)
+        /// Row c of the panel's rows: present, or row n0 (present in every panel) read and zeroed.
+        func row(_ c: Int) -> (present: IRValue, start: IRValue) {
+            let present = b.icmp(LLVMIntSLT, b.i64(c), count)
+            return (present, b.mul(b.add(n0, b.select(present, b.i64(c), b.i64(0))), b.i64(k)))
+        }
+        let rows = (0..<width).map(row)
+        let whole = k / lanes * lanes
+        if whole > 0 {
+            b.loop(b.i64(0), b.i64(whole), step: lanes, "packv") { kk in
+                for g in 0..<(width / lanes) {
+                    let vectors = (0..<lanes).map { j -> IRValue in
+                        let r = rows[g * lanes + j]
+                        return b.select(r.present, wide.loadF32(weight, w, b.add(r.start, kk)), wide.zero(b.f32))
+                    }
+                    for (j, column) in transpose(vectors).enumerated() {
+                        wide.store(column, b.f32, panel, b.add(b.mul(b.add(kk, b.i64(j)), b.i64(columns)), b.i64(first + g * lanes)))
+                    }
+                }
             }
         }
+        for kk in whole..<k {
+            for (c, r) in rows.enumerated() {
+                let v = one.loadF32(weight, w, b.add(r.start, b.i64(kk)))
+                b.store(b.select(r.present, v, b.f32(0)), b.gep(b.f32, panel, b.i64(kk * columns + first + c)))
+            }
+        }
+    }
+
+    /// The transpose of a square block of vectors (`v[i]` lane `l` → result `l` lane `i`): log2(lanes) stages,
+    /// stage g swapping the off-diagonal g×g blocks of each pair (i, i + g) — one two-source shuffle per vector.
+    func transpose(_ v: [IRValue]) -> [IRValue] {
+        let n = v.count
+        var v = v
+        var g = 1
+        while g < n {
+            var next = v
+            for i in 0..<n where i & g == 0 {
+                next[i] = b.shuffle(v[i], v[i + g], (0..<n).map { $0 & g == 0 ? $0 : n + $0 - g })
+                next[i + g] = b.shuffle(v[i], v[i + g], (0..<n).map { $0 & g == 0 ? $0 + g : n + $0 })
+            }
+            v = next
+            g *= 2
+        }
+        return v
     }
 
     /// acc[t][c] = Σ_k x[(t0 + t)·K + k] · panel[k][c·lanes ..< (c + 1)·lanes], t < count (a compile-time count).
@@ -51,7 +94,7 @@ struct LinearPanels {
             let w0 = wide.load(b.f32, panel, at), w1 = wide.load(b.f32, panel, b.add(at, b.i64(lanes)))
             var next = acc
             for t in 0..<count {
-                let xv = wide.splat(b.load(b.f32, b.gep(b.f32, x, b.add(rows[t], kk))))
+                let xv = wide.splat(Lanes(b, 1).loadF32(activation, x, b.add(rows[t], kk)))
                 next[2 * t] = b.fma(xv, w0, acc[2 * t])
                 next[2 * t + 1] = b.fma(xv, w1, acc[2 * t + 1])
             }
@@ -72,19 +115,45 @@ struct LinearPanels {
     /// into the panel once per call, the GEMM then as for f32 weights).
     func run(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, panel: IRValue, pack: (_ n0: IRValue, _ count: IRValue) -> Void,
              store: (_ t: IRValue, _ n0: IRValue, _ c: Int, _ l: Lanes, _ sum: IRValue) -> Void) {
-        let panels = b.sdiv(b.add(b.sub(hi, lo), b.i64(columns - 1)), b.i64(columns))
+        walk(x: x, m: m, lo: lo, hi: hi, panel: panel, step: columns, pack: pack) { t, n0, count, sums in
+            for c in 0..<2 {
+                let l = Lanes(b, lanes, mask: Support.tailMask(b, b.sub(count, b.i64(c * lanes)), width: lanes))
+                store(t, n0, c, l, sums[c])
+            }
+        }
+    }
+
+    /// Gated linears (act(x·W_0ᵀ) · (x·W_1ᵀ)): each panel holds the same `lanes` columns of both weights —
+    /// W_0's in the first vector, W_1's in the second, filled by `pack(n0, count)` — so the register tile
+    /// yields both products of a (token, column vector) together; `store(t, n0, l, sum0, sum1)`.
+    func runPaired(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, panel: IRValue, pack: (_ n0: IRValue, _ count: IRValue) -> Void,
+                   store: (_ t: IRValue, _ n0: IRValue, _ l: Lanes, _ sum0: IRValue, _ sum1: IRValue) -> Void) {
+        walk(x: x, m: m, lo: lo, hi: hi, panel: panel, step: lanes, pack: pack) { t, n0, count, sums in
+            store(t, n0, Lanes(b, lanes, mask: Support.tailMask(b, count, width: lanes)), sums[0], sums[1])
+        }
+    }
+
+    /// Panels of `step` output columns from `lo` (the last one partial), each packed then run over tokens
+    /// [0, m) in register tiles; `body(t, n0, count, sums)` gets token t's two vectors of sums.
+    private func walk(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, panel: IRValue, step: Int,
+                      pack: (_ n0: IRValue, _ count: IRValue) -> Void,
+                      body: (_ t: IRValue, _ n0: IRValue, _ count: IRValue, _ sums: [IRValue]) -> Void) {
+        let panels = b.sdiv(b.add(b.sub(hi, lo), b.i64(step - 1)), b.i64(step))
         b.loop(b.i64(0), panels, "panel") { p in
-            let n0 = b.add(lo, b.mul(p, b.i64(columns)))
-            let count = Support.smin(b, b.i64(columns), b.sub(hi, n0))
+            let n0 = b.add(lo, b.mul(p, b.i64(step)))
+            let count = Support.smin(b, b.i64(step), b.sub(hi, n0))
             pack(n0, count)
-            let masks = (0..<2).map { c in Lanes(b, lanes, mask: Support.tailMask(b, b.sub(count, b.i64(c * lanes)), width: lanes)) }
             func block(_ t0: IRValue, _ n: Int) {
                 let sums = tile(x: x, t0: t0, count: n, panel: panel)
-                for t in 0..<n { for c in 0..<2 { store(b.add(t0, b.i64(t)), n0, c, masks[c], sums[t][c]) } }
+                for t in 0..<n { body(b.add(t0, b.i64(t)), n0, count, sums[t]) }
             }
-            let mMain = b.mul(b.sdiv(m, b.i64(tokens)), b.i64(tokens))
-            b.loop(b.i64(0), mMain, step: tokens, "tt") { t0 in block(t0, tokens) }
-            b.loop(mMain, m, "t1") { t0 in block(t0, 1) }
+            // Whole tiles, then the rest in tiles of a third (a 1-token tile runs at one FMA chain's latency).
+            var done = b.i64(0)
+            for (i, size) in [tokens, tokens / 3, 1].enumerated() where size >= 1 && (i == 0 || size < tokens) {
+                let end = size == 1 ? m : b.add(done, b.mul(b.sdiv(b.sub(m, done), b.i64(size)), b.i64(size)))
+                b.loop(done, end, step: size, "tt\(size)") { t0 in block(t0, size) }
+                done = end
+            }
         }
     }
 }

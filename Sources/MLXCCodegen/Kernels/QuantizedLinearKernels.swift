@@ -24,8 +24,9 @@ import LLVMKit
 /// in f32, and each result is rounded once to x's dtype, as the unfused ops round theirs (SwiGLU:
 /// the gate and up products, silu(gate) and the product; a residual add after the product's rounding).
 ///
-/// With f32 x and no SwiGLU, calls of `LinearPanels.minTokens` tokens or more (an encoder's) dequantize
-/// each panel of columns once per call into f32 and run `LinearPanels`' GEMM on it instead.
+/// With f32 x, calls of `LinearPanels.minTokens` tokens or more (a prompt's, an encoder's) dequantize each
+/// panel of columns once per call into f32 and run `LinearPanels`' GEMM on it instead (SwiGLU: each panel
+/// pairs the same columns of the gate and the up weight).
 ///
 /// buffers: [x, w u32, scales, biases, out (x's dtype)]; dims: [M]; work items: output columns n.
 public enum QuantizedLinearKernels {
@@ -43,14 +44,15 @@ public enum QuantizedLinearKernels {
     /// activations stay a small stack scratch (≤ 64 KiB).
     public static func tokenBlock(k: Int) -> Int { max(1, min(4, 16384 / k)) }
 
-    /// Whether many-token calls take the packed-panel GEMM (`LinearPanels`): f32 activations, no SwiGLU.
+    /// Whether many-token calls take the packed-panel GEMM (`LinearPanels`): f32 activations.
     static func usesPanels(activation: ElementType, epilogue: Epilogue, lanes: Int) -> Bool {
-        activation == .f32 && epilogue == .none && lanes > 1
+        activation == .f32 && lanes > 1
     }
 
-    /// The thread split's grain: whole panels when the kernel packs them, else `fallback`.
+    /// The thread split's grain: whole panels when the kernel packs them (SwiGLU: a panel is one vector of
+    /// columns of each weight), else `fallback`.
     public static func grain(activation: ElementType, epilogue: Epilogue, lanes: Int, fallback: Int) -> Int {
-        usesPanels(activation: activation, epilogue: epilogue, lanes: lanes) ? 2 * lanes : fallback
+        usesPanels(activation: activation, epilogue: epilogue, lanes: lanes) ? (epilogue == .swiglu ? lanes : 2 * lanes) : fallback
     }
 
     /// What follows the dot products: plain results (one per weight), or SwiGLU of two weights.
@@ -176,38 +178,57 @@ public enum QuantizedLinearKernels {
                 if tb > 1 { b.loop(mMain, m, "tt") { t0 in tokens(t0: t0, nt: 1) } }
             }
             guard let panels, let panel else { return rowTiles() }
-            // Many f32 tokens: each panel of columns dequantized once into f32 (s·q + b, the definition's
-            // dequantize), then the f32 GEMM of `LinearPanels`.
+            /// Rows [n0, n0 + count) of weight `wt` dequantized (s·q + b, the definition's dequantize) into panel
+            /// columns [first, first + width), transposed; rows past `count` are 0. Per group, each row's codes
+            /// `lanes` at a time as one vector (`DequantizeKernels.codeVector`: a group starts on a word
+            /// boundary), scaled, then `lanes` rows transposed in registers so each k's column is one store.
+            func packAffine(_ wt: (w: IRValue, scales: IRValue, biases: IRValue), n0: IRValue, count: IRValue, first: Int, width: Int) {
+                let wordsPerRow = k * bits / 32, wordsPerGroup = groupSize * bits / 32
+                let vec = b.vector(b.f32, lanes)
+                let present = (0..<width).map { b.icmp(LLVMIntSLT, b.i64($0), count) }
+                let rowIndex = (0..<width).map { b.add(n0, b.select(present[$0], b.i64($0), b.i64(0))) }
+                b.loop(b.i64(0), b.i64(groups), "packg") { g in
+                    // One block of `lanes` rows × `lanes` k at a time (a block's vectors and their transpose in registers).
+                    for v in 0..<(groupSize / lanes) {
+                        let kk = b.add(b.mul(g, b.i64(groupSize)), b.i64(v * lanes))
+                        for block in 0..<(width / lanes) {
+                            let vectors = ((block * lanes)..<((block + 1) * lanes)).map { c -> IRValue in
+                                let r = rowIndex[c], at = b.add(b.mul(r, b.i64(groups)), g)
+                                let scale = b.splat(rows.loadParams(wt.scales, at, 1), lanes)
+                                let bias = b.splat(rows.loadParams(wt.biases, at, 1), lanes)
+                                let groupWord = b.add(b.mul(r, b.i64(wordsPerRow)), b.mul(g, b.i64(wordsPerGroup)))
+                                let codes = b.uitofp(DequantizeKernels.codeVector(b, words: wt.w, groupWord: groupWord, firstBit: v * lanes * bits,
+                                                                                  width: lanes, bits: bits), vec)
+                                return b.select(present[c], b.fadd(b.fmul(scale, codes), bias), wide.zero(b.f32))
+                            }
+                            for (j, column) in panels.transpose(vectors).enumerated() {
+                                wide.store(column, b.f32, panel, b.add(b.mul(b.add(kk, b.i64(j)), b.i64(panels.columns)), b.i64(first + block * lanes)))
+                            }
+                        }
+                    }
+                }
+            }
+            // Many f32 tokens: each panel of columns dequantized once into f32, then the f32 GEMM of `LinearPanels`.
             _ = Support.ifElse(b, b.icmp(LLVMIntSGE, m, b.i64(LinearPanels.minTokens)), "panels", then: {
+                if epilogue == .swiglu {
+                    let n = ns[0]
+                    panels.runPaired(x: x, m: m, lo: e.begin, hi: e.end, panel: panel, pack: { n0, count in
+                        packAffine(weights[0], n0: n0, count: count, first: 0, width: lanes)
+                        packAffine(weights[1], n0: n0, count: count, first: lanes, width: lanes)
+                    }) { t, n0, l, gate, up in
+                        let at = b.add(b.mul(t, b.i64(n)), n0)
+                        var v = b.fmul(VectorMath.silu(l, gate), up)
+                        if let residualBuffer { v = b.fadd(v, l.load(b.f32, residualBuffer, at)) }
+                        l.store(v, b.f32, outs[0], at)
+                    }
+                    return []
+                }
                 var offset = 0
                 for (i, n) in ns.enumerated() {
                     let lo = Support.smax(b, e.begin, b.i64(offset)), hi = Support.smin(b, e.end, b.i64(offset + n))
                     let localLo = b.sub(lo, b.i64(offset)), localHi = Support.smax(b, b.sub(hi, b.i64(offset)), localLo)
-                    let wt = weights[i]
                     panels.run(x: x, m: m, lo: localLo, hi: localHi, panel: panel, pack: { n0, count in
-                        b.loop(b.i64(0), b.i64(panels.columns), "pack") { c in
-                            let present = b.icmp(LLVMIntSLT, c, count)
-                            let r = b.add(n0, b.select(present, c, b.i64(0)))
-                            let codes = b.gep(b.i8, wt.w, b.mul(r, b.i64(rows.rowBytes)))
-                            b.loop(b.i64(0), b.i64(groups), "packg") { g in
-                                let at = b.add(b.mul(r, b.i64(groups)), g)
-                                let scale = rows.loadParams(wt.scales, at, 1), bias = rows.loadParams(wt.biases, at, 1)
-                                b.loop(b.i64(0), b.i64(groupSize), "packk") { j in
-                                    let kk = b.add(b.mul(g, b.i64(groupSize)), j)
-                                    // Code kk is bits [kk·bits, +bits) of the row's LSB-first bit stream: within the byte
-                                    // it starts in and (3/5/6/7 bits) the next one, clamped to the row (its bits then unused).
-                                    let bit = b.mul(kk, b.i64(bits))
-                                    let at = b.sdiv(bit, b.i64(8))
-                                    let lo = b.zext(b.load(b.i8, b.gep(b.i8, codes, at), align: 1), b.i32)
-                                    let hi = b.zext(b.load(b.i8, b.gep(b.i8, codes, Support.smin(b, b.add(at, b.i64(1)), b.i64(rows.rowBytes - 1))),
-                                                           align: 1), b.i32)
-                                    let pair = b.or(lo, b.shl(hi, b.i32(8)))
-                                    let code = b.and(LLVMBuildLShr(b.ref, pair, b.trunc(b.srem(bit, b.i64(8)), b.i32), "")!, b.i32((1 << bits) - 1))
-                                    let value = b.fadd(b.fmul(scale, b.uitofp(code, b.f32)), bias)
-                                    b.store(b.select(present, value, b.f32(0)), b.gep(b.f32, panel, b.add(b.mul(kk, b.i64(panels.columns)), c)))
-                                }
-                            }
-                        }
+                        packAffine(weights[i], n0: n0, count: count, first: 0, width: panels.columns)
                     }) { t, n0, c, l, sum in
                         let at = b.add(b.mul(t, b.i64(n)), b.add(n0, b.i64(c * lanes)))
                         var v = sum
