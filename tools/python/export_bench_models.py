@@ -7,6 +7,8 @@ in the variants the benchmarks compare. Reuses the fixture exporter's model and 
 Sizes (prefill chunk 128, context 512):
   small       ~28M parameters: dim 512, 8 layers, 8 heads / 2 KV heads, hidden 1536, vocab 4096
   stories110m dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000 (the llama2.c stories110M shape)
+  llama1b     Llama-3.2-1B's shape: dim 2048, 16 layers, 32 heads / 8 KV heads, hidden 8192, vocab 128256, RoPE base
+              500000 (untied output projection: 1.5B parameters; the state dict is 6 GB, the bf16 export 3 GB)
 Variants (all from the same weights: seed SEED, models.init_weights_):
   mlx_fp32, mlx_bf16, mlx_8bit, mlx_4bit   one MLX delegate (mlxc); 8/4-bit: MLX quantize_model_ (group 32)
   plain                                    no delegate (ExecuTorch portable kernels)
@@ -38,6 +40,8 @@ GROUP_SIZE = 32
 SIZES = {
     "small": dict(dim=512, n_layers=8, n_heads=8, n_kv_heads=2, head_dim=64, hidden_dim=1536, vocab_size=4096),
     "stories110m": dict(dim=768, n_layers=12, n_heads=12, n_kv_heads=12, head_dim=64, hidden_dim=2048, vocab_size=32000),
+    "llama1b": dict(dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64, hidden_dim=8192, vocab_size=128256,
+                    rope_base=500000.0),
 }
 VARIANTS = ["mlx_fp32", "mlx_bf16", "mlx_8bit", "mlx_4bit", "plain", "xnnpack_fp32", "xnnpack_8da4w"]
 
@@ -102,7 +106,7 @@ def save_state_dict(size: str) -> Path:
     """float32 parameters (no KV caches / RoPE tables) of the plain module: the same numbers every variant
     starts from, in models.py's names (tok_embeddings, layers.N.attention.wq, ..., norm, output)."""
     m, cfg = ef.build_module(spec(size, "plain"), "plain")
-    sd = {k: v.detach().clone().contiguous() for k, v in m.named_parameters()}
+    sd = {k: v.detach().contiguous() for k, v in m.named_parameters()}   # no copy: 6 GB at the 1B size
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{size}_state_dict.pt"
     torch.save(sd, path)

@@ -10,13 +10,16 @@ import statistics
 import subprocess
 from pathlib import Path
 
+import export as bexport
 import roofline
 
-PEER_NAMES = {"mlxc": "mlxc", "mlxc-unfused": "mlxc unfused", "mlxc-plain": "mlxc on the plain export",
+PEER_NAMES = {"mlxc": "mlxc", "mlxc-avx2": "mlxc AVX2", "mlxc-unfused": "mlxc unfused", "mlxc-plain": "mlxc on the plain export",
               "mlxc-plain-unfused": "mlxc plain unfused", "mlxc-xnnpack": "mlxc on the XNNPACK export", "xnnpack": "ExecuTorch XNNPACK", "portable": "ExecuTorch portable",
               "eager": "PyTorch eager", "llamacpp": "llama.cpp"}
 NOISY = 0.20  # others' CPU share above which a measurement is marked † (set from the run's --noisy)
 LLAMA_TYPES = {"fp32": "F32", "bf16": "F16", "8bit": "Q8_0", "4bit": "Q4_0"}
+# mlxc's builds in the roofline and targets: peer → (label, FMA width its kernels use; None: the host's best)
+MLXC_BUILDS = {"mlxc": ("native", None), "mlxc-avx2": ("AVX2 (MLXC_ISA=avx2)", "256bit")}
 
 
 # ------------------------------------------------------------------------------------------- environment
@@ -244,15 +247,19 @@ def contention_table(results, sizes, precisions, peers) -> list:
     return lines + [""]
 
 
+def fma_peak(rf, width) -> float:
+    """GFLOP/s the build can reach: its vector width's measured peak (the host's best when width is None)."""
+    return rf["fma_gflops_by_width"].get(width, rf["fma_peak_gflops"]) if width else rf["fma_peak_gflops"]
+
+
 def roofline_rows(meta, agg, sizes, precisions) -> tuple:
     rf = meta["roofline"]
     bw = rf["read_bandwidth_gb_s"] * 1e9
-    fma = rf["fma_peak_gflops"] * 1e9
     llc = rf.get("llc_bytes", 0)
-    lines = ["| model | precision | weights MB/token | KV MB/token | > LLC | decode bound (weights) tok/s | "
+    lines = ["| model | precision | mlxc build | weights MB/token | KV MB/token | > LLC | decode bound (weights) tok/s | "
              "mlxc decode tok/s | % of bound | % of bound incl. KV | bandwidth just before, GB/s | % of that bound | "
-             "prefill bound tok/s | mlxc prefill tok/s | % |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "FMA peak GFLOP/s | prefill bound tok/s | mlxc prefill tok/s | % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = {}
     for size in sizes:
         cfg = meta["model_configs"][size]
@@ -260,29 +267,37 @@ def roofline_rows(meta, agg, sizes, precisions) -> tuple:
             c = roofline.model_costs(cfg, prec)
             dec_bound = bw / c["weights_bytes_per_token"]
             dec_bound_kv = bw / (c["weights_bytes_per_token"] + c["kv_bytes_per_token"])
-            pre_bound = fma / c["flops_per_token"]
-            r = agg.get((size, prec, "mlxc"))
-            dec = r.get("decode_tokens_per_s") if r and r.get("ok") else None
-            pre = r.get("prefill_tokens_per_s") if r and r.get("ok") else None
             big = c["weights_bytes_per_token"] > llc
-            pct[(size, prec)] = (dec / dec_bound if dec else None, big)
-            local = r.get("bandwidth_gb_s") if r and r.get("ok") else None
-            local_pct = f"{100 * dec * c['weights_bytes_per_token'] / (local * 1e9):.0f}%" if local and dec else "—"
-            lines.append(f"| {size} | {prec} | {c['weights_bytes_per_token'] / 1e6:.1f} | {c['kv_bytes_per_token'] / 1e6:.1f} | "
-                         f"{'yes' if big else 'no'} | {dec_bound:.0f} | {fmt(dec)} | "
-                         f"{'—' if dec is None else f'{100 * dec / dec_bound:.0f}%'} | "
-                         f"{'—' if dec is None else f'{100 * dec / dec_bound_kv:.0f}%'} | {fmt(local)} | {local_pct} | "
-                         f"{pre_bound:.0f} | {fmt(pre)} | "
-                         f"{'—' if pre is None else f'{100 * pre / pre_bound:.0f}%'} |")
+            for peer, (label, width) in MLXC_BUILDS.items():
+                r = agg.get((size, prec, peer))
+                if (r is None and peer != "mlxc") or not bexport.artifact(peer, size, prec):
+                    continue
+                fma = fma_peak(rf, width) * 1e9
+                pre_bound = fma / c["flops_per_token"]
+                dec = r.get("decode_tokens_per_s") if r and r.get("ok") else None
+                pre = r.get("prefill_tokens_per_s") if r and r.get("ok") else None
+                pct[(size, prec, peer)] = (dec / dec_bound if dec else None, big, pre / pre_bound if pre else None)
+                local = r.get("bandwidth_gb_s") if r and r.get("ok") else None
+                local_pct = f"{100 * dec * c['weights_bytes_per_token'] / (local * 1e9):.0f}%" if local and dec else "—"
+                lines.append(f"| {size} | {prec} | {label} | {c['weights_bytes_per_token'] / 1e6:.1f} | {c['kv_bytes_per_token'] / 1e6:.1f} | "
+                             f"{'yes' if big else 'no'} | {dec_bound:.0f} | {fmt(dec)} | "
+                             f"{'—' if dec is None else f'{100 * dec / dec_bound:.0f}%'} | "
+                             f"{'—' if dec is None else f'{100 * dec / dec_bound_kv:.0f}%'} | {fmt(local)} | {local_pct} | "
+                             f"{fma / 1e9:.0f} | {pre_bound:.0f} | {fmt(pre)} | "
+                             f"{'—' if pre is None else f'{100 * pre / pre_bound:.0f}%'} |")
     return lines, pct
 
 
 def targets(agg, sizes, pct, meta=None) -> list:
+    """Issue 16's "done when" points that one run of the benchmark can decide, for each mlxc build measured."""
     out = []
 
-    def dec(size, prec, peer):
+    def get(size, prec, peer, field):
         r = agg.get((size, prec, peer))
-        return r.get("decode_tokens_per_s") if r and r.get("ok") else None
+        return r.get(field) if r and r.get("ok") else None
+
+    def dec(size, prec, peer):
+        return get(size, prec, peer, "decode_tokens_per_s")
 
     def verdict(ok):
         return "**met**" if ok else "**not met**"
@@ -291,9 +306,10 @@ def targets(agg, sizes, pct, meta=None) -> list:
         m, x = dec(size, "fp32", "mlxc"), dec(size, "fp32", "xnnpack")
         if m and x:
             out.append(f"- {size}: decode ≥ 1.5× XNNPACK fp32 — {ratio(m / x)} ({fmt(m)} vs {fmt(x)} tok/s): {verdict(m / x >= 1.5)}")
-        m, x = dec(size, "4bit", "mlxc"), dec(size, "4bit", "xnnpack")
-        if m and x:
-            out.append(f"- {size}: 4-bit decode ≥ 3× XNNPACK 8da4w — {ratio(m / x)} ({fmt(m)} vs {fmt(x)} tok/s): {verdict(m / x >= 3)}")
+        for peer in MLXC_BUILDS:
+            m, x = dec(size, "4bit", peer), dec(size, "4bit", "xnnpack")
+            if m and x:
+                out.append(f"- {size} {PEER_NAMES[peer]}: 4-bit decode ≥ 3× XNNPACK 8da4w — {ratio(m / x)} ({fmt(m)} vs {fmt(x)} tok/s): {verdict(m / x >= 3)}")
         for prec, name in (("fp32", "xnnpack_fp32"), ("4bit", "xnnpack_8da4w")):
             m, x = agg.get((size, prec, "mlxc-xnnpack")), agg.get((size, prec, "xnnpack"))
             if m and x and m.get("ok") and x.get("ok"):
@@ -301,25 +317,45 @@ def targets(agg, sizes, pct, meta=None) -> list:
                 p = m["prefill_tokens_per_s"] / x["prefill_tokens_per_s"]
                 out.append(f"- {size} `{name}`, the same file: decode ≥ 1.5× ExecuTorch — {ratio(d)}: {verdict(d >= 1.5)}; "
                            f"prefill ≥ ExecuTorch — {ratio(p)}: {verdict(p >= 1)}")
-        for prec in ("fp32", "bf16", "8bit", "4bit"):
-            m, l = dec(size, prec, "mlxc"), dec(size, prec, "llamacpp")
-            if m and l:
-                out.append(f"- {size} {prec}: decode ≥ llama.cpp {LLAMA_TYPES[prec]} — {ratio(m / l)} ({fmt(m)} vs {fmt(l)} tok/s): {verdict(m >= l)}")
-        for prec in ("fp32", "bf16", "8bit", "4bit"):
-            p, big = pct.get((size, prec), (None, False))
-            if p is None:
-                continue
-            r = agg.get((size, prec, "mlxc")) or {}
-            local = ""
-            if r.get("bandwidth_gb_s") and meta:
-                c = roofline.model_costs(meta["model_configs"][size], prec)
-                local = (f" ({100 * r['decode_tokens_per_s'] * c['weights_bytes_per_token'] / (r['bandwidth_gb_s'] * 1e9):.0f}% "
-                         f"of the bound at the {r['bandwidth_gb_s']:.0f} GB/s measured just before)")
-            if big:
-                out.append(f"- {size} {prec}: decode ≥ 85% of the bandwidth bound (weights exceed the LLC) — "
-                           f"{100 * p:.0f}% of the run's best bandwidth{local}: {verdict(p >= 0.85)}")
-            else:
-                out.append(f"- {size} {prec}: weights fit in the LLC; the 85% roofline target does not apply ({100 * p:.0f}% of the DRAM bound)")
+        for peer in MLXC_BUILDS:
+            who = PEER_NAMES[peer]
+            for prec in ("fp32", "bf16", "8bit", "4bit"):
+                m, l = dec(size, prec, peer), dec(size, prec, "llamacpp")
+                if m and l:
+                    out.append(f"- {size} {prec} {who}: decode ≥ llama.cpp {LLAMA_TYPES[prec]} — {ratio(m / l)} ({fmt(m)} vs {fmt(l)} tok/s): {verdict(m >= l)}")
+            for prec in ("8bit", "4bit"):
+                m, l = get(size, prec, peer, "prefill_tokens_per_s"), get(size, prec, "llamacpp", "prefill_tokens_per_s")
+                if m and l:
+                    out.append(f"- {size} {prec} {who}: prefill ≥ 1.5× llama.cpp {LLAMA_TYPES[prec]} — {ratio(m / l)} ({fmt(m)} vs {fmt(l)} tok/s): {verdict(m >= 1.5 * l)}")
+            for prec in ("fp32", "bf16"):
+                q = pct.get((size, prec, peer), (None, False, None))[2]
+                if q is not None:
+                    out.append(f"- {size} {prec} {who}: prefill ≥ 80% of the FMA peak — {100 * q:.0f}%: {verdict(q >= 0.8)}")
+            for prec in ("fp32", "bf16", "8bit", "4bit"):
+                p, big, _ = pct.get((size, prec, peer), (None, False, None))
+                if p is None:
+                    continue
+                r = agg.get((size, prec, peer)) or {}
+                local = ""
+                if r.get("bandwidth_gb_s") and meta:
+                    c = roofline.model_costs(meta["model_configs"][size], prec)
+                    local = (f" ({100 * r['decode_tokens_per_s'] * c['weights_bytes_per_token'] / (r['bandwidth_gb_s'] * 1e9):.0f}% "
+                             f"of the bound at the {r['bandwidth_gb_s']:.0f} GB/s measured just before)")
+                if big:
+                    out.append(f"- {size} {prec} {who}: decode ≥ 92% of the bandwidth bound (weights exceed the LLC) — "
+                               f"{100 * p:.0f}% of the run's best bandwidth{local}: {verdict(p >= 0.92)}")
+                else:
+                    out.append(f"- {size} {prec} {who}: weights fit in the LLC; the 92% roofline target does not apply ({100 * p:.0f}% of the DRAM bound)")
+            if size == "llama1b" and meta:
+                for prec in ("bf16", "4bit"):
+                    r = agg.get((size, prec, peer))
+                    if not (r and r.get("ok") and r.get("file_mb")):
+                        continue
+                    c = roofline.model_costs(meta["model_configs"][size], prec)
+                    limit = r["file_mb"] + c["kv_bytes_per_token"] / 1e6 + 64 * 1.048576
+                    out.append(f"- {size} {prec} {who}: peak RSS ≤ file + KV cache + 64 MiB — {fmt(r['peak_rss_mb'], 0)} MB "
+                               f"against {limit:.0f} MB: {verdict(r['peak_rss_mb'] <= limit)}; load (and compile) "
+                               f"{fmt(r.get('load_s'), 2)} s, time to first token {fmt(r.get('time_to_first_token_s'), 2)} s")
     return out
 
 
@@ -411,7 +447,11 @@ def render(data) -> str:
           f"gguf {ver.get('gguf')}, Python {ver.get('python')}, gcc {ver.get('gcc')}",
           f"- threads: {opts['threads']} for every peer; prompt {opts['prompt_length']} tokens in one call, then "
           f"{opts['decode']} greedy single-token decode steps; median of {opts['runs']} runs after a warm-up run, "
-          f"then the median over {opts.get('rounds', 1)} round(s) (each round a fresh process per peer, peers alternating)", ""]
+          f"then the median over {opts.get('rounds', 1)} round(s) (each round a fresh process per peer, peers alternating)"]
+    if "mlxc-avx2" in peers:
+        L += ["- ISA: **mlxc AVX2** is the same binary and export with `MLXC_ISA=avx2` (kernels compiled as for an AVX2 + FMA "
+              "CPU, Zen 3: 8 f32 lanes, no AVX-512, no VNNI); every other peer, llama.cpp included, uses this host's full ISA"]
+    L += [""]
     if rf:
         L += [f"Roofline ({rf['threads']} threads): read bandwidth **{rf['read_bandwidth_gb_s']:.1f} GB/s**, "
               f"FMA peak **{rf['fma_peak_gflops']:.0f} GFLOP/s** fp32 ({rf['fma_best_width']} vectors; "
@@ -441,7 +481,7 @@ def render(data) -> str:
     capped = [r for r in agg.values() if r.get("ok") and r.get("capped")]
     if capped:
         L += ["`[N tok × R]`: slow peer capped to N decode tokens and R runs to fit the per-measurement budget "
-              f"({opts['budget_s']:.0f} s)", ""]
+              f"({opts['budget_s']:.0f} s); llama1b is measured with at most 32 decode tokens × 3 runs by every peer", ""]
 
     if rf:
         L += ["## Roofline", "",
@@ -449,7 +489,8 @@ def render(data) -> str:
               "(fp32 4 B, bf16 2 B, 8-bit 1 B + 2-byte scale and bias per 32, 4-bit 0.5 B + the same) plus norms; "
               "decode bound = bandwidth ÷ those bytes. The exported graphs also attend over the whole 512-slot KV "
               "cache on every step (masked), whose bytes are the KV column (\"incl. KV\" bound). Prefill bound = FMA "
-              "peak ÷ (2 × matrix parameters) (fp32 FMA; int8 dot-product instructions could exceed it). The bound uses "
+              "peak ÷ (2 × matrix parameters) (fp32 FMA; int8 dot-product instructions could exceed it); the AVX2 build "
+              "(MLXC_ISA=avx2) is held to the 256-bit FMA peak. The bound uses "
               "the best bandwidth measured during the run; the memory bandwidth of this (virtual) machine varies over "
               "time, so the bandwidth measured right before mlxc's measurement is shown too.", ""]
         rows, pct = roofline_rows(meta, agg, sizes, precisions)

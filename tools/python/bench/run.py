@@ -38,15 +38,17 @@ import roofline  # noqa: E402
 REPO = HERE.parents[2]
 OUT = bexport.OUT
 MLXC = Path(os.environ.get("MLXC") or REPO / ".build" / "release" / "mlxc")   # MLXC=…: another build
-ALL_PEERS = ["mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "mlxc-xnnpack", "xnnpack", "portable", "eager", "llamacpp"]
+ALL_PEERS = ["mlxc", "mlxc-avx2", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "mlxc-xnnpack", "xnnpack", "portable", "eager", "llamacpp"]
 # mlxc-unfused: the same mlxc without the fusion passes (canonicalization only), to show what fusion buys;
 # mlxc-plain(-unfused): mlxc on the plain (non-delegated) export that ExecuTorch portable runs, where every
 # fusion must first recognise the decomposed ops; mlxc-xnnpack: mlxc on the XNNPACK export the xnnpack peer runs
-# (the same file on both runtimes).
-MLXC_PEERS = ("mlxc", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "mlxc-xnnpack")
+# (the same file on both runtimes); mlxc-avx2: mlxc on the MLX export compiled as for an AVX2 + FMA CPU (MLXC_ISA=avx2:
+# 8-lane kernels, no AVX-512/VNNI — the Zen 3 CI machine class) on this host, in the same run as the native build.
+MLXC_PEERS = ("mlxc", "mlxc-avx2", "mlxc-unfused", "mlxc-plain", "mlxc-plain-unfused", "mlxc-xnnpack")
+MLXC_ISA = {"mlxc-avx2": "avx2"}   # peer → MLXC_ISA for its process (the others: the host's own ISA)
 UNFUSED_PIPELINE = "fold-scalar-constants,cse,dce,last-position-logits"
 ALL_PRECISIONS = ["fp32", "bf16", "8bit", "4bit"]
-ALL_SIZES = ["small", "stories110m"]
+ALL_SIZES = ["small", "stories110m", "llama1b"]
 
 
 def log(msg: str) -> None:
@@ -61,11 +63,12 @@ def cpu_busy_seconds() -> float:
     return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def run_child(cmd, timeout_s: float) -> dict:
+def run_child(cmd, timeout_s: float, env: dict | None = None) -> dict:
     """Runs cmd; → stdout, stderr, returncode, peak RSS of that process (wait4), wall time, and the CPU share
     that other processes on the machine used meanwhile (noise indicator)."""
     busy0, t0 = cpu_busy_seconds(), time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, **env) if env else None)
     out, err = [], []
     readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read())) for s, b in ((p.stdout, out), (p.stderr, err))]
     for r in readers:
@@ -142,7 +145,7 @@ def measure(peer: str, size: str, precision: str, args, vocab: int, contention: 
            "file_mb": path.stat().st_size / 1e6 if path.exists() else None}
     if contention:
         rec["contention"] = args.contention_procs
-    capped = False
+    capped, env = False, None
     if peer in MLXC_PEERS:
         # A kernel cache of its own: the first start below compiles every kernel (cold), the measured one loads them.
         cache_dir = OUT / "kernel-cache" / f"{peer}-{size}-{precision}-{os.getpid()}"
@@ -152,18 +155,22 @@ def measure(peer: str, size: str, precision: str, args, vocab: int, contention: 
             return [str(MLXC), "bench", str(path), "--prompt-length", str(args.prompt_length), "--decode", str(decode),
                     "--runs", str(runs), "--threads", str(args.threads), "--json", "--cache-dir", str(cache_dir)] + \
                 (["--pipeline", UNFUSED_PIPELINE] if peer.endswith("-unfused") else [])
-        cold = run_child(mlxc_cmd(1, 1), args.timeout_s)
+        env = {"MLXC_ISA": MLXC_ISA[peer]} if peer in MLXC_ISA else None
+        if env:
+            rec["isa"] = MLXC_ISA[peer]
+        cold = run_child(mlxc_cmd(1, 1), args.timeout_s, env)
         try:
             j = json.loads([ln for ln in cold["stdout"].splitlines() if ln.startswith("{")][-1])
             rec["cold_start"] = {"time_to_first_token_s": j["time_to_first_token_s"], "load_compile_s": j["load_compile_s"],
                                  "kernels": j.get("kernels"), "kernels_optimized": j.get("kernels_optimized")}
         except (IndexError, ValueError, KeyError):
             pass
-        decode, runs = args.decode, args.runs
+        decode, runs = bexport.SHORTENED.get(size, (args.decode, args.runs))
+        decode, runs = min(decode, args.decode), min(runs, args.runs)
         if args.budget_s:
             # probe (1 run of 8 decode steps): a pathologically slow variant gets fewer decode tokens / runs
             # under the same rule as the Python peers (peers.py measure())
-            pr = run_child(mlxc_cmd(8, 1), args.timeout_s)
+            pr = run_child(mlxc_cmd(8, 1), args.timeout_s, env)
             try:
                 j = json.loads([ln for ln in pr["stdout"].splitlines() if ln.startswith("{")][-1])
                 t_pre, t_tok = args.prompt_length / j["prefill_tokens_per_s"], 1.0 / j["decode_tokens_per_s"]
@@ -177,11 +184,14 @@ def measure(peer: str, size: str, precision: str, args, vocab: int, contention: 
         capped = decode < args.decode or runs < args.runs
         cmd = mlxc_cmd(decode, runs)
     else:
+        decode, runs = bexport.SHORTENED.get(size, (args.decode, args.runs))
+        decode, runs = min(decode, args.decode), min(runs, args.runs)
+        capped = decode < args.decode or runs < args.runs
         cmd = [sys.executable, str(HERE / "peers.py"), peer, "--model", str(path), "--size", size, "--precision", precision,
-               "--vocab", str(vocab), "--prompt-length", str(args.prompt_length), "--decode", str(args.decode),
-               "--runs", str(args.runs), "--threads", str(args.threads), "--budget-s", str(args.budget_s)]
+               "--vocab", str(vocab), "--prompt-length", str(args.prompt_length), "--decode", str(decode),
+               "--runs", str(runs), "--threads", str(args.threads), "--budget-s", str(args.budget_s)]
     with busy_neighbour(args.contention_procs if contention else 0):
-        r = run_child(cmd, args.timeout_s)
+        r = run_child(cmd, args.timeout_s, env)
     if peer in MLXC_PEERS:
         shutil.rmtree(cache_dir, ignore_errors=True)
     rec.update(command=" ".join(shlex.quote(str(c)) for c in cmd), wall_s=r["wall_s"],
@@ -207,7 +217,7 @@ def measure(peer: str, size: str, precision: str, args, vocab: int, contention: 
     rec["base_rss_mb"] = j.get("base_rss_mb")
     rec["decode_tokens"] = j.get("decode_tokens", args.decode)  # mlxc: the count it was asked for
     rec["runs"] = j.get("runs", args.runs)
-    rec["capped"] = bool(j.get("capped", capped))
+    rec["capped"] = bool(j.get("capped")) or capped
     rec["tokens"] = j.get("tokens")
     rec["extra"] = {k: j[k] for k in ("llvm_compile_s", "threadpool_threads", "torch_threads", "system_info",
                                       "llama_cpp_python", "cold_prefill_s", "kernels", "kernels_cached",
