@@ -166,20 +166,7 @@ struct MetalEmitter {
 
     /// `make()` when `cond`, else `otherwise` (a phi: `make` may read memory only valid under `cond`).
     func guarded(_ cond: IRValue, _ otherwise: IRValue, _ make: () -> IRValue) -> IRValue {
-        let f = b.currentFunction
-        let from = b.currentBlock
-        let yes = b.block(f, "guard"), join = b.block(f, "guarded")
-        b.condBr(cond, yes, join)
-        b.position(at: yes)
-        let v = make()
-        let yesEnd = b.currentBlock
-        b.br(join)
-        b.position(at: join)
-        let phi = LLVMBuildPhi(b.ref, LLVMTypeOf(v), "")!
-        var values: [IRValue?] = [otherwise, v]
-        var blocks: [LLVMBasicBlockRef?] = [from, yesEnd]
-        values.withUnsafeMutableBufferPointer { vs in blocks.withUnsafeMutableBufferPointer { bs in LLVMAddIncoming(phi, vs.baseAddress, bs.baseAddress, 2) } }
-        return phi
+        Support.ifElse(b, cond, "guard", then: { [make()] }, otherwise: { [otherwise] })[0]
     }
 
     /// f32 register rounded to half/bfloat when the type is one.
