@@ -13,8 +13,8 @@ import MLXCIR
 /// reads or writes that cache, the sdpa reads exactly the two written caches (k then v), both writes
 /// use the same indices, and q, k, v, indices and mask are not state. A q or k that is a rope's
 /// output is left to fuse-rope-attention (which runs first). `FusedOps.unfused` of a rope_dims-0
-/// op has no rope: the writes and the sdpa, exactly the nodes matched here. Not fused: a cache that constant
-/// indices rewrite whole on every call (a cross-attention K/V projected inside the decoder).
+/// op has no rope: the writes and the sdpa, exactly the nodes matched here. Not fused: a cache that call-independent
+/// indices rewrite whole on every call (`WholeCacheRewrite`: a cross-attention K/V projected inside the decoder).
 public struct FuseKVAttention: GraphPass {
     public let name = "fuse-kv-attention"
     public init() {}
@@ -61,11 +61,13 @@ public struct FuseKVAttention: GraphPass {
             default: continue
             }
         }
-        // A cache rewritten whole on every call at constant rows (optimum's cross-attention K/V: arange(1500) from the
-        // encoder's states) is not an incremental cache: the write stays a step of its own, which cross-call reuse
-        // skips while the states are unchanged, and the sdpa reads the cache (fused, the write ran on every call).
-        if case .constant = graph[kWrite.indices].kind, let n = graph[kWrite.indices].type?.shape.first?.fixedValue,
-           let cache = graph[s.k].type, cache.rank == 4, cache.shape[2].fixedValue == n { return nil }
+        // A cache rewritten whole on every call at call-independent rows (optimum's cross-attention K/V: arange(1500)
+        // from the encoder's states, a constant or the op) is not an incremental cache: the write stays a step of its
+        // own, which cross-call reuse skips while the states are unchanged, and the sdpa reads the cache (fused, the
+        // write ran on every call).
+        let producer = { (v: ValueID) -> Op? in nodes[..<i].last(where: { $0.op.results.contains(v) })?.op }
+        if WholeCacheRewrite.isWholeRewrite(kWrite, graph: graph, producer: producer),
+           WholeCacheRewrite.isWholeRewrite(vWrite, graph: graph, producer: producer) { return nil }
         let moved = [s.q, kWrite.update, vWrite.update, kWrite.indices] + [s.mask].compactMap { $0 }
         guard !moved.contains(where: { rope.isState($0, graph) }) else { return nil }
         let op = RopeAttentionOp(q: s.q, k: kWrite.update, v: vWrite.update, kCache: s.k, vCache: s.v, indices: kWrite.indices,

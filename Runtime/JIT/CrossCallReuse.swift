@@ -1,4 +1,5 @@
 import MLXCIR
+import MLXCPasses
 
 /// Which steps of a compiled program's main plan compute the same results on every call whose inputs they read
 /// are byte-identical to the previous call's, and what must be kept between calls to skip them.
@@ -7,8 +8,8 @@ import MLXCIR
 /// cross-attention K/V from them (12 [1500 × 512] projections on Whisper base), although they only change once per
 /// 30 s window. This analysis is not Whisper's: a step is reusable when all its results depend only on constants
 /// and graph inputs (a bit per input position), never on state — except state that one step overwrites completely
-/// (an `index_copy` at a constant permutation of the whole axis: ExecuTorch's cross-attention cache written with
-/// `arange(1500)`), which then depends on what was written. At run time a reusable step is skipped when none of its
+/// (an `index_copy` at a constant permutation of the whole axis, or at `arange(0, n, 1)`: ExecuTorch's cross-attention
+/// cache written with `arange(1500)`), which then depends on what was written. At run time a reusable step is skipped when none of its
 /// inputs changed since the last successful call (`JITProgram+CrossCallReuse`); the values later steps read from
 /// it are kept in buffers that outlive the call's arena.
 struct CrossCallReuse {
@@ -75,13 +76,21 @@ struct CrossCallReuse {
         for (k, w) in writes.enumerated() { for v in w where isState(v) { writers[v, default: []].append(k) } }
         for v in written where isState(v) { writers[v, default: []].append(-1) }   // written under another name
         var overwrite: [Int: (state: ValueID, update: ValueID)] = [:]
+        // Rows written as `arange(0, n, 1)` (optimum's portable export) are as constant as a folded index tensor.
+        var aranges: [ValueID: Op] = [:]
+        for step in nodes { for n in step { if case .arange(let a) = n.op { aranges[a.out] = n.op } } }
         for (state, ks) in writers where ks.count == 1 {
             // The kernel may read the update through nodes it absorbed (a transpose): one of its nodes is the write.
             let writing = nodes[ks[0]].filter { $0.op.results.contains(state) }
             guard writing.count == 1, case .indexCopy(let o) = writing[0].op, o.dst == state, o.out == state,
-                  let dst = type(state)?.staticShape, let index = constant(o.indices),
-                  let update = type(o.update)?.staticShape, update == dst,
-                  coversAxis(index, length: dst[o.axis < 0 ? o.axis + dst.count : o.axis]) else { continue }
+                  let dst = type(state)?.staticShape,
+                  let update = type(o.update)?.staticShape, update == dst else { continue }
+            let length = dst[o.axis < 0 ? o.axis + dst.count : o.axis]
+            if let index = constant(o.indices) {
+                guard coversAxis(index, length: length) else { continue }
+            } else {
+                guard WholeCacheRewrite.coversAxis(o.indices, length: length, graph: graph, producer: { aranges[$0] }) else { continue }
+            }
             overwrite[ks[0]] = (state, o.update)
         }
         var mask = [UInt64?](repeating: nil, count: graph.values.count)

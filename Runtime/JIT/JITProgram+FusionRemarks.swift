@@ -1,4 +1,5 @@
 import MLXCIR
+import MLXCPasses
 
 extension JITProgram {
     /// `mlxc compile --remarks`: every op of the final plan that the fusion passes left unfused
@@ -20,6 +21,10 @@ extension JITProgram {
         case .sdpa(let s) where !readsState(s.k) && !readsState(s.v):
             // Attention over computed keys and values (an encoder's, cross-attention over given K/V): no cache
             // write to fold in, so the attention kernel is the whole fusion.
+            return nil
+        case .sdpa(let s) where WholeCacheRewrite.onlyRewrittenWhole(s.k, in: graph) && WholeCacheRewrite.onlyRewrittenWhole(s.v, in: graph):
+            // Over a cache rewritten whole at the same rows on every call (optimum's cross-attention K/V): the write is
+            // left a step of its own on purpose, which cross-call reuse skips while its input is unchanged.
             return nil
         case .sdpa, .llamaCustomSdpa:
             return "runs as the attention kernel (online softmax, no score matrix); rope_attention would also take the rope of q and k "

@@ -94,6 +94,52 @@ final class FuseKVAttentionTests: XCTestCase {
                             outputs: "%12, %11", "the add reads the new k rows before the fused op would write them")
     }
 
+    /// optimum's cross-attention caches, rewritten whole at the same rows on every call from the encoder's states —
+    /// rows as a constant (XNNPACK: a folded `arange(50)`) or as the `arange` op (portable) — are not incremental: the
+    /// writes stay steps of their own (cross-call reuse skips them) and the attention a plain sdpa over the caches.
+    /// Rows that do not cover the cache (a prefix, from 1, another step) are an incremental write: fused.
+    func testCacheRewrittenWholeEveryCallIsLeftAWriteAndAnSdpa() throws {
+        let cross = """
+        state %12 : f32[1, 4, 50, 16] = zeros "cross_k_cache"
+        state %13 : f32[1, 4, 50, 16] = zeros "cross_v_cache"
+        const %14 : i64[50] = buffer(0) "rows"
+
+        """
+        func body(_ rows: String) -> String {
+            rows + "  %12 = index_copy(dst: %12, update: %8, indices: %15, axis: 2) : f32[1, 4, 50, 16]\n"
+                + "  %13 = index_copy(dst: %13, update: %9, indices: %15, axis: 2) : f32[1, 4, 50, 16]\n"
+                + "  %11 = sdpa(q: %0, k: %12, v: %13, scale: 0.25, mask: none, causal: false) : ?\n"
+        }
+        func run(_ rows: String) throws -> (Int, String) {
+            var g = try IRParser.parse(header + cross + "block main {\n" + body(rows) + "}\noutputs %11\n")
+            let changes = try FuseKVAttention().run(&g)
+            try Verifier.verify(g)
+            return (changes, IRPrinter.print(g, origins: false))
+        }
+        let whole = ["  %15 = arange(start: 0, stop: 50, step: 1, scalar_type: i64) : i64[50]\n",
+                     "  %15 = arange(start: 0, stop: 50, step: 1, scalar_type: none) : i64[50]\n",
+                     "  %15 = id_copy(x: %14) : i64[50]\n"]
+        for rows in whole {
+            let (changes, text) = try run(rows)
+            if rows.contains("id_copy") {
+                XCTAssertEqual(changes, 1, "rows computed from a constant by an op this pass does not read: incremental, fused")
+            } else {
+                XCTAssertEqual(changes, 0, rows)
+                XCTAssertTrue(text.contains("sdpa(q: %0, k: %12, v: %13"), text)
+                XCTAssertEqual(text.components(separatedBy: "index_copy(").count - 1, 2, text)
+            }
+        }
+        // The constant itself (XNNPACK's folded arange), by name instead of through a node.
+        var g = try IRParser.parse(header + cross + "block main {\n" + body("").replacingOccurrences(of: "indices: %15", with: "indices: %14")
+                                   + "}\noutputs %11\n")
+        XCTAssertEqual(try FuseKVAttention().run(&g), 0, "constant rows covering the cache")
+        for partial in ["  %15 = arange(start: 0, stop: 49, step: 1, scalar_type: i64) : i64[49]\n",
+                        "  %15 = arange(start: 1, stop: 51, step: 1, scalar_type: i64) : i64[50]\n",
+                        "  %15 = arange(start: 0, stop: 100, step: 2, scalar_type: i64) : i64[50]\n"] {
+            XCTAssertEqual(try run(partial).0, 1, "not the cache's rows 0..<50 in order: an incremental write, fused: \(partial)")
+        }
+    }
+
     func testDifferentIndicesOrNotStateOrSwappedCachesBlock() throws {
         try assertUnchanged(write(5, 1) + write(6, 2, indices: 7) + sdpa(11), "k and v written at different positions")
         try assertUnchanged(write(5, 1) + sdpa(11), "the v cache is not written before the sdpa")

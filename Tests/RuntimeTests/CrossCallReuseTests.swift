@@ -89,12 +89,19 @@ final class CrossCallReuseTests: XCTestCase {
     func testFullyOverwrittenStateIsReusedPartialIsNot() throws {
         var r = Random(13)
         // transposed: the update is written through a transpose (the scatter kernel absorbs it, as in optimum's decoder).
-        for (full, transposed) in [(true, false), (false, false), (true, true)] {
+        // arange: the rows as the `arange` op itself (optimum's portable export) instead of a constant.
+        for (full, transposed, arange) in [(true, false, false), (false, false, false), (true, true, false), (true, false, true), (false, false, true)] {
             var g = RefGraph()
             let h = g.input(r.tensor(transposed ? [1, 8, 4] : [1, 4, 8])), t = g.input(r.tensor([1, 4, 8]))
             let state = g.graph.addValue(TensorType(.f32, fixed: [1, 4, 8]), .state(initial: nil))
             let rows: [Double] = full ? [2, 0, 3, 1] : [2, 0]
-            let index = g.graph.addValue(TensorType(.i64, fixed: [rows.count]), .constant(.literal(rows)))
+            let index: ValueID
+            if arange {
+                index = g.result(TensorType(.i64, fixed: [rows.count]))
+                g.append(.arange(ARangeOp(out: index, start: .literal(0), stop: .literal(Int64(rows.count)), step: .literal(1), scalarType: .i64)))
+            } else {
+                index = g.graph.addValue(TensorType(.i64, fixed: [rows.count]), .constant(.literal(rows)))
+            }
             let scale = constant(&g, r.tensor(transposed ? [1, 8, 1] : [1, 1, 8]))
             var p = g.result()
             g.append(.multiply(MultiplyOp(a: h, b: scale, out: p)))
@@ -116,8 +123,10 @@ final class CrossCallReuseTests: XCTestCase {
             let ts = (0..<6).map { _ in r.tensor([1, 4, 8]) }
             let calls = [[h1, ts[0]], [h1, ts[1]], [h2, ts[2]], [h2, ts[3]], [h2, ts[4]], [h1, ts[5]]]
             // The multiply by a constant is reusable either way; the state write only when it covers the state.
-            let jit = try check(g.graph, calls, skips: [false, false, false, true, false, false], resetBefore: [4])
-            XCTAssertEqual(jit.reusableStateWrites, full ? 1 : 0, "full \(full) transposed \(transposed): state write reusable")
+            // (The arange step reads nothing: skipped on every call after the first but the one after the reset.)
+            let skips = arange ? [false, true, true, true, false, true] : [false, false, false, true, false, false]
+            let jit = try check(g.graph, calls, skips: skips, resetBefore: [4])
+            XCTAssertEqual(jit.reusableStateWrites, full ? 1 : 0, "full \(full) transposed \(transposed) arange \(arange): state write reusable")
         }
     }
 }

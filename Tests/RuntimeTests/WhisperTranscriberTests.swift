@@ -40,6 +40,12 @@ final class WhisperTranscriberTests: XCTestCase {
         XCTAssertTrue(encoder.kernelNames.contains { $0.hasPrefix("sdpa") }, "\(encoder.kernelNames)")
         XCTAssertFalse(encoder.kernelNames.contains { $0.hasPrefix("softmax") }, "\(encoder.kernelNames)")
         XCTAssertFalse(decoder.kernelNames.contains { $0.hasPrefix("softmax") }, "\(decoder.kernelNames)")
+        // Self-attention fused with its cache writes; the cross-attention an sdpa over caches its own write step
+        // rewrites whole (left so on purpose: reuse skips the write) — neither remarked as attention left unfused.
+        XCTAssertEqual(decoder.fusionStats.fusions.ropeAttention, 2)
+        XCTAssertTrue(decoder.kernelNames.contains { $0.hasPrefix("sdpa") }, "\(decoder.kernelNames)")
+        XCTAssertEqual(encoder.fusionRemarks.filter { $0.contains("sdpa") }, [])
+        XCTAssertEqual(decoder.fusionRemarks.filter { $0.contains("sdpa") }, [])
         // The decoder projects the cross-attention K/V from the held encoder states on every call as traced; with
         // the states unchanged within a window those steps are skipped (CrossCallReuse), and the tokens still match.
         XCTAssertGreaterThan(decoder.reusableStepCount, 0)
