@@ -5,6 +5,16 @@
 /// Same scheme as `tokenizers`' DecodeStream: decode a short window of recent ids and emit what
 /// extends the window's previously decoded prefix. The concatenation of everything `push` and
 /// `finish` return equals `decode` of all ids.
+///
+/// Unlike DecodeStream, text held back for ending in "�" is released up to a clean cut more than
+/// `settleIds` ids back: a cut where decoding the two sides apart gives the whole window's text. A
+/// character still arriving cannot sit at such a cut — its lone lead byte decodes to one "�" and each
+/// continuation byte after the cut to another, where decoded together they are one character — so
+/// the text before it is final even when it ends in a literal "�" (or in bytes that can never
+/// complete). Without this, a run of n literal "�" kept n ids in the window and re-decoded them at
+/// every push: O(n²) (fuzzing, issue 17). Not with ByteFallback decoders: there one more byte token
+/// can rewrite a whole run of them (`TokenDecoder.rewritesAcrossCleanCuts`), so a run of byte tokens is
+/// held until it ends, as DecodeStream does.
 public struct StreamingDecoder {
     public let tokenizer: Tokenizer
     public let skipSpecialTokens: Bool
@@ -12,8 +22,10 @@ public struct StreamingDecoder {
     /// UTF-8 of `decode(ids[..<prefixIndex])`, already returned to the caller.
     private var prefix: [UInt8] = []
     private var prefixIndex = 0
-    /// Ids kept as context (tests: it grows only with ids `decode` reads).
+    /// Ids kept as context (tests: it grows only with ids `decode` reads, and stays short).
     var windowCount: Int { ids.count }
+    /// Ids kept after a cut that releases held-back text (see above): context for the next decodes.
+    static let settleIds = 4
 
     public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = false) {
         self.tokenizer = tokenizer
@@ -36,13 +48,27 @@ public struct StreamingDecoder {
         }
         ids.append(id)
         let text = Array(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
-        guard text.count > prefix.count, !Self.endsWithReplacement(text) else { return "" }
+        if text.count > prefix.count, !Self.endsWithReplacement(text) {
+            return emit(text, through: ids.count)
+        }
+        // Held back for a trailing "�": release the text before the last `settleIds` ids if the cut there is
+        // clean (see the type's comment).
+        guard ids.count - prefixIndex > Self.settleIds, tokenizer.decoder?.rewritesAcrossCleanCuts != true else { return "" }
+        let cut = ids.count - Self.settleIds
+        let settled = Array(tokenizer.decode(Array(ids[..<cut]), skipSpecialTokens: skipSpecialTokens).utf8)
+        guard settled.count > prefix.count, text.starts(with: settled),
+              Array(tokenizer.decode(Array(ids[cut...]), skipSpecialTokens: skipSpecialTokens).utf8)
+                .elementsEqual(text[settled.count...]) else { return "" }
+        return emit(settled, through: cut)
+    }
+
+    /// Returns `text` (the decode of `ids[..<count]`) past what was returned, and keeps only the ids after
+    /// the old prefix as context, with the new prefix their first `count - prefixIndex`.
+    private mutating func emit(_ text: [UInt8], through count: Int) -> String {
         let fresh = newText(text)
-        // Keep only the ids after the old prefix as context for the next step.
-        let newPrefixIndex = ids.count - prefixIndex
         ids.removeFirst(prefixIndex)
-        prefix = Array(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
-        prefixIndex = newPrefixIndex
+        prefixIndex = count - prefixIndex
+        prefix = Array(tokenizer.decode(Array(ids[..<prefixIndex]), skipSpecialTokens: skipSpecialTokens).utf8)
         return fresh
     }
 

@@ -32,6 +32,17 @@ indirect enum TokenDecoder {
         }
     }
 
+    /// Whether a later token can change the text of earlier ones even past a cut where decoding the two
+    /// sides apart gives the whole text: ByteFallback decodes a whole run of byte tokens at once (valid
+    /// UTF-8 → its text, else one "�" per byte), so one more byte token can rewrite the run.
+    var rewritesAcrossCleanCuts: Bool {
+        switch self {
+        case .byteFallback: return true
+        case let .sequence(all): return all.contains { $0.rewritesAcrossCleanCuts }
+        default: return false
+        }
+    }
+
     func decodeChain(_ tokens: [String]) -> [String] {
         switch self {
         case .byteLevel:

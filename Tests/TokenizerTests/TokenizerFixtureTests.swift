@@ -128,6 +128,39 @@ final class TokenizerFixtureTests: XCTestCase {
         }
     }
 
+    /// A run of literal "�" — or of bytes that never complete a character — comes out as it arrives, with a
+    /// short window (fuzzing, issue 17: the window held every such id and re-decoded it at each push, O(n²)),
+    /// and the stream still equals `decode` (ByteFallback tokenizers too, which hold a byte run whole).
+    func testStreamingReleasesLiteralReplacementCharacters() throws {
+        for name in ["bytelevel", "sentencepiece", "metaspace"] {
+            let tok = try tokenizer(name)
+            var runs = [String(repeating: "\u{FFFD}", count: 120), "a" + String(repeating: "\u{FFFD}x", count: 60)]
+            runs.append(String(repeating: "\u{FFFD}", count: 30) + "ꙮ🚀é" + String(repeating: "\u{FFFD}", count: 30))
+            var ids = runs.map { tok.encode($0, addSpecialTokens: false) }
+            // Bytes that never complete a character: byte-fallback tokens of lone continuation bytes.
+            if let lone = tok.tokenID("<0x80>"), let lead = tok.tokenID("<0xE2>") {
+                ids.append(Array(repeating: lone, count: 100) + [lead, lone] + Array(repeating: lone, count: 100))
+            }
+            for run in ids {
+                let full = tok.decode(run)
+                var stream = tok.streamingDecoder()
+                var out = "", widest = 0, releasedBeforeEnd = 0
+                for (i, id) in run.enumerated() {
+                    let piece = stream.push(id)
+                    if i < run.count - 1 { releasedBeforeEnd += piece.utf8.count }
+                    out += piece
+                    widest = max(widest, stream.windowCount)
+                }
+                out += stream.finish()
+                XCTAssertTrue(Text.same(out, full), "\(name): \(out.count) vs \(full.count) characters")
+                // ByteFallback decodes a run of byte tokens as a whole: nothing in a run is final before it ends.
+                guard tok.decoder?.rewritesAcrossCleanCuts != true else { continue }
+                XCTAssertLessThanOrEqual(widest, 2 * StreamingDecoder.settleIds + 4, "\(name): window of \(widest) ids")
+                XCTAssertGreaterThan(releasedBeforeEnd, full.utf8.count / 2, "\(name): held back until the end")
+            }
+        }
+    }
+
     /// Multi-byte characters arriving byte by byte are held back until complete.
     func testStreamingHoldsPartialCharacters() throws {
         let tok = try tokenizer("sentencepiece")
