@@ -6,8 +6,9 @@ import MLXCIR
 ///
 ///     n = sym_size(x, axis) + before + after;  f = full([..., n, ...], value);  slice_update(f, x, axis, before, before + L)
 ///
-/// Pads of several axes, and the edge mode, are left as they are (the reference executor runs them). The result
-/// keeps its value and type.
+/// A pad of several axes (TF-style "same" padding before a vision model's convolutions: H and W) is that, one axis
+/// after the other; a pad of all-zero widths is a copy. The edge mode is left as it is (the reference executor runs
+/// it). The result keeps its value and type.
 public struct PadAsFillAndCopy: GraphPass {
     public let name = "pad-as-fill-and-copy"
     public init() {}
@@ -29,30 +30,40 @@ public struct PadAsFillAndCopy: GraphPass {
                     continue
                 }
                 let widened = (0..<xt.rank).filter { p.padWidth[2 * $0] != .literal(0) || p.padWidth[2 * $0 + 1] != .literal(0) }
-                guard widened.count == 1, let axis = widened.first else {
-                    rewritten.append(node)
-                    continue
-                }
                 var nodes: [Node] = []
                 func emit(_ op: Op) { nodes.append(Node(op, origin: node.origin)) }
-                func scalar() -> ValueID { graph.addValue(TensorType(.i64, []), .computed) }
-                func size(_ i: Int) -> IntOrValue {
-                    if let n = xt.shape[i].fixedValue { return .literal(Int64(n)) }
-                    let v = scalar()
-                    emit(.symSize(SymSizeOp(a: p.x, dim: i, out: v)))
-                    return .value(v)
+                guard !widened.isEmpty else {   // all widths 0 (TF-style "same" padding before a 1x1 conv): a copy
+                    emit(.idCopy(IdCopyOp(x: p.x, out: p.out)))
+                    rewritten += nodes
+                    count += 1
+                    continue
                 }
-                var shape = (0..<xt.rank).map(size)
-                let length = shape[axis], before = p.padWidth[2 * axis], after = p.padWidth[2 * axis + 1]
-                let head = scalar(), total = scalar(), stop = scalar()
-                emit(.addInt(AddIntOp(a: length, b: before, out: head)))
-                emit(.addInt(AddIntOp(a: .value(head), b: after, out: total)))
-                emit(.addInt(AddIntOp(a: before, b: length, out: stop)))
-                shape[axis] = .value(total)
-                let filled = graph.addValue(type(p.out, graph), .computed)
-                emit(.full(FullOp(out: filled, shape: shape, v: .literal(p.constantValue), scalarType: xt.dtype)))
-                emit(.sliceUpdate(SliceUpdateOp(dst: filled, update: p.x, out: p.out, axis: .literal(Int64(axis)),
-                                                start: before, stop: .value(stop), step: 1)))
+                func scalar() -> ValueID { graph.addValue(TensorType(.i64, []), .computed) }
+                // Several widened axes (a 2-D image pad) are padded one axis after the other.
+                var x = p.x
+                var shape: [IntOrValue] = []
+                for (k, axis) in widened.enumerated() {
+                    func size(_ i: Int) -> IntOrValue {
+                        if let n = xt.shape[i].fixedValue { return .literal(Int64(n)) }
+                        let v = scalar()
+                        emit(.symSize(SymSizeOp(a: p.x, dim: i, out: v)))
+                        return .value(v)
+                    }
+                    if k == 0 { shape = (0..<xt.rank).map(size) }
+                    let length = shape[axis], before = p.padWidth[2 * axis], after = p.padWidth[2 * axis + 1]
+                    let head = scalar(), total = scalar(), stop = scalar()
+                    emit(.addInt(AddIntOp(a: length, b: before, out: head)))
+                    emit(.addInt(AddIntOp(a: .value(head), b: after, out: total)))
+                    emit(.addInt(AddIntOp(a: before, b: length, out: stop)))
+                    shape[axis] = .value(total)
+                    let last = k == widened.count - 1
+                    let filled = graph.addValue(last ? type(p.out, graph) : nil, .computed)
+                    emit(.full(FullOp(out: filled, shape: shape, v: .literal(p.constantValue), scalarType: xt.dtype)))
+                    let out = last ? p.out : graph.addValue(nil, .computed)
+                    emit(.sliceUpdate(SliceUpdateOp(dst: filled, update: x, out: out, axis: .literal(Int64(axis)),
+                                                    start: before, stop: .value(stop), step: 1)))
+                    x = out
+                }
                 rewritten += nodes
                 count += 1
             }

@@ -64,7 +64,7 @@ struct Run: ParsableCommand {
     @Flag(help: "List the ops that run on the reference executor, and why (stderr).")
     var remarks = false
 
-    @Flag(help: "Print load and compile times (stderr).")
+    @Flag(help: "Print load and compile times, and with --inputs-dir each call's time (stderr).")
     var timing = false
 
     @Flag(help: "Generate text with the reference executor instead of compiled kernels (slow; for checking).")
@@ -113,7 +113,13 @@ struct Run: ParsableCommand {
             let steps = try StepFiles.scan(inputsDir)
             guard !steps.isEmpty else { throw ReferenceError("\(inputsDir): no step0.input0.npy files") }
             for (k, files) in steps.enumerated() {
-                let outputs = try executor.run(try prepare(files.flatMap { try TensorFiles.read($0) }, imported.graph))
+                let inputs = try prepare(files.flatMap { try TensorFiles.read($0) }, imported.graph)
+                let start = DispatchTime.now().uptimeNanoseconds
+                let outputs = try executor.run(inputs)
+                if timing {   // the call alone (files read before, written after): what a latency benchmark takes
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    FileHandle.standardError.write(Data(String(format: "timing: step %d in %.6f s\n", k, seconds).utf8))
+                }
                 try emit(outputs, prefix: "step\(k).")
             }
         } else {

@@ -28,4 +28,15 @@ enum Fixtures {
             return Fixture(name: name, directory: dir)
         }
     }
+
+    /// The zoo's committed programs (`Tests/Fixtures/zoo/<entry>/model.pte`: what ExecuTorch's own scripts wrote).
+    static var zoo: [Fixture] {
+        let zooRoot = root.appendingPathComponent("zoo")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: zooRoot.path)) ?? []
+        return names.sorted().compactMap { name in
+            let dir = zooRoot.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.pte").path) else { return nil }
+            return Fixture(name: "zoo/" + name, directory: dir)
+        }
+    }
 }

@@ -7,7 +7,7 @@ import XCTest
 final class XNNInspectMatchesExecuTorchTests: XCTestCase {
     func testEveryXNNPACKDelegateMatchesExecuTorch() throws {
         var compared = 0
-        for fixture in Fixtures.all {
+        for fixture in Fixtures.all + Fixtures.zoo {
             let path = fixture.directory.appendingPathComponent("xnnpack_reference.json").path
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])

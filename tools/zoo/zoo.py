@@ -494,6 +494,10 @@ def main(argv) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import parakeet_entries
         return parakeet_entries.main(rest, WORK, HELD_OUT, FIXTURES)
+    if cmd == "vision":  # image classifiers through optimum-executorch's image-classification task (vision_entries.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import vision_entries
+        return vision_entries.main(rest, WORK, HELD_OUT, FIXTURES)
     if cmd == "list":
         for e in ENTRIES:
             print(f"{e.name:32s} python {' '.join(fill(e.command, ckpt='<ckpt>', out='<out>', venv='tools/.venv'))}")

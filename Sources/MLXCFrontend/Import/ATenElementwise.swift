@@ -101,6 +101,13 @@ extension PlanImporter {
             let hi = try imp.optionalDouble(a[2]).map { _ in try imp.scalarOperand(a[2], like: x) }
             imp.emit(.clip(ClipOp(x: x, out: try imp.write(a.last!), aMin: lo, aMax: hi)))
         }
+        // hardtanh(x, min_val, max_val): ReLU6 (MobileNet's activation) as the portable export spells it.
+        t["aten::hardtanh.out"] = { imp, a in
+            try imp.arity(a, 4, "hardtanh")
+            let x = try imp.read(a[0])
+            imp.emit(.clip(ClipOp(x: x, out: try imp.write(a.last!), aMin: try imp.scalarOperand(a[1], like: x),
+                                  aMax: try imp.scalarOperand(a[2], like: x))))
+        }
         t["aten::where.self_out"] = { imp, a in
             try imp.arity(a, 4, "where")
             imp.emit(.where(WhereOp(condition: try imp.read(a[0]), x: try imp.read(a[1]), y: try imp.read(a[2]),

@@ -108,6 +108,7 @@ final class XNNInliner {
 
     func translate(_ node: XNNNode) throws {
         let handled = try translateElementwise(node) || translateShape(node) || translateLinear(node) || translateConv(node)
+            || translatePooling(node)
         guard handled else { throw fail("\(node.name) is not supported by the importer yet") }
     }
 }
