@@ -217,28 +217,7 @@ public final class JITProgram {
 
     /// Runs the main block on `inputs` (one per graph input) and returns the outputs.
     public func run(_ inputs: [HostTensor]) throws -> [HostTensor] {
-        guard !plannedOnly else {
-            throw ReferenceError("this program's kernels were planned for \(planTarget.triple) (\(planTarget.cpuName)): it cannot run here")
-        }
-        guard inputs.count == graph.inputs.count else {
-            throw ReferenceError("method \(graph.name) takes \(graph.inputs.count) inputs, got \(inputs.count)")
-        }
-        try pte.checkUnchanged()
-        arena.reset()
-        values = baseValues
-        for (position, (id, host)) in zip(graph.inputs, inputs).enumerated() {
-            try reference.checkInput(host, against: graph[id].type, position: position)
-            let t = NativeTensor(dtype: host.dtype, shape: host.shape, data: arena.allocate(host.count * host.dtype.byteSize))
-            t.store(host)
-            values[id.index] = t
-        }
-        beginReuse(held: [Bool](repeating: false, count: inputs.count))
-        try run(plan: 0)
-        endReuse()
-        return try graph.outputs.map { id in
-            guard let t = values[id.index] else { throw ReferenceError("output \(id) was never computed") }
-            return try t.host()
-        }
+        try run(inputs.map { Optional($0) })
     }
 
     func tensor(_ v: ValueID, _ step: String) throws -> NativeTensor {

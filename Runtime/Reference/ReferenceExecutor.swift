@@ -64,17 +64,21 @@ public final class ReferenceExecutor {
     }
 
     func checkInput(_ t: HostTensor, against type: TensorType?, position: Int) throws {
+        try checkInput(dtype: t.dtype, shape: t.shape, against: type, position: position)
+    }
+
+    func checkInput(dtype: DType, shape: [Int], against type: TensorType?, position: Int) throws {
         guard let type else { return }
-        guard t.dtype == type.dtype else {
-            throw ReferenceError("input \(position): expected dtype \(type.dtype.name), got \(t.dtype.name)")
+        guard dtype == type.dtype else {
+            throw ReferenceError("input \(position): expected dtype \(type.dtype.name), got \(dtype.name)")
         }
-        guard t.rank == type.rank else {
-            throw ReferenceError("input \(position): expected shape \(type), got \(t.shape)")
+        guard shape.count == type.rank else {
+            throw ReferenceError("input \(position): expected shape \(type), got \(shape)")
         }
-        for (d, n) in zip(type.shape, t.shape) {
+        for (d, n) in zip(type.shape, shape) {
             switch d {
             case .fixed(let k) where k != n:
-                throw ReferenceError("input \(position): expected shape \(type), got \(t.shape)")
+                throw ReferenceError("input \(position): expected shape \(type), got \(shape)")
             case .dynamic(let lo, let hi) where n < lo || (hi.map { n > $0 } ?? false):
                 throw ReferenceError("input \(position): dimension \(n) is outside \(d) of \(type)")
             default: break

@@ -189,17 +189,36 @@ public final class WhisperPrograms {
     public func encode(_ features: [Float]) throws {
         precondition(features.count == melCount * frames)
         let input = HostTensor(dtype: featureDType, shape: [1, melCount, frames], storage: features.map(Double.init))
-        let hidden = try encoder.run([featureDType == .f32 ? input : input.converted(to: featureDType)])
-        let window = try crossKVProgram.map { try $0.run(hidden) } ?? hidden
-        guard window.count == windowInputs.count else {
-            throw ReferenceError(crossKVProgram == nil ? "the encoder returned \(window.count) tensors, expected its hidden states"
-                                 : "the cross-K/V program returned \(window.count) tensors, expected \(windowInputs.count)")
+        let features = featureDType == .f32 ? input : input.converted(to: featureDType)
+        if let encoder = encoder as? JITProgram, let decoder = decoder as? JITProgram, crossKVProgram == nil || crossKVProgram is JITProgram {
+            // Compiled all through: the hidden states and the cross K/V go from program to program as bytes.
+            try encoder.withOutputs([features]) { hidden in
+                guard let crossKV = crossKVProgram as? JITProgram else { return try hold(hidden, in: decoder) }
+                try crossKV.withOutputs(native: hidden) { try hold($0, in: decoder) }
+            }
+            passedWindowInputs = []
+            return
         }
+        let hidden = try encoder.run([features])
+        let window = try crossKVProgram.map { try $0.run(hidden) } ?? hidden
+        try checkWindow(window.count)
         if let compiled = decoder as? JITProgram {
             for (i, t) in zip(windowInputs, window) { try compiled.holdInput(i, t) }
             passedWindowInputs = []
         } else {
             passedWindowInputs = window
+        }
+    }
+
+    func hold(_ window: [NativeTensor], in decoder: JITProgram) throws {
+        try checkWindow(window.count)
+        for (i, t) in zip(windowInputs, window) { try decoder.holdInput(i, native: t) }
+    }
+
+    func checkWindow(_ count: Int) throws {
+        guard count == windowInputs.count else {
+            throw ReferenceError(crossKVProgram == nil ? "the encoder returned \(count) tensors, expected its hidden states"
+                                 : "the cross-K/V program returned \(count) tensors, expected \(windowInputs.count)")
         }
     }
 

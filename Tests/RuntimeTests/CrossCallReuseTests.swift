@@ -129,4 +129,52 @@ final class CrossCallReuseTests: XCTestCase {
             XCTAssertEqual(jit.reusableStateWrites, full ? 1 : 0, "full \(full) transposed \(transposed) arange \(arange): state write reusable")
         }
     }
+
+    /// One compiled program's outputs handed to another in their bytes (`withOutputs`, `withOutputs(native:)`,
+    /// `holdInput(native:)`: Whisper's encoder → cross-K/V → decoder) give what the decoded host tensors give, and a
+    /// native hold of the same bytes again keeps what reuse computed (the decoder's cross K/V within a window).
+    func testOutputsHandedOnAsBytesEqualTheHostPath() throws {
+        var r = Random(17)
+        // A: y = x·W (an encoder); B: its [24, 16] input held, z = y·V + t (a decoder reading the held states).
+        var a = RefGraph()
+        let x = a.input(r.tensor([24, 32])), w = constant(&a, r.tensor([32, 16]))
+        let y = a.result()
+        a.append(.matmul(MatmulOp(a: x, b: w, out: y)))
+        a.graph.outputs = [y]
+        var b = RefGraph()
+        let held = b.input(r.tensor([24, 16])), t = b.input(r.tensor([1, 8])), v = constant(&b, r.tensor([16, 8]))
+        let p = b.result(), z = b.result()
+        b.append(.matmul(MatmulOp(a: held, b: v, out: p)))
+        b.append(.add(AddOp(a: p, b: t, out: z)))
+        b.graph.outputs = [z]
+        let encoder = try JITProgram(graph: a.graph, pte: Self.pte)
+        let decoder = try JITProgram(graph: b.graph, pte: Self.pte), hostDecoder = try JITProgram(graph: b.graph, pte: Self.pte)
+        let relay = try JITProgram(graph: b.graph, pte: Self.pte)   // B fed natively from A's bytes, not held
+        for (call, input) in [r.tensor([24, 32]), r.tensor([24, 32])].enumerated() {
+            let hidden = try encoder.run([input])
+            try hostDecoder.holdInput(0, hidden[0])
+            try encoder.withOutputs([input]) { outs in
+                XCTAssertEqual(try outs[0].host(), hidden[0], "call \(call): borrowed output = decoded output")
+                try decoder.holdInput(0, native: outs[0])
+                let t1 = r.tensor([1, 8])
+                let bytes = UnsafeMutableRawPointer.allocate(byteCount: t1.count * 4, alignment: 64)
+                defer { bytes.deallocate() }
+                let native = NativeTensor(dtype: .f32, shape: t1.shape, data: bytes)
+                native.store(t1)
+                let relayed = try relay.withOutputs(native: [outs[0], native]) { try $0[0].host() }
+                XCTAssertEqual(relayed, try hostDecoder.run([hidden[0], t1])[0], "call \(call): native inputs = host inputs")
+            }
+            for _ in 0..<3 {
+                let t1 = r.tensor([1, 8])
+                XCTAssertEqual(try decoder.run([nil, t1]), try hostDecoder.run([nil, t1]), "call \(call): native hold = host hold")
+            }
+            // The same bytes held again: nothing recomputed for them on the next call.
+            try encoder.withOutputs([input]) { try decoder.holdInput(0, native: $0[0]) }
+            let before = decoder.reusedStepRuns
+            _ = try decoder.run([nil, r.tensor([1, 8])])
+            XCTAssertGreaterThan(decoder.reusedStepRuns, before, "call \(call): the held projection reused")
+        }
+        XCTAssertThrowsError(try encoder.withOutputs([r.tensor([24, 32])]) { try decoder.holdInput(0, native: NativeTensor(dtype: .f32, shape: [24, 8], data: $0[0].data)) },
+                             "a held input of the wrong shape is refused")
+    }
 }
