@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -49,7 +50,9 @@ def _decompile(flatbuffer: bytes) -> dict:
             f.write(flatbuffer)
         _flatc_decompile(d, os.path.join(d, "schema.fbs"), os.path.join(d, "graph.bin"), ["--raw-binary"])
         with open(os.path.join(d, "graph.json")) as f:
-            return json.load(f)
+            # flatc writes non-finite floats bare (a max pool's output_min -inf); JSON spells them Infinity/NaN.
+            text = re.sub(r"(?<=[\s:\[,])(-?)inf\b", r"\1Infinity", f.read())
+            return json.loads(re.sub(r"(?<=[\s:\[,])-?nan\b", "NaN", text))
 
 
 def xnn_summary(payload: bytes) -> dict:
