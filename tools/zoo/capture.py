@@ -3,7 +3,11 @@
 module it exports.
 
 Usage: tools/.venv/bin/python tools/zoo/capture.py --out DIR [--prompt-len N] [--decode N] [--seed S]
-           [--vocab-lo L] -- -m some.export.module ARGS…   (or  -- path/to/script.py ARGS…)
+           [--vocab-lo L] [--resolve-ties TF_DIR] -- -m some.export.module ARGS…   (or  -- path/to/script.py ARGS…)
+
+With --resolve-ties (zoo check, for mixture-of-experts entries whose eager routers tie), nothing is exported or
+recorded: the module is run on DIR/reference.json's calls with the program's choice at each router tie
+(router_ties.py), against the program's teacher-forced logits in TF_DIR; DIR/ties.json says what was found.
 
 `torch.export.export` is wrapped for the script's run. On each call (the module as the script
 built it: after its quantization and source transforms, with its KV cache), the module is run eagerly:
@@ -21,8 +25,8 @@ Writes DIR/reference.json: {"signature", "prompt", "greedy", "chunk", "logits_ra
 of the last position of call K, float32). The script writes the program itself wherever its own
 arguments say. For mixture-of-experts models (a module with an int `top_k` and a `gate` child, the router),
 `router_gap_ulps` is the smallest gap, over every layer and token of the call, between the k-th and (k+1)-th
-router score, in ulps of the score's dtype: a gap of a few ulps is a routing tie, where a different rounding
-order may pick another expert (RouterGaps).
+router score, in ulps of the score's dtype at the magnitude of the scores' dot products (Σ|x||w|): a gap of a few
+ulps is a routing tie, where a different rounding order may pick another expert (RouterGaps, router_ties.py).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import router_ties  # noqa: E402
 
 
 def seq_bound(dynamic_shapes, default: int) -> int:
@@ -59,7 +66,8 @@ def seq_bound(dynamic_shapes, default: int) -> int:
 
 class RouterGaps:
     """Forward hooks on every router (`gate` of a module with an int `top_k`): the smallest gap between the
-    k-th and (k+1)-th scores seen since the last `take()`, in ulps of the scores' dtype at the k-th score."""
+    k-th and (k+1)-th scores seen since the last `take()`, in ulps of the scores' dtype at the scale of the
+    scores' dot products (router_ties.ulp_gap)."""
 
     def __init__(self, mod):
         self.smallest = None
@@ -70,17 +78,12 @@ class RouterGaps:
                 self.handles.append(gate.register_forward_hook(self.hook(k)))
 
     def hook(self, k):
-        def record(_module, _inputs, out):
+        def record(module, inputs, out):
             scores = out[0] if isinstance(out, (tuple, list)) else out
             if not torch.is_tensor(scores) or scores.shape[-1] <= k:
                 return
-            top = torch.topk(scores.detach().reshape(-1, scores.shape[-1]).float(), k + 1, dim=-1).values
-            kth, next_ = top[:, k - 1], top[:, k]
-            # The spacing of the dtype's values at the k-th score (at least its smallest normal's).
-            eps = torch.finfo(scores.dtype).eps
-            tiny = torch.finfo(scores.dtype).tiny
-            spacing = torch.clamp(torch.exp2(torch.floor(torch.log2(kth.abs().clamp_min(tiny)))) * eps, min=tiny)
-            gap = float(((kth - next_) / spacing).min())
+            flat = scores.reshape(-1, scores.shape[-1])
+            gap = float(router_ties.ulp_gap(flat, k, router_ties.dot_scale(module, inputs[0]))[0].min())
             self.smallest = gap if self.smallest is None else min(self.smallest, gap)
         return record
 
@@ -93,9 +96,14 @@ class RouterGaps:
             h.remove()
 
 
+class Resolved(Exception):
+    """Ends the export script's run once `--resolve-ties` has what it needs."""
+
+
 class Recorder:
-    def __init__(self, out: Path, prompt_len: int, decode: int, seed: int, vocab_lo: int):
+    def __init__(self, out: Path, prompt_len: int, decode: int, seed: int, vocab_lo: int, resolve_dir=None):
         self.out, self.prompt_len, self.decode, self.seed, self.vocab_lo = out, prompt_len, decode, seed, vocab_lo
+        self.resolve_dir = resolve_dir
         self.done = False
         self.calls = 0
 
@@ -108,6 +116,10 @@ class Recorder:
         if isinstance(mod, torch.nn.Module) and len(args) + len(kwargs) == 2:
             self.done = True
             self.calls += 1
+            if self.resolve_dir is not None:
+                # The module the script would export, on the reference's calls; the export itself is not needed.
+                self.resolve_ties(copy.deepcopy(mod), args, kwargs)
+                raise Resolved()
             try:
                 # On a copy: running the module changes more than its buffers (transformers' sliding-window
                 # caches keep Python ints such as cumulative_length), and the export must trace the module
@@ -118,7 +130,9 @@ class Recorder:
                 raise
         return real_export(mod, args, kwargs, *rest, **kw)
 
-    def record(self, mod, args, kwargs, dynamic_shapes):
+    @staticmethod
+    def example_inputs(args, kwargs):
+        """→ (input names, example tokens, example positions, the positions' dict key or None, signature)."""
         values = list(args) + list(kwargs.values())
         names = list(kwargs.keys()) if kwargs else [f"arg{i}" for i in range(len(args))]
         if len(values) != 2:
@@ -131,6 +145,50 @@ class Recorder:
             pos_ex = pos_ex[pos_key]
         per_token_positions = pos_ex.dim() == 1 and pos_ex.shape[0] == tokens_ex.shape[1] and tokens_ex.shape[1] > 1
         signature = "cache_position" if per_token_positions or "cache_position" in names else "input_pos"
+        return names, tokens_ex, pos_ex, pos_key, signature
+
+    def resolve_ties(self, mod, args, kwargs):
+        """`--resolve-ties DIR`: eager on the reference's calls with the program's choice at each router tie
+        (router_ties.resolve) against the program's teacher-forced logits DIR/step<K>.output0.npy (as zoo check
+        wrote them). Writes OUT/ties.json and OUT/tie_step<K>.logits.npy (eager's logits on the routing kept)."""
+        names, tokens_ex, pos_ex, pos_key, signature = self.example_inputs(args, kwargs)
+        ref = json.loads((self.out / "reference.json").read_text())
+        chunk = max(1, int(ref.get("chunk") or len(ref["prompt"])))
+        calls = [ref["prompt"][i:i + chunk] for i in range(0, len(ref["prompt"]), chunk)]
+        first = len(calls) - 1
+        calls += [[t] for t in ref["greedy"][:-1]]
+        starts = [sum(len(c) for c in calls[:i]) for i in range(len(calls))]
+        program = [np.load(self.resolve_dir / f"step{c}.output0.npy").astype(np.float32).reshape(-1, ref["vocab"])[-1]
+                   for c in range(first, len(calls))]
+        offgraph = self.offgraph_cache_scope(mod)
+
+        def call(m, c):
+            toks, position = calls[c], starts[c]
+            t = torch.tensor([toks], dtype=tokens_ex.dtype)
+            if signature == "cache_position":
+                p = torch.arange(position, position + len(toks), dtype=pos_ex.dtype)
+            else:
+                p = torch.tensor([position], dtype=pos_ex.dtype)
+            if pos_key is not None:
+                p = {pos_key: p}
+            with torch.no_grad(), offgraph():
+                out = m(**{names[0]: t, names[1]: p}) if kwargs else m(t, p)
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            if hasattr(out, "logits"):
+                out = out.logits
+            return out.reshape(-1, out.shape[-1])[-1].float()
+
+        found = router_ties.resolve(mod, call, calls, first, program)
+        for s, logits in enumerate(found.pop("logits")):
+            np.save(self.out / f"tie_step{s}.logits.npy", logits)
+        found.update(tie_ulps=router_ties.TIE_ULPS, beam=router_ties.BEAM)
+        (self.out / "ties.json").write_text(json.dumps(found, indent=1) + "\n")
+        print(f"capture: router ties resolved: worst {found['worst']:.2e} with {len(found['flips'])} flips",
+              file=sys.stderr)
+
+    def record(self, mod, args, kwargs, dynamic_shapes):
+        names, tokens_ex, pos_ex, pos_key, signature = self.example_inputs(args, kwargs)
         chunk = seq_bound(dynamic_shapes, tokens_ex.shape[1])
         if dynamic_shapes is None:
             chunk = tokens_ex.shape[1]  # a static export takes exactly its example length
@@ -278,15 +336,20 @@ def main() -> int:
     ap.add_argument("--decode", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--vocab-lo", type=int, default=20, help="prompt ids are drawn from [lo, vocab): no special tokens")
+    ap.add_argument("--resolve-ties", type=Path, default=None, metavar="DIR",
+                    help="no export: eager with the program's choice at each router tie, against DIR/step<K>.output0.npy")
     a = ap.parse_args(own)
     a.out.mkdir(parents=True, exist_ok=True)
 
-    recorder = Recorder(a.out, a.prompt_len, a.decode, a.seed, a.vocab_lo)
+    recorder = Recorder(a.out, a.prompt_len, a.decode, a.seed, a.vocab_lo, a.resolve_ties)
     real_export = torch.export.export
 
     def wrapped(mod, args=(), kwargs=None, *r, **kw):
         return recorder(real_export, mod, args, kwargs, *r, **kw)
-    run_export_script(rest, wrapped)
+    try:
+        run_export_script(rest, wrapped)
+    except Resolved:
+        return 0
     if not recorder.done:
         raise SystemExit("capture: the script never called torch.export.export")
     return 0

@@ -1,0 +1,47 @@
+"""`zoo mutate NAME KIND`: what zoo check must catch — a mixture-of-experts entry's program exported from a
+deliberately broken checkpoint, checked against the clean entry's eager references (the router-tie resolution
+still re-runs the clean module: the eager reference is never the broken one).
+
+KIND:
+  expert  one routed expert's down projection scaled by 1.1 (layer 1, expert 3): a wrong expert weight
+  router  two experts' router rows swapped (layer 2, experts 2 and 5): tokens routed to the wrong experts
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+MUTATIONS = {
+    "expert": "model.layers.1.mlp.experts.3.down_proj.weight",
+    "router": "model.layers.2.mlp.gate.weight",
+}
+
+
+def broken_checkpoint(clean: Path, out: Path, kind: str) -> None:
+    """A copy of the clean Hugging Face checkpoint with one tensor broken as KIND says."""
+    from safetensors.torch import load_file, save_file
+    if kind not in MUTATIONS:
+        raise SystemExit(f"zoo mutate: unknown kind {kind!r} (expert | router)")
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(clean, out)
+    tensors = load_file(str(clean / "model.safetensors"))
+    name = MUTATIONS[kind]
+    if name not in tensors:
+        raise SystemExit(f"zoo mutate: the checkpoint has no {name}")
+    t = tensors[name].clone()
+    if kind == "expert":
+        t *= 1.1
+    else:
+        t[[2, 5]] = t[[5, 2]]
+    tensors[name] = t
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+
+
+def references(clean_out: Path, out: Path) -> None:
+    """The clean entry's eager references beside the broken program."""
+    for f in clean_out.iterdir():
+        if f.name in ("reference.json", "entry.json", "config.json", "generation_config.json") or \
+                (f.name.startswith("step") and f.name.endswith(".logits.npy")):
+            shutil.copy(f, out / f.name)
