@@ -32,6 +32,9 @@ public final class JITProgram {
         /// Steps whose results depend only on constants and on inputs byte-identical to the last call's are
         /// skipped, their results kept between calls (`CrossCallReuse`). `MLXC_NO_REUSE=1` turns it off.
         public var crossCallReuse = ProcessInfo.processInfo.environment["MLXC_NO_REUSE"] == nil
+        /// Large constants are copied out of the file mapping into 2 MiB pages at load (`HugePageWeights`: decode
+        /// streams them faster; the mapping's pages are released, so they are resident once). `MLXC_HUGEPAGE_WEIGHTS=1`: on.
+        public var hugePageWeights = HugePageWeights.enabled
         public init() {}
     }
 
@@ -61,6 +64,10 @@ public final class JITProgram {
     var heldVersions: [Int: Int] = [:]
     /// Owned buffers (state, literal constants, init results) freed with the program.
     var owned: [UnsafeMutableRawPointer] = []
+    /// The huge-page region holding the large constants (freed with the program).
+    var hugePages: [HugePageWeights] = []
+    /// Bytes of constants the program reads from huge pages instead of the file mapping.
+    public var hugePageBytes: Int { hugePages.reduce(0) { $0 + $1.placedBytes } }
     /// The f16 copies one-token linears read (made while planning).
     let halfWeights = ExactHalfWeights()
     /// The reference executor that runs fallback ops (its graph has no state: state stays native).
@@ -102,9 +109,12 @@ public final class JITProgram {
                    r.analysis.reusableSteps, r.analysis.stepInputs.count, r.skippedSteps, Double(r.compareNanoseconds) / 1e6,
                    Double(r.comparedBytes) / 1e6)
         } ?? ""
+        let pooled = pool.barrierStats
+        let barrier = String(format: "\nthread pool: %d launches split across %d threads; the caller waited %.2f ms for others' chunks (%d times asleep); workers fell asleep %d times",
+                             pooled.launches, pool.threadCount, Double(pooled.waitNanoseconds) / 1e6, pooled.callerSleeps, pooled.workerSleeps)
         return profile.sorted { $0.value.nanoseconds > $1.value.nanoseconds }.prefix(40).map { key, v in
             String(format: "%8.2f ms %5.1f%% %7d× %@", Double(v.nanoseconds) / 1e6, 100 * Double(v.nanoseconds) / Double(max(total, 1)), v.count, key)
-        }.joined(separator: "\n") + reused
+        }.joined(separator: "\n") + reused + barrier
     }
 
     /// Seconds spent emitting, optimizing and compiling kernels.
@@ -148,6 +158,18 @@ public final class JITProgram {
     /// Constants become views into the mapped file (no copy); state gets zeroed or initialized
     /// buffers; values the init block computed are converted once.
     func loadConstantsAndState() throws {
+        // Large file-backed constants go to huge pages (`HugePageWeights`): sized first, then placed as they load.
+        var hugeTotal = 0
+        if options.hugePageWeights {
+            for info in graph.values {
+                guard case .constant(let source) = info.kind, let type = info.type, let shape = type.staticShape else { continue }
+                if case .literal = source { continue }
+                let bytes = shape.reduce(1, *) * type.dtype.byteSize
+                if bytes >= HugePageWeights.minimumBytes { hugeTotal += HugePageWeights.rounded(bytes) }
+            }
+        }
+        let huge = HugePageWeights(total: hugeTotal)
+        if let huge { hugePages.append(huge) }
         for (i, info) in graph.values.enumerated() {
             let id = ValueID(i)
             switch info.kind {
@@ -170,7 +192,9 @@ public final class JITProgram {
                     case .literal: continue
                     }
                     guard view.count >= bytes else { throw ReferenceError("constant \(id) holds \(view.count) bytes, \(bytes) needed") }
-                    if Int(bitPattern: view.base) % max(type.dtype.byteSize, 1) == 0 {
+                    if bytes >= HugePageWeights.minimumBytes, let huge, let p = huge.place(view.base, bytes: bytes, release: { pte.releasePages($0, $1) }) {
+                        baseValues[i] = NativeTensor(dtype: type.dtype, shape: shape, data: p)
+                    } else if Int(bitPattern: view.base) % max(type.dtype.byteSize, 1) == 0 {
                         baseValues[i] = NativeTensor(dtype: type.dtype, shape: shape, data: UnsafeMutableRawPointer(mutating: view.base))
                     } else {
                         let p = allocateOwned(bytes)
@@ -264,12 +288,25 @@ public final class JITProgram {
             for node in launch.fallbackNodes { try executeFallback(node) }
             return
         }
-        if let accepts = launch.accepts, !accepts(inputs) {
-            runtimeFallbacks[launch.name, default: 0] += 1
-            for node in launch.fallbackNodes { try executeFallback(node) }
-            return
+        let shapes: [[Int]], dims: [Int64], work: Int
+        if let layout = launch.layout {
+            // One layout lookup per call (a decode step runs ~50 launches: this path is per-token overhead).
+            guard let p = layout(inputs), launch.check?(inputs) ?? true else {
+                runtimeFallbacks[launch.name, default: 0] += 1
+                for node in launch.fallbackNodes { try executeFallback(node) }
+                return
+            }
+            (shapes, dims, work) = (p.shapes, p.dims, p.work)
+        } else {
+            if let accepts = launch.accepts, !accepts(inputs) {
+                runtimeFallbacks[launch.name, default: 0] += 1
+                for node in launch.fallbackNodes { try executeFallback(node) }
+                return
+            }
+            shapes = try launch.resultShapes(inputs)
+            dims = launch.dims(inputs)
+            work = launch.work(inputs)
         }
-        let shapes = try launch.resultShapes(inputs)
         var slot = 0
         for t in inputs { launch.bufferSlots[slot] = t.data; slot += 1 }
         for (r, id) in launch.results.enumerated() {
@@ -284,20 +321,22 @@ public final class JITProgram {
             launch.bufferSlots[slot] = t.data
             slot += 1
         }
-        let dims = launch.dims(inputs)
         if dims.count > launch.dimCapacity {
             launch.dimSlots.deallocate()
             launch.dimSlots = .allocate(capacity: dims.count)
             launch.dimCapacity = dims.count
         }
         for (i, d) in dims.enumerated() { launch.dimSlots[i] = d }
-        let work = launch.work(inputs)
         let function = launch.function, buffers = UnsafePointer(launch.bufferSlots), dimPointer = UnsafePointer(launch.dimSlots)
         let traced = options.trace?.before(launch.name, buffers: buffers, sizes: inputs.map(\.byteCount)
                                                + launch.results.map { values[$0.index]!.byteCount },
                                            results: launch.results.map { values[$0.index]!.dtype },
                                            dims: dims, work: work)
         defer { if let traced { options.trace?.after(traced, buffers: buffers) } }
+        if work <= launch.grain || pool.threadCount == 1 {
+            if work > 0 { function(buffers, dimPointer, 0, Int64(work)) }   // one chunk: no pool launch
+            return
+        }
         pool.parallelFor(work, grain: launch.grain) { begin, end in
             function(buffers, dimPointer, Int64(begin), Int64(end))
         }

@@ -46,14 +46,33 @@ final class LayoutMemo {
     }
 
     func get(_ inputs: [NativeTensor], scalars: [Int], _ make: ([NativeTensor]) -> CallLayout?) -> CallLayout? {
+        if matches(inputs, scalars) { return value }
         var k: [Int] = []
         k.reserveCapacity(inputs.count * 5 + scalars.count)
         for t in inputs { k.append(t.shape.count); k.append(contentsOf: t.shape) }
         for i in scalars { k.append(Self.bits(inputs[i])) }
-        if k == key { return value }
         key = k
         value = make(inputs)
         return value
+    }
+
+    /// Whether this call's shapes and scalars are the last call's, compared in place (a decode step
+    /// asks once per launch: building a key array to compare would allocate every time).
+    private func matches(_ inputs: [NativeTensor], _ scalars: [Int]) -> Bool {
+        var at = 0
+        for t in inputs {
+            guard at < key.count, key[at] == t.shape.count, at + t.shape.count < key.count else { return false }
+            at += 1
+            for d in t.shape {
+                guard key[at] == d else { return false }
+                at += 1
+            }
+        }
+        for i in scalars {
+            guard at < key.count, key[at] == Self.bits(inputs[i]) else { return false }
+            at += 1
+        }
+        return at == key.count
     }
 }
 
@@ -83,6 +102,8 @@ extension Lowerings {
                                 accepts: { inputs in get(inputs) != nil && (check?(inputs) ?? true) }, node: node,
                                 fallbackNodes: fallbackNodes)
             launch.constantOperands = constantOperands
+            launch.layout = get
+            launch.check = check
             return launch
         }
     }

@@ -51,6 +51,10 @@ final class KernelLaunch {
     /// Operands read from a load-time copy of their constant instead of the value itself (an f32 weight
     /// kept as f16, `ExactHalfWeights`), by operand index; empty when none.
     var constantOperands: [NativeTensor?] = []
+    /// Shapes, dims and work in one call, and the per-call check (launches built by `Lowerings.launch`):
+    /// `execute` then asks once instead of through `accepts`, `resultShapes`, `dims` and `work` in turn.
+    var layout: (([NativeTensor]) -> CallLayout?)?
+    var check: (([NativeTensor]) -> Bool)?
     // Scratch reused by every call, so launching allocates nothing.
     let bufferSlots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     var dimSlots: UnsafeMutablePointer<Int64>

@@ -45,14 +45,22 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// How often workers stood back because another process was taking their core (for tests and stats).
     public var backoffs: Int { shared.backoffs.load(ordering: .relaxed) }
+
+    /// Where launches lose time outside the kernels (`MLXC_PROFILE`): launches split across threads, how long the
+    /// caller waited for other threads' chunks after running out of work, how often it slept for them, and how
+    /// often an idle worker fell asleep (each then costs a wake-up on the next launch).
+    public var barrierStats: (launches: Int, waitNanoseconds: UInt64, callerSleeps: Int, workerSleeps: Int) {
+        (shared.launches, shared.waitNanoseconds, shared.callerSleeps, shared.workerSleeps.load(ordering: .relaxed))
+    }
 }
 
 /// Tunables of the pool, in one place.
 enum ThreadPoolTuning {
     /// How long an idle worker spins before it sleeps.
-    static let workerSpinNanoseconds: UInt64 = 300_000
+    static let workerSpinNanoseconds: UInt64 = knob("MLXC_POOL_WORKER_SPIN_US") ?? 300_000
     /// How long the caller spins for chunks in flight before it sleeps.
-    static let callerSpinNanoseconds: UInt64 = 30_000
+    static let callerSpinNanoseconds: UInt64 = knob("MLXC_POOL_CALLER_SPIN_US") ?? 30_000
+    static func knob(_ name: String) -> UInt64? { ProcessInfo.processInfo.environment[name].flatMap { UInt64($0) }.map { $0 * 1000 } }
     /// A worker looks at its involuntary context switches this often…
     static let preemptionWindowNanoseconds: UInt64 = 20_000_000
     /// …and stands back when it was preempted at least this many times in the window.
@@ -96,6 +104,9 @@ private final class Shared: @unchecked Sendable {
     private let wake = NSCondition()
     private let finished = NSCondition()
     private var generation: UInt64 = 0   // the caller's alone
+    // Barrier statistics (the caller's alone, but workerSleeps).
+    var launches = 0, waitNanoseconds: UInt64 = 0, callerSleeps = 0
+    let workerSleeps = ManagedAtomic<Int>(0)
     /// The current launch: stored before its ticket, so a thread that sees the ticket finds it here;
     /// a thread holding another generation's ticket finds it does not match and claims nothing.
     private let launch = ManagedAtomic<Launch?>(nil)
@@ -117,6 +128,7 @@ private final class Shared: @unchecked Sendable {
             return
         }
         generation += 1
+        launches += 1
         let current = Launch(generation: generation, body: body, total: count, grain: max(1, grain), threadCount: threadCount)
         remaining.store(current.blocks, ordering: .relaxed)
         launch.store(current, ordering: .sequentiallyConsistent)
@@ -132,10 +144,12 @@ private final class Shared: @unchecked Sendable {
     private func waitForChunksInFlight() {
         guard remaining.load(ordering: .acquiring) > 0 else { return }
         let start = DispatchTime.now().uptimeNanoseconds
+        defer { waitNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- start }
         var spins = 0
         while remaining.load(ordering: .acquiring) > 0 {
             spins += 1
             if spins & 63 == 0, DispatchTime.now().uptimeNanoseconds - start > ThreadPoolTuning.callerSpinNanoseconds {
+                callerSleeps += 1
                 finished.lock()
                 callerSleeping.store(true, ordering: .sequentiallyConsistent)
                 while remaining.load(ordering: .sequentiallyConsistent) > 0 { finished.wait() }
@@ -177,6 +191,7 @@ private final class Shared: @unchecked Sendable {
                     let now = DispatchTime.now().uptimeNanoseconds
                     if spinStart == 0 { spinStart = now }
                     if now - spinStart > ThreadPoolTuning.workerSpinNanoseconds {
+                        workerSleeps.wrappingIncrement(ordering: .relaxed)
                         wake.lock()
                         sleepers.wrappingIncrement(ordering: .sequentiallyConsistent)
                         while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen && !stopping.load(ordering: .sequentiallyConsistent) { wake.wait() }

@@ -36,6 +36,21 @@ final class ThreadPoolTests: XCTestCase {
         XCTAssertEqual(total.load(ordering: .relaxed), 20 * 512)
     }
 
+    func testBarrierStatsCountSplitLaunchesAndTheCallersWait() {
+        let pool = ThreadPool(threads: 2)
+        pool.parallelFor(3, grain: 4) { _, _ in }   // one chunk: runs on the caller, no launch
+        XCTAssertEqual(pool.barrierStats.launches, 0)
+        for _ in 0..<5 {
+            pool.parallelFor(64, grain: 1) { begin, _ in
+                if begin != 0 { usleep(3_000) }   // other threads' chunks outlast the caller's spin: it sleeps
+            }
+        }
+        let stats = pool.barrierStats
+        XCTAssertEqual(stats.launches, 5)
+        XCTAssertGreaterThan(stats.waitNanoseconds, 0)
+        XCTAssertGreaterThan(stats.callerSleeps, 0)
+    }
+
     func testAvailableCoresReadsTheAffinityMaskAndTheCgroupQuota() throws {
         XCTAssertEqual(AvailableCores.affinityCount(status: "Name:\tx\nCpus_allowed:\tff\nCpus_allowed_list:\t0-7\n"), 8)
         XCTAssertEqual(AvailableCores.affinityCount(status: "Cpus_allowed:\t00000000,00000005\n"), 2)

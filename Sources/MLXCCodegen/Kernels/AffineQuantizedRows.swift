@@ -121,7 +121,9 @@ struct AffineQuantizedRows {
                         }
                     }
                 }
-                if let groupAcc { acc[0] = b.fma(groupAcc, scale, acc[0]) }
+                // One token: alternate groups feed two accumulators, so the per-group scale FMA is not one
+                // chain of dependent FMAs (its latency, not the code decoding, bounded a row).
+                if let groupAcc { acc[gi % 2] = b.fma(groupAcc, scale, acc[gi % 2]) }
             }
             for t in 0..<nt {
                 let sumsAt = b.gep(b.f32, sums, b.add(b.i64(t * groups), g0))
@@ -136,18 +138,19 @@ struct AffineQuantizedRows {
             return (acc, biasAcc)
         }
 
-        let initial = [IRValue](repeating: b.zero(vec), count: nt) + [IRValue](repeating: b.zero(biasType), count: nt)
+        let chains = nt == 1 ? 2 : nt   // one token: two accumulators (see groupBlock)
+        let initial = [IRValue](repeating: b.zero(vec), count: chains) + [IRValue](repeating: b.zero(biasType), count: nt)
         let fullBlocks = groups / groupUnroll
         var state = b.loop(b.i64(0), b.i64(fullBlocks), carrying: initial, "gb") { blk, carried in
             let (a, bias) = groupBlock(b.mul(blk, b.i64(groupUnroll)), width: groupUnroll,
-                                       acc: Array(carried[0..<nt]), biasAcc: Array(carried[nt...]))
+                                       acc: Array(carried[0..<chains]), biasAcc: Array(carried[chains...]))
             return a + bias
         }
         // The remaining groups, in power-of-two pieces.
         var g0 = fullBlocks * groupUnroll, left = groups - g0, piece = groupUnroll / 2
         while left > 0 {
             if piece <= left {
-                let (a, bias) = groupBlock(b.i64(g0), width: piece, acc: Array(state[0..<nt]), biasAcc: Array(state[nt...]))
+                let (a, bias) = groupBlock(b.i64(g0), width: piece, acc: Array(state[0..<chains]), biasAcc: Array(state[chains...]))
                 state = a + bias
                 g0 += piece
                 left -= piece
@@ -155,6 +158,7 @@ struct AffineQuantizedRows {
                 piece /= 2
             }
         }
+        if nt == 1 { return [b.fadd(b.reduceAdd(b.fadd(state[0], state[1])), b.reduceAdd(state[2]))] }
         return (0..<nt).map { t in b.fadd(b.reduceAdd(state[t]), b.reduceAdd(state[nt + t])) }
     }
 }

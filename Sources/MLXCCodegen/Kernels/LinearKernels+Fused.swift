@@ -143,7 +143,7 @@ extension LinearKernels {
                 func dotTiles() {
                     LinearRows.tiles(b, lo: e.begin, hi: e.end, m: m, rows: 2) { n0, nr, t0, nt in
                         let r = (0..<nr).map { b.add(n0, b.i64($0)) }
-                        let sums = rows.dot(weights: r.map { row(0, $0) } + r.map { row(1, $0) }, x: x, tokens: tokens(t0, nt))
+                        let sums = rows.dot(weights: r.map { row(0, $0) } + r.map { row(1, $0) }, x: x, tokens: tokens(t0, nt), prefetchRows: nr)
                         for t in 0..<nt {
                             for j in 0..<nr {
                                 let gate = product(0, sums[t][j], row: r[j]), up = product(1, sums[t][nr + j], row: r[j])
@@ -183,8 +183,9 @@ extension LinearKernels {
                     func dotTiles(half: Bool = false) {
                         LinearRows.tiles(b, lo: localLo, hi: localHi, m: m) { n0, nr, t0, nt in
                             let r = (0..<nr).map { b.add(n0, b.i64($0)) }
-                            let sums = half ? halfRows.dot(weights: r.map { (halfWeights[i], b.mul($0, b.i64(k))) }, x: x, tokens: tokens(t0, nt))
-                                : rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt))
+                            let sums = half ? halfRows.dot(weights: r.map { (halfWeights[i], b.mul($0, b.i64(k))) }, x: x, tokens: tokens(t0, nt),
+                                                           prefetchRows: nr)
+                                : rows.dot(weights: r.map { row(i, $0) }, x: x, tokens: tokens(t0, nt), prefetchRows: nr)
                             for t in 0..<nt {
                                 for j in 0..<nr {
                                     var v = product(i, sums[t][j], row: r[j])

@@ -31,7 +31,7 @@ public enum LinearKernels {
                 let rows = LinearRows(b: b, k: k, weight: stored, activation: activation, lanes: lanes)
                 LinearRows.tiles(b, lo: e.begin, hi: e.end, m: e.dim(0)) { n0, nr, t0, nt in
                     let sums = rows.dot(weights: (0..<nr).map { (weights, b.mul(b.add(n0, b.i64($0)), b.i64(k))) }, x: x,
-                                        tokens: (0..<nt).map { b.mul(b.add(t0, b.i64($0)), b.i64(k)) })
+                                        tokens: (0..<nt).map { b.mul(b.add(t0, b.i64($0)), b.i64(k)) }, prefetchRows: nr)
                     for t in 0..<nt {
                         for r in 0..<nr {
                             var sum = sums[t][r]

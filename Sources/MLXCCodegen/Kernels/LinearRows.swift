@@ -18,9 +18,26 @@ struct LinearRows {
 
     /// sums[t][r] = Σ_k x[tokens[t] + k] · weights[r].base[weights[r].offset + k], in f32, K tail included.
     /// `tokens` and the offsets are element offsets of the rows' first elements.
-    func dot(weights: [(base: IRValue, offset: IRValue)], x: IRValue, tokens: [IRValue]) -> [[IRValue]] {
+    /// One token (decode) with 2-byte weights (bf16/f16): each weight row's bytes `prefetchRows` rows further on
+    /// (the next block's row of the same matrix) are prefetched as this row streams. A decode step reads every
+    /// weight once; with 4 KiB pages the hardware prefetchers stop at each page (a block of 4 bf16 rows of K = 512
+    /// is one page), so without it every block starts with its loads waiting on memory. Measured (small model,
+    /// 2 threads, busy machine, interleaved best-of-5): bf16 decode +6–33%; f32 weights 2–10% slower with it, so
+    /// they do not prefetch.
+    func dot(weights: [(base: IRValue, offset: IRValue)], x: IRValue, tokens: [IRValue], prefetchRows: Int = 0) -> [[IRValue]] {
         let wide = Lanes(b, lanes), one = Lanes(b, 1)
         let nr = weights.count, nt = tokens.count
+        let ahead = nt == 1 && prefetchRows > 0 && weight.byteSize == 2 ? prefetchRows * k : 0
+        /// Prefetches row r's element at kk, `ahead` elements on (once per 64-byte line: steps of 64 bytes or more).
+        func prefetch(_ r: Int, _ kk: IRValue, bytesPerStep: Int) {
+            guard ahead > 0 else { return }
+            let elementBytes = weight.byteSize
+            for line in stride(from: 0, to: bytesPerStep, by: 64) {
+                let at = b.add(b.add(weights[r].offset, b.i64(ahead + line / elementBytes)), kk)
+                _ = Support.intrinsic(b, "llvm.prefetch", overloads: [b.ptr],
+                                      [b.gep(b.i8, weights[r].base, b.mul(at, b.i64(elementBytes))), b.i32(0), b.i32(3), b.i32(1)])
+            }
+        }
         let kMain = k / lanes * lanes
         let paired = weight == .bf16 && activation == .bf16 && lanes > 1
         let kPaired = paired ? k / (2 * lanes) * (2 * lanes) : 0
@@ -32,6 +49,7 @@ struct LinearRows {
         var accs = [IRValue](repeating: wide.zero(b.f32), count: nr * nt)
         if kPaired > 0 {
             accs = b.loop(b.i64(0), b.i64(kPaired), step: 2 * lanes, carrying: accs, "kp") { kk, acc in
+                for r in 0..<nr { prefetch(r, kk, bytesPerStep: max(64, 2 * lanes * 2)) }
                 let wv = weights.map { halves($0.base, b.add($0.offset, kk)) }
                 var next = acc
                 for t in 0..<nt {
@@ -43,6 +61,7 @@ struct LinearRows {
         }
         if kMain > kPaired {
             accs = b.loop(b.i64(kPaired), b.i64(kMain), step: lanes, carrying: accs, "k") { kk, acc in
+                for r in 0..<nr { prefetch(r, kk, bytesPerStep: max(64, lanes * weight.byteSize)) }
                 let wv = weights.map { wide.loadF32(weight, $0.base, b.add($0.offset, kk)) }
                 var next = acc
                 for t in 0..<nt {
