@@ -7,7 +7,8 @@ import MLXCIR
 /// the transpose itself is absorbed instead of running on the reference executor. A bias add that is the conv's
 /// only reader (`add(conv, b)`, b a constant [O] of the same dtype: what both importers emit) is absorbed too: the
 /// kernel's sums start from the bias and it writes the add's result; so is the transpose back to NCHW that reads the
-/// result (the ATen importer's), which the kernel then writes channels-first.
+/// result (the ATen importer's), which the kernel then writes channels-first; and a clip with constant bounds that
+/// reads the conv's (or its bias add's) result alone — XNNPACK's fused ReLU6 — applied on the store.
 extension Lowerings {
     static let conv2dReason = "needs f32/bf16/f16 x [N, H, W, C] and a constant 4-d weight (or a transpose of one) of the same dtype whose O divides by groups"
 
@@ -19,21 +20,23 @@ extension Lowerings {
         let (outChannels, kernel, groupChannels) = (shape[0], [shape[1], shape[2]], shape[3])
         guard outChannels % o.groups == 0, kernel.allSatisfy({ $0 > 0 }), groupChannels > 0 else { return nil }
         let bias = convBias(of: o.out, channels: outChannels, dtype: dtype, c)
-        let back = channelsFirstReader(of: bias?.out ?? o.out, c)
+        let clamp = dtype == .f32 ? convClamp(of: bias?.out ?? o.out, c) : nil
+        let back = channelsFirstReader(of: clamp?.out ?? bias?.out ?? o.out, c)
         let front = channelsFirstSource(of: o.x, c)
         var s = Conv2DShape(kernel: kernel, groupChannels: groupChannels, outChannels: outChannels, groups: o.groups,
                             stride: [o.strideH, o.strideW], padding: [o.paddingH, o.paddingW],
                             dilation: [o.dilationH, o.dilationW], weightStrides: strides, bias: bias != nil)
         s.channelsFirstOutput = back != nil
         s.channelsFirstInput = front != nil
+        s.clamp = clamp.map { [$0.lo, $0.hi] }
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
-        var (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, back)
+        var (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, back, clamp: clamp)
         if let front {
             absorbs.insert(o.x)
             fallbackNodes = [front.node] + (fallbackNodes ?? [node])
         }
         return launch(definition, node, operands: [front?.source ?? o.x, weight] + (bias.map { [$0.value] } ?? []),
-                      results: [back?.out ?? bias?.out ?? o.out],
+                      results: [back?.out ?? clamp?.out ?? bias?.out ?? o.out],
                       resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
                       absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
             let given = inputs[0].shape
@@ -87,6 +90,22 @@ extension Lowerings {
         return (bias, add.out, reader)
     }
 
+    /// `clip(v, lo, hi)` as the only reader of the conv's (or its bias add's) result `v`, bounds scalar constants: the
+    /// activation XNNPACK fuses into its convolutions (ReLU6: output_min_max 0, 6), which the kernel applies on the store.
+    static func convClamp(of v: ValueID, _ c: LoweringContext) -> (lo: Float, hi: Float, out: ValueID, node: Node)? {
+        guard c.useCounts[v] == 1, !c.graph.outputs.contains(v),
+              let block = c.graph.blocks.first(where: { $0.nodes.contains { $0.op.results.contains(v) } }),
+              let reader = block.nodes.first(where: { $0.op.operands.contains(v) }),
+              case .clip(let clip) = reader.op, clip.x == v, c.dtype(clip.out) == c.dtype(v) else { return nil }
+        func bound(_ b: ValueID?, _ none: Float) -> Float? {
+            guard let b else { return none }
+            guard let t = c.constant(b), t.count == 1, t.dtype == c.dtype(v), let x = try? t.host().storage.first else { return nil }
+            return Float(x)
+        }
+        guard let lo = bound(clip.aMin, -.infinity), let hi = bound(clip.aMax, .infinity) else { return nil }
+        return (lo, hi, clip.out, reader)
+    }
+
     /// `transpose(v, [0, 3, 1, 2])` as the only reader of `v` in its block: NHWC back to ATen's NCHW, which the conv
     /// kernel writes directly (the importer's transpose after every convolution).
     static func channelsFirstReader(of v: ValueID, _ c: LoweringContext) -> (out: ValueID, node: Node)? {
@@ -109,13 +128,16 @@ extension Lowerings {
     /// What a conv kernel absorbs (its weight's transpose, its bias add, the transpose back to NCHW) and the nodes a
     /// fallback then runs, in order.
     static func convAbsorbs(_ w: ValueID, _ transposeNode: Node?, _ node: Node, _ bias: (value: ValueID, out: ValueID, node: Node)?,
-                            _ back: (out: ValueID, node: Node)?) -> (Set<ValueID>, [Node]?) {
+                            _ back: (out: ValueID, node: Node)?,
+                            clamp: (lo: Float, hi: Float, out: ValueID, node: Node)? = nil) -> (Set<ValueID>, [Node]?) {
         var absorbs: Set<ValueID> = []
         if transposeNode != nil { absorbs.insert(w) }
         if let bias { absorbs.insert(bias.out) }
+        if let clamp { absorbs.insert(clamp.out) }
         if let back { absorbs.insert(back.out) }
         guard !absorbs.isEmpty else { return ([], nil) }
-        return (absorbs, (transposeNode.map { [$0] } ?? []) + [node] + (bias.map { [$0.node] } ?? []) + (back.map { [$0.node] } ?? []))
+        return (absorbs, (transposeNode.map { [$0] } ?? []) + [node] + (bias.map { [$0.node] } ?? [])
+                    + (clamp.map { [$0.node] } ?? []) + (back.map { [$0.node] } ?? []))
     }
 
     /// A constant of `rank` dims as stored, or one seen through its only transpose: the value the kernel reads,

@@ -132,6 +132,43 @@ extension JITPlainOpsTests {
         XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("add_") }, "\(jit.kernelNames)")
     }
 
+    /// A clip with constant bounds reading only the conv (or its bias add) — XNNPACK's fused output_min_max, ReLU6 in
+    /// MobileNet — is applied on the store (`_clamp` kernels, no clip kernel): lower and upper bound, one bound, with
+    /// and without a bias, both paths, the transpose back too; a clip whose input is read twice stays a clip.
+    func testConv2DAppliesItsClampOnTheStore() throws {
+        var r = Random(18)
+        for k in [0, 1, 2, 3].map({ Self.conv2dCases[$0] }) {   // short sums: the bound is the clipped output's max
+            for (lo, hi, withBias, shared, back) in [(0.0, 1.0, true, false, false), (-0.25, nil, false, false, true),
+                                                     (nil, 0.75, true, false, true), (0.0, 1.0, true, true, false)] as [(Double?, Double?, Bool, Bool, Bool)] {
+                var (g, conv) = conv2dGraph(&r, k, aten: false)
+                var last = conv
+                if withBias {
+                    let bias = constant(&g, r.tensor([k.o], -1, 1)), sum = g.result()
+                    g.append(.add(AddOp(a: conv, b: bias, out: sum)))
+                    last = sum
+                }
+                let clipped = g.result()
+                let bound = { (v: Double) in self.constant(&g, HostTensor(dtype: .f32, shape: [], storage: [v])) }
+                g.append(.clip(ClipOp(x: last, out: clipped, aMin: lo.map(bound), aMax: hi.map(bound))))
+                var outputs = [clipped]
+                if back {
+                    let t = g.result()
+                    g.append(.transpose(TransposeOp(x: clipped, out: t, perm: [0, 3, 1, 2])))
+                    outputs = [t]
+                }
+                if shared {
+                    let other = g.result()
+                    g.append(.neg(NegOp(x: last, out: other)))
+                    outputs.append(other)
+                }
+                let what = "conv2d + clip(\(String(describing: lo)), \(String(describing: hi))) \(k) bias \(withBias) shared \(shared) back \(back)"
+                let jit = try check(g, outputs, tol: 1e-5, kernels: ["conv2d_"], what)
+                XCTAssertEqual(jit.kernelNames.contains { $0.hasPrefix("conv2d_") && $0.contains("_clamp") }, !shared, "\(what): \(jit.kernelNames)")
+                XCTAssertEqual(jit.kernelNames.contains { $0.hasPrefix("clip_") }, shared, "\(what): \(jit.kernelNames)")
+            }
+        }
+    }
+
     /// The transpose back to NCHW after the conv (and its bias), as the ATen importer writes it, is written by the
     /// kernel (`_nchw`: channel vectors scattered with stride Ho·Wo; no strided copy left), with and without a bias,
     /// both paths, f32 and bf16, channel tails; H dynamic over calls.

@@ -34,6 +34,9 @@ public struct Conv2DShape: Sendable, Equatable {
     /// x read channels-first, [N, C, H, W] (the importer's transpose to NHWC before the conv, absorbed): channel c of
     /// a pixel is H·W elements from channel c − 1 (broadcast scalars in the general path, gathers in the depthwise one).
     public var channelsFirstInput: Bool = false
+    /// [lo, hi]: the clip that is the only reader of the result (XNNPACK's fused output_min_max, ReLU6), applied to the
+    /// sums before the store as the clip kernel does it (x < lo → lo, then hi < x → hi; ±∞ for no bound).
+    public var clamp: [Float]? = nil
 
     public init(kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int, stride: [Int], padding: [Int],
                 dilation: [Int], weightStrides: [Int], bias: Bool = false) {
@@ -49,6 +52,7 @@ public struct Conv2DShape: Sendable, Equatable {
         func j(_ v: [Int]) -> String { v.map(String.init).joined(separator: "x") }
         return "k\(j(kernel))_c\(groupChannels * groups)_o\(outChannels)_g\(groups)_s\(j(stride))_p\(j(padding))_d\(j(dilation))_w\(j(weightStrides))"
             + (bias ? "_bias" : "") + (channelsFirstInput ? "_xnchw" : "") + (channelsFirstOutput ? "_nchw" : "")
+            + (clamp.map { "_clamp\($0[0])_\($0[1])" } ?? "")
     }
 }
 
@@ -87,7 +91,12 @@ public enum Conv2DKernels {
 
             /// Stores output channels oc..oc+lanes (masked by `l`) of column wo of this row: contiguous in NHWC, a
             /// scatter with stride Ho·Wo in NCHW.
-            func store(_ l: Lanes, _ value: IRValue, row p: IRValue, wo: IRValue, oc: IRValue) {
+            func store(_ l: Lanes, _ sums: IRValue, row p: IRValue, wo: IRValue, oc: IRValue) {
+                var value = sums
+                if let clamp = s.clamp {
+                    if clamp[0] > -.infinity { let lo = l.f32(clamp[0]); value = b.select(b.fcmp(LLVMRealOLT, value, lo), lo, value) }
+                    if clamp[1] < .infinity { let hi = l.f32(clamp[1]); value = b.select(b.fcmp(LLVMRealOLT, hi, value), hi, value) }
+                }
                 guard s.channelsFirstOutput else {
                     return l.storeF32(value, t, out, b.add(b.mul(b.add(b.mul(p, outWidth), wo), b.i64(s.outChannels)), oc))
                 }

@@ -19,7 +19,9 @@ extension XNNInliner {
             throw fail("input1_id/filter_id: a 4-d NHWC input and a filter are expected")
         }
         guard p.adjustment == [0, 0] else { throw fail("conv adjustment \(p.adjustment) (a transposed convolution's) is not supported") }
-        let (top, right, bottom, left) = (p.padding[0], p.padding[1], p.padding[2], p.padding[3])
+        let folded = foldedPads[node.inputs[0]]
+        let (top, right, bottom, left) = (p.padding[0] + (folded?.top ?? 0), p.padding[1] + (folded?.right ?? 0),
+                                          p.padding[2] + (folded?.bottom ?? 0), p.padding[3] + (folded?.left ?? 0))
         guard top == bottom, left == right else {
             throw fail("asymmetric padding (top \(top), bottom \(bottom), left \(left), right \(right)) is not supported")
         }
@@ -42,7 +44,10 @@ extension XNNInliner {
         // A 1-D convolution: along W of every row (kernel [1, K]), or along H of a one-column image (kernel [K, 1],
         // W = 1: how ExecuTorch 1.5.1's partitioner writes Conv1d). Either way conv1d over [rows, length, C].
         // (A depthwise filter's bytes are not conv1d's [O, K, C/groups]: it stays a conv2d, whose kernel vectorises it.)
-        let alongW = !depthwise && p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
+        // (A 1x1 convolution over a true image — MobileNet's and ResNet's pointwise convs — stays a conv2d: its kernel
+        // is the GEMM and absorbs the bias add and a fused clamp after it.)
+        let pointwiseImage = p.kernel == [1, 1] && h > 1 && width > 1
+        let alongW = !depthwise && !pointwiseImage && p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
         let alongH = !depthwise && !alongW && p.kernel[1] == 1 && left == 0 && p.subsampling[1] == 1 && width == 1
         let conv: ValueID
         if alongW || alongH {
@@ -77,5 +82,37 @@ extension XNNInliner {
             return .add(AddOp(a: conv, b: bias, out: result))
         }
         return true
+    }
+}
+
+/// A zero `XNNStaticConstantPad` of H and W (NHWC) read only by one 2-D convolution, whose padding then includes it.
+struct FoldedPad {
+    var input: UInt32
+    var top: Int, right: Int, bottom: Int, left: Int
+}
+
+extension XNNInliner {
+    /// The pads a conv can take as its own padding: value 0, only H and W padded, the output read by nothing but one
+    /// XNNConv2d/XNNDepthwiseConv2d with a kernel of at least 2 in both axes (the conv2d path), and the sum of the
+    /// two paddings symmetric (the IR's conv pads both sides alike). Asymmetric ones (before a stride-2 conv) stay.
+    func padsFoldedIntoConvs() -> [UInt32: FoldedPad] {
+        var readers: [UInt32: Int] = [:]
+        for n in graph.nodes { for i in n.inputs { readers[i, default: 0] += 1 } }
+        for id in graph.outputIDs { readers[id, default: 0] += 1 }
+        var pads: [UInt32: FoldedPad] = [:]
+        for n in graph.nodes where n.name == "XNNStaticConstantPad" {
+            guard case .pad(let pre, let post, let value) = n.params, value == 0, pre.count == 4, post.count == 4,
+                  pre[0] == 0, post[0] == 0, pre[3] == 0, post[3] == 0, (pre + post).allSatisfy({ $0 >= 0 }),
+                  let out = n.outputs.first, readers[out] == 1 else { continue }
+            pads[out] = FoldedPad(input: n.inputs[0], top: pre[1], right: post[2], bottom: post[1], left: pre[2])
+        }
+        var folded: [UInt32: FoldedPad] = [:]
+        for n in graph.nodes where n.name == "XNNConv2d" || n.name == "XNNDepthwiseConv2d" {
+            guard let x = n.inputs.first, let pad = pads[x], case .conv(let p) = n.params, p.kernel.allSatisfy({ $0 >= 2 }),
+                  p.padding[0] + pad.top == p.padding[2] + pad.bottom, p.padding[3] + pad.left == p.padding[1] + pad.right
+            else { continue }
+            folded[x] = pad
+        }
+        return folded
     }
 }

@@ -5,8 +5,9 @@ transformers' config class (tools/zoo/vision_checkpoint.py: MobileNetV2 1.0 and 
 image, batch 1, on mlxc (`mlxc run --jit --inputs-dir … --timing`: each call alone, files read before it), ExecuTorch's
 runtime on the same file (Python bindings, XNNPACK, its threadpool reset to --threads) and eager PyTorch on the
 checkpoint's module (torch.set_num_threads). Each peer runs in its own process; rounds alternate the peers, so every
-peer sees the same machine. Latency = the median over the calls of a round after one warm-up call; the table gives
-the best round's median per peer (and every round's), mlxc's logits checked against ExecuTorch's on the same image.
+peer sees the same machine. Every call gets another seeded image. Latency = the median over the calls of a round
+after one warm-up call; the table gives
+the best round's median per peer (and every round's), mlxc's logits checked against ExecuTorch's on the first (warm-up) image.
 
   tools/bench --vision [--models mobilenet_v2,resnet50] [--calls 20] [--rounds 3] [--threads 2] [--peers mlxc,executorch,eager]
   (or tools/.venv/bin/python tools/python/bench/vision.py --mlxc .build/release/mlxc …)
@@ -51,12 +52,21 @@ def prepare(model: str, work: Path) -> Path:
     if not pte.exists():
         sh([VENV / "bin" / "optimum-cli", "export", "executorch", "--model", ckpt, "--task", "image-classification",
             "--recipe", "xnnpack", "--output_dir", pte.parent], d / "export.log")
-    image = d / "image.npy"
-    if not image.exists():
-        size = json.loads((ckpt / "config.json").read_text())["image_size"]
-        rng = np.random.default_rng(0)
-        np.save(image, rng.standard_normal((1, 3, size, size)).astype(np.float32))
     return d
+
+
+def images(d: Path, count: int) -> list:
+    """`count` different seeded images (a different one every call: mlxc reuses a call's results when its inputs
+    are byte for byte the last call's, which would time nothing)."""
+    size = json.loads((d / "ckpt" / "config.json").read_text())["image_size"]
+    paths = []
+    for k in range(count):
+        p = d / "images" / f"image{k}.npy"
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            np.save(p, np.random.default_rng(k).standard_normal((1, 3, size, size)).astype(np.float32))
+        paths.append(p)
+    return paths
 
 
 # ---- peers, each in its own process: print one JSON line {"ms": [per call], "logits": [...]}
@@ -67,14 +77,14 @@ def peer_executorch(d: Path, calls: int, threads: int):
     from executorch.runtime import Runtime
     portable_lib._unsafe_reset_threadpool(threads)
     method = Runtime.get().load_program(str(d / "xnnpack" / "model.pte")).load_method("forward")
-    x = torch.from_numpy(np.load(d / "image.npy"))
-    out = method.execute([x])[0]
+    xs = [torch.from_numpy(np.load(p)) for p in images(d, calls + 1)]
+    first = method.execute([xs[0]])[0]
     ms = []
-    for _ in range(calls):
+    for x in xs[1:]:
         t = time.perf_counter()
-        out = method.execute([x])[0]
+        method.execute([x])[0]
         ms.append(1e3 * (time.perf_counter() - t))
-    return {"ms": ms, "logits": out.float().reshape(-1).tolist()}
+    return {"ms": ms, "logits": first.float().reshape(-1).tolist()}
 
 
 def peer_eager(d: Path, calls: int, threads: int):
@@ -82,22 +92,22 @@ def peer_eager(d: Path, calls: int, threads: int):
     from transformers import AutoModelForImageClassification
     torch.set_num_threads(threads)
     model = AutoModelForImageClassification.from_pretrained(d / "ckpt").eval()
-    x = torch.from_numpy(np.load(d / "image.npy"))
+    xs = [torch.from_numpy(np.load(p)) for p in images(d, calls + 1)]
     ms = []
     with torch.no_grad():
-        out = model(pixel_values=x).logits
-        for _ in range(calls):
+        first = model(pixel_values=xs[0]).logits
+        for x in xs[1:]:
             t = time.perf_counter()
-            out = model(pixel_values=x).logits
+            model(pixel_values=x).logits
             ms.append(1e3 * (time.perf_counter() - t))
-    return {"ms": ms, "logits": out.float().reshape(-1).tolist()}
+    return {"ms": ms, "logits": first.float().reshape(-1).tolist()}
 
 
 def peer_mlxc(mlxc: str, d: Path, calls: int, threads: int):
     tmp = Path(tempfile.mkdtemp())
     try:
-        for k in range(calls + 1):
-            os.symlink((d / "image.npy").resolve(), tmp / f"step{k}.input0.npy")
+        for k, p in enumerate(images(d, calls + 1)):
+            os.symlink(p.resolve(), tmp / f"step{k}.input0.npy")
         r = subprocess.run([mlxc, "run", "--jit", str(d / "xnnpack" / "model.pte"), "--inputs-dir", str(tmp),
                             "--output-dir", str(tmp / "out"), "--threads", str(threads), "--timing"],
                            capture_output=True, text=True)
