@@ -3,7 +3,10 @@ deliberately broken checkpoint, checked against the clean entry's eager referenc
 still re-runs the clean module: the eager reference is never the broken one).
 
 KIND:
-  expert  one routed expert's down projection scaled by 1.1 (layer 1, expert 3): a wrong expert weight
+  expert  one routed expert's down projection replaced by another's (layer 1: expert 4's as expert 3's), as a wrong
+          expert index or offset in the weights would give (scaling one of 16 experts by 1.1 is not caught: it moves
+          the logits less than bf16's rounding does, 1.9e-2 - 1.2e-1 of max |eager| vs 1.6e-2 - 1.3e-1 for the
+          clean program on qwen35moe_e16k8_mlx_4w)
   router  two experts' router rows swapped (layer 2, experts 2 and 5): tokens routed to the wrong experts
 """
 
@@ -32,7 +35,7 @@ def broken_checkpoint(clean: Path, out: Path, kind: str) -> None:
         raise SystemExit(f"zoo mutate: the checkpoint has no {name}")
     t = tensors[name].clone()
     if kind == "expert":
-        t *= 1.1
+        t = tensors[name.replace("experts.3.", "experts.4.")].clone()
     else:
         t[[2, 5]] = t[[5, 2]]
     tensors[name] = t
