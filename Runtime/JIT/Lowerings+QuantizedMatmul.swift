@@ -1,3 +1,4 @@
+import Foundation
 import MLXCCodegen
 import MLXCIR
 
@@ -38,12 +39,16 @@ extension Lowerings {
         return (d, t)
     }
 
+    /// One-token 4-bit linears on x rounded to int16 per group (`AffineInt16Rows`; opt-in: `MLXC_QMM_INT16=1`).
+    static var int16Decode: Bool { ProcessInfo.processInfo.environment["MLXC_QMM_INT16"] == "1" }
+
     static func quantizedLinear(_ o: QuantizedMatmulOp, _ node: Node, _ c: LoweringContext) -> LoweredKernel? {
         guard o.mode == "affine", o.transpose, let (xd, xt) = quantizedActivation(o.x, c), let biases = o.biases,
               let q = quantizedWeight(w: o.w, scales: o.scales, biases: biases, bits: o.bits, groupSize: o.groupSize, c) else { return nil }
         let (n, k) = (q.n, q.k)
-        let definition = QuantizedLinearKernels.affine(k: k, n: n, bits: o.bits, groupSize: o.groupSize, params: q.params,
-                                                       activation: xt, lanes: c.lanes)
+        let definition = QuantizedLinearKernels.fused(k: k, ns: [n], bits: o.bits, groupSize: o.groupSize, params: q.params,
+                                                      activation: xt, epilogue: .none, residual: false, lanes: c.lanes,
+                                                      int16Dot: int16Decode ? c.wordDot : nil)
         return LoweredKernel(definition: definition) { function in
             KernelLaunch(name: definition.name, function: function, operands: [o.x, o.w, o.scales, biases], results: [o.out],
                          resultDTypes: [xd],
@@ -73,7 +78,8 @@ extension Lowerings {
         let k = first.k, ns = weights.map(\.n)
         if epilogue == .swiglu { guard ns.count == 2, ns[0] == ns[1] else { return nil } }
         let definition = QuantizedLinearKernels.fused(k: k, ns: ns, bits: o.bits, groupSize: o.groupSize, params: first.params,
-                                                      activation: xt, epilogue: epilogue, residual: o.residual != nil, lanes: c.lanes)
+                                                      activation: xt, epilogue: epilogue, residual: o.residual != nil, lanes: c.lanes,
+                                                      int16Dot: int16Decode ? c.wordDot : nil)
         var operands = [o.x]
         var dtypes: [DType?] = [xd]
         for i in o.w.indices {

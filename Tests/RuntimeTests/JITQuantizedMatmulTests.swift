@@ -52,6 +52,39 @@ extension JITKernelTests {
         }
     }
 
+    /// `MLXC_QMM_INT16=1`: one-token 4-bit rows on x rounded to int16 per group (`AffineInt16Rows`), against the
+    /// dequantize-then-compute reference. Tolerance 1e-4 × max |reference| (the 4-bit fixtures' bound): each x is
+    /// off by at most max|x of its group| / 65534, so the error is a random walk of ~K such terms times s·q —
+    /// measured 4.4e-6–2.9e-5 here (the largest at K = 3072); a wrong nibble, pairing or group scale is off by O(1). M = 5: four tokens take
+    /// the f32 block, the fifth the int16 rows.
+    func testQuantizedMatmulInt16Decode() throws {
+        setenv("MLXC_QMM_INT16", "1", 1)
+        defer { unsetenv("MLXC_QMM_INT16") }
+        var seed: UInt64 = 300
+        for groupSize in [32, 64, 128] {
+            for (k, n, m, params) in [(groupSize * 3, 37, 1, DType.f32), (groupSize * 24, 21, 1, .bf16), (groupSize * 5, 19, 5, .f32)] {
+                seed += 1
+                var r = Random(seed)
+                let words = k * 4 / 32, groups = k / groupSize
+                let codes: [Double] = (0..<(n * words)).map { _ in (r.next() * 4294967296).rounded(.down) }
+                var g = RefGraph()
+                let x = g.input(r.tensor([m, k]))
+                let w = g.graph.addValue(TensorType(.u32, fixed: [n, words]), .constant(.literal(codes)))
+                let scales = r.tensor([n, groups], 0.001, 0.05, params), biases = r.tensor([n, groups], -0.2, 0.2, params)
+                let s = g.graph.addValue(TensorType(params, fixed: [n, groups]), .constant(.literal(scales.storage)))
+                let b = g.graph.addValue(TensorType(params, fixed: [n, groups]), .constant(.literal(biases.storage)))
+                let out = g.result()
+                g.append(.quantizedMatmul(QuantizedMatmulOp(x: x, w: w, scales: s, out: out, biases: b, groupSize: groupSize, bits: 4,
+                                                            mode: "affine", transpose: true)))
+                let what = "int16 qmm g\(groupSize) \(params.name) m\(m) k\(k) n\(n)"
+                let jit = try check(g, [out], .scaled(1e-4), kernels: ["qmm_affine_w4g\(groupSize)_\(params.name)params"], what)
+                #if arch(x86_64)
+                XCTAssertTrue(jit.kernelNames.contains { $0.contains("_xi16") }, "\(what): \(jit.kernelNames)")
+                #endif
+            }
+        }
+    }
+
     func testQuantizedMatmulEveryBitWidthAndGroupSize() throws {
         var seed: UInt64 = 1
         for bits in [2, 3, 4, 5, 6, 8] {

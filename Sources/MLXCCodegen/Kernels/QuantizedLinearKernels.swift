@@ -71,15 +71,20 @@ public enum QuantizedLinearKernels {
     /// with `residual` (one result), out += residual (same shape as out).
     /// x, the residual and the outs are of dtype `activation`.
     /// buffers: [x, (w, scales, biases) per weight, residual?, outs…]; dims: [M].
+    /// `int16Dot`: one-token rows take `AffineInt16Rows` (x rounded to int16 per group, integer dot products; its
+    /// header states the numerics) on that x86 target — f32 x, 4-bit codes only; nil keeps the f32 path.
     public static func fused(k: Int, ns: [Int], bits: Int, groupSize: Int, params: ParamType, activation: ElementType = .f32,
-                             epilogue: Epilogue, residual: Bool, lanes: Int) -> KernelDefinition {
+                             epilogue: Epilogue, residual: Bool, lanes: Int,
+                             int16Dot: DynamicQuantLinearKernels.WordDot? = nil) -> KernelDefinition {
         precondition([.f32, .bf16, .f16].contains(activation))
+        let int16 = int16Dot.flatMap { activation == .f32 && AffineInt16Rows.supports(bits: bits, groupSize: groupSize, dot: $0) ? $0 : nil }
         let tb = tokenBlock(k: k)
         var name = "qmm_affine_w\(bits)g\(groupSize)_\(params.rawValue)params_\(activation.tag)_k\(k)_n" + ns.map(String.init).joined(separator: "+")
         if epilogue != .none { name += "_\(epilogue.rawValue)" }
         if residual { name += "_residual" }
         name += "_tb\(tb)"
         if usesPanels(activation: activation, epilogue: epilogue, lanes: lanes) { name += "_" + LinearPanels.tag(lanes: lanes) }
+        if let int16 { name += "_xi16\(int16 == .avx512vnni ? "vnni" : "")" }
         name += "_v\(lanes)"
         let weightCount = ns.count
         return KernelDefinition(name: name) { e in
@@ -101,6 +106,8 @@ public enum QuantizedLinearKernels {
             let wide = Lanes(b, lanes), chunk = Lanes(b, rows.cl), one = Lanes(b, 1)
             let panels = usesPanels(activation: activation, epilogue: epilogue, lanes: lanes) ? LinearPanels(b: b, k: k, lanes: lanes) : nil
             let panel = panels?.allocatePanel()
+            let int16Rows = int16.map { AffineInt16Rows(b, k: k, groupSize: groupSize, params: params, dot: $0, rows: rows) }
+            let xq = int16Rows != nil ? rows.scratch(k / 2) : nil, dx = int16Rows != nil ? rows.scratch(groups) : nil
 
             /// Per-call preparation for tokens t0 ..< t0 + nt: Σx per group, and the permuted (or widened) x.
             func prepare(t0: IRValue, nt: Int) {
@@ -131,7 +138,11 @@ public enum QuantizedLinearKernels {
             /// Row r of weight `wt` for tokens t0 ..< t0 + nt (their activations already prepared):
             /// one f32 dot product per token.
             func row(_ r: IRValue, _ wt: (w: IRValue, scales: IRValue, biases: IRValue), t0: IRValue, nt: Int) -> [IRValue] {
-                rows.dot(rowCodes: b.gep(b.i8, wt.w, b.mul(r, b.i64(rows.rowBytes))), scales: wt.scales, biases: wt.biases,
+                if nt == 1, let int16Rows, let xq, let dx {
+                    return [int16Rows.dot(rowCodes: b.gep(b.i8, wt.w, b.mul(r, b.i64(rows.rowBytes))), scales: wt.scales, biases: wt.biases,
+                                          paramIndex: b.mul(r, b.i64(groups)), xq: xq, dx: dx, sums: sumScratch)]
+                }
+                return rows.dot(rowCodes: b.gep(b.i8, wt.w, b.mul(r, b.i64(rows.rowBytes))), scales: wt.scales, biases: wt.biases,
                          paramIndex: b.mul(r, b.i64(groups)), x: xpScratch ?? b.gep(b.f32, x, b.mul(t0, b.i64(k))),
                          sums: sumScratch, nt: nt)
             }
@@ -149,6 +160,7 @@ public enum QuantizedLinearKernels {
 
             func tokens(t0: IRValue, nt: Int) {
                 prepare(t0: t0, nt: nt)
+                if nt == 1, let int16Rows, let xq, let dx { int16Rows.prepare(x: b.gep(b.f32, x, b.mul(t0, b.i64(k))), xq: xq, dx: dx) }
                 switch epilogue {
                 case .swiglu:
                     b.loop(e.begin, e.end, "n") { r in
