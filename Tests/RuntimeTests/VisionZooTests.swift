@@ -11,7 +11,7 @@ import MLXCPasses
 /// Fixtures/zoo/<entry> with two seeded images, eager PyTorch's logits (ref/) and ExecuTorch's runtime's on the same
 /// file (et/). Every image runs compiled (default pipeline) within 1e-4 × max |expected| of both, nothing on the
 /// reference executor: XNNPACK's convolutions with fused ReLU6 clamps, TF-style pads, max and global average pooling,
-/// and the portable programs' ATen convolutions, batch norms and hardtanh, all on kernels.
+/// and the portable programs' ATen convolutions, batch norms, hardtanh and max_pool2d_with_indices, all on kernels.
 final class VisionZooTests: XCTestCase {
     static let root = ZooTests.root
 
@@ -23,7 +23,7 @@ final class VisionZooTests: XCTestCase {
     }
 
     func testVisionFixturesArePresent() {
-        for name in ["mobilenet_v2_xnnpack_fp32", "mobilenet_v2_portable_fp32", "resnet_xnnpack_fp32"] {
+        for name in ["mobilenet_v2_xnnpack_fp32", "mobilenet_v2_portable_fp32", "resnet_xnnpack_fp32", "resnet_portable_fp32"] {
             XCTAssertTrue(Self.entries.contains(name), "vision zoo fixture \(name) missing under \(Self.root.path)")
         }
     }

@@ -63,6 +63,8 @@ ENTRIES = [
     Entry("resnet_xnnpack_fp32", "resnet_tiny", "xnnpack",
           "bottleneck blocks, batch norm folded into XNNConv2d, XNNMaxPooling2d 3x3 s2 p1, XNNGlobalAvgPooling2d"),
     Entry("resnet18_xnnpack_fp32", "resnet18_tiny", "xnnpack", "basic blocks (ResNet-18's shape), 48x48 images"),
+    Entry("resnet_portable_fp32", "resnet_tiny", "portable",
+          "aten::convolution, batch norm, relu, max_pool2d_with_indices (3x3 s2 p1), mean"),
 ]
 
 

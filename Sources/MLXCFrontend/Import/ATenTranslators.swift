@@ -7,7 +7,7 @@ typealias ATenTranslator = (PlanImporter, [Int]) throws -> Void
 extension PlanImporter {
     static let translators: [String: ATenTranslator] = {
         var table: [String: ATenTranslator] = [:]
-        for group in [conformerTranslators, spectralTranslators, elementwiseTranslators, shapeTranslators, reductionTranslators, linalgTranslators,
+        for group in [conformerTranslators, poolingTranslators, spectralTranslators, elementwiseTranslators, shapeTranslators, reductionTranslators, linalgTranslators,
                       creationTranslators, llmTranslators, gatedDeltaTranslators, quantizedTranslators, primTranslators, dimOrderTranslators] {
             table.merge(group) { first, _ in first }
         }
