@@ -100,8 +100,10 @@ extension ShapeInference.Walker {
             if out.count == rank, out.indices.contains(a) { out[a] = nil } else { out = .init(repeating: nil, count: rank) }
         case .take(let o):
             guard case .value(let idx) = o.index, let xt = type(o.x), let it = type(idx) else { return out }
-            let a = norm(o.axis, xt.rank)
-            let dims = Array(all(o.x)[..<a]) + all(idx) + Array(all(o.x)[(a + 1)...])
+            let a = norm(o.axis, xt.rank), xs = all(o.x)
+            // The axis is checked by the shape rule, which may have failed (a typed result in IR text).
+            guard xs.indices.contains(a) else { return out }
+            let dims = Array(xs[..<a]) + all(idx) + Array(xs[(a + 1)...])
             if dims.count == rank, it.rank >= 0 { out = dims }
         case .addmm(let o):
             guard let m = type(o.mat1), let n = type(o.mat2), m.rank == rank, n.rank == 2 else { return out }

@@ -42,6 +42,24 @@ final class ShapeInferenceDimSymbolsTests: XCTestCase {
         XCTAssertEqual(graph.type(ValueID(17)), T(.f32, [t, .fixed(64)]))
     }
 
+    /// A `take` whose axis is out of range, with its result typed in the text (so the symbols are
+    /// tracked — it has a run-time dim — though the shape rule fails): an error naming the op, not a crash (fuzzing `ir`, issue 17).
+    func testTakeOutsideItsAxesIsAnErrorNotACrash() throws {
+        for axis in [2, 7, -3, -9] {
+            var graph = try IRParser.parse("""
+            graph @forward
+            input %0 : i64[2, ?1..8] "ids"
+            const %1 : f32[16, 8] = named("emb")
+            block main {
+              %2 = take(x: %1, index: %0, axis: \(axis)) : f32[2, ?1..8, 8]
+            }
+            outputs %2
+            """)
+            let errors = ShapeInference.annotate(&graph)
+            XCTAssertFalse(errors.isEmpty, "axis \(axis)")
+        }
+    }
+
     /// Positions from arange(0, T), broadcast against inv_freq: [1, T, 8] → [T, -1] has 8 columns.
     func testArangeOfASymSizeCarriesItsSymbol() throws {
         var graph = try IRParser.parse("""
