@@ -18,9 +18,8 @@ import MLXCPasses
 /// Measured ≤ 1e-6 on these shapes; a wrong code, group, scale or token is off by O(1).
 extension JITKernelTests {
 
-    /// A random quantized weight [n, k] with random scales and biases.
-    func checkQuantizedMatmul(bits: Int, groupSize: Int, params: DType, m: Int, k: Int, n: Int, seed: UInt64,
-               file: StaticString = #filePath, line: UInt = #line) throws {
+    /// x [m, k] times a random quantized weight [n, k] with random scales and biases: the graph and its result.
+    func quantizedMatmulGraph(bits: Int, groupSize: Int, params: DType, m: Int, k: Int, n: Int, seed: UInt64) -> (RefGraph, ValueID) {
         var r = Random(seed)
         let words = k * bits / 32, groups = k / groupSize
         let codes: [Double] = (0..<(n * words)).map { _ in (r.next() * 4294967296).rounded(.down) }
@@ -33,6 +32,12 @@ extension JITKernelTests {
         let out = g.result()
         g.append(.quantizedMatmul(QuantizedMatmulOp(x: x, w: w, scales: s, out: out, biases: b, groupSize: groupSize, bits: bits,
                                                     mode: "affine", transpose: true)))
+        return (g, out)
+    }
+
+    func checkQuantizedMatmul(bits: Int, groupSize: Int, params: DType, m: Int, k: Int, n: Int, seed: UInt64,
+               file: StaticString = #filePath, line: UInt = #line) throws {
+        let (g, out) = quantizedMatmulGraph(bits: bits, groupSize: groupSize, params: params, m: m, k: k, n: n, seed: seed)
         let what = "qmm w\(bits) g\(groupSize) \(params.name) m\(m) k\(k) n\(n)"
         let jit = try check(g, [out], .scaled(1e-5), kernels: ["qmm_affine_w\(bits)g\(groupSize)_\(params.name)params"],
                             what, file: file, line: line)
@@ -64,18 +69,7 @@ extension JITKernelTests {
         for groupSize in [32, 64, 128] {
             for (k, n, m, params) in [(groupSize * 3, 37, 1, DType.f32), (groupSize * 24, 21, 1, .bf16), (groupSize * 5, 19, 5, .f32)] {
                 seed += 1
-                var r = Random(seed)
-                let words = k * 4 / 32, groups = k / groupSize
-                let codes: [Double] = (0..<(n * words)).map { _ in (r.next() * 4294967296).rounded(.down) }
-                var g = RefGraph()
-                let x = g.input(r.tensor([m, k]))
-                let w = g.graph.addValue(TensorType(.u32, fixed: [n, words]), .constant(.literal(codes)))
-                let scales = r.tensor([n, groups], 0.001, 0.05, params), biases = r.tensor([n, groups], -0.2, 0.2, params)
-                let s = g.graph.addValue(TensorType(params, fixed: [n, groups]), .constant(.literal(scales.storage)))
-                let b = g.graph.addValue(TensorType(params, fixed: [n, groups]), .constant(.literal(biases.storage)))
-                let out = g.result()
-                g.append(.quantizedMatmul(QuantizedMatmulOp(x: x, w: w, scales: s, out: out, biases: b, groupSize: groupSize, bits: 4,
-                                                            mode: "affine", transpose: true)))
+                let (g, out) = quantizedMatmulGraph(bits: 4, groupSize: groupSize, params: params, m: m, k: k, n: n, seed: seed)
                 let what = "int16 qmm g\(groupSize) \(params.name) m\(m) k\(k) n\(n)"
                 let jit = try check(g, [out], .scaled(1e-4), kernels: ["qmm_affine_w4g\(groupSize)_\(params.name)params"], what)
                 #if arch(x86_64)

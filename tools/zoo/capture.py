@@ -147,6 +147,16 @@ class Recorder:
         signature = "cache_position" if per_token_positions or "cache_position" in names else "input_pos"
         return names, tokens_ex, pos_ex, pos_key, signature
 
+    @staticmethod
+    def call_inputs(toks, position, tokens_ex, pos_ex, pos_key, signature):
+        """The (tokens, positions) of one call at `position`, in the example inputs' dtypes and form."""
+        t = torch.tensor([toks], dtype=tokens_ex.dtype)
+        if signature == "cache_position":
+            p = torch.arange(position, position + len(toks), dtype=pos_ex.dtype)
+        else:
+            p = torch.tensor([position], dtype=pos_ex.dtype)
+        return t, ({pos_key: p} if pos_key is not None else p)
+
     def resolve_ties(self, mod, args, kwargs):
         """`--resolve-ties DIR`: eager on the reference's calls with the program's choice at each router tie
         (router_ties.resolve) against the program's teacher-forced logits DIR/step<K>.output0.npy (as zoo check
@@ -163,14 +173,7 @@ class Recorder:
         offgraph = self.offgraph_cache_scope(mod)
 
         def call(m, c):
-            toks, position = calls[c], starts[c]
-            t = torch.tensor([toks], dtype=tokens_ex.dtype)
-            if signature == "cache_position":
-                p = torch.arange(position, position + len(toks), dtype=pos_ex.dtype)
-            else:
-                p = torch.tensor([position], dtype=pos_ex.dtype)
-            if pos_key is not None:
-                p = {pos_key: p}
+            t, p = self.call_inputs(calls[c], starts[c], tokens_ex, pos_ex, pos_key, signature)
             with torch.no_grad(), offgraph():
                 out = m(**{names[0]: t, names[1]: p}) if kwargs else m(t, p)
             if isinstance(out, (tuple, list)):
@@ -205,13 +208,7 @@ class Recorder:
 
         def call(toks):
             nonlocal position
-            t = torch.tensor([toks], dtype=tokens_ex.dtype)
-            if signature == "cache_position":
-                p = torch.arange(position, position + len(toks), dtype=pos_ex.dtype)
-            else:
-                p = torch.tensor([position], dtype=pos_ex.dtype)
-            if pos_key is not None:
-                p = {pos_key: p}
+            t, p = self.call_inputs(toks, position, tokens_ex, pos_ex, pos_key, signature)
             inputs = {names[0]: t, names[1]: p} if kwargs else None
             with torch.no_grad(), offgraph():
                 out = mod(**inputs) if inputs else mod(t, p)
