@@ -1,8 +1,8 @@
 import MLXCIR
 
 /// `aten::max_pool2d_with_indices.out` (a portable export's max pool: ResNet's stem) over NCHW, as the XNNPACK
-/// importer does XNNMaxPooling2d: the input padded with −∞ on H and W, one strided window view per tap (two `slice`s
-/// with step = stride) and their running `maximum`. Ceil mode pads the bottom/right by what one more window needs,
+/// importer does XNNMaxPooling2d (`PoolingWindowTaps`): the input padded with −∞ on H and W, one strided window view
+/// per tap and their running `maximum`. Ceil mode pads the bottom/right by what one more window needs,
 /// as long as that window starts inside the image or the left padding (ATen's rule). The indices output is left
 /// undefined: a later read of it is reported as an error (no export reads it in eval mode).
 extension PlanImporter {
@@ -33,31 +33,10 @@ extension PlanImporter {
                 let after = max(padding[i], (out - 1) * stride[i] + span - size - padding[i])
                 extents.append((size, padding[i], after, out))
             }
-            let padded = imp.temporary(nil)
-            let widths = [0, 0, 0, 0, extents[0].before, extents[0].after, extents[1].before, extents[1].after]
-            imp.emit(.pad(PadOp(x: x, out: padded, padWidth: widths.map { .literal(Int64($0)) }, mode: "constant",
-                                constantValue: -Double.infinity)))
-            let out = try imp.write(a[6])
-            var acc: ValueID? = nil
-            let taps = (0..<kernel[0]).flatMap { i in (0..<kernel[1]).map { j in (i, j) } }
-            for (n, (i, j)) in taps.enumerated() {
-                let rows = imp.temporary(nil), cols = imp.temporary(nil)
-                let (r0, c0) = (i * dilation[0], j * dilation[1])
-                imp.emit(.slice(SliceOp(x: padded, out: rows, axis: .literal(2), start: .literal(Int64(r0)),
-                                        stop: .literal(Int64(r0 + (extents[0].out - 1) * stride[0] + 1)), step: stride[0])))
-                imp.emit(.slice(SliceOp(x: rows, out: cols, axis: .literal(3), start: .literal(Int64(c0)),
-                                        stop: .literal(Int64(c0 + (extents[1].out - 1) * stride[1] + 1)), step: stride[1])))
-                let last = n == taps.count - 1
-                if let a0 = acc {
-                    let m = last ? out : imp.temporary(nil)
-                    imp.emit(.maximum(MaximumOp(a: a0, b: cols, out: m)))
-                    acc = m
-                } else if last {
-                    imp.emit(.idCopy(IdCopyOp(x: cols, out: out)))
-                } else {
-                    acc = cols
-                }
-            }
+            let window = PoolingWindowTaps(axes: (2, 3), kernel: kernel, stride: stride, dilation: dilation,
+                                           outSize: extents.map(\.out), emit: { imp.emit($0) }, temporary: { imp.temporary(nil) })
+            let padded = window.padded(x, before: extents.map(\.before), after: extents.map(\.after), value: -Double.infinity)
+            imp.emit(window.reduce(padded, PoolingWindowTaps.maximum)(try imp.write(a[6])))
         }
         return t
     }

@@ -4,8 +4,8 @@ import MLXCIR
 /// - `XNNGlobalAvgPooling2d` (ATen `mean.dim` over H, W with keepdim, MobileNet's and ResNet's head) → `mean` over
 ///   axes 1, 2 keeping them: [N, 1, 1, C].
 /// - `XNNMaxPooling2d` (`max_pool2d`, ResNet's stem; ceil mode arrives as extra bottom/right padding) → the input padded
-///   with −∞, one strided window view per tap (kH × kW `slice`s with step = stride) and their running `maximum`: XNNPACK
-///   never lets a padded element win, and neither does −∞.
+///   with −∞, one strided window view per tap and their running `maximum` (`PoolingWindowTaps`): XNNPACK never lets a
+///   padded element win, and neither does −∞.
 /// - `XNNAvgPooling2d` (`avg_pool2d`; the partitioner takes padding only with count_include_pad = False) → the taps'
 ///   sum over the zero-padded input divided by the number of real elements under each window (a constant map; the
 ///   window size when there is no padding).
@@ -47,41 +47,17 @@ extension XNNInliner {
             throw fail("a \(kh)×\(kw) window (dilation \(dh), \(dw)) does not fit the padded \(ph)×\(pw) input")
         }
         let (ho, wo) = ((ph - spanH) / sh + 1, (pw - spanW) / sw + 1)
-        var x = try operand(node.inputs[0], "input_id")
+        let window = PoolingWindowTaps(axes: (1, 2), kernel: [kh, kw], stride: [sh, sw], dilation: [dh, dw], outSize: [ho, wo],
+                                       emit: { self.emit($0) }, temporary: { self.importer.graph.addValue(nil, .computed) })
         let padded = top + bottom + left + right > 0
-        if padded {
-            let y = importer.graph.addValue(nil, .computed)
-            let widths: [Int] = [0, 0, top, bottom, left, right, 0, 0]
-            emit(.pad(PadOp(x: x, out: y, padWidth: widths.map { .literal(Int64($0)) }, mode: "constant",
-                            constantValue: max ? -Double.infinity : 0)))
-            x = y
-        }
-        func tap(_ i: Int, _ j: Int) -> ValueID {
-            let rows = importer.graph.addValue(nil, .computed), cols = importer.graph.addValue(nil, .computed)
-            emit(.slice(SliceOp(x: x, out: rows, axis: .literal(1), start: .literal(Int64(i * dh)),
-                                stop: .literal(Int64(i * dh + (ho - 1) * sh + 1)), step: sh)))
-            emit(.slice(SliceOp(x: rows, out: cols, axis: .literal(2), start: .literal(Int64(j * dw)),
-                                stop: .literal(Int64(j * dw + (wo - 1) * sw + 1)), step: sw)))
-            return cols
-        }
-        let taps = (0..<kh).flatMap { i in (0..<kw).map { j in (i, j) } }
-        var acc = tap(taps[0].0, taps[0].1)
-        for (n, (i, j)) in taps.enumerated().dropFirst() {
-            let t = tap(i, j)
-            let last = n == taps.count - 1
-            let make = { (out: ValueID) -> Op in max ? .maximum(MaximumOp(a: acc, b: t, out: out)) : .add(AddOp(a: acc, b: t, out: out)) }
-            if last && max {
-                try define(node, make)
-                return
-            }
-            let s = importer.graph.addValue(nil, .computed)
-            emit(make(s))
-            acc = s
-        }
-        if max {   // a 1×1 window: the (strided) input itself
-            try define(node) { .idCopy(IdCopyOp(x: acc, out: $0)) }
+        let x = window.padded(try operand(node.inputs[0], "input_id"), before: [top, left], after: [bottom, right],
+                              value: max ? -Double.infinity : 0)
+        if max {
+            try define(node, window.reduce(x, PoolingWindowTaps.maximum))
             return
         }
+        let acc = importer.graph.addValue(nil, .computed)
+        emit(window.reduce(x, PoolingWindowTaps.sum)(acc))
         // Average: divide by the count of real (unpadded) elements under each window.
         let divisor: ValueID
         if !padded {
