@@ -7,7 +7,8 @@ import MLXCIR
 ///     n = sym_size(x, axis) + before + after;  f = full([..., n, ...], value);  slice_update(f, x, axis, before, before + L)
 ///
 /// A pad of several axes (TF-style "same" padding before a vision model's convolutions: H and W) is that, one axis
-/// after the other; a pad of all-zero widths is a copy. The edge mode is left as it is (the reference executor runs
+/// after the other; a pad of all-zero widths is a copy. A zero pad of an image that one conv2d alone reads
+/// (`ConvInputPad`) is left for the conv kernel, which pads itself; so is the edge mode (the reference executor runs
 /// it). The result keeps its value and type.
 public struct PadAsFillAndCopy: GraphPass {
     public let name = "pad-as-fill-and-copy"
@@ -16,6 +17,7 @@ public struct PadAsFillAndCopy: GraphPass {
     public func run(_ graph: inout Graph) throws -> Int {
         var count = 0
         var inferred: [TensorType?]? = nil
+        let forConvs = ConvInputPad.absorbed(in: graph)
         func type(_ v: ValueID, _ graph: Graph) -> TensorType? {
             if let t = graph[v].type { return t }
             if inferred == nil { inferred = ShapeInference.infer(graph).types }   // values the importer left untyped
@@ -24,7 +26,7 @@ public struct PadAsFillAndCopy: GraphPass {
         for b in graph.blocks.indices {
             var rewritten: [Node] = []
             for node in graph.blocks[b].nodes {
-                guard case .pad(let p) = node.op, p.mode == "constant", let xt = type(p.x, graph),
+                guard case .pad(let p) = node.op, p.mode == "constant", forConvs[p.out] == nil, let xt = type(p.x, graph),
                       p.padWidth.count == 2 * xt.rank else {
                     rewritten.append(node)
                     continue

@@ -1,5 +1,6 @@
 import MLXCCodegen
 import MLXCIR
+import MLXCPasses
 
 /// `conv2d` (NHWC x, constant weight [O, kH, kW, C/groups]) as `Conv2DKernels.conv2d`. The weight is read where
 /// it is stored: a constant, or a constant (or init-block result) seen through its only transpose — ATen's
@@ -8,7 +9,10 @@ import MLXCIR
 /// only reader (`add(conv, b)`, b a constant [O] of the same dtype: what both importers emit) is absorbed too: the
 /// kernel's sums start from the bias and it writes the add's result; so is the transpose back to NCHW that reads the
 /// result (the ATen importer's), which the kernel then writes channels-first; and a clip with constant bounds that
-/// reads the conv's (or its bias add's) result alone — XNNPACK's fused ReLU6 — applied on the store.
+/// reads the conv's (or its bias add's) result alone — XNNPACK's fused ReLU6 — applied on the store; a residual add
+/// (`add(conv, r)`, r computed, before that clip) added on the store; and a zero pad
+/// of x's H and W that only the conv reads (TF "same" padding, asymmetric before stride-2 convs), which the kernel
+/// applies as its padding.
 extension Lowerings {
     static let conv2dReason = "needs f32/bf16/f16 x [N, H, W, C] and a constant 4-d weight (or a transpose of one) of the same dtype whose O divides by groups"
 
@@ -20,36 +24,48 @@ extension Lowerings {
         let (outChannels, kernel, groupChannels) = (shape[0], [shape[1], shape[2]], shape[3])
         guard outChannels % o.groups == 0, kernel.allSatisfy({ $0 > 0 }), groupChannels > 0 else { return nil }
         let bias = convBias(of: o.out, channels: outChannels, dtype: dtype, c)
-        let clamp = dtype == .f32 ? convClamp(of: bias?.out ?? o.out, c) : nil
-        let back = channelsFirstReader(of: clamp?.out ?? bias?.out ?? o.out, c)
+        let residual = convResidual(of: bias?.out ?? o.out, conv: node, c)
+        let clamp = dtype == .f32 ? convClamp(of: residual?.out ?? bias?.out ?? o.out, c) : nil
+        // (A residual is NHWC like the sums: the kernel then writes NHWC too.)
+        let back = residual != nil ? nil : channelsFirstReader(of: clamp?.out ?? bias?.out ?? o.out, c)
         let front = channelsFirstSource(of: o.x, c)
+        let pad = convInputPad(of: front?.source ?? o.x, channelsFirst: front != nil, c)
+        // Padding per side: the op's own (symmetric) plus an absorbed pad's; only the leading sides reach the kernel
+        // (taps outside the image read 0 whichever side), the trailing ones size the output.
+        let (top, left) = (o.paddingH + (pad?.widths.top ?? 0), o.paddingW + (pad?.widths.left ?? 0))
+        let (bottom, right) = (o.paddingH + (pad?.widths.bottom ?? 0), o.paddingW + (pad?.widths.right ?? 0))
         var s = Conv2DShape(kernel: kernel, groupChannels: groupChannels, outChannels: outChannels, groups: o.groups,
-                            stride: [o.strideH, o.strideW], padding: [o.paddingH, o.paddingW],
+                            stride: [o.strideH, o.strideW], padding: [top, left],
                             dilation: [o.dilationH, o.dilationW], weightStrides: strides, bias: bias != nil)
         s.channelsFirstOutput = back != nil
         s.channelsFirstInput = front != nil
         s.clamp = clamp.map { [$0.lo, $0.hi] }
+        s.residual = residual != nil
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
-        var (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, back, clamp: clamp)
-        if let front {
-            absorbs.insert(o.x)
-            fallbackNodes = [front.node] + (fallbackNodes ?? [node])
+        var (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, back, clamp: clamp, residual: residual)
+        let leading: [(out: ValueID, node: Node)] = [pad.map { ($0.out, $0.node) }, front.map { (o.x, $0.node) }].compactMap { $0 }
+        if !leading.isEmpty {
+            absorbs.formUnion(leading.map(\.out))
+            fallbackNodes = leading.map(\.node) + (fallbackNodes ?? [node])
         }
-        return launch(definition, node, operands: [front?.source ?? o.x, weight] + (bias.map { [$0.value] } ?? []),
-                      results: [back?.out ?? clamp?.out ?? bias?.out ?? o.out],
-                      resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
+        let extra = [bias?.value, residual?.value].compactMap { $0 }
+        return launch(definition, node, operands: [pad?.source ?? front?.source ?? o.x, weight] + extra,
+                      results: [back?.out ?? clamp?.out ?? residual?.out ?? bias?.out ?? o.out],
+                      resultDTypes: [dtype], operandDTypes: [dtype, dtype] + extra.map { _ in dtype },
+                      grain: Conv2DKernels.workGrain(s, lanes: c.lanes),
                       absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
             let given = inputs[0].shape
             guard given.count == 4 else { return nil }
             let x = front == nil ? given : [given[0], given[2], given[3], given[1]]   // as NHWC
             guard x[3] == groupChannels * o.groups else { return nil }
-            let spanH = x[1] + 2 * o.paddingH - o.dilationH * (kernel[0] - 1) - 1
-            let spanW = x[2] + 2 * o.paddingW - o.dilationW * (kernel[1] - 1) - 1
+            let spanH = x[1] + top + bottom - o.dilationH * (kernel[0] - 1) - 1
+            let spanW = x[2] + left + right - o.dilationW * (kernel[1] - 1) - 1
             guard spanH >= 0, spanW >= 0 else { return nil }
             let (outH, outW) = (spanH / o.strideH + 1, spanW / o.strideW + 1)
             let shape = back == nil ? [x[0], outH, outW, outChannels] : [x[0], outChannels, outH, outW]
+            guard residual == nil || inputs[2 + (bias == nil ? 0 : 1)].shape == shape else { return nil }
             return CallLayout(shapes: [shape], dims: [x[1], x[2], outH, outW].map(Int64.init),
-                              work: x[0] * outH)
+                              work: x[0] * outH * (Conv2DKernels.workPerRow(s) ? 1 : outW))
         }
     }
 
@@ -77,6 +93,16 @@ extension Lowerings {
         }
     }
 
+    /// The zero pad of x's spatial axes that the conv alone reads (`ConvInputPad`: e.g. TF's asymmetric "same" padding
+    /// before a stride-2 conv), `v` being the conv's x or, channels-first, the source of its transpose to NHWC: the
+    /// kernel reads the pad's input and pads itself.
+    static func convInputPad(of v: ValueID, channelsFirst: Bool, _ c: LoweringContext)
+        -> (source: ValueID, widths: ConvInputPad, out: ValueID, node: Node)? {
+        guard c.useCounts[v] == 1, !c.graph.outputs.contains(v), let node = c.definingNode(v), case .pad(let p) = node.op,
+              let widths = ConvInputPad(p, channelsFirst: channelsFirst), c.dtype(p.x) == c.dtype(v) else { return nil }
+        return (p.x, widths, v, node)
+    }
+
     /// `add(conv, b)` (either order) as the only reader of the conv's result `v`, b a constant of `channels` elements in
     /// the conv's dtype that broadcasts over the last axis ([O], [1, …, 1, O]): the bias, the sum and the add.
     static func convBias(of v: ValueID, channels: Int, dtype: DType, _ c: LoweringContext) -> (value: ValueID, out: ValueID, node: Node)? {
@@ -88,6 +114,22 @@ extension Lowerings {
         guard let t = c.constant(bias), t.dtype == dtype, t.count == channels, t.shape.last == channels,
               t.shape.count <= (c.type(v)?.rank ?? 0) else { return nil }
         return (bias, add.out, reader)
+    }
+
+    /// `add(v, r)` (either order) as the only reader of the conv's (or its bias add's) result `v`, r a computed tensor
+    /// (not a constant; its shape, out's, is checked per call) of the same dtype, computed before the conv (the kernel
+    /// runs where the conv is; ResNet's shortcut conv that runs after the main path's last conv takes the add instead):
+    /// the residual connection, which the kernel adds before its clamp and store.
+    static func convResidual(of v: ValueID, conv: Node, _ c: LoweringContext) -> (value: ValueID, out: ValueID, node: Node)? {
+        guard c.useCounts[v] == 1, !c.graph.outputs.contains(v),
+              let block = c.graph.blocks.first(where: { $0.nodes.contains { $0.op.results.contains(v) } }),
+              let reader = block.nodes.first(where: { $0.op.operands.contains(v) }),
+              case .add(let add) = reader.op, add.a != add.b, c.dtype(add.out) == c.dtype(v) else { return nil }
+        let other = add.a == v ? add.b : add.a
+        guard c.constant(other) == nil, c.dtype(other) == c.dtype(v), c.type(other)?.rank == 4,
+              let at = block.nodes.firstIndex(where: { $0.op.results.contains(conv.op.results[0]) }),
+              !block.nodes[at...].contains(where: { $0.op.results.contains(other) }) else { return nil }
+        return (other, add.out, reader)
     }
 
     /// `clip(v, lo, hi)` as the only reader of the conv's (or its bias add's) result `v`, bounds scalar constants: the
@@ -129,15 +171,15 @@ extension Lowerings {
     /// fallback then runs, in order.
     static func convAbsorbs(_ w: ValueID, _ transposeNode: Node?, _ node: Node, _ bias: (value: ValueID, out: ValueID, node: Node)?,
                             _ back: (out: ValueID, node: Node)?,
-                            clamp: (lo: Float, hi: Float, out: ValueID, node: Node)? = nil) -> (Set<ValueID>, [Node]?) {
+                            clamp: (lo: Float, hi: Float, out: ValueID, node: Node)? = nil,
+                            residual: (value: ValueID, out: ValueID, node: Node)? = nil) -> (Set<ValueID>, [Node]?) {
         var absorbs: Set<ValueID> = []
         if transposeNode != nil { absorbs.insert(w) }
-        if let bias { absorbs.insert(bias.out) }
-        if let clamp { absorbs.insert(clamp.out) }
-        if let back { absorbs.insert(back.out) }
+        let after: [(out: ValueID, node: Node)] = [bias.map { ($0.out, $0.node) }, residual.map { ($0.out, $0.node) },
+                                                   clamp.map { ($0.out, $0.node) }, back].compactMap { $0 }
+        absorbs.formUnion(after.map(\.out))
         guard !absorbs.isEmpty else { return ([], nil) }
-        return (absorbs, (transposeNode.map { [$0] } ?? []) + [node] + (bias.map { [$0.node] } ?? [])
-                    + (clamp.map { [$0.node] } ?? []) + (back.map { [$0.node] } ?? []))
+        return (absorbs, (transposeNode.map { [$0] } ?? []) + [node] + after.map(\.node))
     }
 
     /// A constant of `rank` dims as stored, or one seen through its only transpose: the value the kernel reads,

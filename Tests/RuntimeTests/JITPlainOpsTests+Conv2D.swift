@@ -48,7 +48,8 @@ extension JITPlainOpsTests {
         for k in Self.conv2dCases {
             for aten in [false, true] {
                 let (g, out) = conv2dGraph(&r, k, aten: aten)
-                let mode = k.c / k.g == 1 && k.o == k.g ? "conv2d_dw_f32" : "conv2d_gen_f32"
+                let pointwise = k.k == [1, 1] && k.s == [1, 1] && k.p == [0, 0] && k.g == 1
+                let mode = k.c / k.g == 1 && k.o == k.g ? "conv2d_dw_f32" : pointwise ? "conv2d_gemm_f32" : "conv2d_gen_f32"
                 try check(g, [out], tol: 1e-5, kernels: [mode], "conv2d \(k) aten \(aten)")
             }
         }

@@ -55,6 +55,13 @@ final class VisionZooTests: XCTestCase {
             let jit = try XCTUnwrap(loaded.executor as? JITProgram, name)
             XCTAssertEqual(jit.fusionStats.fallbackOps, 0, "\(name): ops on the reference executor")
             XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("conv2d_") }, "\(name): no conv2d kernel")
+            if name.hasPrefix("mobilenet_v2_xnnpack") {
+                // Every TF "same" pad (the asymmetric ones before stride-2 convs too) is the conv kernel's own padding, every
+                // bias add, ReLU6 and residual add is done on a conv's store, the 1x1 convs are GEMMs.
+                XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("fill_") || $0.hasPrefix("splice_rows") || $0.hasPrefix("add_")
+                                                          || $0.hasPrefix("clip_") }, "\(name): \(jit.kernelNames)")
+                XCTAssertTrue(jit.kernelNames.contains { $0.hasPrefix("conv2d_gemm") && $0.contains("_residual") }, "\(name): \(jit.kernelNames)")
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 import CLLVM
 import LLVMKit
 
-/// MLX-layout `conv2d` (cross-correlation, symmetric zero padding) as direct loops, no im2col:
+/// MLX-layout `conv2d` (cross-correlation, zero padding) as direct loops, no im2col:
 /// x [N, H, W, C] contiguous, weight w[oc, kh, kw, c] (O × kH × kW × C/groups, a constant) read at
 /// oc·sO + kh·sKh + kw·sKw + c·sC — a PyTorch [O, C/groups, kH, kW] weight seen through its transpose is read as
 /// stored; sO = 1 (the layout `conv-weight-layout` repacks constants into at load) gives vector loads, anything
@@ -11,18 +11,23 @@ import LLVMKit
 /// a spectrogram) and depthwise convolutions:
 /// - depthwise (C/groups = 1, one output per group): output channel c reads input channel c, so x is loaded as a
 ///   vector of channels too; P output columns share each weight vector.
+/// - pointwise (1×1, stride 1, no padding, one group, NHWC x): the GEMM x[N·H·W, C] · wᵀ on `LinearPanels`' register
+///   tiles (tokens × two vectors of output channels, sized from the target's registers), each input channel's two
+///   weight vectors read where the load-time layout put them (output channels innermost: no packing per call); the
+///   bias is added, the clamp applied, on the tile's store.
 /// - otherwise: a register block of P output columns × R vectors of output channels of one group; each input
-///   channel's x value is broadcast and multiplied into R weight vectors (a 1×1 convolution is the GEMM
-///   x[N·H·W, C] · wᵀ this way).
+///   channel's x value is broadcast and multiplied into R weight vectors.
 /// Taps in the padding read 0 (their index is clamped to the image, the value selected away); where every column
 /// of a register block reads inside the image (all but the borders) the tap runs without those selects. Channel
 /// tails are masked lanes. With `bias`, the sums start from bias[oc] (the add after the conv, absorbed). The shape parameters are compile-time constants; H, W and the batch are run-time.
 /// Computed in f32 (bf16/f16 widened), rounded once on the store.
-/// Work items: output rows N × Ho. buffers: [x, w, (bias,) out]; dims: [H, W, Ho, Wo]. With `channelsFirstOutput`
+/// Work items: output rows N × Ho (pointwise: pixels N × H × W). buffers: [x, w, (bias,) (residual,) out]; dims: [H, W, Ho, Wo]. With `channelsFirstOutput`
 /// out is [N, O, Ho, Wo], with `channelsFirstInput` x is [N, C, H, W] (ATen's layout: the importer's transposes around
 /// the conv, absorbed).
 public struct Conv2DShape: Sendable, Equatable {
     public var kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int
+    /// `padding`: the zeros before row 0 and column 0 ([top, left]). The zeros after the image need no parameter —
+    /// a tap past its end reads 0 either way —: they only size the output (Ho, Wo), which the caller passes.
     public var stride: [Int], padding: [Int], dilation: [Int]
     /// Weight strides (elements) of oc, kh, kw and c.
     public var weightStrides: [Int]
@@ -37,6 +42,9 @@ public struct Conv2DShape: Sendable, Equatable {
     /// [lo, hi]: the clip that is the only reader of the result (XNNPACK's fused output_min_max, ReLU6), applied to the
     /// sums before the store as the clip kernel does it (x < lo → lo, then hi < x → hi; ±∞ for no bound).
     public var clamp: [Float]? = nil
+    /// A tensor shaped like out (NHWC) added to the sums before the clamp: the residual add that alone reads the
+    /// conv's (or its bias add's) result — MobileNetV2's inverted-residual blocks, ResNet's bottlenecks.
+    public var residual: Bool = false
 
     public init(kernel: [Int], groupChannels: Int, outChannels: Int, groups: Int, stride: [Int], padding: [Int],
                 dilation: [Int], weightStrides: [Int], bias: Bool = false) {
@@ -48,11 +56,17 @@ public struct Conv2DShape: Sendable, Equatable {
     /// One input channel per group and one output channel per group: channel c of x feeds channel c of out.
     public var isDepthwise: Bool { groupChannels == 1 && outChannels == groups }
 
+    /// A 1×1 convolution over NHWC pixels with nothing to skip (stride 1, no padding, one group): the GEMM
+    /// x[N·H·W, C] · wᵀ, run as `LinearPanels`' register tiles.
+    public var isPointwise: Bool {
+        kernel == [1, 1] && stride == [1, 1] && padding == [0, 0] && groups == 1 && !channelsFirstInput
+    }
+
     var name: String {
         func j(_ v: [Int]) -> String { v.map(String.init).joined(separator: "x") }
         return "k\(j(kernel))_c\(groupChannels * groups)_o\(outChannels)_g\(groups)_s\(j(stride))_p\(j(padding))_d\(j(dilation))_w\(j(weightStrides))"
             + (bias ? "_bias" : "") + (channelsFirstInput ? "_xnchw" : "") + (channelsFirstOutput ? "_nchw" : "")
-            + (clamp.map { "_clamp\($0[0])_\($0[1])" } ?? "")
+            + (residual ? "_residual" : "") + (clamp.map { "_clamp\($0[0])_\($0[1])" } ?? "")
     }
 }
 
@@ -66,12 +80,24 @@ public enum Conv2DKernels {
         return (r, max(1, min(8, (registers(lanes: lanes) - r - 2) / r)))
     }
 
+    /// Work items per output row (Wo, the caller's) or per pixel (1) — the pointwise GEMM's, so that small images
+    /// (7×7 = 49 pixels) still split into whole register tiles rather than rows of 7 — and the grain to launch with.
+    public static func workPerRow(_ s: Conv2DShape) -> Bool { !s.isPointwise }
+    public static func workGrain(_ s: Conv2DShape, lanes: Int) -> Int { s.isPointwise ? LinearPanels.tokens(lanes: lanes) : 1 }
+
     public static func conv2d(_ s: Conv2DShape, _ t: ElementType, weight wt: ElementType, lanes: Int) -> KernelDefinition {
         let tag = wt == t ? t.tag : "\(t.tag)_w\(wt.tag)"
-        let mode = s.isDepthwise ? "dw" : "gen"
+        let mode = s.isDepthwise ? "dw" : s.isPointwise ? "gemm" : "gen"
         return KernelDefinition(name: "conv2d_\(mode)_\(tag)_\(s.name)_v\(lanes)") { e in
             let b = e.b
-            let x = e.buffer(0), w = e.buffer(1), biasBuffer = s.bias ? e.buffer(2) : nil, out = e.buffer(s.bias ? 3 : 2)
+            var next = 2
+            func buffer(if present: Bool) -> IRValue? {
+                guard present else { return nil }
+                defer { next += 1 }
+                return e.buffer(next)
+            }
+            let x = e.buffer(0), w = e.buffer(1), biasBuffer = buffer(if: s.bias), residualBuffer = buffer(if: s.residual)
+            let out = e.buffer(next)
             let height = e.dim(0), width = e.dim(1), outHeight = e.dim(2), outWidth = e.dim(3)
             let c = s.groupChannels * s.groups
             let sO = s.weightStrides[0]
@@ -80,6 +106,11 @@ public enum Conv2DKernels {
             func loadW(_ l: Lanes, _ index: IRValue) -> IRValue {
                 if sO == 1 { return l.loadF32(wt, w, index) }
                 return l.widenF32(l.loadStrided(wt.storage(b), w, index, stride: b.i64(sO)), wt)
+            }
+            /// The sums' starting vector for output channels oc..oc+lanes: the bias, or 0.
+            func start(_ l: Lanes, _ oc: IRValue) -> IRValue {
+                guard let biasBuffer else { return Lanes(b, lanes).zero(b.f32) }
+                return l.loadF32(t, biasBuffer, oc)
             }
             /// Clamps `v` into 0..<limit (a valid address whose value a select then discards).
             func clamp(_ v: IRValue, _ limit: IRValue) -> IRValue {
@@ -90,21 +121,21 @@ public enum Conv2DKernels {
             }
 
             /// Stores output channels oc..oc+lanes (masked by `l`) of column wo of this row: contiguous in NHWC, a
-            /// scatter with stride Ho·Wo in NCHW.
+            /// scatter with stride Ho·Wo in NCHW. The residual (NHWC like out) is added, then the clamp applied.
             func store(_ l: Lanes, _ sums: IRValue, row p: IRValue, wo: IRValue, oc: IRValue) {
                 var value = sums
+                let at = b.add(b.mul(b.add(b.mul(p, outWidth), wo), b.i64(s.outChannels)), oc)   // NHWC
+                if let residualBuffer { value = b.fadd(value, l.loadF32(t, residualBuffer, at)) }
                 if let clamp = s.clamp {
                     if clamp[0] > -.infinity { let lo = l.f32(clamp[0]); value = b.select(b.fcmp(LLVMRealOLT, value, lo), lo, value) }
                     if clamp[1] < .infinity { let hi = l.f32(clamp[1]); value = b.select(b.fcmp(LLVMRealOLT, hi, value), hi, value) }
                 }
-                guard s.channelsFirstOutput else {
-                    return l.storeF32(value, t, out, b.add(b.mul(b.add(b.mul(p, outWidth), wo), b.i64(s.outChannels)), oc))
-                }
+                guard s.channelsFirstOutput else { return l.storeF32(value, t, out, at) }
                 let plane = b.mul(outHeight, outWidth)
                 let n = b.sdiv(p, outHeight), ho = b.srem(p, outHeight)
-                let at = b.add(b.mul(b.add(b.mul(n, b.i64(s.outChannels)), oc), plane), b.add(b.mul(ho, outWidth), wo))
+                let scattered = b.add(b.mul(b.add(b.mul(n, b.i64(s.outChannels)), oc), plane), b.add(b.mul(ho, outWidth), wo))
                 let storage = t.storage(b), vector = l.type(storage)
-                let pointers = b.gep(storage, out, b.add(b.splat(at, lanes), b.mul(l.iota(), b.splat(plane, lanes))))
+                let pointers = b.gep(storage, out, b.add(b.splat(scattered, lanes), b.mul(l.iota(), b.splat(plane, lanes))))
                 _ = Support.intrinsic(b, "llvm.masked.scatter", overloads: [vector, LLVMTypeOf(pointers)],
                                       [l.narrowF32(value, t), pointers, b.i32(Support.alignment(storage)),
                                        l.mask ?? b.splat(LLVMConstInt(b.i1, 1, 0), lanes)])
@@ -116,6 +147,37 @@ public enum Conv2DKernels {
             func loadX(_ l: Lanes, _ index: IRValue) -> IRValue {
                 guard s.channelsFirstInput else { return l.loadF32(t, x, index) }
                 return l.widenF32(l.loadStrided(t.storage(b), x, index, stride: xChannelStride), t)
+            }
+
+            if s.isPointwise {
+                // Work items are pixels (N·H·W, in whole register tiles: `workGrain`): the GEMM's tokens.
+                let gemm = LinearPanels(b: b, k: c, lanes: lanes, weight: wt, activation: t)
+                let first = e.begin
+                let pixels = b.gep(t.storage(b), x, b.mul(first, b.i64(c)))
+                /// Vector `part` of input channel kk's weights for output channels n0 + part·lanes …
+                func weights(_ kk: IRValue, _ n0: IRValue, _ part: Int, _ l: Lanes) -> IRValue {
+                    loadW(l, b.add(b.mul(b.add(n0, b.i64(part * lanes)), b.i64(sO)), b.mul(kk, b.i64(s.weightStrides[3]))))
+                }
+                func storeTile(_ token: IRValue, _ n0: IRValue, _ part: Int, _ l: Lanes, _ sum: IRValue) {
+                    let oc = b.add(n0, b.i64(part * lanes)), pixel = b.add(first, token)
+                    let value = s.bias ? b.fadd(sum, start(l, oc)) : sum
+                    if s.channelsFirstOutput {
+                        store(l, value, row: b.sdiv(pixel, width), wo: b.srem(pixel, width), oc: oc)
+                    } else {
+                        store(l, value, row: b.i64(0), wo: pixel, oc: oc)   // NHWC: pixel·O + oc
+                    }
+                }
+                // Whole panels read their weight vectors unmasked; the last, partial one masked.
+                let whole = s.outChannels / gemm.columns * gemm.columns
+                let m = b.sub(e.end, e.begin)
+                if whole > 0 {
+                    gemm.runUnpacked(x: pixels, m: m, lo: b.i64(0), hi: b.i64(whole),
+                                     weights: { kk, n0, part, _ in weights(kk, n0, part, Lanes(b, lanes)) }, store: storeTile)
+                }
+                if whole < s.outChannels {
+                    gemm.runUnpacked(x: pixels, m: m, lo: b.i64(whole), hi: b.i64(s.outChannels), weights: weights, store: storeTile)
+                }
+                return
             }
 
             b.loop(e.begin, e.end, "row") { p in
@@ -146,16 +208,11 @@ public enum Conv2DKernels {
                 func wIndex(_ oc: IRValue, _ kh: IRValue, _ kw: IRValue) -> IRValue {
                     b.add(b.mul(oc, b.i64(sO)), b.add(b.mul(kh, b.i64(s.weightStrides[1])), b.mul(kw, b.i64(s.weightStrides[2]))))
                 }
-                /// Runs `columns(wo0, cols)` over blocks of `cols` output columns, the rest one column at a time.
-                /// The sums' starting vector for output channels oc..oc+lanes: the bias, or 0.
-                func start(_ l: Lanes, _ oc: IRValue) -> IRValue {
-                    guard let biasBuffer else { return Lanes(b, lanes).zero(b.f32) }
-                    return l.loadF32(t, biasBuffer, oc)
-                }
                 /// Whether every tap of `list` lies inside the image (then they are read unchecked).
                 func allInside(_ list: [(index: IRValue, inside: IRValue)]) -> IRValue {
                     list.dropFirst().reduce(list[0].inside) { b.and($0, $1.inside) }
                 }
+                /// Runs `body(wo0, cols)` over blocks of `cols` output columns, the rest one column at a time.
                 func overColumns(_ cols: Int, _ body: @escaping (IRValue, Int) -> Void) {
                     let main = b.mul(b.sdiv(outWidth, b.i64(cols)), b.i64(cols))
                     if cols > 1 { b.loop(b.i64(0), main, step: cols, "wo") { wo in body(wo, cols) } }

@@ -86,12 +86,26 @@ struct LinearPanels {
 
     /// acc[t][c] = Σ_k x[(t0 + t)·K + k] · panel[k][c·lanes ..< (c + 1)·lanes], t < count (a compile-time count).
     func tile(x: IRValue, t0: IRValue, count: Int, panel: IRValue) -> [[IRValue]] {
+        tile(x: x, t0: t0, count: count, weights: panelVectors(panel))
+    }
+
+    /// Reads a packed panel's two vectors of one k.
+    func panelVectors(_ panel: IRValue) -> (_ kk: IRValue) -> (IRValue, IRValue) {
+        let wide = Lanes(b, lanes)
+        return { kk in
+            let at = b.mul(kk, b.i64(columns))
+            return (wide.load(b.f32, panel, at), wide.load(b.f32, panel, b.add(at, b.i64(lanes))))
+        }
+    }
+
+    /// The register tile with each k's two weight vectors from `weights(kk)` (f32): a packed panel, or weights
+    /// already stored k-major (`runUnpacked`).
+    func tile(x: IRValue, t0: IRValue, count: Int, weights: (_ kk: IRValue) -> (IRValue, IRValue)) -> [[IRValue]] {
         let wide = Lanes(b, lanes)
         let rows = (0..<count).map { b.mul(b.add(t0, b.i64($0)), b.i64(k)) }
         let initial = [IRValue](repeating: wide.zero(b.f32), count: 2 * count)
         let accs = b.loop(b.i64(0), b.i64(k), carrying: initial, "gemmk") { kk, acc in
-            let at = b.mul(kk, b.i64(columns))
-            let w0 = wide.load(b.f32, panel, at), w1 = wide.load(b.f32, panel, b.add(at, b.i64(lanes)))
+            let (w0, w1) = weights(kk)
             var next = acc
             for t in 0..<count {
                 let xv = wide.splat(Lanes(b, 1).loadF32(activation, x, b.add(rows[t], kk)))
@@ -115,12 +129,31 @@ struct LinearPanels {
     /// into the panel once per call, the GEMM then as for f32 weights).
     func run(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, panel: IRValue, pack: (_ n0: IRValue, _ count: IRValue) -> Void,
              store: (_ t: IRValue, _ n0: IRValue, _ c: Int, _ l: Lanes, _ sum: IRValue) -> Void) {
-        walk(x: x, m: m, lo: lo, hi: hi, panel: panel, step: columns, pack: pack) { t, n0, count, sums in
-            for c in 0..<2 {
-                let l = Lanes(b, lanes, mask: Support.tailMask(b, b.sub(count, b.i64(c * lanes)), width: lanes))
-                store(t, n0, c, l, sums[c])
-            }
+        walk(x: x, m: m, lo: lo, hi: hi, step: columns, prepare: { n0, count in
+            pack(n0, count)
+            return panelVectors(panel)
+        }) { t, n0, count, sums in
+            for c in 0..<2 { store(t, n0, c, columnLanes(count, c), sums[c]) }
         }
+    }
+
+    /// `run` over weights that need no packing: `weights(kk, n0, c, l)` loads vector c of k's weights for columns
+    /// n0 + c·lanes … (lanes `l`) from where they are stored — a 1×1 convolution's weight, which the load-time layout
+    /// (`conv-weight-layout`) already stores k-major, [K][N]: the tile reads each k's two vectors from there.
+    func runUnpacked(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue,
+                     weights: @escaping (_ kk: IRValue, _ n0: IRValue, _ c: Int, _ l: Lanes) -> IRValue,
+                     store: (_ t: IRValue, _ n0: IRValue, _ c: Int, _ l: Lanes, _ sum: IRValue) -> Void) {
+        walk(x: x, m: m, lo: lo, hi: hi, step: columns, prepare: { n0, count in
+            let parts = (0..<2).map { columnLanes(count, $0) }
+            return { kk in (weights(kk, n0, 0, parts[0]), weights(kk, n0, 1, parts[1])) }
+        }) { t, n0, count, sums in
+            for c in 0..<2 { store(t, n0, c, columnLanes(count, c), sums[c]) }
+        }
+    }
+
+    /// Vector c of a panel of `count` columns: its lanes masked to the columns that exist.
+    private func columnLanes(_ count: IRValue, _ c: Int) -> Lanes {
+        Lanes(b, lanes, mask: Support.tailMask(b, b.sub(count, b.i64(c * lanes)), width: lanes))
     }
 
     /// Gated linears (act(x·W_0ᵀ) · (x·W_1ᵀ)): each panel holds the same `lanes` columns of both weights —
@@ -128,23 +161,27 @@ struct LinearPanels {
     /// yields both products of a (token, column vector) together; `store(t, n0, l, sum0, sum1)`.
     func runPaired(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, panel: IRValue, pack: (_ n0: IRValue, _ count: IRValue) -> Void,
                    store: (_ t: IRValue, _ n0: IRValue, _ l: Lanes, _ sum0: IRValue, _ sum1: IRValue) -> Void) {
-        walk(x: x, m: m, lo: lo, hi: hi, panel: panel, step: lanes, pack: pack) { t, n0, count, sums in
+        walk(x: x, m: m, lo: lo, hi: hi, step: lanes, prepare: { n0, count in
+            pack(n0, count)
+            return panelVectors(panel)
+        }) { t, n0, count, sums in
             store(t, n0, Lanes(b, lanes, mask: Support.tailMask(b, count, width: lanes)), sums[0], sums[1])
         }
     }
 
-    /// Panels of `step` output columns from `lo` (the last one partial), each packed then run over tokens
-    /// [0, m) in register tiles; `body(t, n0, count, sums)` gets token t's two vectors of sums.
-    private func walk(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, panel: IRValue, step: Int,
-                      pack: (_ n0: IRValue, _ count: IRValue) -> Void,
+    /// Panels of `step` output columns from `lo` (the last one partial), each prepared (`prepare(n0, count)`: packed,
+    /// say; it returns how the tile reads each k's weight vectors) then run over tokens [0, m) in register tiles;
+    /// `body(t, n0, count, sums)` gets token t's two vectors of sums.
+    private func walk(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, step: Int,
+                      prepare: (_ n0: IRValue, _ count: IRValue) -> (_ kk: IRValue) -> (IRValue, IRValue),
                       body: (_ t: IRValue, _ n0: IRValue, _ count: IRValue, _ sums: [IRValue]) -> Void) {
         let panels = b.sdiv(b.add(b.sub(hi, lo), b.i64(step - 1)), b.i64(step))
         b.loop(b.i64(0), panels, "panel") { p in
             let n0 = b.add(lo, b.mul(p, b.i64(step)))
             let count = Support.smin(b, b.i64(step), b.sub(hi, n0))
-            pack(n0, count)
+            let weights = prepare(n0, count)
             func block(_ t0: IRValue, _ n: Int) {
-                let sums = tile(x: x, t0: t0, count: n, panel: panel)
+                let sums = tile(x: x, t0: t0, count: n, weights: weights)
                 for t in 0..<n { body(b.add(t0, b.i64(t)), n0, count, sums[t]) }
             }
             // Whole tiles, then the rest in tiles of a third (a 1-token tile runs at one FMA chain's latency).

@@ -10,7 +10,8 @@ import MLXCIR
 /// 1.5.1 writes input [N, L, 1, C] and filter [O, K, 1, C]; a [1, K] kernel over rows is taken too): that is imported
 /// as the IR's `conv1d` on [rows, L, C] with the filter read as [O, K, C/groups] (the same bytes), so it gets the
 /// compiled conv1d kernel; a true 2-D convolution, and every depthwise one, becomes `conv2d`. Asymmetric padding
-/// (which neither op spells) is refused with one line naming the node.
+/// (which neither op spells) becomes a zero `pad` before a conv2d. A zero `XNNStaticConstantPad` before a conv
+/// (TF "same" padding) stays a pad: the conv2d kernel absorbs it (`ConvInputPad`).
 extension XNNInliner {
     func translateConv(_ node: XNNNode) throws -> Bool {
         guard node.name == "XNNConv2d" || node.name == "XNNDepthwiseConv2d", case .conv(let p) = node.params else { return false }
@@ -19,12 +20,9 @@ extension XNNInliner {
             throw fail("input1_id/filter_id: a 4-d NHWC input and a filter are expected")
         }
         guard p.adjustment == [0, 0] else { throw fail("conv adjustment \(p.adjustment) (a transposed convolution's) is not supported") }
-        let folded = foldedPads[node.inputs[0]]
-        let (top, right, bottom, left) = (p.padding[0] + (folded?.top ?? 0), p.padding[1] + (folded?.right ?? 0),
-                                          p.padding[2] + (folded?.bottom ?? 0), p.padding[3] + (folded?.left ?? 0))
-        guard top == bottom, left == right else {
-            throw fail("asymmetric padding (top \(top), bottom \(bottom), left \(left), right \(right)) is not supported")
-        }
+        let (top, right, bottom, left) = (p.padding[0], p.padding[1], p.padding[2], p.padding[3])
+        guard p.padding.allSatisfy({ $0 >= 0 }) else { throw fail("negative padding \(p.padding)") }
+        let symmetric = top == bottom && left == right
         guard [.fp32, .fp16, .bf16].contains(wv.datatype), wv.constantBufferIndex > 0, wv.dims.count == 4 else {
             throw fail("filter_id: a constant float filter [O, kH, kW, C/groups] is expected, got \(wv.datatype.name) \(wv.dims)")
         }
@@ -35,7 +33,7 @@ extension XNNInliner {
             throw fail("filter \(wv.dims) does not match the conv parameters (groups \(p.groups), \(groupIn) → \(p.groupOutputChannels) channels, kernel \(p.kernel)) and input \(xv.dims)")
         }
         guard let dtype = Self.floatDType(wv.datatype) else { throw fail("filter_id: \(wv.datatype.name) filter") }
-        let x = try operand(node.inputs[0], "input1_id")
+        var x = try operand(node.inputs[0], "input1_id")
         let bias = node.inputs[2] == xnnInvalidValueID ? nil : try operand(node.inputs[2], "bias_id")
         func v(_ shape: [Int]? = nil) -> ValueID {
             importer.graph.addValue(shape.map { TensorType(dtype, $0.map { .fixed($0) }) }, .computed)
@@ -47,8 +45,8 @@ extension XNNInliner {
         // (A 1x1 convolution over a true image — MobileNet's and ResNet's pointwise convs — stays a conv2d: its kernel
         // is the GEMM and absorbs the bias add and a fused clamp after it.)
         let pointwiseImage = p.kernel == [1, 1] && h > 1 && width > 1
-        let alongW = !depthwise && !pointwiseImage && p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
-        let alongH = !depthwise && !alongW && p.kernel[1] == 1 && left == 0 && p.subsampling[1] == 1 && width == 1
+        let alongW = !depthwise && !pointwiseImage && symmetric && p.kernel[0] == 1 && top == 0 && p.subsampling[0] == 1
+        let alongH = !depthwise && !alongW && symmetric && p.kernel[1] == 1 && left == 0 && p.subsampling[1] == 1 && width == 1
         let conv: ValueID
         if alongW || alongH {
             let a = alongW ? 1 : 0   // the conv's axis among (H, W)
@@ -73,46 +71,21 @@ extension XNNInliner {
                 emit(.transpose(TransposeOp(x: w, out: oriented, perm: [3, 1, 2, 0])))
                 w = oriented
             }
+            if !symmetric {   // the IR's conv pads both sides alike: a zero pad before it, which its kernel absorbs
+                let padded = v()
+                let widths = [0, 0, top, bottom, left, right, 0, 0].map { IntOrValue.literal(Int64($0)) }
+                emit(.pad(PadOp(x: x, out: padded, padWidth: widths, mode: "constant", constantValue: 0)))
+                x = padded
+            }
             conv = v()
-            emit(.conv2D(Conv2DOp(x: x, w: w, out: conv, strideH: p.subsampling[0], strideW: p.subsampling[1], paddingH: top,
-                                  paddingW: left, dilationH: p.dilation[0], dilationW: p.dilation[1], groups: p.groups)))
+            emit(.conv2D(Conv2DOp(x: x, w: w, out: conv, strideH: p.subsampling[0], strideW: p.subsampling[1],
+                                  paddingH: symmetric ? top : 0, paddingW: symmetric ? left : 0,
+                                  dilationH: p.dilation[0], dilationW: p.dilation[1], groups: p.groups)))
         }
         try define(node) { result in
             guard let bias else { return .idCopy(IdCopyOp(x: conv, out: result)) }
             return .add(AddOp(a: conv, b: bias, out: result))
         }
         return true
-    }
-}
-
-/// A zero `XNNStaticConstantPad` of H and W (NHWC) read only by one 2-D convolution, whose padding then includes it.
-struct FoldedPad {
-    var input: UInt32
-    var top: Int, right: Int, bottom: Int, left: Int
-}
-
-extension XNNInliner {
-    /// The pads a conv can take as its own padding: value 0, only H and W padded, the output read by nothing but one
-    /// XNNConv2d/XNNDepthwiseConv2d with a kernel of at least 2 in both axes (the conv2d path), and the sum of the
-    /// two paddings symmetric (the IR's conv pads both sides alike). Asymmetric ones (before a stride-2 conv) stay.
-    func padsFoldedIntoConvs() -> [UInt32: FoldedPad] {
-        var readers: [UInt32: Int] = [:]
-        for n in graph.nodes { for i in n.inputs { readers[i, default: 0] += 1 } }
-        for id in graph.outputIDs { readers[id, default: 0] += 1 }
-        var pads: [UInt32: FoldedPad] = [:]
-        for n in graph.nodes where n.name == "XNNStaticConstantPad" {
-            guard case .pad(let pre, let post, let value) = n.params, value == 0, pre.count == 4, post.count == 4,
-                  pre[0] == 0, post[0] == 0, pre[3] == 0, post[3] == 0, (pre + post).allSatisfy({ $0 >= 0 }),
-                  let out = n.outputs.first, readers[out] == 1 else { continue }
-            pads[out] = FoldedPad(input: n.inputs[0], top: pre[1], right: post[2], bottom: post[1], left: pre[2])
-        }
-        var folded: [UInt32: FoldedPad] = [:]
-        for n in graph.nodes where n.name == "XNNConv2d" || n.name == "XNNDepthwiseConv2d" {
-            guard let x = n.inputs.first, let pad = pads[x], case .conv(let p) = n.params, p.kernel.allSatisfy({ $0 >= 2 }),
-                  p.padding[0] + pad.top == p.padding[2] + pad.bottom, p.padding[3] + pad.left == p.padding[1] + pad.right
-            else { continue }
-            folded[x] = pad
-        }
-        return folded
     }
 }

@@ -18,9 +18,6 @@ final class XNNInliner {
     var dynamicQuantRows: [UInt32: ValueID] = [:]
     /// Plan values of the external outputs, made before the nodes that write them.
     var externalOutputs: [UInt32: ValueID] = [:]
-    /// Zero pads of H and W that a 2-D convolution alone reads, by the pad's output id: the conv takes them as its
-    /// own (symmetric) padding (TF "same" padding before MobileNet's 3x3 convs).
-    var foldedPads: [UInt32: FoldedPad] = [:]
     /// "XNNPACK delegate 3 node 5 (XNNFullyConnected)", for errors and IR origins.
     var origin = ""
 
@@ -46,13 +43,8 @@ final class XNNInliner {
         }
         for id in graph.inputIDs { values[id] = try importer.read(args[Int(graph.value(id)!.externalID)]) }
         for id in graph.outputIDs { externalOutputs[id] = try importer.write(args[Int(graph.value(id)!.externalID)]) }
-        foldedPads = padsFoldedIntoConvs()
         for (i, node) in graph.nodes.enumerated() {
             origin = "node \(i) (\(node.name))"
-            if let pad = foldedPads[node.outputs.first ?? xnnInvalidValueID], node.name == "XNNStaticConstantPad" {
-                values[node.outputs[0]] = try operand(pad.input, "input_id")   // the conv that reads it pads instead
-                continue
-            }
             try translate(node)
         }
         origin = ""
