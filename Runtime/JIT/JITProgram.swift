@@ -10,6 +10,9 @@ import MLXCIR
 public final class JITProgram {
     public struct Options {
         public var threads: Int = AvailableCores.count
+        /// Launches are split with as many of the threads as other processes leave cores free (`PoolSizing`);
+        /// off: always with all of them (tests of a fixed split). `MLXC_POOL_ADAPT=0` turns it off.
+        public var adaptiveThreads = ThreadPoolTuning.adaptive
         public var keepDumps = false
         /// Compiled kernels kept between runs (`mlxc run` and `bench` use one unless `--no-cache`).
         public var kernelCache: KernelCache?
@@ -110,8 +113,9 @@ public final class JITProgram {
                    Double(r.comparedBytes) / 1e6)
         } ?? ""
         let pooled = pool.barrierStats
-        let barrier = String(format: "\nthread pool: %d launches split across %d threads; the caller waited %.2f ms for others' chunks (%d times asleep); workers fell asleep %d times",
-                             pooled.launches, pool.threadCount, Double(pooled.waitNanoseconds) / 1e6, pooled.callerSleeps, pooled.workerSleeps)
+        let barrier = String(format: "\nthread pool: %d launches split across up to %d threads; the caller waited %.2f ms for others' chunks (%d times asleep); workers fell asleep %d times; %d launches run by the caller alone (other processes had the other cores), %d size changes",
+                             pooled.launches, pool.threadCount, Double(pooled.waitNanoseconds) / 1e6, pooled.callerSleeps, pooled.workerSleeps,
+                             pooled.aloneLaunches, pooled.sizeChanges)
         return profile.sorted { $0.value.nanoseconds > $1.value.nanoseconds }.prefix(40).map { key, v in
             String(format: "%8.2f ms %5.1f%% %7d× %@", Double(v.nanoseconds) / 1e6, 100 * Double(v.nanoseconds) / Double(max(total, 1)), v.count, key)
         }.joined(separator: "\n") + reused + barrier
@@ -129,7 +133,7 @@ public final class JITProgram {
         machine = try TargetMachine()
         jit = try JIT(machine: machine)
         planTarget = options.target ?? machine.host
-        pool = ThreadPool(threads: options.threads)
+        pool = ThreadPool(threads: options.threads, adaptive: options.adaptiveThreads)
         var stateless = graph
         for i in stateless.values.indices {
             if case .state = stateless.values[i].kind { stateless.values[i].kind = .computed }

@@ -9,27 +9,29 @@ import Glibc
 /// A launch publishes a ticket `(generation << 32) | next block`; threads claim chunks of blocks
 /// with a compare-and-swap, each chunk a share of what is left (big chunks first, small ones at the
 /// end), so the caller never waits for a worker to start: it runs whatever nobody claimed itself,
-/// and waits only for chunks already running.
+/// and waits only for chunks already running — a late or descheduled worker costs at most its chunk.
 ///
 /// Sharing the machine (a laptop always has something else running):
-/// - an idle worker spins for a fraction of a millisecond — the gap between back-to-back kernel
-///   launches in a decode step — then sleeps on a condition variable, so an idle pool costs nothing;
+/// - the pool splits a launch only with as many workers as there are cores other processes leave free
+///   (`PoolSizing`); with none free the caller runs the launch alone, in one piece, and the workers sleep;
+/// - an idle worker spins for a fraction of a millisecond — the gap between back-to-back kernel launches in
+///   a decode step — then sleeps on its own condition variable (a futex), so an idle pool costs nothing;
+///   a worker whose spins keep ending in sleep spins less;
 /// - the caller, once nothing is left to claim, spins briefly for the chunks in flight, then sleeps
 ///   until the last one ends: a worker that another process preempted mid-chunk then gets the
-///   caller's free core (the scheduler pulls it over) instead of the caller spinning beside it;
-/// - a worker that keeps being preempted (its involuntary context switches climb: another process
-///   wants its core) stops taking work for a while, so the caller runs alone on a core of its own
-///   rather than in lockstep with a thread that gets half a core; it comes back and looks again.
+///   caller's free core (the scheduler pulls it over) instead of the caller spinning beside it.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
 
-    public init(threads: Int) {
+    /// `adaptive`: size each launch from the cores other processes leave free (`PoolSizing`); off, every
+    /// launch is split with every thread (`MLXC_POOL_ADAPT=0`; tests that need a fixed split).
+    public init(threads: Int, adaptive: Bool = ThreadPoolTuning.adaptive) {
         threadCount = max(1, threads)
-        shared = Shared(threadCount: threadCount)
-        for _ in 1..<threadCount {
+        shared = Shared(threadCount: threadCount, adaptive: adaptive)
+        for id in 1..<threadCount {
             let state = shared   // workers keep the shared state alive, not the pool
-            let t = Thread { state.workerLoop() }
+            let t = Thread { state.workerLoop(id: id) }
             t.stackSize = 8 << 20   // kernels keep per-call scratch (permuted activations) on the stack
             t.start()
         }
@@ -43,31 +45,33 @@ public final class ThreadPool: @unchecked Sendable {
         shared.parallelFor(count, grain: grain, body)
     }
 
-    /// How often workers stood back because another process was taking their core (for tests and stats).
-    public var backoffs: Int { shared.backoffs.load(ordering: .relaxed) }
+    /// Workers the next launch is split with (fewer than `threadCount - 1` while other processes take cores).
+    public var workersInUse: Int { shared.workersInUse }
+    /// Workers spinning or running chunks (not asleep).
+    var awakeWorkers: Int { shared.awakeWorkers }
 
     /// Where launches lose time outside the kernels (`MLXC_PROFILE`): launches split across threads, how long the
-    /// caller waited for other threads' chunks after running out of work, how often it slept for them, and how
-    /// often an idle worker fell asleep (each then costs a wake-up on the next launch).
-    public var barrierStats: (launches: Int, waitNanoseconds: UInt64, callerSleeps: Int, workerSleeps: Int) {
-        (shared.launches, shared.waitNanoseconds, shared.callerSleeps, shared.workerSleeps.load(ordering: .relaxed))
+    /// caller waited for other threads' chunks after running out of work, how often it slept for them, how often
+    /// an idle worker fell asleep (each then costs a wake-up on the next launch), launches the caller ran alone
+    /// because other processes took the other cores, and how often the pool changed size.
+    public var barrierStats: (launches: Int, waitNanoseconds: UInt64, callerSleeps: Int, workerSleeps: Int,
+                              aloneLaunches: Int, sizeChanges: Int) {
+        (shared.launches, shared.waitNanoseconds, shared.callerSleeps, shared.workerSleeps.load(ordering: .relaxed),
+         shared.aloneLaunches, shared.sizing?.changes ?? 0)
     }
 }
 
 /// Tunables of the pool, in one place.
-enum ThreadPoolTuning {
-    /// How long an idle worker spins before it sleeps.
+public enum ThreadPoolTuning {
+    /// How long an idle worker spins before it sleeps (at most: it halves while its spins find nothing).
     static let workerSpinNanoseconds: UInt64 = knob("MLXC_POOL_WORKER_SPIN_US") ?? 300_000
+    /// The least a worker spins.
+    static let minWorkerSpinNanoseconds: UInt64 = min(20_000, workerSpinNanoseconds)
     /// How long the caller spins for chunks in flight before it sleeps.
     static let callerSpinNanoseconds: UInt64 = knob("MLXC_POOL_CALLER_SPIN_US") ?? 30_000
+    /// Pools size themselves from the cores other processes leave free (`MLXC_POOL_ADAPT=0`: never).
+    public static let adaptive = ProcessInfo.processInfo.environment["MLXC_POOL_ADAPT"] != "0"
     static func knob(_ name: String) -> UInt64? { ProcessInfo.processInfo.environment[name].flatMap { UInt64($0) }.map { $0 * 1000 } }
-    /// A worker looks at its involuntary context switches this often…
-    static let preemptionWindowNanoseconds: UInt64 = 20_000_000
-    /// …and stands back when it was preempted at least this many times in the window.
-    static let preemptionsForBackoff = 3
-    /// How long it stands back (doubling while the contention lasts, up to the maximum).
-    static let backoffNanoseconds: UInt64 = 50_000_000
-    static let maxBackoffNanoseconds: UInt64 = 800_000_000
 }
 
 /// One launch's parameters, immutable and published as a whole (ThreadSanitizer, issue 17: with them in
@@ -80,16 +84,30 @@ private final class Launch: AtomicReference, @unchecked Sendable {
     let total: Int
     let grain: Int
     let blocks: Int
+    /// Workers 1...workers may claim chunks (the caller always does).
+    let workers: Int
     let minChunk: Int
 
-    init(generation: UInt64, body: @escaping (Int, Int) -> Void, total: Int, grain: Int, threadCount: Int) {
+    init(generation: UInt64, body: @escaping (Int, Int) -> Void, total: Int, grain: Int, workers: Int) {
         self.generation = generation
         self.body = body
         self.total = total
         self.grain = grain
+        self.workers = workers
         blocks = (total + grain - 1) / grain
-        minChunk = max(1, blocks / (4 * threadCount))
+        minChunk = max(1, blocks / (4 * (workers + 1)))
     }
+
+    /// A share of what is left from block `next`: a thread that is late or descheduled holds back little.
+    func chunk(at next: Int) -> Int {
+        min(blocks - next, max(minChunk, (blocks - next) / (2 * (workers + 1))))
+    }
+}
+
+/// A worker's own sleep: the caller wakes exactly the workers a launch is split with.
+private final class WorkerSlot: @unchecked Sendable {
+    let asleep = ManagedAtomic<Bool>(false)
+    let wake = NSCondition()
 }
 
 /// The state the caller and the workers share; it outlives the pool until every worker has exited.
@@ -98,28 +116,44 @@ private final class Shared: @unchecked Sendable {
     private let ticket = ManagedAtomic<UInt64>(0)
     /// Blocks of the current launch not finished yet.
     private let remaining = ManagedAtomic<Int>(0)
-    private let sleepers = ManagedAtomic<Int>(0)
     private let callerSleeping = ManagedAtomic<Bool>(false)
-    let backoffs = ManagedAtomic<Int>(0)
-    private let wake = NSCondition()
     private let finished = NSCondition()
+    /// slots[id - 1] for worker `id`.
+    private let slots: [WorkerSlot]
+    /// Workers 1...active take launches; the others sleep until the pool grows again.
+    private let active: ManagedAtomic<Int>
+    /// Workers not asleep (spinning or running chunks): this pool's own share of the machine's runnable threads.
+    private let awake: ManagedAtomic<Int>
     private var generation: UInt64 = 0   // the caller's alone
+    /// The caller's alone: how many workers the next launch gets; nil when not adaptive.
+    private(set) var sizing: PoolSizing?
+    private let runnable: RunnableThreads?
     // Barrier statistics (the caller's alone, but workerSleeps).
-    var launches = 0, waitNanoseconds: UInt64 = 0, callerSleeps = 0
+    var launches = 0, waitNanoseconds: UInt64 = 0, callerSleeps = 0, aloneLaunches = 0
     let workerSleeps = ManagedAtomic<Int>(0)
     /// The current launch: stored before its ticket, so a thread that sees the ticket finds it here;
     /// a thread holding another generation's ticket finds it does not match and claims nothing.
     private let launch = ManagedAtomic<Launch?>(nil)
     private let stopping = ManagedAtomic<Bool>(false)
 
-    init(threadCount: Int) { self.threadCount = threadCount }
+    init(threadCount: Int, adaptive: Bool) {
+        self.threadCount = threadCount
+        slots = (1..<max(threadCount, 1)).map { _ in WorkerSlot() }
+        active = ManagedAtomic(threadCount - 1)
+        awake = ManagedAtomic(threadCount - 1)
+        sizing = adaptive && threadCount > 1 ? PoolSizing(maxWorkers: threadCount - 1) : nil
+        runnable = sizing == nil ? nil : RunnableThreads()
+    }
+
+    var workersInUse: Int { active.load(ordering: .relaxed) }
+    var awakeWorkers: Int { awake.load(ordering: .relaxed) }
 
     func stop() {
-        wake.lock()
         stopping.store(true, ordering: .sequentiallyConsistent)
         ticket.store(UInt64.max, ordering: .sequentiallyConsistent)
-        wake.broadcast()
-        wake.unlock()
+        for slot in slots {
+            slot.wake.lock(); slot.wake.signal(); slot.wake.unlock()
+        }
     }
 
     func parallelFor(_ count: Int, grain: Int = 1, _ body: @escaping (Int, Int) -> Void) {
@@ -127,24 +161,44 @@ private final class Shared: @unchecked Sendable {
             if count > 0 { body(0, count) }
             return
         }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let workers = resize(now: start)
+        guard workers > 0 else {
+            aloneLaunches += 1
+            body(0, count)   // other processes have the other cores: no split, no barrier
+            return
+        }
         generation += 1
         launches += 1
-        let current = Launch(generation: generation, body: body, total: count, grain: max(1, grain), threadCount: threadCount)
+        let current = Launch(generation: generation, body: body, total: count, grain: max(1, grain), workers: workers)
         remaining.store(current.blocks, ordering: .relaxed)
         launch.store(current, ordering: .sequentiallyConsistent)
         ticket.store(generation << 32, ordering: .sequentiallyConsistent)
-        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-            wake.lock(); wake.broadcast(); wake.unlock()
+        for slot in slots.prefix(workers) where slot.asleep.load(ordering: .sequentiallyConsistent) {
+            slot.wake.lock(); slot.wake.signal(); slot.wake.unlock()
         }
         claimChunks(current)
-        waitForChunksInFlight()
+        if remaining.load(ordering: .acquiring) > 0 {
+            let ownEnd = DispatchTime.now().uptimeNanoseconds
+            let waited = waitForChunksInFlight(since: ownEnd)
+            sizing?.observeWait(waited, ownWork: ownEnd - start, now: ownEnd + waited)
+        }
         launch.store(nil, ordering: .releasing)   // the body's captures are not kept past the call
     }
 
-    private func waitForChunksInFlight() {
-        guard remaining.load(ordering: .acquiring) > 0 else { return }
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer { waitNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- start }
+    /// Samples the machine when due and returns the workers this launch is split with.
+    private func resize(now: UInt64) -> Int {
+        guard sizing != nil else { return threadCount - 1 }
+        if let runnable, sizing!.wantsSample(now: now), let r = runnable.sample() {
+            sizing!.observe(runnable: r, ours: 1 + awake.load(ordering: .relaxed), cpus: runnable.onlineCPUs, now: now)
+        }
+        let workers = sizing!.workers
+        if active.load(ordering: .relaxed) != workers { active.store(workers, ordering: .relaxed) }
+        return workers
+    }
+
+    /// Waits until no chunk is in flight; → nanoseconds waited.
+    private func waitForChunksInFlight(since start: UInt64) -> UInt64 {
         var spins = 0
         while remaining.load(ordering: .acquiring) > 0 {
             spins += 1
@@ -155,21 +209,27 @@ private final class Shared: @unchecked Sendable {
                 while remaining.load(ordering: .sequentiallyConsistent) > 0 { finished.wait() }
                 callerSleeping.store(false, ordering: .relaxed)
                 finished.unlock()
-                return
+                break
             }
         }
+        let waited = DispatchTime.now().uptimeNanoseconds - start
+        waitNanoseconds &+= waited
+        return waited
     }
 
-    private func claimChunks(_ l: Launch) {
+    /// Claims and runs chunks of `l` until none is left; → whether it ran any.
+    @discardableResult
+    private func claimChunks(_ l: Launch) -> Bool {
+        var ran = false
         while true {
             let t = ticket.load(ordering: .acquiring)
-            guard t >> 32 == l.generation else { return }
+            guard t >> 32 == l.generation else { return ran }
             let next = Int(t & 0xFFFF_FFFF)
-            guard next < l.blocks else { return }
-            // A share of what is left: a thread that is late or preempted holds back little.
-            let chunk = min(l.blocks - next, max(l.minChunk, (l.blocks - next) / (2 * threadCount)))
+            guard next < l.blocks else { return ran }
+            let chunk = l.chunk(at: next)
             guard ticket.compareExchange(expected: t, desired: t + UInt64(chunk), ordering: .acquiringAndReleasing).exchanged else { continue }
             l.body(next * l.grain, min((next + chunk) * l.grain, l.total))
+            ran = true
             if remaining.wrappingDecrementThenLoad(by: chunk, ordering: .sequentiallyConsistent) == 0,
                callerSleeping.load(ordering: .sequentiallyConsistent) {
                 finished.lock(); finished.signal(); finished.unlock()
@@ -177,86 +237,51 @@ private final class Shared: @unchecked Sendable {
         }
     }
 
-    func workerLoop() {
+    func workerLoop(id: Int) {
+        let slot = slots[id - 1]
         var seen: UInt64 = 0
-        var monitor = PreemptionMonitor()
-        var backoff = ThreadPoolTuning.backoffNanoseconds
+        var spinBudget = ThreadPoolTuning.workerSpinNanoseconds
+        var spinStart: UInt64 = 0
+        var spins = 0
         while true {
-            var spinStart: UInt64 = 0
-            var spins = 0
-            var current = ticket.load(ordering: .acquiring) >> 32
-            while current == seen {
-                spins += 1
-                if spins & 255 == 0 {
-                    let now = DispatchTime.now().uptimeNanoseconds
-                    if spinStart == 0 { spinStart = now }
-                    if now - spinStart > ThreadPoolTuning.workerSpinNanoseconds {
-                        workerSleeps.wrappingIncrement(ordering: .relaxed)
-                        wake.lock()
-                        sleepers.wrappingIncrement(ordering: .sequentiallyConsistent)
-                        while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen && !stopping.load(ordering: .sequentiallyConsistent) { wake.wait() }
-                        sleepers.wrappingDecrement(ordering: .sequentiallyConsistent)
-                        wake.unlock()
-                        spinStart = 0
-                        monitor.restart()   // time asleep says nothing about contention
-                    }
+            let current = ticket.load(ordering: .acquiring) >> 32
+            if stopping.load(ordering: .relaxed) { return }
+            if current != seen {
+                seen = current
+                if let l = launch.load(ordering: .acquiring), l.generation == current, id <= l.workers, claimChunks(l) {
+                    spinBudget = min(2 * spinBudget, ThreadPoolTuning.workerSpinNanoseconds)   // spinning pays
                 }
-                current = ticket.load(ordering: .acquiring) >> 32
+                spinStart = 0
+                spins = 0
+                continue
             }
-            if stopping.load(ordering: .sequentiallyConsistent) { return }
-            seen = current
-            if let l = launch.load(ordering: .acquiring), l.generation == current { claimChunks(l) }
-            switch monitor.check() {
-            case .contended:
-                // Another process wants this core: leave the work to the caller for a while.
-                backoffs.wrappingIncrement(ordering: .relaxed)
-                wake.lock()
-                _ = wake.wait(until: Date(timeIntervalSinceNow: Double(backoff) / 1e9))
-                let quit = stopping.load(ordering: .sequentiallyConsistent)
-                wake.unlock()
-                if quit { return }
-                backoff = min(2 * backoff, ThreadPoolTuning.maxBackoffNanoseconds)
-                seen = ticket.load(ordering: .acquiring) >> 32   // a launch that started meanwhile is the caller's
-                monitor.restart()
-            case .quiet:
-                backoff = ThreadPoolTuning.backoffNanoseconds
-            case .measuring:
-                break
+            spins += 1
+            let benched = id > active.load(ordering: .relaxed)
+            if benched || spins & 255 == 0 {
+                let now = DispatchTime.now().uptimeNanoseconds
+                if spinStart == 0 { spinStart = now }
+                if benched || now - spinStart > spinBudget {
+                    if !benched { spinBudget = max(spinBudget / 2, ThreadPoolTuning.minWorkerSpinNanoseconds) }
+                    sleep(slot, id: id, seen: seen)
+                    spinStart = 0
+                    spins = 0
+                }
             }
         }
     }
-}
 
-/// Counts this thread's involuntary context switches (the kernel took the core away for another
-/// runnable thread) over a window of busy time.
-struct PreemptionMonitor {
-    private var windowStart: UInt64 = 0
-    private var switchesAtStart = 0
-
-    enum Verdict { case measuring, quiet, contended }
-
-    mutating func restart() {
-        windowStart = DispatchTime.now().uptimeNanoseconds
-        switchesAtStart = Self.involuntarySwitches()
-    }
-
-    mutating func check() -> Verdict {
-        let now = DispatchTime.now().uptimeNanoseconds
-        if windowStart == 0 { restart(); return .measuring }
-        guard now - windowStart >= ThreadPoolTuning.preemptionWindowNanoseconds else { return .measuring }
-        let switches = Self.involuntarySwitches() - switchesAtStart
-        restart()
-        return switches >= ThreadPoolTuning.preemptionsForBackoff ? .contended : .quiet
-    }
-
-    static func involuntarySwitches() -> Int {
-        #if os(Linux)
-        var usage = rusage()
-        let rusageThread: Int32 = 1   // RUSAGE_THREAD (Linux; Swift's Glibc hides it behind _GNU_SOURCE)
-        guard getrusage(.init(rusageThread), &usage) == 0 else { return 0 }
-        return usage.ru_nivcsw
-        #else
-        return 0
-        #endif
+    /// Sleeps until a launch after `seen` includes worker `id`, or the pool stops.
+    private func sleep(_ slot: WorkerSlot, id: Int, seen: UInt64) {
+        workerSleeps.wrappingIncrement(ordering: .relaxed)
+        slot.wake.lock()
+        awake.wrappingDecrement(ordering: .relaxed)
+        slot.asleep.store(true, ordering: .sequentiallyConsistent)
+        while !stopping.load(ordering: .sequentiallyConsistent),
+              ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen || id > active.load(ordering: .sequentiallyConsistent) {
+            slot.wake.wait()
+        }
+        slot.asleep.store(false, ordering: .relaxed)
+        awake.wrappingIncrement(ordering: .relaxed)
+        slot.wake.unlock()
     }
 }
