@@ -10,6 +10,7 @@ after one warm-up call; the table gives
 the best round's median per peer (and every round's), mlxc's logits checked against ExecuTorch's on the first (warm-up) image.
 
   tools/bench --vision [--models mobilenet_v2,resnet50] [--calls 20] [--rounds 3] [--threads 2] [--peers mlxc,executorch,eager]
+  (peer mlxc-avx2: mlxc with MLXC_ISA=avx2, the AVX2 + FMA machine class on a wider host)
   (or tools/.venv/bin/python tools/python/bench/vision.py --mlxc .build/release/mlxc …)
 
 Writes tools/.work/bench/vision/vision.json and vision.md (the table BENCHMARKS.md's Vision section takes).
@@ -103,14 +104,16 @@ def peer_eager(d: Path, calls: int, threads: int):
     return {"ms": ms, "logits": first.float().reshape(-1).tolist()}
 
 
-def peer_mlxc(mlxc: str, d: Path, calls: int, threads: int):
+def peer_mlxc(mlxc: str, d: Path, calls: int, threads: int, isa: str | None = None):
+    """mlxc on the file; with `isa` its kernels compiled for that instruction set (MLXC_ISA=avx2: the AVX2 + FMA
+    machine class, emulated on a wider host — ExecuTorch still runs on the host's own ISA)."""
     tmp = Path(tempfile.mkdtemp())
     try:
         for k, p in enumerate(images(d, calls + 1)):
             os.symlink(p.resolve(), tmp / f"step{k}.input0.npy")
         r = subprocess.run([mlxc, "run", "--jit", str(d / "xnnpack" / "model.pte"), "--inputs-dir", str(tmp),
                             "--output-dir", str(tmp / "out"), "--threads", str(threads), "--timing"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=dict(os.environ, **({"MLXC_ISA": isa} if isa else {})))
         if r.returncode != 0:
             raise SystemExit(f"mlxc failed: {r.stderr.strip().splitlines()[-1:]}")
         ms = [1e3 * float(line.split(" in ")[1].split()[0]) for line in r.stderr.splitlines()
@@ -145,7 +148,8 @@ def main() -> int:
     if a.peer:   # one peer's measurement, in its own process
         f = {"executorch": lambda: peer_executorch(a.dir, a.calls, a.threads),
              "eager": lambda: peer_eager(a.dir, a.calls, a.threads),
-             "mlxc": lambda: peer_mlxc(a.mlxc, a.dir, a.calls, a.threads)}[a.peer]
+             "mlxc": lambda: peer_mlxc(a.mlxc, a.dir, a.calls, a.threads),
+             "mlxc-avx2": lambda: peer_mlxc(a.mlxc, a.dir, a.calls, a.threads, isa="avx2")}[a.peer]
         print(json.dumps(f()))
         return 0
     peers = a.peers.split(",")
@@ -181,13 +185,15 @@ def main() -> int:
 
 
 def report(out: dict, peers: list) -> str:
+    mine = [p for p in peers if p.startswith("mlxc")]   # each mlxc peer's ratio to ExecuTorch
     def best(rs):
         ok = [r["median_ms"] for r in rs if "median_ms" in r]
         return min(ok) if ok else None
     lines = [f"Vision latency per image ({out['date']}; `{out['command']}`: batch 1, {out['threads']} threads, "
              f"median of {out['calls']} calls after a warm-up, best of {out['rounds']} alternating rounds; ms)", "",
-             "| model | " + " | ".join(peers) + " | mlxc ÷ ExecuTorch | mlxc vs ExecuTorch logits |",
-             "| --- | " + " | ".join("---" for _ in peers) + " | --- | --- |"]
+             "| model | " + " | ".join(peers) + " | " + " | ".join(f"{p} ÷ ExecuTorch" for p in mine)
+             + " | mlxc vs ExecuTorch logits |",
+             "| --- | " + " | ".join("---" for _ in peers + mine) + " | --- |"]
     for model, m in out["models"].items():
         b = {p: best(m["peers"][p]) for p in peers}
         def cell(p):
@@ -196,9 +202,9 @@ def report(out: dict, peers: list) -> str:
             rounds = ", ".join("%.1f" % r["median_ms"] for r in m["peers"][p] if "median_ms" in r)
             return f"{b[p]:.2f} ({rounds})"
         cells = [cell(p) for p in peers]
-        ratio = f"{b['mlxc'] / b['executorch']:.2f}×" if b.get("mlxc") and b.get("executorch") else "–"
+        ratios = [f"{b[p] / b['executorch']:.2f}×" if b.get(p) and b.get("executorch") else "–" for p in mine]
         err = f"{m['mlxc_vs_executorch']:.1e} of max" if m["mlxc_vs_executorch"] is not None else "–"
-        lines.append(f"| {model} ({m['parameters'] / 1e6:.1f}M) | " + " | ".join(cells) + f" | {ratio} | {err} |")
+        lines.append(f"| {model} ({m['parameters'] / 1e6:.1f}M) | " + " | ".join(cells + ratios) + f" | {err} |")
     return "\n".join(lines) + "\n"
 
 
