@@ -185,24 +185,28 @@ public enum Conv2DKernels {
                 let hOrigin = b.sub(b.mul(ho, b.i64(s.stride[0])), b.i64(s.padding[0]))
                 let imageBase = b.mul(n, height)
 
-                /// Output columns wo0..<wo0+cols: x's element index of channel 0 at every (kh, kw, column),
-                /// with whether that tap lies inside the image; the caller loops kh and kw.
-                func taps(kh: IRValue, kw: IRValue, wo0: IRValue, cols: Int) -> [(index: IRValue, inside: IRValue)] {
-                    rowTaps(kh: kh, wo0: wo0, offsets: (0..<cols).map { $0 * s.stride[1] }, shift: b.mul(kw, b.i64(s.dilation[1])))
-                }
-                /// Row kh of the window at input columns wo0·stride − padding + offset (+ shift) for each offset.
-                func rowTaps(kh: IRValue, wo0: IRValue, offsets: [Int], shift: IRValue? = nil) -> [(index: IRValue, inside: IRValue)] {
+                /// Row kh of the window under the output columns from wo0, at input columns wo0·stride − padding (+ shift)
+                /// + j: whether every j of `span` lies inside the image, and x's element index of channel 0 at j — `raw`
+                /// where the row lies inside (plain address arithmetic: constant offsets from one base), `checked` where
+                /// it may not (clamped to the image, with whether the tap is real). Call them inside the branch that
+                /// uses them, so that the inside path pays for no clamps.
+                func row(kh: IRValue, wo0: IRValue, shift: IRValue? = nil, span: (first: Int, last: Int))
+                    -> (inside: IRValue, raw: (Int) -> IRValue, checked: (Int) -> (index: IRValue, inside: IRValue)) {
                     let hi = b.add(hOrigin, b.mul(kh, b.i64(s.dilation[0])))
                     let insideH = inRange(hi, height)
-                    let rowBase = s.channelsFirstInput ? b.add(b.mul(b.mul(imageBase, b.i64(c)), width), b.mul(clamp(hi, height), width))
-                                                       : b.mul(b.add(imageBase, clamp(hi, height)), width)
                     let origin = b.sub(b.mul(wo0, b.i64(s.stride[1])), b.i64(s.padding[1]))
                     let first = shift.map { b.add(origin, $0) } ?? origin
-                    return offsets.map { j in
-                        let wi = b.add(first, b.i64(j))
-                        let at = s.channelsFirstInput ? b.add(rowBase, clamp(wi, width)) : b.mul(b.add(rowBase, clamp(wi, width)), b.i64(c))
-                        return (at, b.and(insideH, inRange(wi, width)))
+                    let inside = b.and(insideH, b.and(b.icmp(LLVMIntSGE, b.add(first, b.i64(span.first)), b.i64(0)),
+                                                      b.icmp(LLVMIntSLT, b.add(first, b.i64(span.last)), width)))
+                    /// Element of (row h, column wi), channel 0: NHWC, or channels-first (image n at n·C·H·W).
+                    func index(_ h: IRValue, _ wi: IRValue) -> IRValue {
+                        s.channelsFirstInput ? b.add(b.mul(b.add(b.mul(imageBase, b.i64(c)), h), width), wi)
+                                             : b.mul(b.add(b.mul(b.add(imageBase, h), width), wi), b.i64(c))
                     }
+                    return (inside, { j in index(hi, b.add(first, b.i64(j))) }, { j in
+                        let wi = b.add(first, b.i64(j))
+                        return (index(clamp(hi, height), clamp(wi, width)), b.and(insideH, inRange(wi, width)))
+                    })
                 }
                 /// Σ over the kernel window of `body`, accumulators carried through kh and kw loops.
                 func window(_ initial: [IRValue], _ body: @escaping (IRValue, IRValue, [IRValue]) -> [IRValue]) -> [IRValue] {
@@ -212,10 +216,6 @@ public enum Conv2DKernels {
                 }
                 func wIndex(_ oc: IRValue, _ kh: IRValue, _ kw: IRValue) -> IRValue {
                     b.add(b.mul(oc, b.i64(sO)), b.add(b.mul(kh, b.i64(s.weightStrides[1])), b.mul(kw, b.i64(s.weightStrides[2]))))
-                }
-                /// Whether every tap of `list` lies inside the image (then they are read unchecked).
-                func allInside(_ list: [(index: IRValue, inside: IRValue)]) -> IRValue {
-                    list.dropFirst().reduce(list[0].inside) { b.and($0, $1.inside) }
                 }
                 /// Runs `body(wo0, cols)` over blocks of `cols` output columns, the rest one column at a time.
                 func overColumns(_ cols: Int, _ body: @escaping (IRValue, Int) -> Void) {
@@ -236,10 +236,11 @@ public enum Conv2DKernels {
                         let offsets = Array(Set((0..<n).flatMap { q in (0..<kW).map { q * sW + $0 * dW } })).sorted()
                         let sums = b.loop(b.i64(0), b.i64(s.kernel[0]), carrying: [IRValue](repeating: start(l, c0), count: n), "kh") { kh, acc in
                             let wv = (0..<kW).map { loadW(l, wIndex(c0, kh, b.i64($0))) }
-                            let tapList = rowTaps(kh: kh, wo0: wo0, offsets: offsets)
+                            let r = row(kh: kh, wo0: wo0, span: (offsets.first!, offsets.last!))
                             func accumulate(checked: Bool) -> [IRValue] {
                                 var a = acc
-                                for (j, tap) in zip(offsets, tapList) {
+                                for j in offsets {
+                                    let tap: (index: IRValue, inside: IRValue) = checked ? r.checked(j) : (r.raw(j), LLVMConstInt(b.i1, 1, 0)!)
                                     let loaded = loadX(l, b.add(tap.index, b.mul(c0, xChannelStride)))
                                     let xv = checked ? b.select(tap.inside, loaded, l.zero(b.f32)) : loaded
                                     for kw in 0..<kW where (j - kw * dW) >= 0 && (j - kw * dW) % sW == 0 && (j - kw * dW) / sW < n {
@@ -249,7 +250,7 @@ public enum Conv2DKernels {
                                 }
                                 return a
                             }
-                            return Support.ifElse(b, allInside(tapList), "inside", then: { accumulate(checked: false) },
+                            return Support.ifElse(b, r.inside, "inside", then: { accumulate(checked: false) },
                                                   otherwise: { accumulate(checked: true) })
                         }
                         for q in 0..<n {
@@ -280,10 +281,13 @@ public enum Conv2DKernels {
                     let starts = parts.enumerated().map { r, l in start(l, b.add(oc0, b.i64(r * lanes))) }
                     let xChannel0 = b.mul(g, b.i64(s.groupChannels))
                     let sums = window((0..<n).flatMap { _ in starts }) { kh, kw, acc in
-                        let tapList = taps(kh: kh, kw: kw, wo0: wo0, cols: n)
+                        let r = row(kh: kh, wo0: wo0, shift: b.mul(kw, b.i64(s.dilation[1])), span: (0, (n - 1) * s.stride[1]))
                         let wBase = wIndex(oc0, kh, kw)
                         func accumulate(checked: Bool) -> [IRValue] {
-                            b.loop(b.i64(0), b.i64(s.groupChannels), carrying: acc, "ci") { ci, a in
+                            let tapList = (0..<n).map { q -> (index: IRValue, inside: IRValue) in
+                                checked ? r.checked(q * s.stride[1]) : (r.raw(q * s.stride[1]), LLVMConstInt(b.i1, 1, 0)!)
+                            }
+                            return b.loop(b.i64(0), b.i64(s.groupChannels), carrying: acc, "ci") { ci, a in
                                 let wv = parts.enumerated().map { r, l in
                                     loadW(l, b.add(wBase, b.add(b.mul(b.i64(r * lanes), b.i64(sO)), b.mul(ci, b.i64(s.weightStrides[3])))))
                                 }
@@ -296,7 +300,7 @@ public enum Conv2DKernels {
                                 return next
                             }
                         }
-                        return Support.ifElse(b, allInside(tapList), "inside", then: { accumulate(checked: false) },
+                        return Support.ifElse(b, r.inside, "inside", then: { accumulate(checked: false) },
                                               otherwise: { accumulate(checked: true) })
                     }
                     for q in 0..<n {
