@@ -64,8 +64,8 @@ extension Lowerings {
             let (outH, outW) = (spanH / o.strideH + 1, spanW / o.strideW + 1)
             let shape = back == nil ? [x[0], outH, outW, outChannels] : [x[0], outChannels, outH, outW]
             guard residual == nil || inputs[2 + (bias == nil ? 0 : 1)].shape == shape else { return nil }
-            return CallLayout(shapes: [shape], dims: [x[1], x[2], outH, outW].map(Int64.init),
-                              work: x[0] * outH * (Conv2DKernels.workPerRow(s) ? 1 : outW))
+            let split = Conv2DKernels.split(s, batch: x[0], outHeight: outH, outWidth: outW, lanes: c.lanes)
+            return CallLayout(shapes: [shape], dims: ([x[1], x[2], outH, outW] + split.dims).map(Int64.init), work: split.work)
         }
     }
 
@@ -82,14 +82,17 @@ extension Lowerings {
         let definition = Conv2DKernels.conv2d(s, t, weight: t, lanes: c.lanes)
         let (absorbs, fallbackNodes) = convAbsorbs(o.w, transposeNode, node, bias, nil)
         return launch(definition, node, operands: [o.x, weight] + (bias.map { [$0.value] } ?? []), results: [bias?.out ?? o.out],
-                      resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]), grain: 1,
+                      resultDTypes: [dtype], operandDTypes: [dtype, dtype] + (bias == nil ? [] : [dtype]),
+                      grain: Conv2DKernels.workGrain(s, lanes: c.lanes),
                       absorbs: absorbs, fallbackNodes: fallbackNodes) { inputs in
             let x = inputs[0].shape
             guard x.count == 3, x[2] == o.groups else { return nil }
             let span = x[1] + 2 * o.padding - o.dilation * (kernel - 1) - 1
             guard span >= 0 else { return nil }
             let outLength = span / o.stride + 1
-            return CallLayout(shapes: [[x[0], outLength, o.groups]], dims: [x[1], 1, outLength, 1].map(Int64.init), work: x[0] * outLength)
+            let split = Conv2DKernels.split(s, batch: x[0], outHeight: outLength, outWidth: 1, lanes: c.lanes)
+            return CallLayout(shapes: [[x[0], outLength, o.groups]], dims: ([x[1], 1, outLength, 1] + split.dims).map(Int64.init),
+                              work: split.work)
         }
     }
 

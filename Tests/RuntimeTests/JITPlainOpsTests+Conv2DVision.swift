@@ -65,12 +65,15 @@ extension JITPlainOpsTests {
     /// 1×1 convolutions (stride 1, no padding, one group, NHWC x) run as the GEMM x[N·H·W, C] · wᵀ in register tiles:
     /// pixel counts that leave partial tiles (odd H·W, fewer pixels than one tile), output channels that are not a
     /// multiple of the tile's two vectors or fewer than one vector, odd input channels, a batch of 2, a size split
-    /// across threads; the weight as stored ([O, 1, 1, C]), as ATen's through its transpose, and repacked at load
+    /// across threads by pixels and by output-channel panels; the weight as stored ([O, 1, 1, C]), as ATen's through its transpose, and repacked at load
     /// (output channels innermost: vector loads); with bias + clamp, and written NCHW through the transpose back.
     func testPointwiseConv2DIsATiledGemm() throws {
         var r = Random(22)
         // (N, H, W, C, O)
-        let shapes = [(1, 5, 7, 37, 45), (2, 3, 3, 16, 96), (1, 1, 13, 24, 3), (1, 1, 1, 5, 33), (1, 31, 29, 19, 70), (1, 2, 5, 64, 16)]
+        // Fewer pixels than output channels split by output-channel panels across threads (`Conv2DKernels.split`):
+        // (1, 7, 7, 40, 200) is a 7×7 layer with several panels and a partial last one.
+        let shapes = [(1, 5, 7, 37, 45), (2, 3, 3, 16, 96), (1, 1, 13, 24, 3), (1, 1, 1, 5, 33), (1, 31, 29, 19, 70), (1, 2, 5, 64, 16),
+                      (1, 7, 7, 40, 200)]
         for (n, h, w, c, o) in shapes {
             let k: Conv2DCase = (n, h, w, c, o, [1, 1], [1, 1], [0, 0], [1, 1], 1)
             for aten in [false, true] {

@@ -21,7 +21,7 @@ import LLVMKit
 /// of a register block reads inside the image (all but the borders) the tap runs without those selects. Channel
 /// tails are masked lanes. With `bias`, the sums start from bias[oc] (the add after the conv, absorbed). The shape parameters are compile-time constants; H, W and the batch are run-time.
 /// Computed in f32 (bf16/f16 widened), rounded once on the store.
-/// Work items: output rows N × Ho (pointwise: pixels N × H × W). buffers: [x, w, (bias,) (residual,) out]; dims: [H, W, Ho, Wo]. With `channelsFirstOutput`
+/// Work items and the last two dims: `split`. buffers: [x, w, (bias,) (residual,) out]; dims: [H, W, Ho, Wo, N·Ho·Wo, panels?]. With `channelsFirstOutput`
 /// out is [N, O, Ho, Wo], with `channelsFirstInput` x is [N, C, H, W] (ATen's layout: the importer's transposes around
 /// the conv, absorbed).
 public struct Conv2DShape: Sendable, Equatable {
@@ -80,10 +80,22 @@ public enum Conv2DKernels {
         return (r, max(1, min(8, (registers(lanes: lanes) - r - 2) / r)))
     }
 
-    /// Work items per output row (Wo, the caller's) or per pixel (1) — the pointwise GEMM's, so that small images
-    /// (7×7 = 49 pixels) still split into whole register tiles rather than rows of 7 — and the grain to launch with.
-    public static func workPerRow(_ s: Conv2DShape) -> Bool { !s.isPointwise }
+    /// The grain to launch with: one output row, or for the pointwise GEMM one register tile of pixels.
     public static func workGrain(_ s: Conv2DShape, lanes: Int) -> Int { s.isPointwise ? LinearPanels.tokens(lanes: lanes) : 1 }
+
+    /// How one call splits across threads: its work items and the kernel's last two dims. Output rows N·Ho for the
+    /// direct paths. The pointwise GEMM splits pixels N·H·W (whole register tiles, not rows: a 7×7 image has rows of
+    /// 7) — unless the image is smaller than the weight (fewer pixels than output channels: MobileNetV2's and
+    /// ResNet's 7×7 and 14×14 layers, up to 4 MB of weights), where every chunk of pixels would stream the whole
+    /// weight again: then output-channel panels, each thread reading its panels' weights once (a panel counts as
+    /// `workGrain` items). dims 4, 5: the pixel count and 1 for the split by panels.
+    public static func split(_ s: Conv2DShape, batch: Int, outHeight: Int, outWidth: Int, lanes: Int) -> (work: Int, dims: [Int]) {
+        let pixels = batch * outHeight * outWidth
+        guard s.isPointwise else { return (batch * outHeight, [pixels, 0]) }
+        guard pixels < s.outChannels else { return (pixels, [pixels, 0]) }
+        let columns = 2 * lanes
+        return ((s.outChannels + columns - 1) / columns * workGrain(s, lanes: lanes), [pixels, 1])
+    }
 
     public static func conv2d(_ s: Conv2DShape, _ t: ElementType, weight wt: ElementType, lanes: Int) -> KernelDefinition {
         let tag = wt == t ? t.tag : "\(t.tag)_w\(wt.tag)"
@@ -150,32 +162,44 @@ public enum Conv2DKernels {
             }
 
             if s.isPointwise {
-                // Work items are pixels (N·H·W, in whole register tiles: `workGrain`): the GEMM's tokens.
+                // Work items are pixels (whole register tiles), or output-channel panels (`split`).
                 let gemm = LinearPanels(b: b, k: c, lanes: lanes, weight: wt, activation: t)
-                let first = e.begin
-                let pixels = b.gep(t.storage(b), x, b.mul(first, b.i64(c)))
                 /// Vector `part` of input channel kk's weights for output channels n0 + part·lanes …
                 func weights(_ kk: IRValue, _ n0: IRValue, _ part: Int, _ l: Lanes) -> IRValue {
                     loadW(l, b.add(b.mul(b.add(n0, b.i64(part * lanes)), b.i64(sO)), b.mul(kk, b.i64(s.weightStrides[3]))))
                 }
-                func storeTile(_ token: IRValue, _ n0: IRValue, _ part: Int, _ l: Lanes, _ sum: IRValue) {
-                    let oc = b.add(n0, b.i64(part * lanes)), pixel = b.add(first, token)
-                    let value = s.bias ? b.fadd(sum, start(l, oc)) : sum
-                    if s.channelsFirstOutput {
-                        store(l, value, row: b.sdiv(pixel, width), wo: b.srem(pixel, width), oc: oc)
-                    } else {
-                        store(l, value, row: b.i64(0), wo: pixel, oc: oc)   // NHWC: pixel·O + oc
+                /// Pixels [first, first + m) × output channels [lo, hi): whole panels read their weight vectors
+                /// unmasked, the last, partial one masked.
+                func gemmBlock(first: IRValue, m: IRValue, lo: IRValue, hi: IRValue) {
+                    let pixels = b.gep(t.storage(b), x, b.mul(first, b.i64(c)))
+                    func storeTile(_ token: IRValue, _ n0: IRValue, _ part: Int, _ l: Lanes, _ sum: IRValue) {
+                        let oc = b.add(n0, b.i64(part * lanes)), pixel = b.add(first, token)
+                        let value = s.bias ? b.fadd(sum, start(l, oc)) : sum
+                        if s.channelsFirstOutput {
+                            store(l, value, row: b.sdiv(pixel, width), wo: b.srem(pixel, width), oc: oc)
+                        } else {
+                            store(l, value, row: b.i64(0), wo: pixel, oc: oc)   // NHWC: pixel·O + oc
+                        }
+                    }
+                    let whole = b.i64(s.outChannels / gemm.columns * gemm.columns)
+                    let split = Support.smax(b, lo, Support.smin(b, hi, whole))
+                    if s.outChannels >= gemm.columns {
+                        gemm.runUnpacked(x: pixels, m: m, lo: lo, hi: split,
+                                         weights: { kk, n0, part, _ in weights(kk, n0, part, Lanes(b, lanes)) }, store: storeTile)
+                    }
+                    if s.outChannels % gemm.columns != 0 {
+                        gemm.runUnpacked(x: pixels, m: m, lo: split, hi: hi, weights: weights, store: storeTile)
                     }
                 }
-                // Whole panels read their weight vectors unmasked; the last, partial one masked.
-                let whole = s.outChannels / gemm.columns * gemm.columns
-                let m = b.sub(e.end, e.begin)
-                if whole > 0 {
-                    gemm.runUnpacked(x: pixels, m: m, lo: b.i64(0), hi: b.i64(whole),
-                                     weights: { kk, n0, part, _ in weights(kk, n0, part, Lanes(b, lanes)) }, store: storeTile)
+                let grain = b.i64(workGrain(s, lanes: lanes))
+                let byPanels = b.icmp(LLVMIntNE, e.dim(5), b.i64(0))
+                Support.ifThen(b, byPanels, "panels") {
+                    let lo = b.mul(b.sdiv(e.begin, grain), b.i64(gemm.columns))
+                    let hi = Support.smin(b, b.i64(s.outChannels), b.mul(b.sdiv(b.add(e.end, b.sub(grain, b.i64(1))), grain), b.i64(gemm.columns)))
+                    gemmBlock(first: b.i64(0), m: e.dim(4), lo: lo, hi: hi)
                 }
-                if whole < s.outChannels {
-                    gemm.runUnpacked(x: pixels, m: m, lo: b.i64(whole), hi: b.i64(s.outChannels), weights: weights, store: storeTile)
+                Support.ifThen(b, b.icmp(LLVMIntEQ, e.dim(5), b.i64(0)), "pixels") {
+                    gemmBlock(first: e.begin, m: b.sub(e.end, e.begin), lo: b.i64(0), hi: b.i64(s.outChannels))
                 }
                 return
             }
