@@ -3,6 +3,7 @@
 
 Usage: tools/.venv/bin/python tools/python/export_mlx_op_tests.py [--only SUBSTRING ...] [--jobs N]
                                                                   [--out DIR] [--timeout SECS] [--list]
+                                                                  [--seed S]
   (or tools/export-mlx-op-tests [same options], which first runs `tools/setup --python`)
 
   --only SUBSTRING  export only the configs whose config name or test name contains SUBSTRING
@@ -11,6 +12,8 @@ Usage: tools/.venv/bin/python tools/python/export_mlx_op_tests.py [--only SUBSTR
   --out DIR         output folder (default <repo>/conformance, which git ignores)
   --timeout SECS    per-case limit; a worker that exceeds it is killed and replaced (default 900)
   --list            print the config names (with their test names) and exit
+  --seed S          seed the configs with S instead of their own (OpTestCase.seed, 42 upstream): the same
+                    modules and shapes with other random weights and inputs, to see a case's error across seeds
 
 Source: `executorch/backends/mlx/test/test_ops.py` of the pinned executorch wheel (and the OpTestCase
 classes of `backends/mlx/custom_kernel_ops/test/test_{gated_delta_rule,tq4_compress,tq_norm,tq_dequant}.py` and
@@ -31,7 +34,8 @@ Writes, per config, DIR/<case>/ (replaced atomically once the export has succeed
   case.json            CASE below
 and, for a config that fails, DIR/<case>/export.log (its captured output; no case.json).
 DIR/index.json = {"generated_by", "executorch", "torch", "cases": [{"case", "test", "status": "ok"|"failed",
-                  "seconds", "error"?}]}; a run with --only updates the listed cases and keeps the others.
+                  "seconds", "cpu_seconds", "error"?}]} (wall and the worker's CPU time of the export); a run
+                  with --only updates the listed cases and keeps the others.
 
 CASE = {"test": str (registered test name), "case": str (folder name: the config name, made unique --
         a few tests reuse one config name for several configs; the 2nd, 3rd, ... get "__2", "__3", ...),
@@ -314,7 +318,7 @@ def export_case(out: Path, case_name: str, test_name: str, case) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     case.get_test_dir = lambda: tmp  # instance attribute shadows the method: no writes into site-packages
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     error = None
     with CapturedOutput(tmp / "export.log"):
         try:
@@ -326,7 +330,9 @@ def export_case(out: Path, case_name: str, test_name: str, case) -> dict:
             error = f"{type(e).__name__}: {e}".strip()
             if isinstance(e, KeyboardInterrupt):
                 raise
-    entry = {"case": case_name, "test": test_name, "seconds": round(time.monotonic() - start, 2)}
+    # Wall time and this worker's CPU time: on a shared machine the two differ by the wait for a core.
+    entry = {"case": case_name, "test": test_name, "seconds": round(time.monotonic() - start, 2),
+             "cpu_seconds": round(time.process_time() - cpu_start, 2)}
     shutil.rmtree(final, ignore_errors=True)
     if error is None:
         for f in tmp.iterdir():
@@ -345,7 +351,7 @@ def export_case(out: Path, case_name: str, test_name: str, case) -> dict:
     return entry
 
 
-def worker_main(out: Path, threads: int) -> None:
+def worker_main(out: Path, threads: int, seed: Optional[int]) -> None:
     """Protocol: first line {"configs": [[case, test], ...]} or {"fatal": str}; then for each case name
     read from stdin, one JSON index entry. Results go to the original stdout; all other output is
     captured per case or discarded."""
@@ -370,6 +376,8 @@ def worker_main(out: Path, threads: int) -> None:
             entry = {"case": name, "test": None, "status": "failed", "seconds": 0, "error": "unknown config"}
         else:
             test_name, case = configs.pop(name)  # drop our reference once exported (memory)
+            if seed is not None:
+                case.seed = seed
             entry = export_case(out, name, test_name, case)
         results.write(json.dumps(entry) + "\n")
 
@@ -380,9 +388,9 @@ def worker_main(out: Path, threads: int) -> None:
 
 
 class Worker:
-    def __init__(self, out: Path, threads: int):
+    def __init__(self, out: Path, threads: int, seed: Optional[int] = None):
         cmd = [sys.executable, "-u", str(Path(__file__).resolve()), "--worker", "--out", str(out),
-               "--threads", str(threads)]
+               "--threads", str(threads)] + ([] if seed is None else ["--seed", str(seed)])
         # stderr (import-time noise from torchao/executorch) is discarded; per-case output is captured.
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, bufsize=1)
@@ -441,7 +449,8 @@ def failed_entry(case: str, test: str, error: str, seconds: float) -> dict:
     return {"case": case, "test": test, "status": "failed", "seconds": round(seconds, 2), "error": error}
 
 
-def run(out: Path, todo: List[List[str]], jobs: int, timeout: float, first: Worker, threads: int) -> List[dict]:
+def run(out: Path, todo: List[List[str]], jobs: int, timeout: float, first: Worker, threads: int,
+        seed: Optional[int]) -> List[dict]:
     """Distributes `todo` ([case, test] pairs) over up to `jobs` workers; returns the index entries."""
     tests = dict(todo)
     queue = [name for name, _ in todo]
@@ -453,7 +462,7 @@ def run(out: Path, todo: List[List[str]], jobs: int, timeout: float, first: Work
     t0 = time.monotonic()
 
     def start_worker() -> Worker:
-        w = Worker(out, threads)
+        w = Worker(out, threads, seed)
         read_handshake(w)
         return w
 
@@ -472,7 +481,8 @@ def run(out: Path, todo: List[List[str]], jobs: int, timeout: float, first: Work
         n = len(results)
         mark = "ok " if entry["status"] == "ok" else "FAIL"
         tail = "" if entry["status"] == "ok" else "  " + entry["error"].splitlines()[0][:160]
-        print(f"[{n}/{len(todo)} {time.monotonic() - t0:6.0f}s] {mark} {entry['case']} ({entry['seconds']}s){tail}",
+        cpu = f", cpu {entry['cpu_seconds']}s" if "cpu_seconds" in entry else ""
+        print(f"[{n}/{len(todo)} {time.monotonic() - t0:6.0f}s] {mark} {entry['case']} ({entry['seconds']}s{cpu}){tail}",
               flush=True)
 
     for _ in range(1, min(jobs, len(queue))):
@@ -559,20 +569,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = args.out.resolve()
 
     if args.worker:
-        worker_main(out, args.threads)
+        worker_main(out, args.threads, args.seed)
         return
 
     out.mkdir(parents=True, exist_ok=True)
     jobs = max(1, args.jobs)
     threads = 0 if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)  # 0: torch's default
     t0 = time.monotonic()
-    first = Worker(out, threads)
+    first = Worker(out, threads, args.seed)
     configs = read_handshake(first)["configs"]
     todo = [c for c in configs if not args.only or any(s in c[0] or s in c[1] for s in args.only)]
     if args.list:
@@ -590,7 +601,7 @@ def main() -> None:
     print(f"exporting {len(todo)} configs of {len({t for _, t in todo})} tests into {out} with {jobs} job(s)",
           flush=True)
     try:
-        results = run(out, todo, jobs, args.timeout, first, threads)
+        results = run(out, todo, jobs, args.timeout, first, threads, args.seed)
     except KeyboardInterrupt:
         sys.exit("export_mlx_op_tests: interrupted (index.json not written)")
     write_index(out, results, full_run)
