@@ -3,11 +3,16 @@
 module it exports.
 
 Usage: tools/.venv/bin/python tools/zoo/capture.py --out DIR [--prompt-len N] [--decode N] [--seed S]
-           [--vocab-lo L] [--resolve-ties TF_DIR] -- -m some.export.module ARGS…   (or  -- path/to/script.py ARGS…)
+           [--vocab-lo L] [--resolve-ties TF_DIR [--eager-variant exact-dequant] [--against-eager]]
+           -- -m some.export.module ARGS…   (or  -- path/to/script.py ARGS…)
 
 With --resolve-ties (zoo check, for mixture-of-experts entries whose eager routers tie), nothing is exported or
 recorded: the module is run on DIR/reference.json's calls with the program's choice at each router tie
 (router_ties.py), against the program's teacher-forced logits in TF_DIR; DIR/ties.json says what was found.
+Two study options (the reference's own noise floor; they write DIR/ties_<variant>_vs_<target>.json instead):
+`--eager-variant exact-dequant` runs the module with its quantized weights dequantized exactly, as the program's
+kernels compute them (exact_dequant.py); `--against-eager` holds that run to eager's own logits (DIR/step<K>.logits.npy)
+instead of the program's.
 
 `torch.export.export` is wrapped for the script's run. On each call (the module as the script
 built it: after its quantization and source transforms, with its KV cache), the module is run eagerly:
@@ -101,9 +106,10 @@ class Resolved(Exception):
 
 
 class Recorder:
-    def __init__(self, out: Path, prompt_len: int, decode: int, seed: int, vocab_lo: int, resolve_dir=None):
+    def __init__(self, out: Path, prompt_len: int, decode: int, seed: int, vocab_lo: int, resolve_dir=None,
+                 variant: str = "", against_eager: bool = False):
         self.out, self.prompt_len, self.decode, self.seed, self.vocab_lo = out, prompt_len, decode, seed, vocab_lo
-        self.resolve_dir = resolve_dir
+        self.resolve_dir, self.variant, self.against_eager = resolve_dir, variant, against_eager
         self.done = False
         self.calls = 0
 
@@ -168,13 +174,21 @@ class Recorder:
         first = len(calls) - 1
         calls += [[t] for t in ref["greedy"][:-1]]
         starts = [sum(len(c) for c in calls[:i]) for i in range(len(calls))]
-        program = [np.load(self.resolve_dir / f"step{c}.output0.npy").astype(np.float32).reshape(-1, ref["vocab"])[-1]
-                   for c in range(first, len(calls))]
+        if self.against_eager:
+            program = [np.load(self.out / f"step{s}.logits.npy") for s in range(len(calls) - first)]
+        else:
+            program = [np.load(self.resolve_dir / f"step{c}.output0.npy").astype(np.float32).reshape(-1, ref["vocab"])[-1]
+                       for c in range(first, len(calls))]
         offgraph = self.offgraph_cache_scope(mod)
+        import contextlib
+        import exact_dequant
+        variant = exact_dequant.exact if self.variant == "exact-dequant" else contextlib.nullcontext
+        study = bool(self.variant or self.against_eager)
+        tag = f"{self.variant or 'eager'}_vs_{'eager' if self.against_eager else 'program'}" if study else ""
 
         def call(m, c):
             t, p = self.call_inputs(calls[c], starts[c], tokens_ex, pos_ex, pos_key, signature)
-            with torch.no_grad(), offgraph():
+            with torch.no_grad(), offgraph(), variant():
                 out = m(**{names[0]: t, names[1]: p}) if kwargs else m(t, p)
             if isinstance(out, (tuple, list)):
                 out = out[0]
@@ -184,11 +198,12 @@ class Recorder:
 
         found = router_ties.resolve(mod, call, calls, first, program)
         for s, logits in enumerate(found.pop("logits")):
-            np.save(self.out / f"tie_step{s}.logits.npy", logits)
-        found.update(tie_ulps=router_ties.TIE_ULPS, beam=router_ties.BEAM)
-        (self.out / "ties.json").write_text(json.dumps(found, indent=1) + "\n")
-        print(f"capture: router ties resolved: worst {found['worst']:.2e} with {len(found['flips'])} flips",
-              file=sys.stderr)
+            np.save(self.out / f"tie{'_' + tag if study else ''}_step{s}.logits.npy", logits)
+        found.update(tie_ulps=router_ties.TIE_ULPS, beam=router_ties.BEAM, variant=self.variant or "eager",
+                     against="eager" if self.against_eager else "program")
+        (self.out / (f"ties_{tag}.json" if study else "ties.json")).write_text(json.dumps(found, indent=1) + "\n")
+        print(f"capture: router ties resolved{' (' + tag + ')' if study else ''}: worst {found['worst']:.2e} "
+              f"with {len(found['flips'])} flips", file=sys.stderr)
 
     def record(self, mod, args, kwargs, dynamic_shapes):
         names, tokens_ex, pos_ex, pos_key, signature = self.example_inputs(args, kwargs)
@@ -335,10 +350,15 @@ def main() -> int:
     ap.add_argument("--vocab-lo", type=int, default=20, help="prompt ids are drawn from [lo, vocab): no special tokens")
     ap.add_argument("--resolve-ties", type=Path, default=None, metavar="DIR",
                     help="no export: eager with the program's choice at each router tie, against DIR/step<K>.output0.npy")
+    ap.add_argument("--eager-variant", choices=["exact-dequant"], default="",
+                    help="with --resolve-ties: quantized weights dequantized exactly (exact_dequant.py)")
+    ap.add_argument("--against-eager", action="store_true",
+                    help="with --resolve-ties: hold the run to eager's own logits, not the program's")
     a = ap.parse_args(own)
     a.out.mkdir(parents=True, exist_ok=True)
 
-    recorder = Recorder(a.out, a.prompt_len, a.decode, a.seed, a.vocab_lo, a.resolve_ties)
+    recorder = Recorder(a.out, a.prompt_len, a.decode, a.seed, a.vocab_lo, a.resolve_ties, a.eager_variant,
+                        a.against_eager)
     real_export = torch.export.export
 
     def wrapped(mod, args=(), kwargs=None, *r, **kw):
