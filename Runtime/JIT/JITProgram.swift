@@ -10,8 +10,8 @@ import MLXCIR
 public final class JITProgram {
     public struct Options {
         public var threads: Int = AvailableCores.count
-        /// Launches are split with as many of the threads as other processes leave cores free (`PoolSizing`);
-        /// off: always with all of them (tests of a fixed split). `MLXC_POOL_ADAPT=0` turns it off.
+        /// Launches are split with fewer threads while the threads wait for their cores (`PoolSizing`: another busy
+        /// process); off: always with all of them (tests of a fixed split). `MLXC_POOL_ADAPT=0` turns it off.
         public var adaptiveThreads = ThreadPoolTuning.adaptive
         public var keepDumps = false
         /// Compiled kernels kept between runs (`mlxc run` and `bench` use one unless `--no-cache`).

@@ -12,8 +12,9 @@ import Glibc
 /// and waits only for chunks already running — a late or descheduled worker costs at most its chunk.
 ///
 /// Sharing the machine (a laptop always has something else running):
-/// - the pool splits a launch only with as many workers as there are cores other processes leave free
-///   (`PoolSizing`); with none free the caller runs the launch alone, in one piece, and the workers sleep;
+/// - while its threads keep waiting for their cores (another busy process at the same priority), the pool
+///   splits launches with fewer workers (`PoolSizing`); with none the caller runs each launch alone, in one
+///   piece, and the workers sleep;
 /// - an idle worker spins for a fraction of a millisecond — the gap between back-to-back kernel launches in
 ///   a decode step — then sleeps on its own condition variable (a futex), so an idle pool costs nothing;
 ///   a worker whose spins keep ending in sleep spins less;
@@ -24,8 +25,8 @@ public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
 
-    /// `adaptive`: size each launch from the cores other processes leave free (`PoolSizing`); off, every
-    /// launch is split with every thread (`MLXC_POOL_ADAPT=0`; tests that need a fixed split).
+    /// `adaptive`: split launches with fewer workers while the pool's threads wait for their cores (`PoolSizing`);
+    /// off, every launch is split with every thread (`MLXC_POOL_ADAPT=0`; tests that need a fixed split).
     public init(threads: Int, adaptive: Bool = ThreadPoolTuning.adaptive) {
         threadCount = max(1, threads)
         shared = Shared(threadCount: threadCount, adaptive: adaptive)
@@ -45,7 +46,7 @@ public final class ThreadPool: @unchecked Sendable {
         shared.parallelFor(count, grain: grain, body)
     }
 
-    /// Workers the next launch is split with (fewer than `threadCount - 1` while other processes take cores).
+    /// Workers the next launch is split with (fewer than `threadCount - 1` while other processes take the cores).
     public var workersInUse: Int { shared.workersInUse }
     /// Workers spinning or running chunks (not asleep).
     var awakeWorkers: Int { shared.awakeWorkers }
@@ -69,7 +70,7 @@ public enum ThreadPoolTuning {
     static let minWorkerSpinNanoseconds: UInt64 = min(20_000, workerSpinNanoseconds)
     /// How long the caller spins for chunks in flight before it sleeps.
     static let callerSpinNanoseconds: UInt64 = knob("MLXC_POOL_CALLER_SPIN_US") ?? 30_000
-    /// Pools size themselves from the cores other processes leave free (`MLXC_POOL_ADAPT=0`: never).
+    /// Pools shrink while their threads wait for cores (`MLXC_POOL_ADAPT=0`: never).
     public static let adaptive = ProcessInfo.processInfo.environment["MLXC_POOL_ADAPT"] != "0"
     static func knob(_ name: String) -> UInt64? { ProcessInfo.processInfo.environment[name].flatMap { UInt64($0) }.map { $0 * 1000 } }
 }
@@ -104,10 +105,13 @@ private final class Launch: AtomicReference, @unchecked Sendable {
     }
 }
 
-/// A worker's own sleep: the caller wakes exactly the workers a launch is split with.
+/// A worker's own sleep (the caller wakes exactly the workers a launch is split with) and its run-queue
+/// wait, which the worker opens for itself and the caller reads (`PoolSizing`).
 private final class WorkerSlot: @unchecked Sendable {
     let asleep = ManagedAtomic<Bool>(false)
     let wake = NSCondition()
+    let runDelay = ManagedAtomic<ThreadRunDelay?>(nil)
+    var lastRunDelay: UInt64 = 0   // the caller's
 }
 
 /// The state the caller and the workers share; it outlives the pool until every worker has exited.
@@ -128,6 +132,9 @@ private final class Shared: @unchecked Sendable {
     /// The caller's alone: how many workers the next launch gets; nil when not adaptive.
     private(set) var sizing: PoolSizing?
     private let runnable: RunnableThreads?
+    /// The calling thread's run-queue wait (reopened if another thread calls), and where the last window began.
+    private var callerRunDelay: (thread: pthread_t, delay: ThreadRunDelay, last: UInt64)?
+    private var windowStart: UInt64 = 0
     // Barrier statistics (the caller's alone, but workerSleeps).
     var launches = 0, waitNanoseconds: UInt64 = 0, callerSleeps = 0, aloneLaunches = 0
     let workerSleeps = ManagedAtomic<Int>(0)
@@ -136,8 +143,11 @@ private final class Shared: @unchecked Sendable {
     private let launch = ManagedAtomic<Launch?>(nil)
     private let stopping = ManagedAtomic<Bool>(false)
 
+    private let adaptive: Bool
+
     init(threadCount: Int, adaptive: Bool) {
         self.threadCount = threadCount
+        self.adaptive = adaptive && threadCount > 1
         slots = (1..<max(threadCount, 1)).map { _ in WorkerSlot() }
         active = ManagedAtomic(threadCount - 1)
         awake = ManagedAtomic(threadCount - 1)
@@ -181,16 +191,35 @@ private final class Shared: @unchecked Sendable {
         if remaining.load(ordering: .acquiring) > 0 {
             let ownEnd = DispatchTime.now().uptimeNanoseconds
             let waited = waitForChunksInFlight(since: ownEnd)
-            sizing?.observeWait(waited, ownWork: ownEnd - start, now: ownEnd + waited)
+            sizing?.observeWait(waited, ownWork: ownEnd - start)
         }
         launch.store(nil, ordering: .releasing)   // the body's captures are not kept past the call
     }
 
-    /// Samples the machine when due and returns the workers this launch is split with.
+    /// Ends a sizing window when due and returns the workers this launch is split with.
     private func resize(now: UInt64) -> Int {
         guard sizing != nil else { return threadCount - 1 }
-        if let runnable, sizing!.wantsSample(now: now), let r = runnable.sample() {
-            sizing!.observe(runnable: r, ours: 1 + awake.load(ordering: .relaxed), cpus: runnable.onlineCPUs, now: now)
+        if sizing!.windowDue(now: now) {
+            let span = Double(max(1, now &- windowStart))
+            windowStart = now
+            // The share of the window the most delayed of the pool's working threads waited for a CPU.
+            var waiting = 0.0
+            let me = pthread_self()
+            if callerRunDelay == nil || pthread_equal(callerRunDelay!.thread, me) == 0 {
+                callerRunDelay = ThreadRunDelay().map { (me, $0, $0.nanoseconds ?? 0) }
+            } else if let d = callerRunDelay!.delay.nanoseconds {
+                waiting = Double(d &- callerRunDelay!.last) / span
+                callerRunDelay!.last = d
+            }
+            for slot in slots {
+                guard let delay = slot.runDelay.load(ordering: .acquiring), let d = delay.nanoseconds else { continue }
+                waiting = max(waiting, Double(d &- slot.lastRunDelay) / span)
+                slot.lastRunDelay = d
+            }
+            let offer = runnable?.sample().map { r in
+                min(threadCount - 1, max(0, runnable!.onlineCPUs - 1 - max(0, r - 1 - awake.load(ordering: .relaxed))))
+            }
+            sizing!.observe(waitingShare: waiting, offer: offer, now: now)
         }
         let workers = sizing!.workers
         if active.load(ordering: .relaxed) != workers { active.store(workers, ordering: .relaxed) }
@@ -239,6 +268,7 @@ private final class Shared: @unchecked Sendable {
 
     func workerLoop(id: Int) {
         let slot = slots[id - 1]
+        if adaptive { slot.runDelay.store(ThreadRunDelay(), ordering: .releasing) }
         var seen: UInt64 = 0
         var spinBudget = ThreadPoolTuning.workerSpinNanoseconds
         var spinStart: UInt64 = 0

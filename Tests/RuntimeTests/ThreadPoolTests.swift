@@ -90,11 +90,12 @@ final class ThreadPoolTests: XCTestCase {
         XCTAssertEqual(doneAfter.load(ordering: .relaxed), 0, "other chunks waited for the stalled worker")
     }
 
-    /// With every core but the caller's taken by other busy threads (outside the pool), an adaptive pool stops
-    /// splitting launches: the caller runs them alone, in one piece, and the workers sleep instead of spinning
-    /// on the cores the others need. (Only the shrinking is asserted: on a busy CI machine the cores may stay taken.)
+    /// With every core taken by other busy threads at the pool's priority (outside the pool), an adaptive pool
+    /// stops splitting launches: the caller runs them alone, in one piece, and the workers sleep instead of
+    /// spinning on the cores the others need. (Only the shrinking is asserted: on a busy CI machine the cores
+    /// may stay taken.)
     func testAPoolWhoseCoresAreTakenRunsLaunchesOnTheCallerAndItsWorkersSleep() throws {
-        guard let machine = RunnableThreads() else { throw XCTSkip("no /proc/loadavg") }
+        guard let machine = RunnableThreads(), ThreadRunDelay() != nil else { throw XCTSkip("no /proc/loadavg or schedstat") }
         let pool = ThreadPool(threads: 2, adaptive: true)
         let stop = ManagedAtomic<Bool>(false)
         let busy = (0..<machine.onlineCPUs).map { _ in
@@ -119,6 +120,14 @@ final class ThreadPoolTests: XCTestCase {
         // The worker went to sleep at once rather than spinning out its budget.
         usleep(20_000)
         XCTAssertEqual(pool.awakeWorkers, 0)
+    }
+
+    func testThreadRunDelayReadsSchedstat() {
+        XCTAssertEqual(ThreadRunDelay.parse("123456 7890 12\n"), 7890)
+        XCTAssertEqual(ThreadRunDelay.parse("1 0 0\n"), 0)
+        XCTAssertNil(ThreadRunDelay.parse("123456\n"))
+        XCTAssertNil(ThreadRunDelay.parse("12 x 3\n"))
+        if let mine = ThreadRunDelay() { XCTAssertNotNil(mine.nanoseconds) }
     }
 
     func testRunnableThreadsReadsTheLoadavgLine() {
