@@ -61,7 +61,8 @@ public final class Builder {
     public func position(at block: LLVMBasicBlockRef) { LLVMPositionBuilderAtEnd(ref, block) }
     public var currentBlock: LLVMBasicBlockRef { LLVMGetInsertBlock(ref) }
     public var currentFunction: IRValue { LLVMGetBasicBlockParent(currentBlock) }
-    public func br(_ block: LLVMBasicBlockRef) { LLVMBuildBr(ref, block) }
+    @discardableResult
+    public func br(_ block: LLVMBasicBlockRef) -> IRValue { LLVMBuildBr(ref, block) }
     public func condBr(_ c: IRValue, _ t: LLVMBasicBlockRef, _ f: LLVMBasicBlockRef) { LLVMBuildCondBr(ref, c, t, f) }
     public func retVoid() { LLVMBuildRetVoid(ref) }
     public func ret(_ v: IRValue) { LLVMBuildRet(ref, v) }
@@ -189,6 +190,26 @@ public final class Builder {
     // MARK: loops
 
     /// `for i in start..<end (step)`: builds header/body/exit blocks with a phi; `body` receives `i` (i64).
+    /// False while emitting a kernel that unrolls its own loops (register tiles, groups spelled out): its
+    /// loops then carry `llvm.loop.unroll.disable`, since LLVM unrolling them again only multiplies the code
+    /// it must optimize and allocate registers for (most of a cold start's compile time) without making it faster.
+    public var unrollLoops = true
+
+    /// Attaches the "do not unroll" loop metadata to a loop's back edge when `unrollLoops` is off.
+    func markLatch(_ branch: IRValue) {
+        guard !unrollLoops else { return }
+        let disable = "llvm.loop.unroll.disable"
+        var option: LLVMMetadataRef? = LLVMMDStringInContext2(ctx, disable, disable.utf8.count)
+        let options = LLVMMDNodeInContext2(ctx, &option, 1)
+        // A loop id is a node whose first operand is itself: made through a temporary placeholder.
+        let placeholder = LLVMTemporaryMDNode(ctx, nil, 0)
+        var operands: [LLVMMetadataRef?] = [placeholder, options]
+        let loopID = LLVMMDNodeInContext2(ctx, &operands, 2)!
+        LLVMMetadataReplaceAllUsesWith(placeholder, loopID)
+        let kind = "llvm.loop"
+        LLVMSetMetadata(branch, LLVMGetMDKindIDInContext(ctx, kind, UInt32(kind.utf8.count)), LLVMMetadataAsValue(ctx, loopID))
+    }
+
     public func loop(_ start: IRValue, _ end: IRValue, step: Int = 1, _ name: String = "i", body: (IRValue) -> Void) {
         let f = currentFunction
         let preheader = currentBlock
@@ -201,7 +222,7 @@ public final class Builder {
         body(i)
         let next = add(i, i64(step))
         let latch = currentBlock
-        br(header)
+        markLatch(br(header))
         var values: [IRValue?] = [start, next]
         var blocks: [LLVMBasicBlockRef?] = [preheader, latch]
         values.withUnsafeMutableBufferPointer { v in
@@ -225,7 +246,7 @@ public final class Builder {
         let updated = body(i, carried)
         let next = add(i, i64(step))
         let latch = currentBlock
-        br(header)
+        markLatch(br(header))
         func incoming(_ phi: IRValue, _ a: IRValue, _ b: IRValue) {
             var values: [IRValue?] = [a, b]
             var blocks: [LLVMBasicBlockRef?] = [preheader, latch]

@@ -15,10 +15,14 @@ public typealias KernelFunction = @convention(c) (UnsafePointer<UnsafeMutableRaw
 /// name and the dedup key) and the code that emits its body.
 public struct KernelDefinition {
     public let name: String
+    /// The emitter spells out its own register tiles and unrolled groups: LLVM must not unroll its loops
+    /// again (`Builder.unrollLoops`).
+    public let unrollsItself: Bool
     public let emitBody: (KernelEmitter) -> Void
 
-    public init(name: String, emitBody: @escaping (KernelEmitter) -> Void) {
+    public init(name: String, unrollsItself: Bool = false, emitBody: @escaping (KernelEmitter) -> Void) {
         self.name = name
+        self.unrollsItself = unrollsItself
         self.emitBody = emitBody
     }
 }
@@ -63,7 +67,9 @@ public final class KernelLibrary {
             let f = b.function(definition.name, [b.ptr, b.ptr, b.i64, b.i64])
             let emitter = KernelEmitter(b: b, function: f, buffers: b.param(f, 0), dimsPointer: b.param(f, 1),
                                         begin: b.param(f, 2), end: b.param(f, 3))
+            b.unrollLoops = !definition.unrollsItself
             definition.emitBody(emitter)
+            b.unrollLoops = true
             b.retVoid()
         }
         return module

@@ -62,7 +62,7 @@ public enum AttentionKernels {
         if skip > 0 { name += "_skip\(skip)" }
         let bk = lanes   // keys per block
         let rt = tileRows
-        return KernelDefinition(name: name) { e in
+        return KernelDefinition(name: name, unrollsItself: true) { e in
             let b = e.b
             // Per-row state of a tile (allocated in the entry block: once per call of the kernel).
             let accBuffer = b.alloca(LLVMArrayType(b.f32, UInt32(rt * dv)))

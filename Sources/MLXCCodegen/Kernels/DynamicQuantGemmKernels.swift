@@ -60,7 +60,7 @@ public enum DynamicQuantGemmKernels {
         let (mr, nv) = dot.tile
         let tb = rowBlock(k: k, tokens: mr)
         let name = "dqlinear_qd8_w4g\(groupSize)_k\(k)_n\(n)_gemm\(mr)x\(nv)_\(dot.rawValue)"
-        return KernelDefinition(name: name) { e in
+        return KernelDefinition(name: name, unrollsItself: true) { e in
             let b = e.b
             let x = e.buffer(0), blob = e.buffer(1), out = e.buffer(2)
             let m = e.dim(0)

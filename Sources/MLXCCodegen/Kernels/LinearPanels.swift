@@ -175,6 +175,11 @@ struct LinearPanels {
     private func walk(x: IRValue, m: IRValue, lo: IRValue, hi: IRValue, step: Int,
                       prepare: (_ n0: IRValue, _ count: IRValue) -> (_ kk: IRValue) -> (IRValue, IRValue),
                       body: (_ t: IRValue, _ n0: IRValue, _ count: IRValue, _ sums: [IRValue]) -> Void) {
+        // The panels' loops are register tiles already: LLVM unrolling them again only multiplies the code it
+        // compiles at a cold start (`Builder.unrollLoops`).
+        let unrolls = b.unrollLoops
+        b.unrollLoops = false
+        defer { b.unrollLoops = unrolls }
         let panels = b.sdiv(b.add(b.sub(hi, lo), b.i64(step - 1)), b.i64(step))
         b.loop(b.i64(0), panels, "panel") { p in
             let n0 = b.add(lo, b.mul(p, b.i64(step)))

@@ -44,7 +44,7 @@ public enum LongAttentionKernels {
         let keyGroup = budget
         let vChunks = AttentionKernels.chunks(dv, lanes: lanes)
         let rowBlock = max(1, budget / vChunks.count)
-        return KernelDefinition(name: name) { e in
+        return KernelDefinition(name: name, unrollsItself: true) { e in
             let b = e.b
             let wide = Lanes(b, lanes)
             let qT = b.alloca(LLVMArrayType(b.f32, UInt32(dk * rt)))

@@ -48,7 +48,7 @@ public enum RopeAttentionKernels {
         let rt = tileRows, bk = lanes
         let kVectors = (dk + lanes - 1) / lanes
         let qStride = kVectors * lanes   // scratch row: whole vectors, padding zero
-        return KernelDefinition(name: name) { e in
+        return KernelDefinition(name: name, unrollsItself: true) { e in
             let b = e.b
             let accBuffer = b.alloca(LLVMArrayType(b.f32, UInt32(rt * dv)))
             let qBuffer = b.alloca(LLVMArrayType(b.f32, UInt32(rt * qStride)))
