@@ -4,9 +4,10 @@ import CLLVM
 
 final class JITTests: XCTestCase {
     /// Emits `out[i] = a[i] * b[i] + 1` over n elements, optimizes it with default<O3> and runs it.
-    func buildKernel(_ context: Context) -> Module {
+    func buildKernel(_ context: Context, unrollLoops: Bool = true) -> Module {
         let module = Module(name: "test", context: context)
         let b = Builder(module: module)
+        b.unrollLoops = unrollLoops
         let f = b.function("mul_add_f32", [b.ptr, b.ptr, b.ptr, b.i64])
         let (x, y, out, n) = (b.param(f, 0), b.param(f, 1), b.param(f, 2), b.param(f, 3))
         b.loop(b.i64(0), n) { i in
@@ -42,5 +43,26 @@ final class JITTests: XCTestCase {
         let asm = String(decoding: try machine.emit(module.ref, .assembly), as: UTF8.self)
         let register = machine.host.vectorBits == 512 ? "zmm" : machine.host.vectorBits == 256 ? "ymm" : "xmm"
         XCTAssertTrue(asm.contains(register), "expected \(register) registers in:\n\(asm.prefix(2000))")
+    }
+
+    /// A loop emitted with `unrollLoops` off keeps a well-formed "do not unroll" loop id through O3 (a loop id
+    /// that is not self-referential would be dropped by LLVM, and the flag would silently do nothing).
+    func testLoopsOfSelfUnrollingKernelsCarryUnrollDisable() throws {
+        let machine = try TargetMachine()
+        for unroll in [false, true] {
+            let module = buildKernel(Context(), unrollLoops: unroll)
+            machine.configure(module.ref)
+            try module.verify()
+            try machine.optimize(module.ref)
+            let lines = module.text.split(separator: "\n").map(String.init)
+            func id(_ line: String) -> String { String(line.prefix { $0 != " " }) }
+            let options = lines.filter { $0.hasPrefix("!") && $0.hasSuffix("!{!\"llvm.loop.unroll.disable\"}") }.map(id)
+            XCTAssertEqual(options.count, unroll ? 0 : 1, module.text)
+            // The loop id naming that option has itself as first operand (`!N = distinct !{!N, …, !option, …}`).
+            let loopIDs = lines.filter { line in
+                line.hasPrefix("!") && line.contains("!{\(id(line)),") && options.contains { line.contains("\($0),") || line.contains("\($0)}") }
+            }
+            XCTAssertEqual(loopIDs.isEmpty, unroll, module.text)
+        }
     }
 }
