@@ -42,6 +42,19 @@ BF16_NOTE = ("bf16 GatedDeltaNet and top-k router: eager rounds every op to bf16
 Q4_NOTE = ("bf16 4-bit: as the bf16 entries, plus router ties (k-th and (k+1)-th expert scores a few bf16 ulps apart): "
            "logits checked against eager with the program's choice at each tie")
 
+# qwen35moe_e16k8_mlx_4w's own bound, from the noise floor of eager itself. Eager dequantizes every 4-bit weight in
+# bf16 (torchao's linear and the delegate's eager gather_qmm: code × scale rounded to 8 bits); the program's kernels
+# (MLX's and mlxc's) use the exact f32 product. Eager with exact weights (exact_dequant.py: `capture.py --resolve-ties
+# … --eager-variant exact-dequant --against-eager`) is as valid a computation of this module, and it differs from
+# eager by up to 9.4e-2 of max |eager| (steps 10/11: 5.7e-2 / 9.4e-2, the others 1.3e-2 - 4.2e-2; its own router
+# ties resolved, 6 flips among 82 ties) — on this entry eager's own weight rounding is worth more than 6e-2, and the
+# program (7.5e-2 at step 11, 5.8e-2 at step 10) sits inside it. That rounding is where the program's error comes
+# from: held to eager with exact weights (`--eager-variant exact-dequant`, 2 flips) the program is within 5.8e-2 at
+# every step (steps 10/11: 1.5e-2 / 3.3e-2; the others 7e-3 - 5.8e-2). 1e-1 = the floor, rounded up; the mutations
+# stay far outside it (`zoo mutate`: an expert's down projection swapped 2.4e-1, two router rows swapped 3.1e-1).
+E16K8_4W_BOUND_NOTE = ("logits bound 1e-1: eager with exactly dequantized weights differs from eager by 9.4e-2 here "
+                       "(eager rounds each dequantized 4-bit weight to bf16, the program does not)")
+
 # (name, family, command, options for zoo.add)
 ENTRIES = [
     ("qwen35moe_mlx_bf16", "qwen35moe", export(), {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": BF16_NOTE}),
@@ -50,7 +63,7 @@ ENTRIES = [
     ("qwen35moe_e16k8_mlx_bf16", "qwen35moe_e16k8", export(),
      {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": BF16_NOTE}),
     ("qwen35moe_e16k8_mlx_4w", "qwen35moe_e16k8", export("--qlinear", "4w", "--qlinear-group-size", "32"),
-     {"dtype": "bf16", "logits_tolerance": 6e-2, "notes": Q4_NOTE}),
+     {"dtype": "bf16", "logits_tolerance": 1e-1, "notes": Q4_NOTE + "; " + E16K8_4W_BOUND_NOTE}),
 ]
 # Not an entry: Dk not a multiple of 32 (family qwen35moe_dk48). The script cannot export it: the delegate's
 # GatedDeltaRuleHandler raises "MetalKernelNode requires Dk to be a multiple of 32" (export.py calls the op with
