@@ -1,6 +1,7 @@
 import XCTest
 import MLXCIR
 import MLXCPasses
+import MLXCCodegen
 @testable import MLXCRuntime
 
 /// What the vision models' convolutions take beyond a bare conv2d, against the reference executor (f32 1e-5 × max,
@@ -110,6 +111,25 @@ extension JITPlainOpsTests {
             let (g, out) = conv2dGraph(&r, k, aten: false)
             let jit = try check(g, [out], tol: 1e-5, kernels: ["conv2d_gen_f32"], "1x1 conv \(k)")
             XCTAssertFalse(jit.kernelNames.contains { $0.hasPrefix("conv2d_gemm") }, "\(k)")
+        }
+    }
+
+    /// Small images against big weights split across threads by output channels (each thread reads its share of the
+    /// weight once), large images by pixels or rows: ResNet-50's 3×3 convs at 7×7 (9.4 MB of weights) and 56×56, its
+    /// pointwise ones at 7×7 and 56×56, on both vector widths; depthwise and grouped convs always by rows. (The
+    /// results of both splits are checked against the reference above: the (2, 11, 9, 19, 70) case and the 7×7 GEMM.)
+    func testConv2DSplitsSmallImagesByOutputChannels() {
+        func shape(_ k: Int, _ c: Int, _ o: Int, groups: Int = 1) -> Conv2DShape {
+            Conv2DShape(kernel: [k, k], groupChannels: c / groups, outChannels: o, groups: groups, stride: [1, 1],
+                        padding: k == 3 ? [1, 1] : [0, 0], dilation: [1, 1], weightStrides: [1, 1, 1, 1])
+        }
+        for lanes in [8, 16] {
+            XCTAssertEqual(Conv2DKernels.split(shape(3, 512, 512), batch: 1, outHeight: 7, outWidth: 7, lanes: lanes).dims[1], 1)
+            XCTAssertEqual(Conv2DKernels.split(shape(3, 64, 64), batch: 1, outHeight: 56, outWidth: 56, lanes: lanes).dims[1], 0)
+            XCTAssertEqual(Conv2DKernels.split(shape(1, 2048, 512), batch: 1, outHeight: 7, outWidth: 7, lanes: lanes).dims[1], 1)
+            XCTAssertEqual(Conv2DKernels.split(shape(1, 64, 256), batch: 1, outHeight: 56, outWidth: 56, lanes: lanes).dims[1], 0)
+            XCTAssertEqual(Conv2DKernels.split(shape(3, 512, 512, groups: 512), batch: 1, outHeight: 7, outWidth: 7, lanes: lanes).dims[1], 0)
+            XCTAssertEqual(Conv2DKernels.split(shape(3, 512, 512, groups: 2), batch: 1, outHeight: 7, outWidth: 7, lanes: lanes).dims[1], 0)
         }
     }
 

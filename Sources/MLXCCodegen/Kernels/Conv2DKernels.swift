@@ -91,7 +91,17 @@ public enum Conv2DKernels {
     /// `workGrain` items). dims 4, 5: the pixel count and 1 for the split by panels.
     public static func split(_ s: Conv2DShape, batch: Int, outHeight: Int, outWidth: Int, lanes: Int) -> (work: Int, dims: [Int]) {
         let pixels = batch * outHeight * outWidth
-        guard s.isPointwise else { return (batch * outHeight, [pixels, 0]) }
+        guard s.isPointwise else {
+            // The general path likewise: by (output-channel block, output row), block-major, when the image has fewer
+            // pixels than the weight has kernel taps × output channels (ResNet's 3×3 convs at 7×7 to 28×28, up to
+            // 9.4 MB of weights, which every chunk of rows would stream again; its 7 rows split into 7 chunks).
+            let perGroup = s.outChannels / s.groups, width = block(perGroup: perGroup, lanes: lanes).vectors * lanes
+            let blocks = (perGroup + width - 1) / width
+            guard !s.isDepthwise, s.groups == 1, blocks > 1, pixels < s.kernel[0] * s.kernel[1] * s.outChannels else {
+                return (batch * outHeight, [batch * outHeight, 0])
+            }
+            return (blocks * batch * outHeight, [batch * outHeight, 1])
+        }
         guard pixels < s.outChannels else { return (pixels, [pixels, 0]) }
         let columns = 2 * lanes
         return ((s.outChannels + columns - 1) / columns * workGrain(s, lanes: lanes), [pixels, 1])
@@ -204,7 +214,10 @@ public enum Conv2DKernels {
                 return
             }
 
-            b.loop(e.begin, e.end, "row") { p in
+            // Work items: output rows, or (output-channel block, row) block-major (`split`: dims 4, 5 = rows, 1).
+            let byBlocks = b.icmp(LLVMIntNE, e.dim(5), b.i64(0))
+            b.loop(e.begin, e.end, "row") { item in
+                let p = b.select(byBlocks, b.srem(item, e.dim(4)), item), itemBlock = b.sdiv(item, e.dim(4))
                 let n = b.sdiv(p, outHeight), ho = b.srem(p, outHeight)
                 let hOrigin = b.sub(b.mul(ho, b.i64(s.stride[0])), b.i64(s.padding[0]))
                 let imageBase = b.mul(n, height)
@@ -335,13 +348,21 @@ public enum Conv2DKernels {
                 }
                 b.loop(b.i64(0), b.i64(s.groups), "g") { g in
                     let first = b.mul(g, b.i64(perGroup))
+                    // All blocks of the group, or the item's block alone.
+                    let obLo = b.select(byBlocks, itemBlock, b.i64(0))
+                    let obHi = b.select(byBlocks, Support.smin(b, b.add(itemBlock, b.i64(1)), b.i64(fullBlocks)), b.i64(fullBlocks))
+                    let restToo = b.or(b.icmp(LLVMIntEQ, e.dim(5), b.i64(0)), b.icmp(LLVMIntEQ, itemBlock, b.i64(fullBlocks)))
                     overColumns(cols) { wo0, n in
                         if fullBlocks > 0 {
-                            b.loop(b.i64(0), b.i64(fullBlocks), "ob") { ob in
+                            b.loop(obLo, obHi, "ob") { ob in
                                 outputs(g: g, oc0: b.add(first, b.mul(ob, b.i64(blockWidth))), count: blockWidth, wo0: wo0, n: n)
                             }
                         }
-                        if rest > 0 { outputs(g: g, oc0: b.add(first, b.i64(fullBlocks * blockWidth)), count: rest, wo0: wo0, n: n) }
+                        if rest > 0 {
+                            Support.ifThen(b, restToo, "rest") {
+                                outputs(g: g, oc0: b.add(first, b.i64(fullBlocks * blockWidth)), count: rest, wo0: wo0, n: n)
+                            }
+                        }
                     }
                 }
             }
