@@ -98,7 +98,9 @@ final class ThreadPoolTests: XCTestCase {
         guard let machine = RunnableThreads(), ThreadRunDelay() != nil else { throw XCTSkip("no /proc/loadavg or schedstat") }
         let pool = ThreadPool(threads: 2, adaptive: true)
         let stop = ManagedAtomic<Bool>(false)
-        let busy = (0..<machine.onlineCPUs).map { _ in
+        // Four busy threads per CPU: each of the pool's threads then waits ~80% of the time for a core, whatever
+        // the machine's size (one per CPU would leave it waiting only 2 / (CPUs + 2) of the time on a big one).
+        let busy = (0..<(4 * machine.onlineCPUs)).map { _ in
             Thread { while !stop.load(ordering: .relaxed) {} }
         }
         busy.forEach { $0.start() }
