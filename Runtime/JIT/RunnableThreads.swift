@@ -7,40 +7,19 @@ import Glibc
 /// field of `/proc/loadavg`, "runnable/total" (Linux). The thread pool samples it to see how many cores other
 /// processes are using (`PoolSizing`). One `pread` of an open file: a couple of microseconds.
 final class RunnableThreads {
-    private let fd: Int32
+    private let file: ProcFile
     /// CPUs online on the machine (the count `/proc/loadavg` is spread over), not only the ones this process may use.
     let onlineCPUs: Int
 
     /// nil where there is no `/proc/loadavg` (macOS): the pool then sizes itself from stalls alone.
     init?(path: String = "/proc/loadavg") {
-        #if os(Linux)
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard let file = ProcFile(path: path) else { return nil }
+        self.file = file
         onlineCPUs = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return nil
-        #endif
-    }
-
-    deinit {
-        #if os(Linux)
-        close(fd)
-        #endif
     }
 
     /// The machine's runnable threads now (this one included), or nil if the file could not be read.
-    func sample() -> Int? {
-        #if os(Linux)
-        var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))   // 64 bytes
-        return withUnsafeMutableBytes(of: &buffer) { raw -> Int? in
-            let n = pread(fd, raw.baseAddress, raw.count, 0)
-            guard n > 0 else { return nil }
-            return Self.parse(UnsafeRawBufferPointer(rebasing: raw[..<n]))
-        }
-        #else
-        return nil
-        #endif
-    }
+    func sample() -> Int? { file.read(Self.parse) }
 
     /// "0.50 0.40 0.30 3/123 4567" → 3 (the digits after the third space, up to '/').
     static func parse(_ bytes: UnsafeRawBufferPointer) -> Int? {

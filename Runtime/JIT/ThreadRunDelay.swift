@@ -11,40 +11,16 @@ import Glibc
 ///
 /// Opened by the thread it describes (the file names the opening thread); read by any thread with one `pread`.
 final class ThreadRunDelay: AtomicReference, @unchecked Sendable {
-    private let fd: Int32
+    private let file: ProcFile
 
     /// The calling thread's; nil without schedstat (not Linux, or a kernel without scheduler statistics).
     init?() {
-        #if os(Linux)
-        fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        guard Self.read(fd) != nil else { close(fd); return nil }
-        #else
-        return nil
-        #endif
-    }
-
-    deinit {
-        #if os(Linux)
-        close(fd)
-        #endif
+        guard let file = ProcFile(path: "/proc/thread-self/schedstat"), file.read(Self.parse) != nil else { return nil }
+        self.file = file
     }
 
     /// Nanoseconds the thread has waited on a run queue since it started.
-    var nanoseconds: UInt64? { Self.read(fd) }
-
-    private static func read(_ fd: Int32) -> UInt64? {
-        #if os(Linux)
-        var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))   // 64 bytes
-        return withUnsafeMutableBytes(of: &buffer) { raw -> UInt64? in
-            let n = pread(fd, raw.baseAddress, raw.count, 0)
-            guard n > 0 else { return nil }
-            return parse(UnsafeRawBufferPointer(rebasing: raw[..<n]))
-        }
-        #else
-        return nil
-        #endif
-    }
+    var nanoseconds: UInt64? { file.read(Self.parse) }
 
     /// "1234 5678 9\n" (run ns, run-queue wait ns, timeslices) → 5678.
     static func parse(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
