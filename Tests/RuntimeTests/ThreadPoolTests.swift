@@ -46,9 +46,20 @@ final class ThreadPoolTests: XCTestCase {
         let pool = ThreadPool(threads: 2, adaptive: false)
         pool.parallelFor(3, grain: 4) { _, _ in }   // one chunk: runs on the caller, no launch
         XCTAssertEqual(pool.barrierStats.launches, 0)
+        let caller = pthread_self()
         for _ in 0..<5 {
+            let workerStarted = ManagedAtomic<Bool>(false)
             pool.parallelFor(64, grain: 1) { begin, _ in
-                if begin != 0 { usleep(3_000) }   // other threads' chunks outlast the caller's spin: it sleeps
+                if pthread_equal(pthread_self(), caller) == 0 {
+                    workerStarted.store(true, ordering: .relaxed)
+                    usleep(3_000)   // the worker's chunk outlasts the caller's spin: the caller sleeps for it
+                } else if begin == 0 {
+                    // The caller's first chunk holds until the worker is inside one, so that chunk is still in flight
+                    // when the caller runs out of work (a worker slow to wake on a busy machine could otherwise miss
+                    // every launch, and the caller would never wait).
+                    let limit = Date().addingTimeInterval(2)
+                    while !workerStarted.load(ordering: .relaxed), Date() < limit {}
+                }
             }
         }
         let stats = pool.barrierStats
